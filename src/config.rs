@@ -1,0 +1,594 @@
+//! Configuration: the TOML as the operator wrote it (`Raw*`), then the
+//! validated settings everything downstream uses without re-checking.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keys::KeyTemplate;
+
+/// Where the daemon and every operator tool look for the config by default.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/recvault/recvault.toml";
+/// Where the ledger lives unless `[ledger] path` says otherwise.
+pub const DEFAULT_LEDGER_PATH: &str = "/var/lib/recvault/ledger.sqlite3";
+/// The object key template unless `[store] key_template` says otherwise.
+pub const DEFAULT_KEY_TEMPLATE: &str = "{prefix}{host}/{yyyy}/{mm}/{dd}/{name}.zst";
+
+/// A config problem, always naming the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: key `{key}`: {problem}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        problem: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub source: PathBuf,
+    pub spool: SpoolConfig,
+    pub compress: CompressConfig,
+    /// `None` until an operator configures a store: the daemon then idles.
+    pub store: Option<StoreConfig>,
+    pub ledger: LedgerConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// `[spool]`: which directories hold finished recordings and when to take them.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub dirs: Vec<PathBuf>,
+    /// A file is settled once its mtime is at least this old and nobody has it open for writing.
+    pub settle: Duration,
+    /// How long a settled recording stays local before it is archived.
+    pub upload_after: Duration,
+    /// Where compressed objects wait for upload.
+    pub staging: PathBuf,
+    /// Safety-net full rescan interval (inotify can overflow or miss files).
+    pub rescan: Duration,
+    /// File-name globs (`*`, `?`) never treated as recordings.
+    pub ignore: Vec<String>,
+}
+
+/// `[compress]`.
+#[derive(Debug, Clone, Copy)]
+pub struct CompressConfig {
+    pub codec: Codec,
+    pub level: i32,
+}
+
+/// How a recording is encoded into its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Zstd,
+    /// Stored as is (already-compressed MP3/GSM spools).
+    None,
+}
+
+impl Codec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Codec> {
+        match s {
+            "zstd" => Some(Codec::Zstd),
+            "none" => Some(Codec::None),
+            _ => None,
+        }
+    }
+}
+
+/// `[store]`: where objects go and how they are named and checked.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub prefix: String,
+    pub key_template: KeyTemplate,
+    /// Objects at least this big go up as multipart uploads.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+    pub verify: VerifyMode,
+}
+
+/// The kind of store and its settings.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    S3(S3Config),
+    Local { path: PathBuf },
+}
+
+/// How hard verification looks at an uploaded object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// HeadObject: the store's checksum (or, where it reports none, size and our metadata).
+    Checksum,
+    /// Also download the object and hash it again.
+    Read,
+}
+
+/// S3-compatible endpoint settings (R2, AWS, MinIO, Garage, B2).
+#[derive(Clone)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub path_style: bool,
+    /// Credentials from a key file, else the standard AWS chain.
+    pub credentials: Option<S3Credentials>,
+    /// Per-request timeouts: a stalled connection must not hang a worker.
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access key read from the key file named in the config.
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for S3Credentials {
+    // The secret never reaches a log, an error or a panic message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    pub path: PathBuf,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Recordings processed at once.
+    pub workers: usize,
+    /// Host name used in object keys and metadata.
+    pub host: String,
+    /// Default log filter (`RUST_LOG` wins).
+    pub log_level: String,
+    /// How long shutdown waits for in-flight steps before abandoning them.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    spool: Option<RawSpool>,
+    compress: Option<RawCompress>,
+    store: Option<RawStore>,
+    ledger: Option<RawLedger>,
+    daemon: Option<RawDaemon>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSpool {
+    dirs: Option<Vec<PathBuf>>,
+    settle: Option<String>,
+    upload_after: Option<String>,
+    staging: Option<PathBuf>,
+    rescan: Option<String>,
+    ignore: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCompress {
+    codec: Option<String>,
+    level: Option<i32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    path_style: Option<bool>,
+    key_file: Option<PathBuf>,
+    path: Option<PathBuf>,
+    key_template: Option<String>,
+    multipart_threshold: Option<String>,
+    part_size: Option<String>,
+    verify: Option<String>,
+    connect_timeout: Option<String>,
+    read_timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLedger {
+    path: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    workers: Option<usize>,
+    host: Option<String>,
+    log_level: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeyFile {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// Collects the validation context so every error names file and key.
+struct Validator<'a> {
+    file: &'a Path,
+}
+
+impl Validator<'_> {
+    fn invalid(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(&self, key: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+        let text = value.unwrap_or(default);
+        humantime::parse_duration(text)
+            .map_err(|e| self.invalid(key, format!("`{text}` is not a duration ({e}); use e.g. `15s`, `3d`")))
+    }
+
+    fn bytes(&self, key: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError> {
+        let text = value.unwrap_or(default);
+        parse_bytes(text).ok_or_else(|| self.invalid(key, format!("`{text}` is not a size; use e.g. `64MiB`, `5000000`")))
+    }
+
+    fn absolute(&self, key: &str, path: PathBuf) -> Result<PathBuf, ConfigError> {
+        if path.is_absolute() {
+            Ok(path)
+        } else {
+            Err(self.invalid(key, format!("`{}` must be an absolute path", path.display())))
+        }
+    }
+
+    fn required(&self, key: &str, value: Option<String>) -> Result<String, ConfigError> {
+        match value {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(self.invalid(key, "is required for this store kind")),
+        }
+    }
+}
+
+/// Parses `1234`, `64KiB`, `16MiB`, `1GiB`, `10MB` into bytes.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text; `path` is only used in messages and for key-file lookup.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let v = Validator { file: path };
+
+        let ledger_path = match raw.ledger.unwrap_or_default().path {
+            Some(p) => v.absolute("ledger.path", p)?,
+            None => PathBuf::from(DEFAULT_LEDGER_PATH),
+        };
+
+        let spool = raw.spool.unwrap_or_default();
+        let mut dirs = Vec::new();
+        for (i, dir) in spool.dirs.unwrap_or_default().into_iter().enumerate() {
+            let dir = v.absolute(&format!("spool.dirs[{i}]"), dir)?;
+            if dirs.contains(&dir) {
+                return Err(v.invalid(&format!("spool.dirs[{i}]"), format!("`{}` is listed twice", dir.display())));
+            }
+            dirs.push(dir);
+        }
+        let staging = match spool.staging {
+            Some(p) => v.absolute("spool.staging", p)?,
+            None => ledger_path.parent().unwrap_or(Path::new("/")).join("staging"),
+        };
+        if dirs.iter().any(|d| staging.starts_with(d)) {
+            return Err(v.invalid("spool.staging", "must not be inside a spool directory"));
+        }
+        let rescan = v.duration("spool.rescan", spool.rescan.as_deref(), "5m")?;
+        if rescan < Duration::from_secs(1) {
+            return Err(v.invalid("spool.rescan", "must be at least 1s"));
+        }
+        let spool = SpoolConfig {
+            dirs,
+            settle: v.duration("spool.settle", spool.settle.as_deref(), "15s")?,
+            upload_after: v.duration("spool.upload_after", spool.upload_after.as_deref(), "3d")?,
+            staging,
+            rescan,
+            ignore: spool
+                .ignore
+                .unwrap_or_else(|| vec![".*".to_string(), "*.tmp".to_string(), "*.part".to_string()]),
+        };
+
+        let compress = raw.compress.unwrap_or_default();
+        let codec_text = compress.codec.unwrap_or_else(|| "zstd".to_string());
+        let codec = Codec::parse(&codec_text)
+            .ok_or_else(|| v.invalid("compress.codec", format!("`{codec_text}` is not a codec; use `zstd` or `none`")))?;
+        let level = compress.level.unwrap_or(3);
+        if !(1..=19).contains(&level) {
+            return Err(v.invalid("compress.level", format!("{level} is out of range 1..=19")));
+        }
+        let compress = CompressConfig { codec, level };
+
+        let store = match raw.store {
+            None => None,
+            Some(raw) => parse_store(&v, raw)?,
+        };
+
+        let daemon = raw.daemon.unwrap_or_default();
+        let workers = daemon.workers.unwrap_or(4);
+        if !(1..=64).contains(&workers) {
+            return Err(v.invalid("daemon.workers", format!("{workers} is out of range 1..=64")));
+        }
+        let host = match daemon.host {
+            Some(h) => h,
+            None => local_hostname(),
+        };
+        if host.is_empty() || host.contains('/') || host.chars().any(char::is_control) {
+            return Err(v.invalid("daemon.host", format!("`{host}` cannot be used in object keys")));
+        }
+        let daemon = DaemonConfig {
+            workers,
+            host,
+            log_level: daemon.log_level.unwrap_or_else(|| "info".to_string()),
+            shutdown_grace: v.duration("daemon.shutdown_grace", daemon.shutdown_grace.as_deref(), "20s")?,
+        };
+
+        Ok(Config {
+            source: path.to_path_buf(),
+            spool,
+            compress,
+            store,
+            ledger: LedgerConfig { path: ledger_path },
+            daemon,
+        })
+    }
+}
+
+fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, ConfigError> {
+    let kind = raw.kind.clone().unwrap_or_else(|| "none".to_string());
+    let backend = match kind.as_str() {
+        "none" => return Ok(None),
+        "local" => {
+            let path = raw.path.ok_or_else(|| v.invalid("store.path", "is required when store.kind = \"local\""))?;
+            StoreBackend::Local {
+                path: v.absolute("store.path", path)?,
+            }
+        }
+        "s3" => {
+            let credentials = match &raw.key_file {
+                None => None,
+                Some(file) => Some(read_key_file(v, file)?),
+            };
+            if let Some(endpoint) = &raw.endpoint
+                && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+            {
+                return Err(v.invalid("store.endpoint", "must start with https:// (or http:// for a local test server)"));
+            }
+            StoreBackend::S3(S3Config {
+                endpoint: raw.endpoint,
+                region: raw.region.unwrap_or_else(|| "auto".to_string()),
+                bucket: v.required("store.bucket", raw.bucket)?,
+                path_style: raw.path_style.unwrap_or(false),
+                credentials,
+                connect_timeout: v.duration("store.connect_timeout", raw.connect_timeout.as_deref(), "10s")?,
+                read_timeout: v.duration("store.read_timeout", raw.read_timeout.as_deref(), "60s")?,
+            })
+        }
+        other => {
+            return Err(v.invalid(
+                "store.kind",
+                format!("`{other}` is not a store kind; use \"s3\", \"local\" or \"none\""),
+            ));
+        }
+    };
+    let prefix = raw.prefix.unwrap_or_default();
+    if prefix.starts_with('/') || prefix.split('/').any(|c| c == "..") {
+        return Err(v.invalid("store.prefix", "must not start with `/` or contain `..`"));
+    }
+    let template_text = raw.key_template.unwrap_or_else(|| DEFAULT_KEY_TEMPLATE.to_string());
+    let key_template = KeyTemplate::parse(&template_text).map_err(|e| v.invalid("store.key_template", e))?;
+    let multipart_threshold = v.bytes("store.multipart_threshold", raw.multipart_threshold.as_deref(), "64MiB")?;
+    let part_size = v.bytes("store.part_size", raw.part_size.as_deref(), "16MiB")?;
+    if !(5 << 20..=5 << 30).contains(&part_size) {
+        return Err(v.invalid("store.part_size", "must be between 5MiB and 5GiB (S3 limits)"));
+    }
+    let verify = match raw.verify.as_deref().unwrap_or("checksum") {
+        "checksum" => VerifyMode::Checksum,
+        "read" => VerifyMode::Read,
+        other => return Err(v.invalid("store.verify", format!("`{other}` is not a mode; use \"checksum\" or \"read\""))),
+    };
+    Ok(Some(StoreConfig {
+        backend,
+        prefix,
+        key_template,
+        multipart_threshold,
+        part_size,
+        verify,
+    }))
+}
+
+fn read_key_file(v: &Validator<'_>, file: &Path) -> Result<S3Credentials, ConfigError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| v.invalid("store.key_file", format!("cannot read `{}`: {e}", file.display())))?;
+    // The parse error could quote the secret, so only say which keys are expected.
+    let raw: RawKeyFile = toml::from_str(&text).map_err(|_| {
+        v.invalid(
+            "store.key_file",
+            format!("`{}` must hold exactly `access_key_id = \"...\"` and `secret_access_key = \"...\"`", file.display()),
+        )
+    })?;
+    Ok(S3Credentials {
+        access_key_id: raw.access_key_id,
+        secret_access_key: raw.secret_access_key,
+    })
+}
+
+/// The machine's host name, as object keys and metadata name it.
+pub fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/recvault/recvault.toml"), text)
+    }
+
+    #[test]
+    fn empty_config_is_valid_and_has_no_store() {
+        let c = parse("").unwrap();
+        assert!(c.store.is_none());
+        assert_eq!(c.spool.settle, Duration::from_secs(15));
+        assert_eq!(c.spool.upload_after, Duration::from_secs(3 * 86400));
+        assert_eq!(c.ledger.path, PathBuf::from(DEFAULT_LEDGER_PATH));
+        assert_eq!(c.spool.staging, PathBuf::from("/var/lib/recvault/staging"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_key_and_file() {
+        let e = parse("[spool]\nsettel = \"5s\"\n").unwrap_err().to_string();
+        assert!(e.contains("/etc/recvault/recvault.toml"), "{e}");
+        assert!(e.contains("settel"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let e = parse("[spool]\nsettle = \"soon\"\n").unwrap_err().to_string();
+        assert!(e.contains("key `spool.settle`"), "{e}");
+        assert!(e.contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let e = parse("[daemon]\nworkers = \"four\"\n").unwrap_err().to_string();
+        assert!(e.contains("workers"), "{e}");
+    }
+
+    #[test]
+    fn relative_dir_is_rejected_with_index() {
+        let e = parse("[spool]\ndirs = [\"/a\", \"b\"]\n").unwrap_err().to_string();
+        assert!(e.contains("spool.dirs[1]"), "{e}");
+    }
+
+    #[test]
+    fn s3_requires_bucket() {
+        let e = parse("[store]\nkind = \"s3\"\n").unwrap_err().to_string();
+        assert!(e.contains("store.bucket"), "{e}");
+    }
+
+    #[test]
+    fn bad_template_names_the_key() {
+        let e = parse("[store]\nkind = \"local\"\npath = \"/s\"\nkey_template = \"{nope}\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.key_template"), "{e}");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("64MiB"), Some(64 << 20));
+        assert_eq!(parse_bytes("5000"), Some(5000));
+        assert_eq!(parse_bytes("10MB"), Some(10_000_000));
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("1XB"), None);
+    }
+
+    #[test]
+    fn key_file_secret_never_in_debug_or_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.toml");
+        std::fs::write(&key, "access_key_id = \"AKID\"\nsecret_access_key = \"SUPERSECRET\"\n").unwrap();
+        let text = format!("[store]\nkind = \"s3\"\nbucket = \"b\"\nkey_file = \"{}\"\n", key.display());
+        let c = parse(&text).unwrap();
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("AKID"));
+        assert!(!dbg.contains("SUPERSECRET"), "{dbg}");
+
+        std::fs::write(&key, "access_key_id = \"AKID\"\nsecret_access_key = SUPERSECRET\n").unwrap();
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("store.key_file"), "{e}");
+        assert!(!e.contains("SUPERSECRET"), "{e}");
+    }
+
+    #[test]
+    fn shipped_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+        let c = Config::load(&path).unwrap();
+        assert!(c.store.is_none(), "the shipped config must do nothing until a store is configured");
+        assert!(!c.spool.dirs.is_empty());
+    }
+}

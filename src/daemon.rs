@@ -1,0 +1,437 @@
+//! The daemon: watches the spool, takes in recordings, and runs archive steps
+//! with bounded concurrency, oldest first, backing off while the store is down.
+//! Its shutdown is a future passed in, so tests can run and stop it in-process.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::archive::{self, Archiver, Done, StepError};
+use crate::config::Config;
+use crate::intake;
+use crate::keys::display_name;
+use crate::ledger::{Ledger, LedgerError, now_secs};
+use crate::lock::{InstanceLock, LockError};
+use crate::recording::State;
+use crate::spool;
+use crate::store::{self, StoreError};
+
+/// How `run` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One full pass over the spool, then return.
+    pub once: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub archived: u64,
+    pub bytes: u64,
+    pub object_bytes: u64,
+    pub failed: u64,
+    /// Left for later because the store was unavailable (`--once`).
+    pub not_attempted: u64,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+    #[error("no store is configured in {0}: set [store] kind = \"s3\" or \"local\"")]
+    NoStore(String),
+}
+
+/// Exponential back-off with full jitter: a random wait in
+/// `[d/2, d]` where `d = base * 2^attempt`, capped at `max`.
+pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
+    let d = base.saturating_mul(1u32 << attempt.min(20)).min(max);
+    let half = d / 2;
+    half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
+}
+
+/// Tracks a store outage so one unreachable store means one paused queue and
+/// a few log lines, not a storm of requests and messages.
+#[derive(Debug, Default)]
+struct Outage {
+    failures: u32,
+    until: Option<Instant>,
+    last_log: Option<Instant>,
+}
+
+impl Outage {
+    fn failure(&mut self, error: &StepError, store: &str) {
+        self.failures += 1;
+        let pause = backoff(self.failures, Duration::from_secs(1), Duration::from_secs(300));
+        self.until = Some(Instant::now() + pause);
+        let log_due = self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(300));
+        if self.failures == 1 || log_due {
+            tracing::warn!(store = %store, failures = self.failures, retry_in = ?pause, "store unavailable, uploads paused: {error}");
+            self.last_log = Some(Instant::now());
+        }
+    }
+
+    fn success(&mut self, ledger: &Ledger) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "store reachable again; resuming uploads");
+            if let Err(e) = ledger.retry_store_failures_now() {
+                tracing::warn!("cannot reschedule failed uploads: {e}");
+            }
+        }
+        *self = Outage::default();
+    }
+
+    fn paused(&self) -> bool {
+        self.until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// While recovering from an outage, probe with one upload at a time.
+    fn max_in_flight(&self, workers: usize) -> usize {
+        if self.failures > 0 { 1 } else { workers }
+    }
+}
+
+type TaskResult = (i64, Result<Done, StepError>);
+
+struct Runner {
+    config: Arc<Config>,
+    ledger: Arc<Ledger>,
+    archiver: Arc<Archiver>,
+    store_name: String,
+    tasks: JoinSet<TaskResult>,
+    busy: HashSet<i64>,
+    outage: Outage,
+    summary: RunSummary,
+    unreadable_logged: HashSet<PathBuf>,
+}
+
+impl Runner {
+    fn full_intake(&mut self) -> Result<(), DaemonError> {
+        let scan = tokio::task::block_in_place(|| spool::scan(&self.config.spool.dirs, &self.config.spool.ignore));
+        for (dir, e) in &scan.unreadable {
+            if self.unreadable_logged.insert(dir.clone()) {
+                tracing::warn!(dir = %dir.display(), "cannot list spool directory: {e}");
+            }
+        }
+        for dir in &scan.listed_dirs {
+            if self.unreadable_logged.remove(dir) {
+                tracing::info!(dir = %dir.display(), "spool directory readable again");
+            }
+        }
+        let report = tokio::task::block_in_place(|| intake::reconcile(&self.ledger, &scan, &self.busy))?;
+        if report != intake::IntakeReport::default() {
+            tracing::debug!(?report, "spool scanned");
+        }
+        self.settle()
+    }
+
+    fn settle(&mut self) -> Result<(), DaemonError> {
+        tokio::task::block_in_place(|| intake::settle(&self.ledger, self.config.spool.settle, &self.busy))?;
+        Ok(())
+    }
+
+    fn upload_cutoff_ns(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        now.saturating_sub(self.config.spool.upload_after).as_nanos() as i64
+    }
+
+    fn spawn(&mut self, id: i64) {
+        let archiver = self.archiver.clone();
+        self.busy.insert(id);
+        self.tasks.spawn(async move { (id, archiver.process(id).await) });
+    }
+
+    fn finish(&mut self, joined: Result<TaskResult, tokio::task::JoinError>) {
+        let (id, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("archive task failed: {e}");
+                return;
+            }
+        };
+        self.busy.remove(&id);
+        match result {
+            Ok(Done::Archived { bytes, object_bytes }) => {
+                self.summary.archived += 1;
+                self.summary.bytes += bytes;
+                self.summary.object_bytes += object_bytes;
+                self.outage.success(&self.ledger);
+            }
+            Ok(Done::Waiting(_)) => {}
+            Err(error) => self.failed(id, error),
+        }
+    }
+
+    fn failed(&mut self, id: i64, error: StepError) {
+        self.summary.failed += 1;
+        let rec = match self.ledger.recording(id) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(id, "{error}; and cannot read the ledger: {e}");
+                return;
+            }
+        };
+        let outage = error.is_store_outage();
+        if outage {
+            self.outage.failure(&error, &self.store_name);
+        } else {
+            tracing::warn!(recording = %display_name(&rec.name), state = %rec.state, "{error}");
+        }
+        if !rec.state.is_local() || rec.state == State::Failed {
+            return;
+        }
+        let cap = if outage { Duration::from_secs(600) } else { Duration::from_secs(3600) };
+        let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
+        let retry_at = now_secs() + retry.as_secs() as i64;
+        if let Err(e) = self.ledger.mark_failed(&rec, &error.to_string(), retry_at) {
+            tracing::error!(recording = %display_name(&rec.name), "cannot record failure ({error}): {e}");
+        }
+    }
+
+    /// Starts archive steps for due recordings while workers are free.
+    fn dispatch(&mut self) -> Result<(), DaemonError> {
+        if self.outage.paused() {
+            return Ok(());
+        }
+        let limit = self.outage.max_in_flight(self.config.daemon.workers);
+        if self.busy.len() >= limit {
+            return Ok(());
+        }
+        let free = limit - self.busy.len();
+        let queue = self
+            .ledger
+            .work_queue(self.upload_cutoff_ns(), now_secs(), false, free + self.busy.len())?;
+        let due: Vec<i64> = queue
+            .into_iter()
+            .filter(|r| !self.busy.contains(&r.id) && spool::in_spool(&self.config.spool.dirs, &r.path))
+            .map(|r| r.id)
+            .take(free)
+            .collect();
+        for id in due {
+            self.spawn(id);
+        }
+        Ok(())
+    }
+
+    /// When to wake up if nothing happens.
+    fn next_wake(&self, next_rescan: Instant) -> Instant {
+        let mut wake = next_rescan;
+        if let Some(until) = self.outage.until.filter(|_| self.outage.paused()) {
+            wake = wake.min(until);
+        } else if let Ok(Some(due)) = self.ledger.next_due(self.config.spool.settle, self.config.spool.upload_after) {
+            // Something already due is waiting for a worker (a finished task
+            // wakes us) or for a writer to close it: look again in a while,
+            // never in a tight loop.
+            let secs = (due - now_secs()).clamp(5, 24 * 3600) as u64;
+            wake = wake.min(Instant::now() + Duration::from_secs(secs));
+        }
+        wake
+    }
+
+    async fn drain(&mut self, grace: Duration) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        tracing::info!(in_flight = self.tasks.len(), "finishing in-flight steps");
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.tasks.join_next() => match joined {
+                    Some(j) => self.finish(j),
+                    None => return,
+                },
+                _ = &mut deadline => {
+                    tracing::warn!(abandoned = self.tasks.len(), "shutdown grace over; abandoning in-flight steps (they resume at next start)");
+                    self.tasks.abort_all();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the daemon (or one pass with `--once`) until `shutdown` resolves.
+pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary, DaemonError> {
+    let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
+    let Some(store_config) = config.store.clone() else {
+        if options.once {
+            return Err(DaemonError::NoStore(config.source.display().to_string()));
+        }
+        tracing::warn!(config = %config.source.display(), "no store configured: nothing will be archived until [store] is set");
+        shutdown.await;
+        return Ok(RunSummary::default());
+    };
+    let store = store::open(&store_config).await?;
+    std::fs::create_dir_all(&config.spool.staging)
+        .map_err(|e| DaemonError::Setup(format!("cannot create staging {}: {e}", config.spool.staging.display())))?;
+    let cleaned = archive::clean_staging(&config, &ledger).map_err(|e| DaemonError::Setup(e.to_string()))?;
+    if cleaned > 0 {
+        tracing::info!(files = cleaned, "removed staging leftovers of interrupted steps");
+    }
+    let config = Arc::new(config);
+    let archiver = Arc::new(Archiver::new(config.clone(), store_config, ledger.clone(), store.clone()));
+    let mut runner = Runner {
+        config: config.clone(),
+        ledger,
+        archiver,
+        store_name: store.describe(),
+        tasks: JoinSet::new(),
+        busy: HashSet::new(),
+        outage: Outage::default(),
+        summary: RunSummary::default(),
+        unreadable_logged: HashSet::new(),
+    };
+    tokio::pin!(shutdown);
+    if options.once {
+        run_once(&mut runner, shutdown).await?;
+    } else {
+        tracing::info!(dirs = ?config.spool.dirs, store = %runner.store_name, workers = config.daemon.workers, "recvault running");
+        run_daemon(&mut runner, shutdown).await?;
+    }
+    Ok(runner.summary)
+}
+
+async fn run_once(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) -> Result<(), DaemonError> {
+    runner.full_intake()?;
+    let queue = runner
+        .ledger
+        .work_queue(runner.upload_cutoff_ns(), now_secs(), true, usize::MAX >> 1)?;
+    let dirs = runner.config.spool.dirs.clone();
+    let mut queue = queue.into_iter().filter(|r| spool::in_spool(&dirs, &r.path)).map(|r| r.id);
+    let mut stopping = false;
+    loop {
+        let outage = runner.outage.failures > 0;
+        while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
+            match queue.next() {
+                Some(id) => runner.spawn(id),
+                None => break,
+            }
+        }
+        if runner.tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = runner.tasks.join_next() => if let Some(j) = joined { runner.finish(j) },
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                runner.drain(runner.config.daemon.shutdown_grace).await;
+            }
+        }
+    }
+    runner.summary.not_attempted = queue.count() as u64;
+    Ok(())
+}
+
+async fn run_daemon(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) -> Result<(), DaemonError> {
+    let (tx, mut events) = mpsc::unbounded_channel::<Option<PathBuf>>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+        Ok(event) => {
+            if event.need_rescan() {
+                let _ = tx.send(None);
+            }
+            if !matches!(event.kind, EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)) {
+                for path in event.paths {
+                    let _ = tx.send(Some(path));
+                }
+            }
+        }
+        Err(_) => {
+            let _ = tx.send(None);
+        }
+    })
+    .map_err(|e| DaemonError::Setup(format!("cannot start the spool watcher: {e}")))?;
+    let mut watched: HashSet<PathBuf> = HashSet::new();
+    let mut next_rescan = Instant::now();
+    let mut pending: HashSet<PathBuf> = HashSet::new();
+    loop {
+        if Instant::now() >= next_rescan {
+            for dir in &runner.config.spool.dirs {
+                if !watched.contains(dir) && dir.is_dir() {
+                    let _ = watcher.unwatch(dir);
+                    match watcher.watch(dir, RecursiveMode::NonRecursive) {
+                        Ok(()) => {
+                            watched.insert(dir.clone());
+                        }
+                        Err(e) => tracing::warn!(dir = %dir.display(), "cannot watch spool directory (rescans still find files): {e}"),
+                    }
+                } else if !dir.is_dir() {
+                    watched.remove(dir);
+                }
+            }
+            runner.full_intake()?;
+            pending.clear();
+            next_rescan = Instant::now() + runner.config.spool.rescan;
+        } else if !pending.is_empty() {
+            let paths = std::mem::take(&mut pending);
+            let config = runner.config.clone();
+            tokio::task::block_in_place(|| {
+                intake::reconcile_paths(&runner.ledger, &config.spool.dirs, &config.spool.ignore, &paths, &runner.busy)
+            })?;
+            runner.settle()?;
+        } else {
+            runner.settle()?;
+        }
+        runner.dispatch()?;
+        let wake = runner.next_wake(next_rescan);
+        tokio::select! {
+            _ = &mut shutdown => break,
+            joined = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
+                if let Some(j) = joined { runner.finish(j) }
+            }
+            event = events.recv() => {
+                match event {
+                    Some(Some(path)) => { pending.insert(path); }
+                    Some(None) => next_rescan = Instant::now(),
+                    None => {}
+                }
+                // Gather a burst of events into one pass.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while let Ok(more) = events.try_recv() {
+                    match more {
+                        Some(path) => { pending.insert(path); }
+                        None => next_rescan = Instant::now(),
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+    tracing::info!("shutting down: no new work taken");
+    runner.drain(runner.config.daemon.shutdown_grace).await;
+    tracing::info!(archived = runner.summary.archived, "stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_within_bounds() {
+        let base = Duration::from_secs(1);
+        let max = Duration::from_secs(300);
+        for attempt in 0..30 {
+            let d = backoff(attempt, base, max);
+            let cap = base.saturating_mul(1 << attempt.min(20)).min(max);
+            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} vs {cap:?}");
+        }
+        assert!(backoff(30, base, max) <= max);
+    }
+}

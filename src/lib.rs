@@ -1,0 +1,20 @@
+//! recvault: keeps Asterisk/VICIdial call recordings safely in S3-compatible
+//! storage. The binary is a thin shell over these modules.
+
+pub mod archive;
+pub mod check;
+pub mod cli;
+pub mod codec;
+pub mod config;
+pub mod daemon;
+pub mod digest;
+pub mod intake;
+pub mod keys;
+pub mod ledger;
+pub mod lock;
+pub mod logging;
+pub mod recording;
+pub mod report;
+pub mod restore;
+pub mod spool;
+pub mod store;

@@ -1,0 +1,267 @@
+//! A store in a local directory (a NAS mount, or the demo's default).
+//! Objects are written to a temp name, checked against the caller's SHA-256,
+//! then hard-linked into place so an existing object is never overwritten.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum};
+use crate::digest::{self, HashingWriter};
+
+/// Sidecar metadata lives in this directory under the root, mirroring keys.
+const META_DIR: &str = ".recvault-meta";
+
+/// A directory used as an object store.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sidecar {
+    size: u64,
+    /// SHA-256 of the bytes this store wrote, base64 (what S3 would report).
+    checksum: String,
+    metadata: BTreeMap<String, String>,
+}
+
+fn local(context: &str, path: &Path, e: io::Error) -> StoreError {
+    StoreError::Local(format!("{context} {}: {e}", path.display()))
+}
+
+/// The store's own trouble: unlike a source file, retrying may help once the
+/// mount or disk is back, so it counts as transient.
+fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
+    StoreError::Transient(format!("{context} {}: {e}", path.display()))
+}
+
+impl LocalStore {
+    pub fn new(root: PathBuf) -> LocalStore {
+        LocalStore { root }
+    }
+
+    fn object_path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let bad = key.is_empty()
+            || key.starts_with('/')
+            || key.starts_with(META_DIR)
+            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+        if bad {
+            return Err(StoreError::Permanent(format!("invalid object key `{key}`")));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn sidecar_path(&self, key: &str) -> PathBuf {
+        self.root.join(META_DIR).join(format!("{key}.toml"))
+    }
+
+    fn put_blocking(&self, key: &str, source: &Path, sha256: [u8; 32], metadata: BTreeMap<String, String>) -> Result<PutOutcome, StoreError> {
+        let target = self.object_path(key)?;
+        if let Some(info) = self.head_blocking(key)? {
+            return Ok(PutOutcome::Exists(info));
+        }
+        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| unavailable("cannot create", &parent, e))?;
+        let tmp = parent.join(format!(
+            ".{}.tmp-{}-{}",
+            target.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let result = self.write_new(&tmp, &target, key, source, sha256, metadata);
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    fn write_new(
+        &self,
+        tmp: &Path,
+        target: &Path,
+        key: &str,
+        source: &Path,
+        sha256: [u8; 32],
+        metadata: BTreeMap<String, String>,
+    ) -> Result<PutOutcome, StoreError> {
+        let mut input = File::open(source).map_err(|e| local("cannot open", source, e))?;
+        let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
+        let mut writer = HashingWriter::new(out);
+        io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
+        let (out, written_sha, size) = writer.finish();
+        out.sync_all().map_err(|e| unavailable("cannot sync", tmp, e))?;
+        if written_sha != sha256 {
+            // Like S3's BadDigest: the bytes are not the bytes the caller hashed.
+            return Err(StoreError::Permanent(format!(
+                "checksum mismatch for `{key}`: sent {}, stored bytes hash to {}",
+                hex::encode(sha256),
+                hex::encode(written_sha)
+            )));
+        }
+        let checksum = single_part_checksum(&written_sha);
+        let sidecar = Sidecar {
+            size,
+            checksum: checksum.clone(),
+            metadata,
+        };
+        let side = self.sidecar_path(key);
+        let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&side_dir).map_err(|e| unavailable("cannot create", &side_dir, e))?;
+        let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
+        let text = toml::to_string(&sidecar).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let write_side = || -> io::Result<()> {
+            let mut f = File::create(&side_tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&side_tmp, &side)
+        };
+        write_side().map_err(|e| unavailable("cannot write", &side, e))?;
+        // link() fails if the target exists: never overwrite.
+        match fs::hard_link(tmp, target) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return match self.head_blocking(key)? {
+                    Some(info) => Ok(PutOutcome::Exists(info)),
+                    None => Err(StoreError::Transient(format!("`{key}` appeared and vanished during put"))),
+                };
+            }
+            Err(e) => return Err(unavailable("cannot link", target, e)),
+        }
+        let parent = target.parent().unwrap_or(&self.root);
+        digest::sync_dir(parent).map_err(|e| unavailable("cannot sync", parent, e))?;
+        Ok(PutOutcome::Created { checksum })
+    }
+
+    fn head_blocking(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let target = self.object_path(key)?;
+        let meta = match fs::symlink_metadata(&target) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return Err(StoreError::Permanent(format!("`{key}` is not a regular file"))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable("cannot stat", &target, e)),
+        };
+        let side = self.sidecar_path(key);
+        let sidecar: Option<Sidecar> = match fs::read_to_string(&side) {
+            Ok(text) => toml::from_str(&text).ok(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(unavailable("cannot read", &side, e)),
+        };
+        Ok(Some(match sidecar {
+            // A sidecar describing another size is stale; report what is there.
+            Some(s) if s.size == meta.len() => ObjectInfo {
+                size: meta.len(),
+                checksum: Some(s.checksum),
+                metadata: s.metadata,
+            },
+            _ => ObjectInfo {
+                size: meta.len(),
+                checksum: None,
+                metadata: BTreeMap::new(),
+            },
+        }))
+    }
+
+    fn list_blocking(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(unavailable("cannot list", &dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| unavailable("cannot list", &dir, e))?;
+                let path = entry.path();
+                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let Some(key) = rel.to_str() else { continue };
+                let file_type = entry.file_type().map_err(|e| unavailable("cannot stat", &path, e))?;
+                let name = entry.file_name();
+                if key == META_DIR || name.to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                if file_type.is_dir() {
+                    stack.push(path);
+                } else if file_type.is_file() && key.starts_with(prefix) {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    out.push(ListedObject {
+                        key: key.to_string(),
+                        size,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Transient(format!("store task failed: {e}")))?
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    fn describe(&self) -> String {
+        format!("local directory {}", self.root.display())
+    }
+
+    async fn put(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
+        let this = self.clone();
+        let (key, source, sha, meta) = (req.key.to_string(), req.source.to_path_buf(), req.sha256, req.metadata.clone());
+        blocking(move || this.put_blocking(&key, &source, sha, meta)).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || this.head_blocking(&key)).await
+    }
+
+    async fn get(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        let source = self.object_path(key)?;
+        let dest = dest.to_path_buf();
+        let key = key.to_string();
+        blocking(move || {
+            let mut input = match File::open(&source) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(StoreError::Permanent(format!("no object `{key}`")));
+                }
+                Err(e) => return Err(unavailable("cannot open", &source, e)),
+            };
+            let mut out = File::create(&dest).map_err(|e| local("cannot create", &dest, e))?;
+            let n = io::copy(&mut input, &mut out).map_err(|e| local("cannot write", &dest, e))?;
+            out.sync_all().map_err(|e| local("cannot sync", &dest, e))?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let target = self.object_path(key)?;
+        let side = self.sidecar_path(key);
+        blocking(move || {
+            for path in [&target, &side] {
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(unavailable("cannot delete", path, e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
+        let this = self.clone();
+        let prefix = prefix.to_string();
+        blocking(move || this.list_blocking(&prefix)).await
+    }
+}
