@@ -57,7 +57,12 @@ pub struct Archiver {
 }
 
 impl Archiver {
-    pub fn new(config: Arc<Config>, store_config: StoreConfig, ledger: Arc<Ledger>, store: Arc<dyn Store>) -> Archiver {
+    pub fn new(
+        config: Arc<Config>,
+        store_config: StoreConfig,
+        ledger: Arc<Ledger>,
+        store: Arc<dyn Store>,
+    ) -> Archiver {
         Archiver {
             config,
             store_config,
@@ -116,13 +121,24 @@ impl Archiver {
             Ok(e) => e,
             Err(EncodeError::Changed(now)) => {
                 tracing::info!(recording = %display_name(&rec.name), "recording changed after it settled; starting over");
-                let now = now.unwrap_or(FileIdentity { size: 0, mtime_ns: 0, ..rec.identity });
-                self.ledger.reset_changed(rec.id, now, "changed after settling")?;
+                let now = now.unwrap_or(FileIdentity {
+                    size: 0,
+                    mtime_ns: 0,
+                    ..rec.identity
+                });
+                self.ledger
+                    .reset_changed(rec.id, now, "changed after settling")?;
                 return Ok(());
             }
             Err(EncodeError::Gone) => {
                 tracing::warn!(recording = %display_name(&rec.name), "recording was removed by someone else before it was archived");
-                self.ledger.transition(rec.id, &[State::Settled], State::Gone, &[], "removed before archiving")?;
+                self.ledger.transition(
+                    rec.id,
+                    &[State::Settled],
+                    State::Gone,
+                    &[],
+                    "removed before archiving",
+                )?;
                 return Ok(());
             }
             Err(e) => return Err(StepError::Local(e.to_string())),
@@ -161,7 +177,10 @@ impl Archiver {
     }
 
     fn render_key(&self, rec: &Recording, unique: bool) -> String {
-        let time = Utc.timestamp_opt(rec.time_secs(), 0).single().unwrap_or_default();
+        let time = Utc
+            .timestamp_opt(rec.time_secs(), 0)
+            .single()
+            .unwrap_or_default();
         self.store_config.key_template.render(
             &KeyInputs {
                 prefix: &self.store_config.prefix,
@@ -180,7 +199,10 @@ impl Archiver {
             m.insert(k.to_string(), v);
         };
         put(meta::SHA256, rec.object_sha256.clone().unwrap_or_default());
-        put(meta::ORIGINAL_SHA256, rec.sha256.clone().unwrap_or_default());
+        put(
+            meta::ORIGINAL_SHA256,
+            rec.sha256.clone().unwrap_or_default(),
+        );
         put(meta::ORIGINAL_SIZE, rec.identity.size.to_string());
         put(meta::ORIGINAL_NAME, encode_name(&rec.name));
         put(meta::ORIGINAL_MTIME_NS, rec.identity.mtime_ns.to_string());
@@ -192,21 +214,35 @@ impl Archiver {
 
     /// True if `info` describes exactly this recording's object.
     fn is_our_object(rec: &Recording, info: &ObjectInfo) -> bool {
-        Some(info.size) == rec.object_size && info.metadata.get(meta::SHA256) == rec.object_sha256.as_ref()
+        Some(info.size) == rec.object_size
+            && info.metadata.get(meta::SHA256) == rec.object_sha256.as_ref()
     }
 
     async fn upload(&self, rec: &Recording) -> Result<(), StepError> {
         let staged = self.staging_path(rec.id);
-        let (Some(key), Some(size), Some(sha_hex)) = (&rec.object_key, rec.object_size, &rec.object_sha256) else {
-            self.ledger.transition(rec.id, &[State::Compressed], State::Settled, &[], "incomplete compress record")?;
+        let (Some(key), Some(size), Some(sha_hex)) =
+            (&rec.object_key, rec.object_size, &rec.object_sha256)
+        else {
+            self.ledger.transition(
+                rec.id,
+                &[State::Compressed],
+                State::Settled,
+                &[],
+                "incomplete compress record",
+            )?;
             return Ok(());
         };
         let staged_size = fs::metadata(&staged).map(|m| m.len()).ok();
         let sha256 = digest::from_hex(sha_hex);
         let (Some(sha256), true) = (sha256, staged_size == Some(size)) else {
             // Staging lost (crash before fsync, cleaned dir): compress again.
-            self.ledger
-                .transition(rec.id, &[State::Compressed], State::Settled, &[], "staging copy missing; compressing again")?;
+            self.ledger.transition(
+                rec.id,
+                &[State::Compressed],
+                State::Settled,
+                &[],
+                "staging copy missing; compressing again",
+            )?;
             return Ok(());
         };
         let metadata = self.object_metadata(rec);
@@ -221,7 +257,9 @@ impl Archiver {
             })
             .await;
         let outcome = match outcome {
-            Err(StoreError::Permanent(msg)) if msg.contains("BadDigest") || msg.contains("checksum mismatch") => {
+            Err(StoreError::Permanent(msg))
+                if msg.contains("BadDigest") || msg.contains("checksum mismatch") =>
+            {
                 // The staged bytes are not what we hashed: make them again.
                 let _ = fs::remove_file(&staged);
                 return Err(StepError::Store(StoreError::Permanent(msg)));
@@ -232,7 +270,8 @@ impl Archiver {
             PutOutcome::Created { checksum } => checksum,
             PutOutcome::Exists(info) if Self::is_our_object(rec, &info) => {
                 tracing::info!(key = %key, "object already stored by an earlier attempt");
-                info.checksum.unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
+                info.checksum
+                    .unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
             }
             PutOutcome::Exists(_) => {
                 let fresh = self.render_key(rec, true);
@@ -266,8 +305,13 @@ impl Archiver {
         let key = rec.object_key.clone().unwrap_or_default();
         let Some(info) = self.store.head(&key).await? else {
             tracing::warn!(key = %key, "object missing on read-back; uploading again");
-            self.ledger
-                .transition(rec.id, &[State::Uploaded], State::Compressed, &[], "object missing on read-back")?;
+            self.ledger.transition(
+                rec.id,
+                &[State::Uploaded],
+                State::Compressed,
+                &[],
+                "object missing on read-back",
+            )?;
             return Ok(());
         };
         let problem = self.check_object(rec, &key, &info).await?;
@@ -298,27 +342,44 @@ impl Archiver {
     }
 
     /// Compares the store's view of the object with ours; `Some(problem)` on mismatch.
-    async fn check_object(&self, rec: &Recording, key: &str, info: &ObjectInfo) -> Result<Option<String>, StepError> {
+    async fn check_object(
+        &self,
+        rec: &Recording,
+        key: &str,
+        info: &ObjectInfo,
+    ) -> Result<Option<String>, StepError> {
         let want_size = rec.object_size.unwrap_or(0);
         if info.size != want_size {
-            return Ok(Some(format!("size {} in store, {} expected", info.size, want_size)));
+            return Ok(Some(format!(
+                "size {} in store, {} expected",
+                info.size, want_size
+            )));
         }
         let want_sha = rec.object_sha256.clone().unwrap_or_default();
         let meta_sha = info.metadata.get(meta::SHA256);
         if meta_sha.is_some_and(|s| *s != want_sha) {
-            return Ok(Some(format!("metadata sha256 {} in store, {want_sha} expected", meta_sha.unwrap())));
+            return Ok(Some(format!(
+                "metadata sha256 {} in store, {want_sha} expected",
+                meta_sha.unwrap()
+            )));
         }
         match (&info.checksum, &rec.store_checksum) {
             (Some(got), Some(want)) if got != want => {
                 return Ok(Some(format!("checksum {got} in store, {want} expected")));
             }
             (None, _) if meta_sha.is_none() => {
-                return Ok(Some("the store reports neither a checksum nor our metadata".to_string()));
+                return Ok(Some(
+                    "the store reports neither a checksum nor our metadata".to_string(),
+                ));
             }
             _ => {}
         }
         if self.store_config.verify == VerifyMode::Read {
-            let tmp = self.config.spool.staging.join(format!("{}.readback.tmp", rec.id));
+            let tmp = self
+                .config
+                .spool
+                .staging
+                .join(format!("{}.readback.tmp", rec.id));
             self.store.get(key, &tmp).await?;
             let hashed = tokio::task::spawn_blocking({
                 let tmp = tmp.clone();
@@ -352,11 +413,15 @@ impl Archiver {
         let removed = tokio::task::spawn_blocking(move || -> io::Result<&'static str> {
             let meta = match fs::symlink_metadata(&path) {
                 Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok("local copy already gone"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok("local copy already gone");
+                }
                 Err(e) => return Err(e),
             };
             if !meta.is_file() || FileIdentity::of(&meta) != expected {
-                return Ok("local file was replaced after archiving; the new file is a new recording");
+                return Ok(
+                    "local file was replaced after archiving; the new file is a new recording",
+                );
             }
             fs::remove_file(&path)?;
             if let Some(dir) = path.parent() {
@@ -398,19 +463,34 @@ pub fn clean_staging(config: &Config, ledger: &Ledger) -> Result<usize, StepErro
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(StepError::Local(format!("cannot list staging {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(StepError::Local(format!(
+                "cannot list staging {}: {e}",
+                dir.display()
+            )));
+        }
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let keep = match name.strip_suffix(".obj").and_then(|id| id.parse::<i64>().ok()) {
+        let keep = match name
+            .strip_suffix(".obj")
+            .and_then(|id| id.parse::<i64>().ok())
+        {
             Some(id) => ledger.recording(id).is_ok_and(|r| {
-                let step = if r.state == State::Failed { r.resume_state } else { Some(r.state) };
+                let step = if r.state == State::Failed {
+                    r.resume_state
+                } else {
+                    Some(r.state)
+                };
                 matches!(step, Some(State::Compressed | State::Uploaded))
             }),
             None => false,
         };
-        if !keep && entry.file_type().is_ok_and(|t| t.is_file()) && fs::remove_file(entry.path()).is_ok() {
+        if !keep
+            && entry.file_type().is_ok_and(|t| t.is_file())
+            && fs::remove_file(entry.path()).is_ok()
+        {
             removed += 1;
         }
     }
@@ -419,5 +499,8 @@ pub fn clean_staging(config: &Config, ledger: &Ledger) -> Result<usize, StepErro
 
 /// The codec a recording's object was written with.
 pub fn codec_of(rec: &Recording) -> Codec {
-    rec.codec.as_deref().and_then(Codec::parse).unwrap_or(Codec::Zstd)
+    rec.codec
+        .as_deref()
+        .and_then(Codec::parse)
+        .unwrap_or(Codec::Zstd)
 }

@@ -37,16 +37,25 @@ pub async fn check(config: &Config, offline: bool, out: &mut impl Write) -> Resu
         }
     }
     let Some(store_config) = &config.store else {
-        let _ = writeln!(out, "store: none configured; the daemon will archive nothing");
+        let _ = writeln!(
+            out,
+            "store: none configured; the daemon will archive nothing"
+        );
         return Ok(());
     };
     if offline {
         let _ = writeln!(out, "store: not contacted (--offline)");
         return Ok(());
     }
-    let store = store::open(store_config).await.map_err(|e| fail("open store", e))?;
+    let store = store::open(store_config)
+        .await
+        .map_err(|e| fail("open store", e))?;
     let _ = writeln!(out, "store {}:", store.describe());
-    let body = format!("recvault probe from {} at {}\n", config.daemon.host, crate::ledger::now_secs());
+    let body = format!(
+        "recvault probe from {} at {}\n",
+        config.daemon.host,
+        crate::ledger::now_secs()
+    );
     let dir = tempfile_dir().map_err(|e| fail("probe file", e))?;
     let source = dir.join("probe");
     std::fs::write(&source, &body).map_err(|e| fail("probe file", e))?;
@@ -57,7 +66,8 @@ pub async fn check(config: &Config, offline: bool, out: &mut impl Write) -> Resu
         config.daemon.host,
         fastrand::u64(..)
     );
-    let metadata: BTreeMap<String, String> = [(store::meta::SHA256.to_string(), hex::encode(sha))].into();
+    let metadata: BTreeMap<String, String> =
+        [(store::meta::SHA256.to_string(), hex::encode(sha))].into();
     let result = probe(&*store, &key, &source, &body, sha, &metadata, out).await;
     let _ = std::fs::remove_dir_all(&dir);
     if result.is_err() {
@@ -96,12 +106,25 @@ async fn probe(
         .ok_or_else(|| fail("head", "probe object not found after put"))?;
     let checksum = match &info.checksum {
         Some(c) if *c == single_part_checksum(&sha) => "checksum read back",
-        Some(c) => return Err(fail("head", format!("store reports checksum {c}, expected {}", single_part_checksum(&sha)))),
-        None if info.metadata.get(store::meta::SHA256) == Some(&hex::encode(sha)) => "no checksum reported; metadata matches",
+        Some(c) => {
+            return Err(fail(
+                "head",
+                format!(
+                    "store reports checksum {c}, expected {}",
+                    single_part_checksum(&sha)
+                ),
+            ));
+        }
+        None if info.metadata.get(store::meta::SHA256) == Some(&hex::encode(sha)) => {
+            "no checksum reported; metadata matches"
+        }
         None => return Err(fail("head", "store reports neither checksum nor metadata")),
     };
     if info.size != body.len() as u64 {
-        return Err(fail("head", format!("size {} reported, {} sent", info.size, body.len())));
+        return Err(fail(
+            "head",
+            format!("size {} reported, {} sent", info.size, body.len()),
+        ));
     }
     let _ = writeln!(out, "  head: ok ({checksum})");
     let back = source.with_extension("back");
@@ -112,7 +135,12 @@ async fn probe(
     }
     let _ = writeln!(out, "  get: ok");
     store.delete(key).await.map_err(|e| fail("delete", e))?;
-    if store.head(key).await.map_err(|e| fail("delete", e))?.is_some() {
+    if store
+        .head(key)
+        .await
+        .map_err(|e| fail("delete", e))?
+        .is_some()
+    {
         return Err(fail("delete", "probe still present after delete"));
     }
     let _ = writeln!(out, "  delete: ok");
@@ -120,7 +148,11 @@ async fn probe(
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("recvault-check-{}-{}", std::process::id(), fastrand::u32(..)));
+    let dir = std::env::temp_dir().join(format!(
+        "recvault-check-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     std::fs::create_dir(&dir)?;
     Ok(dir)
 }

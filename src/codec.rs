@@ -40,7 +40,13 @@ pub enum EncodeError {
 
 /// Encodes `source` into `dest` (written as `dest` + `.tmp`, fsynced, then
 /// renamed), provided `source` still has identity `expected` before and after.
-pub fn encode(source: &Path, expected: FileIdentity, codec: Codec, level: i32, dest: &Path) -> Result<Encoded, EncodeError> {
+pub fn encode(
+    source: &Path,
+    expected: FileIdentity,
+    codec: Codec,
+    level: i32,
+    dest: &Path,
+) -> Result<Encoded, EncodeError> {
     let read_err = |source_err: io::Error| EncodeError::Read {
         path: source.display().to_string(),
         source: source_err,
@@ -80,7 +86,8 @@ pub fn encode(source: &Path, expected: FileIdentity, codec: Codec, level: i32, d
         let mut buf = vec![0u8; CHUNK];
         match codec {
             Codec::Zstd => {
-                let mut encoder = zstd::stream::Encoder::new(&mut object, level).map_err(staging_err)?;
+                let mut encoder =
+                    zstd::stream::Encoder::new(&mut object, level).map_err(staging_err)?;
                 encoder.include_checksum(true).map_err(staging_err)?;
                 loop {
                     let n = read_some(&mut reader, &mut buf).map_err(read_err)?;
@@ -113,7 +120,9 @@ pub fn encode(source: &Path, expected: FileIdentity, codec: Codec, level: i32, d
         if size != expected.size {
             return Err(EncodeError::Changed(None));
         }
-        let out = writer.into_inner().map_err(|e| staging_err(e.into_error()))?;
+        let out = writer
+            .into_inner()
+            .map_err(|e| staging_err(e.into_error()))?;
         out.sync_all().map_err(staging_err)?;
         fs::rename(&tmp, dest).map_err(staging_err)?;
         Ok(())
@@ -177,7 +186,10 @@ mod tests {
         let enc = encode(&src, identity(&src), Codec::Zstd, 3, &obj).unwrap();
         assert_eq!(enc.size, data.len() as u64);
         assert_eq!(enc.sha256, crate::digest::sha256(&data));
-        assert_eq!(enc.object_sha256, crate::digest::sha256(&fs::read(&obj).unwrap()));
+        assert_eq!(
+            enc.object_sha256,
+            crate::digest::sha256(&fs::read(&obj).unwrap())
+        );
         assert!(enc.object_size < enc.size);
         let mut back = Vec::new();
         let (sha, size) = decode(Codec::Zstd, &obj, &mut back).unwrap();
@@ -209,7 +221,14 @@ mod tests {
         let obj = dir.path().join("o");
         let err = encode(&link, identity(&real), Codec::Zstd, 3, &obj).unwrap_err();
         assert!(matches!(err, EncodeError::Changed(None)), "{err}");
-        let err = encode(&dir.path().join("nope"), identity(&real), Codec::Zstd, 3, &obj).unwrap_err();
+        let err = encode(
+            &dir.path().join("nope"),
+            identity(&real),
+            Codec::Zstd,
+            3,
+            &obj,
+        )
+        .unwrap_err();
         assert!(matches!(err, EncodeError::Gone), "{err}");
     }
 }

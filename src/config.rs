@@ -267,22 +267,39 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&self, key: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = value.unwrap_or(default);
-        humantime::parse_duration(text)
-            .map_err(|e| self.invalid(key, format!("`{text}` is not a duration ({e}); use e.g. `15s`, `3d`")))
+        humantime::parse_duration(text).map_err(|e| {
+            self.invalid(
+                key,
+                format!("`{text}` is not a duration ({e}); use e.g. `15s`, `3d`"),
+            )
+        })
     }
 
     fn bytes(&self, key: &str, value: Option<&str>, default: &str) -> Result<u64, ConfigError> {
         let text = value.unwrap_or(default);
-        parse_bytes(text).ok_or_else(|| self.invalid(key, format!("`{text}` is not a size; use e.g. `64MiB`, `5000000`")))
+        parse_bytes(text).ok_or_else(|| {
+            self.invalid(
+                key,
+                format!("`{text}` is not a size; use e.g. `64MiB`, `5000000`"),
+            )
+        })
     }
 
     fn absolute(&self, key: &str, path: PathBuf) -> Result<PathBuf, ConfigError> {
         if path.is_absolute() {
             Ok(path)
         } else {
-            Err(self.invalid(key, format!("`{}` must be an absolute path", path.display())))
+            Err(self.invalid(
+                key,
+                format!("`{}` must be an absolute path", path.display()),
+            ))
         }
     }
 
@@ -297,7 +314,9 @@ impl Validator<'_> {
 /// Parses `1234`, `64KiB`, `16MiB`, `1GiB`, `10MB` into bytes.
 pub fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits.parse().ok()?;
     let mult: u64 = match unit.trim() {
@@ -341,13 +360,19 @@ impl Config {
         for (i, dir) in spool.dirs.unwrap_or_default().into_iter().enumerate() {
             let dir = v.absolute(&format!("spool.dirs[{i}]"), dir)?;
             if dirs.contains(&dir) {
-                return Err(v.invalid(&format!("spool.dirs[{i}]"), format!("`{}` is listed twice", dir.display())));
+                return Err(v.invalid(
+                    &format!("spool.dirs[{i}]"),
+                    format!("`{}` is listed twice", dir.display()),
+                ));
             }
             dirs.push(dir);
         }
         let staging = match spool.staging {
             Some(p) => v.absolute("spool.staging", p)?,
-            None => ledger_path.parent().unwrap_or(Path::new("/")).join("staging"),
+            None => ledger_path
+                .parent()
+                .unwrap_or(Path::new("/"))
+                .join("staging"),
         };
         if dirs.iter().any(|d| staging.starts_with(d)) {
             return Err(v.invalid("spool.staging", "must not be inside a spool directory"));
@@ -362,15 +387,19 @@ impl Config {
             upload_after: v.duration("spool.upload_after", spool.upload_after.as_deref(), "3d")?,
             staging,
             rescan,
-            ignore: spool
-                .ignore
-                .unwrap_or_else(|| vec![".*".to_string(), "*.tmp".to_string(), "*.part".to_string()]),
+            ignore: spool.ignore.unwrap_or_else(|| {
+                vec![".*".to_string(), "*.tmp".to_string(), "*.part".to_string()]
+            }),
         };
 
         let compress = raw.compress.unwrap_or_default();
         let codec_text = compress.codec.unwrap_or_else(|| "zstd".to_string());
-        let codec = Codec::parse(&codec_text)
-            .ok_or_else(|| v.invalid("compress.codec", format!("`{codec_text}` is not a codec; use `zstd` or `none`")))?;
+        let codec = Codec::parse(&codec_text).ok_or_else(|| {
+            v.invalid(
+                "compress.codec",
+                format!("`{codec_text}` is not a codec; use `zstd` or `none`"),
+            )
+        })?;
         let level = compress.level.unwrap_or(3);
         if !(1..=19).contains(&level) {
             return Err(v.invalid("compress.level", format!("{level} is out of range 1..=19")));
@@ -385,20 +414,30 @@ impl Config {
         let daemon = raw.daemon.unwrap_or_default();
         let workers = daemon.workers.unwrap_or(4);
         if !(1..=64).contains(&workers) {
-            return Err(v.invalid("daemon.workers", format!("{workers} is out of range 1..=64")));
+            return Err(v.invalid(
+                "daemon.workers",
+                format!("{workers} is out of range 1..=64"),
+            ));
         }
         let host = match daemon.host {
             Some(h) => h,
             None => local_hostname(),
         };
         if host.is_empty() || host.contains('/') || host.chars().any(char::is_control) {
-            return Err(v.invalid("daemon.host", format!("`{host}` cannot be used in object keys")));
+            return Err(v.invalid(
+                "daemon.host",
+                format!("`{host}` cannot be used in object keys"),
+            ));
         }
         let daemon = DaemonConfig {
             workers,
             host,
             log_level: daemon.log_level.unwrap_or_else(|| "info".to_string()),
-            shutdown_grace: v.duration("daemon.shutdown_grace", daemon.shutdown_grace.as_deref(), "20s")?,
+            shutdown_grace: v.duration(
+                "daemon.shutdown_grace",
+                daemon.shutdown_grace.as_deref(),
+                "20s",
+            )?,
         };
 
         Ok(Config {
@@ -417,7 +456,9 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
     let backend = match kind.as_str() {
         "none" => return Ok(None),
         "local" => {
-            let path = raw.path.ok_or_else(|| v.invalid("store.path", "is required when store.kind = \"local\""))?;
+            let path = raw.path.ok_or_else(|| {
+                v.invalid("store.path", "is required when store.kind = \"local\"")
+            })?;
             StoreBackend::Local {
                 path: v.absolute("store.path", path)?,
             }
@@ -430,7 +471,10 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
             if let Some(endpoint) = &raw.endpoint
                 && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
             {
-                return Err(v.invalid("store.endpoint", "must start with https:// (or http:// for a local test server)"));
+                return Err(v.invalid(
+                    "store.endpoint",
+                    "must start with https:// (or http:// for a local test server)",
+                ));
             }
             StoreBackend::S3(S3Config {
                 endpoint: raw.endpoint,
@@ -438,8 +482,16 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
                 bucket: v.required("store.bucket", raw.bucket)?,
                 path_style: raw.path_style.unwrap_or(false),
                 credentials,
-                connect_timeout: v.duration("store.connect_timeout", raw.connect_timeout.as_deref(), "10s")?,
-                read_timeout: v.duration("store.read_timeout", raw.read_timeout.as_deref(), "60s")?,
+                connect_timeout: v.duration(
+                    "store.connect_timeout",
+                    raw.connect_timeout.as_deref(),
+                    "10s",
+                )?,
+                read_timeout: v.duration(
+                    "store.read_timeout",
+                    raw.read_timeout.as_deref(),
+                    "60s",
+                )?,
             })
         }
         other => {
@@ -453,17 +505,32 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
     if prefix.starts_with('/') || prefix.split('/').any(|c| c == "..") {
         return Err(v.invalid("store.prefix", "must not start with `/` or contain `..`"));
     }
-    let template_text = raw.key_template.unwrap_or_else(|| DEFAULT_KEY_TEMPLATE.to_string());
-    let key_template = KeyTemplate::parse(&template_text).map_err(|e| v.invalid("store.key_template", e))?;
-    let multipart_threshold = v.bytes("store.multipart_threshold", raw.multipart_threshold.as_deref(), "64MiB")?;
+    let template_text = raw
+        .key_template
+        .unwrap_or_else(|| DEFAULT_KEY_TEMPLATE.to_string());
+    let key_template =
+        KeyTemplate::parse(&template_text).map_err(|e| v.invalid("store.key_template", e))?;
+    let multipart_threshold = v.bytes(
+        "store.multipart_threshold",
+        raw.multipart_threshold.as_deref(),
+        "64MiB",
+    )?;
     let part_size = v.bytes("store.part_size", raw.part_size.as_deref(), "16MiB")?;
     if !(5 << 20..=5 << 30).contains(&part_size) {
-        return Err(v.invalid("store.part_size", "must be between 5MiB and 5GiB (S3 limits)"));
+        return Err(v.invalid(
+            "store.part_size",
+            "must be between 5MiB and 5GiB (S3 limits)",
+        ));
     }
     let verify = match raw.verify.as_deref().unwrap_or("checksum") {
         "checksum" => VerifyMode::Checksum,
         "read" => VerifyMode::Read,
-        other => return Err(v.invalid("store.verify", format!("`{other}` is not a mode; use \"checksum\" or \"read\""))),
+        other => {
+            return Err(v.invalid(
+                "store.verify",
+                format!("`{other}` is not a mode; use \"checksum\" or \"read\""),
+            ));
+        }
     };
     Ok(Some(StoreConfig {
         backend,
@@ -476,8 +543,12 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
 }
 
 fn read_key_file(v: &Validator<'_>, file: &Path) -> Result<S3Credentials, ConfigError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| v.invalid("store.key_file", format!("cannot read `{}`: {e}", file.display())))?;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        v.invalid(
+            "store.key_file",
+            format!("cannot read `{}`: {e}", file.display()),
+        )
+    })?;
     // The parse error could quote the secret, so only say which keys are expected.
     let raw: RawKeyFile = toml::from_str(&text).map_err(|_| {
         v.invalid(
@@ -527,20 +598,26 @@ mod tests {
 
     #[test]
     fn bad_duration_names_the_key() {
-        let e = parse("[spool]\nsettle = \"soon\"\n").unwrap_err().to_string();
+        let e = parse("[spool]\nsettle = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key `spool.settle`"), "{e}");
         assert!(e.contains("soon"), "{e}");
     }
 
     #[test]
     fn wrong_type_names_the_key() {
-        let e = parse("[daemon]\nworkers = \"four\"\n").unwrap_err().to_string();
+        let e = parse("[daemon]\nworkers = \"four\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("workers"), "{e}");
     }
 
     #[test]
     fn relative_dir_is_rejected_with_index() {
-        let e = parse("[spool]\ndirs = [\"/a\", \"b\"]\n").unwrap_err().to_string();
+        let e = parse("[spool]\ndirs = [\"/a\", \"b\"]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("spool.dirs[1]"), "{e}");
     }
 
@@ -571,14 +648,25 @@ mod tests {
     fn key_file_secret_never_in_debug_or_errors() {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.toml");
-        std::fs::write(&key, "access_key_id = \"AKID\"\nsecret_access_key = \"SUPERSECRET\"\n").unwrap();
-        let text = format!("[store]\nkind = \"s3\"\nbucket = \"b\"\nkey_file = \"{}\"\n", key.display());
+        std::fs::write(
+            &key,
+            "access_key_id = \"AKID\"\nsecret_access_key = \"SUPERSECRET\"\n",
+        )
+        .unwrap();
+        let text = format!(
+            "[store]\nkind = \"s3\"\nbucket = \"b\"\nkey_file = \"{}\"\n",
+            key.display()
+        );
         let c = parse(&text).unwrap();
         let dbg = format!("{c:?}");
         assert!(dbg.contains("AKID"));
         assert!(!dbg.contains("SUPERSECRET"), "{dbg}");
 
-        std::fs::write(&key, "access_key_id = \"AKID\"\nsecret_access_key = SUPERSECRET\n").unwrap();
+        std::fs::write(
+            &key,
+            "access_key_id = \"AKID\"\nsecret_access_key = SUPERSECRET\n",
+        )
+        .unwrap();
         let e = parse(&text).unwrap_err().to_string();
         assert!(e.contains("store.key_file"), "{e}");
         assert!(!e.contains("SUPERSECRET"), "{e}");
@@ -588,7 +676,10 @@ mod tests {
     fn shipped_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
         let c = Config::load(&path).unwrap();
-        assert!(c.store.is_none(), "the shipped config must do nothing until a store is configured");
+        assert!(
+            c.store.is_none(),
+            "the shipped config must do nothing until a store is configured"
+        );
         assert!(!c.spool.dirs.is_empty());
     }
 }

@@ -75,9 +75,15 @@ struct Outage {
 impl Outage {
     fn failure(&mut self, error: &StepError, store: &str) {
         self.failures += 1;
-        let pause = backoff(self.failures, Duration::from_secs(1), Duration::from_secs(300));
+        let pause = backoff(
+            self.failures,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
         self.until = Some(Instant::now() + pause);
-        let log_due = self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(300));
+        let log_due = self
+            .last_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(300));
         if self.failures == 1 || log_due {
             tracing::warn!(store = %store, failures = self.failures, retry_in = ?pause, "store unavailable, uploads paused: {error}");
             self.last_log = Some(Instant::now());
@@ -86,7 +92,10 @@ impl Outage {
 
     fn success(&mut self, ledger: &Ledger) {
         if self.failures > 0 {
-            tracing::info!(failures = self.failures, "store reachable again; resuming uploads");
+            tracing::info!(
+                failures = self.failures,
+                "store reachable again; resuming uploads"
+            );
             if let Err(e) = ledger.retry_store_failures_now() {
                 tracing::warn!("cannot reschedule failed uploads: {e}");
             }
@@ -109,7 +118,8 @@ type TaskResult = (i64, Result<Done, StepError>);
 struct Runner {
     config: Arc<Config>,
     ledger: Arc<Ledger>,
-    archiver: Arc<Archiver>,
+    /// `None` while no store is configured: the daemon then only waits.
+    archiver: Option<Arc<Archiver>>,
     store_name: String,
     tasks: JoinSet<TaskResult>,
     busy: HashSet<i64>,
@@ -120,7 +130,9 @@ struct Runner {
 
 impl Runner {
     fn full_intake(&mut self) -> Result<(), DaemonError> {
-        let scan = tokio::task::block_in_place(|| spool::scan(&self.config.spool.dirs, &self.config.spool.ignore));
+        let scan = tokio::task::block_in_place(|| {
+            spool::scan(&self.config.spool.dirs, &self.config.spool.ignore)
+        });
         for (dir, e) in &scan.unreadable {
             if self.unreadable_logged.insert(dir.clone()) {
                 tracing::warn!(dir = %dir.display(), "cannot list spool directory: {e}");
@@ -131,7 +143,8 @@ impl Runner {
                 tracing::info!(dir = %dir.display(), "spool directory readable again");
             }
         }
-        let report = tokio::task::block_in_place(|| intake::reconcile(&self.ledger, &scan, &self.busy))?;
+        let report =
+            tokio::task::block_in_place(|| intake::reconcile(&self.ledger, &scan, &self.busy))?;
         if report != intake::IntakeReport::default() {
             tracing::debug!(?report, "spool scanned");
         }
@@ -139,7 +152,9 @@ impl Runner {
     }
 
     fn settle(&mut self) -> Result<(), DaemonError> {
-        tokio::task::block_in_place(|| intake::settle(&self.ledger, self.config.spool.settle, &self.busy))?;
+        tokio::task::block_in_place(|| {
+            intake::settle(&self.ledger, self.config.spool.settle, &self.busy)
+        })?;
         Ok(())
     }
 
@@ -147,13 +162,17 @@ impl Runner {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        now.saturating_sub(self.config.spool.upload_after).as_nanos() as i64
+        now.saturating_sub(self.config.spool.upload_after)
+            .as_nanos() as i64
     }
 
     fn spawn(&mut self, id: i64) {
-        let archiver = self.archiver.clone();
+        let Some(archiver) = self.archiver.clone() else {
+            return;
+        };
         self.busy.insert(id);
-        self.tasks.spawn(async move { (id, archiver.process(id).await) });
+        self.tasks
+            .spawn(async move { (id, archiver.process(id).await) });
     }
 
     fn finish(&mut self, joined: Result<TaskResult, tokio::task::JoinError>) {
@@ -166,7 +185,10 @@ impl Runner {
         };
         self.busy.remove(&id);
         match result {
-            Ok(Done::Archived { bytes, object_bytes }) => {
+            Ok(Done::Archived {
+                bytes,
+                object_bytes,
+            }) => {
                 self.summary.archived += 1;
                 self.summary.bytes += bytes;
                 self.summary.object_bytes += object_bytes;
@@ -195,7 +217,11 @@ impl Runner {
         if !rec.state.is_local() || rec.state == State::Failed {
             return;
         }
-        let cap = if outage { Duration::from_secs(600) } else { Duration::from_secs(3600) };
+        let cap = if outage {
+            Duration::from_secs(600)
+        } else {
+            Duration::from_secs(3600)
+        };
         let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
         let retry_at = now_secs() + retry.as_secs() as i64;
         if let Err(e) = self.ledger.mark_failed(&rec, &error.to_string(), retry_at) {
@@ -205,7 +231,7 @@ impl Runner {
 
     /// Starts archive steps for due recordings while workers are free.
     fn dispatch(&mut self) -> Result<(), DaemonError> {
-        if self.outage.paused() {
+        if self.archiver.is_none() || self.outage.paused() {
             return Ok(());
         }
         let limit = self.outage.max_in_flight(self.config.daemon.workers);
@@ -213,12 +239,17 @@ impl Runner {
             return Ok(());
         }
         let free = limit - self.busy.len();
-        let queue = self
-            .ledger
-            .work_queue(self.upload_cutoff_ns(), now_secs(), false, free + self.busy.len())?;
+        let queue = self.ledger.work_queue(
+            self.upload_cutoff_ns(),
+            now_secs(),
+            false,
+            free + self.busy.len(),
+        )?;
         let due: Vec<i64> = queue
             .into_iter()
-            .filter(|r| !self.busy.contains(&r.id) && spool::in_spool(&self.config.spool.dirs, &r.path))
+            .filter(|r| {
+                !self.busy.contains(&r.id) && spool::in_spool(&self.config.spool.dirs, &r.path)
+            })
             .map(|r| r.id)
             .take(free)
             .collect();
@@ -233,7 +264,10 @@ impl Runner {
         let mut wake = next_rescan;
         if let Some(until) = self.outage.until.filter(|_| self.outage.paused()) {
             wake = wake.min(until);
-        } else if let Ok(Some(due)) = self.ledger.next_due(self.config.spool.settle, self.config.spool.upload_after) {
+        } else if let Ok(Some(due)) = self
+            .ledger
+            .next_due(self.config.spool.settle, self.config.spool.upload_after)
+        {
             // Something already due is waiting for a worker (a finished task
             // wakes us) or for a writer to close it: look again in a while,
             // never in a tight loop.
@@ -241,6 +275,32 @@ impl Runner {
             wake = wake.min(Instant::now() + Duration::from_secs(secs));
         }
         wake
+    }
+
+    /// Re-reads the config file (SIGHUP). A valid one takes effect for new
+    /// steps at once; in-flight steps finish with the config they started
+    /// with. An invalid one is logged and the running config stays.
+    async fn reload(&mut self) {
+        crate::service::reloading();
+        let source = self.config.source.clone();
+        match Config::load(&source) {
+            Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
+            Ok(new) if new.ledger.path != self.config.ledger.path => tracing::error!(
+                config = %source.display(),
+                "config reload refused: ledger.path cannot change while running; restart recvault"
+            ),
+            Ok(new) => match build_archiver(&new, &self.ledger).await {
+                Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
+                Ok((archiver, store_name)) => {
+                    self.config = Arc::new(new);
+                    self.archiver = archiver;
+                    self.store_name = store_name;
+                    self.outage = Outage::default();
+                    tracing::info!(config = %source.display(), store = %self.store_name, "config reloaded");
+                }
+            },
+        }
+        crate::service::reloaded(&format!("archiving to {}", self.store_name));
     }
 
     async fn drain(&mut self, grace: Duration) {
@@ -266,32 +326,61 @@ impl Runner {
     }
 }
 
-/// Runs the daemon (or one pass with `--once`) until `shutdown` resolves.
-pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary, DaemonError> {
-    let _lock = InstanceLock::acquire(&config.ledger.path)?;
-    let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
+/// Opens the configured store and an archiver for it; `None` without a store.
+async fn build_archiver(
+    config: &Config,
+    ledger: &Arc<Ledger>,
+) -> Result<(Option<Arc<Archiver>>, String), DaemonError> {
     let Some(store_config) = config.store.clone() else {
-        if options.once {
-            return Err(DaemonError::NoStore(config.source.display().to_string()));
-        }
-        tracing::warn!(config = %config.source.display(), "no store configured: nothing will be archived until [store] is set");
-        shutdown.await;
-        return Ok(RunSummary::default());
+        return Ok((None, "no store".to_string()));
     };
     let store = store::open(&store_config).await?;
-    std::fs::create_dir_all(&config.spool.staging)
-        .map_err(|e| DaemonError::Setup(format!("cannot create staging {}: {e}", config.spool.staging.display())))?;
-    let cleaned = archive::clean_staging(&config, &ledger).map_err(|e| DaemonError::Setup(e.to_string()))?;
-    if cleaned > 0 {
-        tracing::info!(files = cleaned, "removed staging leftovers of interrupted steps");
+    std::fs::create_dir_all(&config.spool.staging).map_err(|e| {
+        DaemonError::Setup(format!(
+            "cannot create staging {}: {e}",
+            config.spool.staging.display()
+        ))
+    })?;
+    let name = store.describe();
+    let archiver = Archiver::new(
+        Arc::new(config.clone()),
+        store_config,
+        ledger.clone(),
+        store,
+    );
+    Ok((Some(Arc::new(archiver)), name))
+}
+
+/// Runs the daemon (or one pass with `--once`) until `shutdown` resolves.
+/// Each message on `reload` re-reads the config file.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    reload: mpsc::UnboundedReceiver<()>,
+) -> Result<RunSummary, DaemonError> {
+    let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
+    if options.once && config.store.is_none() {
+        return Err(DaemonError::NoStore(config.source.display().to_string()));
+    }
+    let (archiver, store_name) = build_archiver(&config, &ledger).await?;
+    if archiver.is_some() {
+        let cleaned = archive::clean_staging(&config, &ledger)
+            .map_err(|e| DaemonError::Setup(e.to_string()))?;
+        if cleaned > 0 {
+            tracing::info!(
+                files = cleaned,
+                "removed staging leftovers of interrupted steps"
+            );
+        }
     }
     let config = Arc::new(config);
-    let archiver = Arc::new(Archiver::new(config.clone(), store_config, ledger.clone(), store.clone()));
     let mut runner = Runner {
         config: config.clone(),
         ledger,
         archiver,
-        store_name: store.describe(),
+        store_name,
         tasks: JoinSet::new(),
         busy: HashSet::new(),
         outage: Outage::default(),
@@ -302,19 +391,25 @@ pub async fn run(config: Config, options: RunOptions, shutdown: impl Future<Outp
     if options.once {
         run_once(&mut runner, shutdown).await?;
     } else {
-        tracing::info!(dirs = ?config.spool.dirs, store = %runner.store_name, workers = config.daemon.workers, "recvault running");
-        run_daemon(&mut runner, shutdown).await?;
+        run_daemon(&mut runner, shutdown, reload).await?;
     }
     Ok(runner.summary)
 }
 
-async fn run_once(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) -> Result<(), DaemonError> {
+async fn run_once(
+    runner: &mut Runner,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), DaemonError> {
     runner.full_intake()?;
-    let queue = runner
-        .ledger
-        .work_queue(runner.upload_cutoff_ns(), now_secs(), true, usize::MAX >> 1)?;
+    let queue =
+        runner
+            .ledger
+            .work_queue(runner.upload_cutoff_ns(), now_secs(), true, usize::MAX >> 1)?;
     let dirs = runner.config.spool.dirs.clone();
-    let mut queue = queue.into_iter().filter(|r| spool::in_spool(&dirs, &r.path)).map(|r| r.id);
+    let mut queue = queue
+        .into_iter()
+        .filter(|r| spool::in_spool(&dirs, &r.path))
+        .map(|r| r.id);
     let mut stopping = false;
     loop {
         let outage = runner.outage.failures > 0;
@@ -339,29 +434,53 @@ async fn run_once(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl Fut
     Ok(())
 }
 
-async fn run_daemon(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>) -> Result<(), DaemonError> {
+async fn run_daemon(
+    runner: &mut Runner,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    mut reload: mpsc::UnboundedReceiver<()>,
+) -> Result<(), DaemonError> {
     let (tx, mut events) = mpsc::unbounded_channel::<Option<PathBuf>>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(event) => {
-            if event.need_rescan() {
-                let _ = tx.send(None);
-            }
-            if !matches!(event.kind, EventKind::Access(notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read)) {
-                for path in event.paths {
-                    let _ = tx.send(Some(path));
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                if event.need_rescan() {
+                    let _ = tx.send(None);
+                }
+                if !matches!(
+                    event.kind,
+                    EventKind::Access(
+                        notify::event::AccessKind::Open(_) | notify::event::AccessKind::Read
+                    )
+                ) {
+                    for path in event.paths {
+                        let _ = tx.send(Some(path));
+                    }
                 }
             }
-        }
-        Err(_) => {
-            let _ = tx.send(None);
-        }
-    })
-    .map_err(|e| DaemonError::Setup(format!("cannot start the spool watcher: {e}")))?;
+            Err(_) => {
+                let _ = tx.send(None);
+            }
+        })
+        .map_err(|e| DaemonError::Setup(format!("cannot start the spool watcher: {e}")))?;
     let mut watched: HashSet<PathBuf> = HashSet::new();
     let mut next_rescan = Instant::now();
     let mut pending: HashSet<PathBuf> = HashSet::new();
+    let mut watchdog = crate::service::Watchdog::from_env();
+    if runner.archiver.is_none() {
+        tracing::warn!(config = %runner.config.source.display(), "no store configured: nothing will be archived until [store] is set and the config reloaded");
+    } else {
+        tracing::info!(dirs = ?runner.config.spool.dirs, store = %runner.store_name, workers = runner.config.daemon.workers, "recvault running");
+    }
+    crate::service::ready(&format!("archiving to {}", runner.store_name));
     loop {
+        watchdog.tick();
         if Instant::now() >= next_rescan {
+            for dir in watched.clone() {
+                if !runner.config.spool.dirs.contains(&dir) {
+                    let _ = watcher.unwatch(&dir);
+                    watched.remove(&dir);
+                }
+            }
             for dir in &runner.config.spool.dirs {
                 if !watched.contains(dir) && dir.is_dir() {
                     let _ = watcher.unwatch(dir);
@@ -369,7 +488,9 @@ async fn run_daemon(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl F
                         Ok(()) => {
                             watched.insert(dir.clone());
                         }
-                        Err(e) => tracing::warn!(dir = %dir.display(), "cannot watch spool directory (rescans still find files): {e}"),
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), "cannot watch spool directory (rescans still find files): {e}")
+                        }
                     }
                 } else if !dir.is_dir() {
                     watched.remove(dir);
@@ -382,16 +503,29 @@ async fn run_daemon(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl F
             let paths = std::mem::take(&mut pending);
             let config = runner.config.clone();
             tokio::task::block_in_place(|| {
-                intake::reconcile_paths(&runner.ledger, &config.spool.dirs, &config.spool.ignore, &paths, &runner.busy)
+                intake::reconcile_paths(
+                    &runner.ledger,
+                    &config.spool.dirs,
+                    &config.spool.ignore,
+                    &paths,
+                    &runner.busy,
+                )
             })?;
             runner.settle()?;
         } else {
             runner.settle()?;
         }
         runner.dispatch()?;
-        let wake = runner.next_wake(next_rescan);
+        let mut wake = runner.next_wake(next_rescan);
+        if let Some(deadline) = watchdog.deadline() {
+            wake = wake.min(deadline);
+        }
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(()) = reload.recv() => {
+                runner.reload().await;
+                next_rescan = Instant::now();
+            }
             joined = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
                 if let Some(j) = joined { runner.finish(j) }
             }
@@ -413,6 +547,7 @@ async fn run_daemon(runner: &mut Runner, mut shutdown: std::pin::Pin<&mut impl F
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
     }
+    crate::service::stopping();
     tracing::info!("shutting down: no new work taken");
     runner.drain(runner.config.daemon.shutdown_grace).await;
     tracing::info!(archived = runner.summary.archived, "stopped");
@@ -430,7 +565,10 @@ mod tests {
         for attempt in 0..30 {
             let d = backoff(attempt, base, max);
             let cap = base.saturating_mul(1 << attempt.min(20)).min(max);
-            assert!(d >= cap / 2 && d <= cap, "attempt {attempt}: {d:?} vs {cap:?}");
+            assert!(
+                d >= cap / 2 && d <= cap,
+                "attempt {attempt}: {d:?} vs {cap:?}"
+            );
         }
         assert!(backoff(30, base, max) <= max);
     }

@@ -22,18 +22,38 @@ pub struct IntakeReport {
 
 /// Compares a scan with the ledger and records the differences. Recordings
 /// in `busy` are being worked on and left to their worker.
-pub fn reconcile(ledger: &Ledger, scan: &Scan, busy: &HashSet<i64>) -> Result<IntakeReport, LedgerError> {
+pub fn reconcile(
+    ledger: &Ledger,
+    scan: &Scan,
+    busy: &HashSet<i64>,
+) -> Result<IntakeReport, LedgerError> {
     let mut rows = ledger.local_rows()?;
     let mut report = IntakeReport::default();
     for file in &scan.files {
-        observe(ledger, rows.remove(&file.path), file, None, busy, &mut report)?;
+        observe(
+            ledger,
+            rows.remove(&file.path),
+            file,
+            None,
+            busy,
+            &mut report,
+        )?;
     }
     for (file, kind) in &scan.specials {
-        observe(ledger, rows.remove(&file.path), file, Some(kind), busy, &mut report)?;
+        observe(
+            ledger,
+            rows.remove(&file.path),
+            file,
+            Some(kind),
+            busy,
+            &mut report,
+        )?;
     }
     // Whatever is left was not found: gone, but only where the directory was fully listed.
     for (path, row) in rows {
-        let listed = path.parent().is_some_and(|p| scan.listed_dirs.iter().any(|d| d == p));
+        let listed = path
+            .parent()
+            .is_some_and(|p| scan.listed_dirs.iter().any(|d| d == p));
         if listed && !busy.contains(&row.id) {
             vanished(ledger, &path, row, &mut report)?;
         }
@@ -52,14 +72,19 @@ pub fn reconcile_paths(
     let mut rows = ledger.local_rows()?;
     let mut report = IntakeReport::default();
     for path in paths {
-        let name = path.file_name().map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n).to_vec()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| std::os::unix::ffi::OsStrExt::as_bytes(n).to_vec())
+            .unwrap_or_default();
         if !spool::in_spool(dirs, path) || spool::ignored(ignore, &name) {
             continue;
         }
         let row = rows.remove(path);
         match spool::inspect(path) {
             Ok(Some(Ok(file))) => observe(ledger, row, &file, None, busy, &mut report)?,
-            Ok(Some(Err((file, kind)))) => observe(ledger, row, &file, Some(kind), busy, &mut report)?,
+            Ok(Some(Err((file, kind)))) => {
+                observe(ledger, row, &file, Some(kind), busy, &mut report)?
+            }
             Ok(None) => {
                 if let Some(row) = row.filter(|r| !busy.contains(&r.id)) {
                     vanished(ledger, path, row, &mut report)?;
@@ -95,7 +120,8 @@ fn observe(
         }
         return Ok(());
     };
-    let same = row.identity == file.identity && (special.is_some() == (row.state == State::Quarantined));
+    let same =
+        row.identity == file.identity && (special.is_some() == (row.state == State::Quarantined));
     if same || busy.contains(&row.id) {
         return Ok(());
     }
@@ -119,14 +145,25 @@ fn observe(
         }
         Some(kind) => {
             // A recording turned into a link or pipe: the old content is gone.
-            ledger.transition(row.id, &[row.state], State::Gone, &[], &format!("replaced by a {kind}"))?;
+            ledger.transition(
+                row.id,
+                &[row.state],
+                State::Gone,
+                &[],
+                &format!("replaced by a {kind}"),
+            )?;
             tracing::warn!(path = %file.path.display(), "recording replaced by a {kind}; skipping it");
             ledger.insert(file, State::Quarantined, kind).map(|_| ())
         }
     }
 }
 
-fn vanished(ledger: &Ledger, path: &Path, row: LocalRow, report: &mut IntakeReport) -> Result<(), LedgerError> {
+fn vanished(
+    ledger: &Ledger,
+    path: &Path,
+    row: LocalRow,
+    report: &mut IntakeReport,
+) -> Result<(), LedgerError> {
     report.vanished += 1;
     if row.state == State::Verified {
         tracing::info!(path = %path.display(), "archived recording removed by someone else");
@@ -141,12 +178,22 @@ fn vanished(ledger: &Ledger, path: &Path, row: LocalRow, report: &mut IntakeRepo
     if row.state != State::Quarantined {
         tracing::warn!(path = %path.display(), state = %row.state, "recording removed by someone else before it was archived");
     }
-    ledger.transition(row.id, &[row.state], State::Gone, &[], "removed before archiving")
+    ledger.transition(
+        row.id,
+        &[row.state],
+        State::Gone,
+        &[],
+        "removed before archiving",
+    )
 }
 
 /// Moves `seen` recordings whose mtime is at least `settle` old and which
 /// nobody has open for writing to `settled`.
-pub fn settle(ledger: &Ledger, settle: Duration, busy: &HashSet<i64>) -> Result<usize, LedgerError> {
+pub fn settle(
+    ledger: &Ledger,
+    settle: Duration,
+    busy: &HashSet<i64>,
+) -> Result<usize, LedgerError> {
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
@@ -160,7 +207,10 @@ pub fn settle(ledger: &Ledger, settle: Duration, busy: &HashSet<i64>) -> Result<
     if ripe.is_empty() {
         return Ok(0);
     }
-    let ids: HashSet<(u64, u64)> = ripe.iter().map(|r| (r.identity.dev, r.identity.ino)).collect();
+    let ids: HashSet<(u64, u64)> = ripe
+        .iter()
+        .map(|r| (r.identity.dev, r.identity.ino))
+        .collect();
     let writing = spool::open_for_writing(&ids);
     let mut settled = 0;
     for rec in &ripe {

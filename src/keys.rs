@@ -108,7 +108,8 @@ impl KeyTemplate {
 pub fn encode_name(name: &[u8]) -> String {
     let mut out = String::with_capacity(name.len());
     for &b in name {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'=' | b'@' | b',') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'=' | b'@' | b',')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -177,9 +178,15 @@ mod tests {
     fn default_template_renders() {
         let t = KeyTemplate::parse(crate::config::DEFAULT_KEY_TEMPLATE).unwrap();
         let k = t.render(&inputs(b"20260301-101500_5551234567-all.wav"), false);
-        assert_eq!(k, "rec/dialer1/2026/03/01/20260301-101500_5551234567-all.wav.zst");
+        assert_eq!(
+            k,
+            "rec/dialer1/2026/03/01/20260301-101500_5551234567-all.wav.zst"
+        );
         let u = t.render(&inputs(b"20260301-101500_5551234567-all.wav"), true);
-        assert_eq!(u, "rec/dialer1/2026/03/01/20260301-101500_5551234567-all.wav~42.zst");
+        assert_eq!(
+            u,
+            "rec/dialer1/2026/03/01/20260301-101500_5551234567-all.wav~42.zst"
+        );
     }
 
     #[test]

@@ -16,5 +16,6 @@ pub mod logging;
 pub mod recording;
 pub mod report;
 pub mod restore;
+pub mod service;
 pub mod spool;
 pub mod store;

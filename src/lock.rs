@@ -16,10 +16,19 @@ pub struct InstanceLock {
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another recvault (pid {pid}) is already running with ledger {ledger}; stop it first (lock file {lock})")]
-    Held { pid: String, ledger: String, lock: String },
+    #[error(
+        "another recvault (pid {pid}) is already running with ledger {ledger}; stop it first (lock file {lock})"
+    )]
+    Held {
+        pid: String,
+        ledger: String,
+        lock: String,
+    },
     #[error("cannot open lock file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl InstanceLock {

@@ -1,6 +1,8 @@
 //! Logging: journald (structured fields) when started by systemd, readable
 //! lines on a terminal. `RUST_LOG` overrides the configured level.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -19,13 +21,16 @@ pub fn init(level: &str) {
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
     {
-        let _ = registry.with(journald.with_syslog_identifier("recvault".to_string())).try_init();
+        let _ = registry
+            .with(journald.with_syslog_identifier("recvault".to_string()))
+            .try_init();
         return;
     }
     let _ = registry
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .try_init();

@@ -27,7 +27,10 @@ fn main() -> ExitCode {
         }
     };
     logging::init(&config.daemon.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("recvault: cannot start the runtime: {e}");
@@ -47,9 +50,14 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
     let mut stdout = std::io::stdout().lock();
     match command {
         Command::Run { once } => {
-            let summary = daemon::run(config, RunOptions { once }, shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
+            let summary = daemon::run(
+                config,
+                RunOptions { once },
+                shutdown_signal(),
+                reload_signal(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             if once {
                 println!(
                     "archived {} recordings ({} -> {}), {} failed, {} not attempted",
@@ -66,7 +74,9 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { offline } => {
-            check::check(&config, offline, &mut stdout).await.map_err(|e| format!("check failed: {e}"))?;
+            check::check(&config, offline, &mut stdout)
+                .await
+                .map_err(|e| format!("check failed: {e}"))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
@@ -74,7 +84,12 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             report::status(&ledger, &mut stdout).map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ls { state, since, until, name } => {
+        Command::Ls {
+            state,
+            since,
+            until,
+            name,
+        } => {
             let parse = |d: Option<String>| d.map(|d| report::parse_date(&d)).transpose();
             let filter = ListFilter {
                 state,
@@ -82,27 +97,60 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
                 until: parse(until)?,
             };
             let ledger = Ledger::open(&config.ledger.path).map_err(|e| e.to_string())?;
-            report::ls(&ledger, &filter, name.as_ref().map(|n| n.as_bytes()), &mut stdout).map_err(|e| e.to_string())?;
+            report::ls(
+                &ledger,
+                &filter,
+                name.as_ref().map(|n| n.as_bytes()),
+                &mut stdout,
+            )
+            .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { target, output, force } => {
+        Command::Restore {
+            target,
+            output,
+            force,
+        } => {
             let store_config = config.store.as_ref().ok_or("no store configured")?;
             let ledger = Ledger::open(&config.ledger.path).map_err(|e| e.to_string())?;
             let store = store::open(store_config).await.map_err(|e| e.to_string())?;
             let bytes = restore::restore(&ledger, &*store, target.as_bytes(), &output, force)
                 .await
                 .map_err(|e| e.to_string())?;
-            let _ = writeln!(stdout, "restored {} ({bytes} bytes, SHA-256 verified)", output.display());
+            let _ = writeln!(
+                stdout,
+                "restored {} ({bytes} bytes, SHA-256 verified)",
+                output.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
+/// A message for every SIGHUP: re-read the config.
+fn reload_signal() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         std::future::pending::<()>().await;
         return;
     };
@@ -137,6 +185,11 @@ fn print_completions(shell: CompletionShell) -> ExitCode {
         CompletionShell::Bash => clap_complete::Shell::Bash,
         CompletionShell::Zsh => clap_complete::Shell::Zsh,
     };
-    clap_complete::generate(shell, &mut Cli::command(), "recvault", &mut std::io::stdout());
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "recvault",
+        &mut std::io::stdout(),
+    );
     ExitCode::SUCCESS
 }

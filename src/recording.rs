@@ -61,7 +61,10 @@ impl State {
 
     /// True while the spool file at the recording's path is still its concern.
     pub fn is_local(self) -> bool {
-        !matches!(self, State::LocalDeleted | State::RemoteDeleted | State::Gone)
+        !matches!(
+            self,
+            State::LocalDeleted | State::RemoteDeleted | State::Gone
+        )
     }
 }
 

@@ -18,7 +18,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// A unix time in the machine's local time zone.
@@ -38,7 +42,11 @@ fn age(secs: i64) -> String {
 /// Writes `recvault status`: totals per state, the backlog, the last errors.
 pub fn status(ledger: &Ledger, out: &mut impl Write) -> Result<(), ReportError> {
     writeln!(out, "ledger: {}", ledger.path().display())?;
-    writeln!(out, "{:<15} {:>10} {:>12} {:>12}", "state", "count", "original", "stored")?;
+    writeln!(
+        out,
+        "{:<15} {:>10} {:>12} {:>12}",
+        "state", "count", "original", "stored"
+    )?;
     let mut total = 0;
     for (state, t) in ledger.totals()? {
         total += t.count;
@@ -96,7 +104,12 @@ pub fn ls_line(r: &Recording) -> String {
 }
 
 /// Writes `recvault ls`: every recording matching the filter and name glob.
-pub fn ls(ledger: &Ledger, filter: &ListFilter, name_glob: Option<&[u8]>, out: &mut impl Write) -> Result<u64, ReportError> {
+pub fn ls(
+    ledger: &Ledger,
+    filter: &ListFilter,
+    name_glob: Option<&[u8]>,
+    out: &mut impl Write,
+) -> Result<u64, ReportError> {
     let mut n = 0;
     let mut write_err = None;
     ledger.list(filter, |r| {
@@ -131,8 +144,13 @@ pub fn parse_date(text: &str) -> Result<i64, String> {
     }
     let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M"))
-        .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()))
-        .map_err(|_| format!("`{text}` is not a date; use YYYY-MM-DD or \"YYYY-MM-DD HH:MM:SS\""))?;
+        .or_else(|_| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .map_err(|_| {
+            format!("`{text}` is not a date; use YYYY-MM-DD or \"YYYY-MM-DD HH:MM:SS\"")
+        })?;
     Local
         .from_local_datetime(&naive)
         .earliest()

@@ -18,14 +18,20 @@ pub enum RestoreError {
     #[error("no recording in the ledger has the name or object key `{0}`")]
     NotFound(String),
     #[error("`{wanted}` names {count} recordings; restore one by object key:\n{keys}")]
-    Ambiguous { wanted: String, count: usize, keys: String },
+    Ambiguous {
+        wanted: String,
+        count: usize,
+        keys: String,
+    },
     #[error("recording `{0}` was never uploaded; its local copy is {1}")]
     NotArchived(String, String),
     #[error("recording `{0}` was deleted from the store by retention")]
     Deleted(String),
     #[error("{0} already exists; pass --force to replace it")]
     Exists(PathBuf),
-    #[error("restored data does not match the original: SHA-256 {got}, expected {want}; nothing written")]
+    #[error(
+        "restored data does not match the original: SHA-256 {got}, expected {want}; nothing written"
+    )]
     Mismatch { got: String, want: String },
     #[error("{0}")]
     Io(String),
@@ -39,7 +45,10 @@ pub enum RestoreError {
 pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, RestoreError> {
     let shown = display_name(wanted);
     let found = ledger.find(wanted)?;
-    if let Some(by_key) = found.iter().find(|r| r.object_key.as_deref().map(str::as_bytes) == Some(wanted)) {
+    if let Some(by_key) = found
+        .iter()
+        .find(|r| r.object_key.as_deref().map(str::as_bytes) == Some(wanted))
+    {
         return Ok(by_key.clone());
     }
     let archived: Vec<_> = found.iter().filter(|r| r.object_key.is_some()).collect();
@@ -60,14 +69,29 @@ pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, RestoreError> {
 }
 
 /// Restores the recording `wanted` to `output`. Returns the bytes written.
-pub async fn restore(ledger: &Ledger, store: &dyn Store, wanted: &[u8], output: &Path, force: bool) -> Result<u64, RestoreError> {
+pub async fn restore(
+    ledger: &Ledger,
+    store: &dyn Store,
+    wanted: &[u8],
+    output: &Path,
+    force: bool,
+) -> Result<u64, RestoreError> {
     let rec = find(ledger, wanted)?;
     let name = display_name(&rec.name);
     let key = match (&rec.object_key, rec.state) {
         (_, State::RemoteDeleted) => return Err(RestoreError::Deleted(name)),
         (Some(k), State::Uploaded | State::Verified | State::LocalDeleted) => k.clone(),
-        (Some(k), State::Failed) if matches!(rec.resume_state, Some(State::Uploaded | State::Verified)) => k.clone(),
-        _ => return Err(RestoreError::NotArchived(name, rec.path.display().to_string())),
+        (Some(k), State::Failed)
+            if matches!(rec.resume_state, Some(State::Uploaded | State::Verified)) =>
+        {
+            k.clone()
+        }
+        _ => {
+            return Err(RestoreError::NotArchived(
+                name,
+                rec.path.display().to_string(),
+            ));
+        }
     };
     let want = rec.sha256.clone().unwrap_or_default();
     if output.exists() && !force {
@@ -77,7 +101,10 @@ pub async fn restore(ledger: &Ledger, store: &dyn Store, wanted: &[u8], output: 
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let base = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tag = format!("{}.{}", std::process::id(), fastrand::u32(..));
     let object_tmp = dir.join(format!(".{base}.object-{tag}.tmp"));
     let output_tmp = dir.join(format!(".{base}.restore-{tag}.tmp"));
@@ -96,9 +123,13 @@ pub async fn restore(ledger: &Ledger, store: &dyn Store, wanted: &[u8], output: 
         .map_err(|e| RestoreError::Io(format!("cannot decode `{key}`: {e}")))?;
         let got = hex::encode(decoded.0);
         if got != want || decoded.1 != rec.identity.size {
-            return Err(RestoreError::Mismatch { got, want: want.clone() });
+            return Err(RestoreError::Mismatch {
+                got,
+                want: want.clone(),
+            });
         }
-        fs::rename(&output_tmp, output).map_err(|e| RestoreError::Io(format!("cannot write {}: {e}", output.display())))?;
+        fs::rename(&output_tmp, output)
+            .map_err(|e| RestoreError::Io(format!("cannot write {}: {e}", output.display())))?;
         Ok(decoded.1)
     }
     .await;

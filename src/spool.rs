@@ -62,7 +62,10 @@ pub fn inspect(path: &Path) -> io::Result<Option<Result<SpoolFile, (SpoolFile, &
     };
     let file = SpoolFile {
         path: path.to_path_buf(),
-        name: path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default(),
+        name: path
+            .file_name()
+            .map(|n| n.as_bytes().to_vec())
+            .unwrap_or_default(),
         identity: FileIdentity::of(&meta),
     };
     let ft = meta.file_type();
@@ -129,22 +132,30 @@ pub fn open_for_writing(candidates: &HashSet<(u64, u64)>) -> HashSet<(u64, u64)>
     if candidates.is_empty() {
         return found;
     }
-    let Ok(procs) = fs::read_dir("/proc") else { return found };
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return found;
+    };
     for proc_entry in procs.flatten() {
         let pid = proc_entry.file_name();
         if !pid.as_bytes().iter().all(u8::is_ascii_digit) {
             continue;
         }
         let fd_dir = proc_entry.path().join("fd");
-        let Ok(fds) = fs::read_dir(&fd_dir) else { continue };
+        let Ok(fds) = fs::read_dir(&fd_dir) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(meta) = fs::metadata(fd.path()) else { continue };
+            let Ok(meta) = fs::metadata(fd.path()) else {
+                continue;
+            };
             let id = (meta.dev(), meta.ino());
             if !candidates.contains(&id) {
                 continue;
             }
             let info = proc_entry.path().join("fdinfo").join(fd.file_name());
-            let Ok(text) = fs::read_to_string(info) else { continue };
+            let Ok(text) = fs::read_to_string(info) else {
+                continue;
+            };
             let flags = text
                 .lines()
                 .find_map(|l| l.strip_prefix("flags:"))
@@ -192,7 +203,11 @@ mod tests {
         let s = scan(&[d.to_path_buf()], &[".*".to_string()]);
         let names: Vec<_> = s.files.iter().map(|f| f.name.clone()).collect();
         assert_eq!(names, vec![b"a.wav".to_vec()]);
-        let mut kinds: Vec<_> = s.specials.iter().map(|(f, k)| (f.name.clone(), *k)).collect();
+        let mut kinds: Vec<_> = s
+            .specials
+            .iter()
+            .map(|(f, k)| (f.name.clone(), *k))
+            .collect();
         kinds.sort();
         assert_eq!(kinds.len(), 2);
         assert!(kinds[0].1.starts_with("symlink"));

@@ -37,8 +37,14 @@ pub enum LedgerError {
     KeyTaken(String),
     #[error("ledger: no recording with id {0}")]
     NoSuchRecording(i64),
-    #[error("ledger {path} was written by a newer recvault (schema {found}, this one knows {known})")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "ledger {path} was written by a newer recvault (schema {found}, this one knows {known})"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 /// A file found in the spool by a scan.
@@ -97,8 +103,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
     let state: String = row.get(7)?;
     let resume: Option<String> = row.get(8)?;
     let parse = |s: &str, idx| {
-        s.parse::<State>()
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into()))
+        s.parse::<State>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e.into())
+        })
     };
     Ok(Recording {
         id: row.get(0)?,
@@ -148,11 +155,15 @@ impl Ledger {
             source,
         };
         let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(open_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
         // FULL: a committed "verified" must survive power loss before we delete the local file.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
         let ledger = Ledger {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -247,7 +258,12 @@ impl Ledger {
 
     /// The spool file at a local recording's path is no longer the file that
     /// was seen: start over from `seen` with its new identity.
-    pub fn reset_changed(&self, id: i64, identity: FileIdentity, detail: &str) -> Result<(), LedgerError> {
+    pub fn reset_changed(
+        &self,
+        id: i64,
+        identity: FileIdentity,
+        detail: &str,
+    ) -> Result<(), LedgerError> {
         self.transition(
             id,
             &[
@@ -292,7 +308,9 @@ impl Ledger {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let current: Option<String> = tx
-            .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         let current = current.ok_or(LedgerError::NoSuchRecording(id))?;
         let current: State = current.parse().map_err(|_| LedgerError::StateConflict {
@@ -302,7 +320,11 @@ impl Ledger {
         if !from.contains(&current) {
             return Err(LedgerError::StateConflict {
                 id,
-                expected: from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("|"),
+                expected: from
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("|"),
             });
         }
         let mut sql = String::from("UPDATE recordings SET state = ?1, updated_at = ?2");
@@ -315,16 +337,17 @@ impl Ledger {
         values.push(&id);
         match tx.execute(&sql, values.as_slice()) {
             Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("object_key") =>
+                if e.code == rusqlite::ErrorCode::ConstraintViolation
+                    && msg.contains("object_key") =>
             {
                 let key = sets
                     .iter()
                     .find(|(c, _)| *c == "object_key")
                     .and_then(|(_, v)| v.to_sql().ok())
                     .map(|v| match v {
-                        rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(t)) => {
-                            String::from_utf8_lossy(t).into_owned()
-                        }
+                        rusqlite::types::ToSqlOutput::Borrowed(
+                            rusqlite::types::ValueRef::Text(t),
+                        ) => String::from_utf8_lossy(t).into_owned(),
                         rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(t)) => t,
                         _ => String::new(),
                     })
@@ -342,7 +365,12 @@ impl Ledger {
 
     /// Records a failed step: the recording waits in `failed` until `retry_at`,
     /// then resumes from the state it failed in.
-    pub fn mark_failed(&self, rec: &Recording, error: &str, retry_at: i64) -> Result<(), LedgerError> {
+    pub fn mark_failed(
+        &self,
+        rec: &Recording,
+        error: &str,
+        retry_at: i64,
+    ) -> Result<(), LedgerError> {
         let resume = rec.state.as_str();
         let attempts = rec.attempts + 1;
         self.transition(
@@ -362,7 +390,13 @@ impl Ledger {
     /// Puts a failed recording back into the state it failed in.
     pub fn resume_failed(&self, rec: &Recording) -> Result<State, LedgerError> {
         let to = rec.resume_state.unwrap_or(State::Seen);
-        self.transition(rec.id, &[State::Failed], to, &[("retry_at", &None::<i64>)], "retrying")?;
+        self.transition(
+            rec.id,
+            &[State::Failed],
+            to,
+            &[("retry_at", &None::<i64>)],
+            "retrying",
+        )?;
         Ok(to)
     }
 
@@ -378,15 +412,25 @@ impl Ledger {
     /// One recording by id.
     pub fn recording(&self, id: i64) -> Result<Recording, LedgerError> {
         let conn = self.conn();
-        conn.query_row(&format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"), [id], from_row)
-            .optional()?
-            .ok_or(LedgerError::NoSuchRecording(id))
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?
+        .ok_or(LedgerError::NoSuchRecording(id))
     }
 
     /// Recordings with a step to do now, oldest first: settled ones whose
     /// mtime is at or before `upload_cutoff_ns`, every half-done one, and failed
     /// ones whose retry time has come (all of them if `retry_all`).
-    pub fn work_queue(&self, upload_cutoff_ns: i64, now: i64, retry_all: bool, limit: usize) -> Result<Vec<Recording>, LedgerError> {
+    pub fn work_queue(
+        &self,
+        upload_cutoff_ns: i64,
+        now: i64,
+        retry_all: bool,
+        limit: usize,
+    ) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM recordings WHERE \
@@ -395,7 +439,10 @@ impl Ledger {
                OR (state = 'failed' AND (?3 OR retry_at <= ?2)) \
              ORDER BY mtime_ns, id LIMIT ?4"
         ))?;
-        let rows = stmt.query_map(params![upload_cutoff_ns, now, retry_all, limit as i64], from_row)?;
+        let rows = stmt.query_map(
+            params![upload_cutoff_ns, now, retry_all, limit as i64],
+            from_row,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -416,7 +463,11 @@ impl Ledger {
 
     /// The earliest moment (unix seconds) something waiting becomes due:
     /// a seen file settling, a settled one reaching `upload_after`, a retry.
-    pub fn next_due(&self, settle: Duration, upload_after: Duration) -> Result<Option<i64>, LedgerError> {
+    pub fn next_due(
+        &self,
+        settle: Duration,
+        upload_after: Duration,
+    ) -> Result<Option<i64>, LedgerError> {
         let conn = self.conn();
         let due: Option<i64> = conn.query_row(
             "SELECT MIN(due) FROM ( \
@@ -486,14 +537,22 @@ impl Ledger {
 
     /// Recordings matching `filter`, oldest first; `visit` sees each in turn
     /// so a big ledger is never held in memory.
-    pub fn list(&self, filter: &ListFilter, mut visit: impl FnMut(&Recording)) -> Result<(), LedgerError> {
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        mut visit: impl FnMut(&Recording),
+    ) -> Result<(), LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM recordings WHERE (?1 IS NULL OR state = ?1) \
              AND (?2 IS NULL OR mtime_ns >= ?2 * 1000000000) AND (?3 IS NULL OR mtime_ns < ?3 * 1000000000) \
              ORDER BY mtime_ns, id"
         ))?;
-        let mut rows = stmt.query(params![filter.state.map(|s| s.as_str()), filter.since, filter.until])?;
+        let mut rows = stmt.query(params![
+            filter.state.map(|s| s.as_str()),
+            filter.since,
+            filter.until
+        ])?;
         while let Some(row) = rows.next()? {
             visit(&from_row(row)?);
         }
@@ -554,9 +613,15 @@ mod tests {
     fn transitions_are_checked_and_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
-        let id = ledger.insert(&file("/s/a.wav"), State::Seen, "found").unwrap();
-        ledger.transition(id, &[State::Seen], State::Settled, &[], "settled").unwrap();
-        let err = ledger.transition(id, &[State::Seen], State::Settled, &[], "again").unwrap_err();
+        let id = ledger
+            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .unwrap();
+        ledger
+            .transition(id, &[State::Seen], State::Settled, &[], "settled")
+            .unwrap();
+        let err = ledger
+            .transition(id, &[State::Seen], State::Settled, &[], "again")
+            .unwrap_err();
         assert!(matches!(err, LedgerError::StateConflict { .. }), "{err}");
         assert_eq!(ledger.recording(id).unwrap().state, State::Settled);
     }
@@ -565,10 +630,20 @@ mod tests {
     fn one_local_recording_per_path_but_paths_may_return() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
-        let id = ledger.insert(&file("/s/a.wav"), State::Seen, "found").unwrap();
-        assert!(ledger.insert(&file("/s/a.wav"), State::Seen, "dup").is_err());
-        ledger.transition(id, &[State::Seen], State::Gone, &[], "removed").unwrap();
-        ledger.insert(&file("/s/a.wav"), State::Seen, "found again").unwrap();
+        let id = ledger
+            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .unwrap();
+        assert!(
+            ledger
+                .insert(&file("/s/a.wav"), State::Seen, "dup")
+                .is_err()
+        );
+        ledger
+            .transition(id, &[State::Seen], State::Gone, &[], "removed")
+            .unwrap();
+        ledger
+            .insert(&file("/s/a.wav"), State::Seen, "found again")
+            .unwrap();
         assert_eq!(ledger.local_rows().unwrap().len(), 1);
     }
 
@@ -576,22 +651,51 @@ mod tests {
     fn object_keys_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
-        let a = ledger.insert(&file("/s/a.wav"), State::Settled, "").unwrap();
-        let b = ledger.insert(&file("/t/a.wav"), State::Settled, "").unwrap();
-        ledger.transition(a, &[State::Settled], State::Compressed, &[("object_key", &"k")], "").unwrap();
+        let a = ledger
+            .insert(&file("/s/a.wav"), State::Settled, "")
+            .unwrap();
+        let b = ledger
+            .insert(&file("/t/a.wav"), State::Settled, "")
+            .unwrap();
+        ledger
+            .transition(
+                a,
+                &[State::Settled],
+                State::Compressed,
+                &[("object_key", &"k")],
+                "",
+            )
+            .unwrap();
         let err = ledger
-            .transition(b, &[State::Settled], State::Compressed, &[("object_key", &"k")], "")
+            .transition(
+                b,
+                &[State::Settled],
+                State::Compressed,
+                &[("object_key", &"k")],
+                "",
+            )
             .unwrap_err();
-        assert!(matches!(err, LedgerError::KeyTaken(ref k) if k == "k"), "{err}");
-        assert_eq!(ledger.recording(b).unwrap().state, State::Settled, "a failed transition changes nothing");
+        assert!(
+            matches!(err, LedgerError::KeyTaken(ref k) if k == "k"),
+            "{err}"
+        );
+        assert_eq!(
+            ledger.recording(b).unwrap().state,
+            State::Settled,
+            "a failed transition changes nothing"
+        );
     }
 
     #[test]
     fn failed_resumes_where_it_failed() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
-        let id = ledger.insert(&file("/s/a.wav"), State::Compressed, "").unwrap();
-        ledger.mark_failed(&ledger.recording(id).unwrap(), "store down", 0).unwrap();
+        let id = ledger
+            .insert(&file("/s/a.wav"), State::Compressed, "")
+            .unwrap();
+        ledger
+            .mark_failed(&ledger.recording(id).unwrap(), "store down", 0)
+            .unwrap();
         let rec = ledger.recording(id).unwrap();
         assert_eq!((rec.state, rec.attempts), (State::Failed, 1));
         assert_eq!(ledger.resume_failed(&rec).unwrap(), State::Compressed);
@@ -601,7 +705,10 @@ mod tests {
     fn reopening_keeps_data_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite3");
-        let id = Ledger::open(&path).unwrap().insert(&file("/s/a.wav"), State::Seen, "").unwrap();
+        let id = Ledger::open(&path)
+            .unwrap()
+            .insert(&file("/s/a.wav"), State::Seen, "")
+            .unwrap();
         let again = Ledger::open(&path).unwrap();
         assert_eq!(again.recording(id).unwrap().name, b"a.wav");
     }

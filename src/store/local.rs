@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum};
+use super::{
+    ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+};
 use crate::digest::{self, HashingWriter};
 
 /// Sidecar metadata lives in this directory under the root, mirroring keys.
@@ -49,7 +51,9 @@ impl LocalStore {
         let bad = key.is_empty()
             || key.starts_with('/')
             || key.starts_with(META_DIR)
-            || key.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..");
         if bad {
             return Err(StoreError::Permanent(format!("invalid object key `{key}`")));
         }
@@ -60,7 +64,13 @@ impl LocalStore {
         self.root.join(META_DIR).join(format!("{key}.toml"))
     }
 
-    fn put_blocking(&self, key: &str, source: &Path, sha256: [u8; 32], metadata: BTreeMap<String, String>) -> Result<PutOutcome, StoreError> {
+    fn put_blocking(
+        &self,
+        key: &str,
+        source: &Path,
+        sha256: [u8; 32],
+        metadata: BTreeMap<String, String>,
+    ) -> Result<PutOutcome, StoreError> {
         let target = self.object_path(key)?;
         if let Some(info) = self.head_blocking(key)? {
             return Ok(PutOutcome::Exists(info));
@@ -69,7 +79,10 @@ impl LocalStore {
         fs::create_dir_all(&parent).map_err(|e| unavailable("cannot create", &parent, e))?;
         let tmp = parent.join(format!(
             ".{}.tmp-{}-{}",
-            target.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+            target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("object"),
             std::process::id(),
             fastrand::u64(..)
         ));
@@ -92,7 +105,8 @@ impl LocalStore {
         let mut writer = HashingWriter::new(out);
         io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
         let (out, written_sha, size) = writer.finish();
-        out.sync_all().map_err(|e| unavailable("cannot sync", tmp, e))?;
+        out.sync_all()
+            .map_err(|e| unavailable("cannot sync", tmp, e))?;
         if written_sha != sha256 {
             // Like S3's BadDigest: the bytes are not the bytes the caller hashed.
             return Err(StoreError::Permanent(format!(
@@ -125,7 +139,9 @@ impl LocalStore {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return match self.head_blocking(key)? {
                     Some(info) => Ok(PutOutcome::Exists(info)),
-                    None => Err(StoreError::Transient(format!("`{key}` appeared and vanished during put"))),
+                    None => Err(StoreError::Transient(format!(
+                        "`{key}` appeared and vanished during put"
+                    ))),
                 };
             }
             Err(e) => return Err(unavailable("cannot link", target, e)),
@@ -139,7 +155,11 @@ impl LocalStore {
         let target = self.object_path(key)?;
         let meta = match fs::symlink_metadata(&target) {
             Ok(m) if m.is_file() => m,
-            Ok(_) => return Err(StoreError::Permanent(format!("`{key}` is not a regular file"))),
+            Ok(_) => {
+                return Err(StoreError::Permanent(format!(
+                    "`{key}` is not a regular file"
+                )));
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unavailable("cannot stat", &target, e)),
         };
@@ -176,9 +196,13 @@ impl LocalStore {
             for entry in entries {
                 let entry = entry.map_err(|e| unavailable("cannot list", &dir, e))?;
                 let path = entry.path();
-                let Ok(rel) = path.strip_prefix(&self.root) else { continue };
+                let Ok(rel) = path.strip_prefix(&self.root) else {
+                    continue;
+                };
                 let Some(key) = rel.to_str() else { continue };
-                let file_type = entry.file_type().map_err(|e| unavailable("cannot stat", &path, e))?;
+                let file_type = entry
+                    .file_type()
+                    .map_err(|e| unavailable("cannot stat", &path, e))?;
                 let name = entry.file_name();
                 if key == META_DIR || name.to_string_lossy().starts_with('.') {
                     continue;
@@ -199,7 +223,9 @@ impl LocalStore {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| StoreError::Transient(format!("store task failed: {e}")))?
@@ -213,7 +239,12 @@ impl Store for LocalStore {
 
     async fn put(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let this = self.clone();
-        let (key, source, sha, meta) = (req.key.to_string(), req.source.to_path_buf(), req.sha256, req.metadata.clone());
+        let (key, source, sha, meta) = (
+            req.key.to_string(),
+            req.source.to_path_buf(),
+            req.sha256,
+            req.metadata.clone(),
+        );
         blocking(move || this.put_blocking(&key, &source, sha, meta)).await
     }
 

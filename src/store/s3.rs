@@ -13,13 +13,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
 
-use super::{ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum};
+use super::{
+    ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+};
 use crate::config::S3Config;
 use crate::digest::CHUNK;
 
@@ -36,7 +40,11 @@ pub struct S3Store {
 }
 
 /// Maps an SDK error to what the daemon can do about it.
-fn classify<E>(op: &str, key: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+fn classify<E>(
+    op: &str,
+    key: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -46,7 +54,9 @@ where
         SdkError::ConstructionFailure(_) => StoreError::Permanent(message),
         SdkError::ServiceError(_) => match status {
             Some(408 | 429 | 500..=599) => StoreError::Transient(message),
-            _ if err.code() == Some("SlowDown") || err.code() == Some("ConditionalRequestConflict") => {
+            _ if err.code() == Some("SlowDown")
+                || err.code() == Some("ConditionalRequestConflict") =>
+            {
                 StoreError::Transient(message)
             }
             _ => StoreError::Permanent(message),
@@ -62,8 +72,13 @@ fn status_of<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Op
 
 impl S3Store {
     /// Builds a client from the config: explicit key file or the standard AWS chain.
-    pub async fn new(config: &S3Config, multipart_threshold: u64, part_size: u64) -> Result<S3Store, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.region.clone()));
+    pub async fn new(
+        config: &S3Config,
+        multipart_threshold: u64,
+        part_size: u64,
+    ) -> Result<S3Store, StoreError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()));
         if let Some(endpoint) = &config.endpoint {
             loader = loader.endpoint_url(endpoint);
         }
@@ -101,9 +116,9 @@ impl S3Store {
     async fn put_single(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let checksum = single_part_checksum(&req.sha256);
         loop {
-            let body = ByteStream::from_path(req.source)
-                .await
-                .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source.display())))?;
+            let body = ByteStream::from_path(req.source).await.map_err(|e| {
+                StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
+            })?;
             let conditional = self.conditional_writes.load(Ordering::Relaxed);
             let mut put = self
                 .client
@@ -135,7 +150,9 @@ impl S3Store {
     async fn exists(&self, key: &str) -> Result<PutOutcome, StoreError> {
         match self.head(key).await? {
             Some(info) => Ok(PutOutcome::Exists(info)),
-            None => Err(StoreError::Transient(format!("put `{key}`: precondition failed but no object is there"))),
+            None => Err(StoreError::Transient(format!(
+                "put `{key}`: precondition failed but no object is there"
+            ))),
         }
     }
 
@@ -143,10 +160,13 @@ impl S3Store {
         let part_size = self.part_size;
         let source = req.source.to_path_buf();
         let size = req.size;
-        let part_digests = tokio::task::spawn_blocking(move || part_digests(&source, size, part_size))
-            .await
-            .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
-            .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source.display())))?;
+        let part_digests =
+            tokio::task::spawn_blocking(move || part_digests(&source, size, part_size))
+                .await
+                .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
+                .map_err(|e| {
+                    StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
+                })?;
         let mut create = self
             .client
             .create_multipart_upload()
@@ -157,10 +177,15 @@ impl S3Store {
         for (k, v) in req.metadata {
             create = create.metadata(k, v);
         }
-        let upload = create.send().await.map_err(|e| classify("create multipart", req.key, e))?;
+        let upload = create
+            .send()
+            .await
+            .map_err(|e| classify("create multipart", req.key, e))?;
         let upload_id = upload
             .upload_id()
-            .ok_or_else(|| StoreError::Permanent(format!("create multipart `{}`: no upload id", req.key)))?
+            .ok_or_else(|| {
+                StoreError::Permanent(format!("create multipart `{}`: no upload id", req.key))
+            })?
             .to_string();
         let result = self.upload_parts(req, &upload_id, &part_digests).await;
         if result.is_err() {
@@ -177,7 +202,12 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, req: &PutRequest<'_>, upload_id: &str, digests: &[[u8; 32]]) -> Result<PutOutcome, StoreError> {
+    async fn upload_parts(
+        &self,
+        req: &PutRequest<'_>,
+        upload_id: &str,
+        digests: &[[u8; 32]],
+    ) -> Result<PutOutcome, StoreError> {
         let mut parts = Vec::with_capacity(digests.len());
         for (i, digest) in digests.iter().enumerate() {
             let offset = i as u64 * self.part_size;
@@ -189,7 +219,9 @@ impl S3Store {
                 .buffer_size(CHUNK)
                 .build()
                 .await
-                .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source.display())))?;
+                .map_err(|e| {
+                    StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
+                })?;
             let checksum = single_part_checksum(digest);
             let part_number = i as i32 + 1;
             let out = self
@@ -219,7 +251,11 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(req.key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build());
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
         if self.conditional_writes.load(Ordering::Relaxed) {
             complete = complete.if_none_match("*");
         }
@@ -262,7 +298,11 @@ pub fn composite_checksum(parts: &[[u8; 32]]) -> String {
     for p in parts {
         hasher.update(p);
     }
-    format!("{}-{}", single_part_checksum(&hasher.finalize().into()), parts.len())
+    format!(
+        "{}-{}",
+        single_part_checksum(&hasher.finalize().into()),
+        parts.len()
+    )
 }
 
 #[async_trait]
@@ -298,7 +338,11 @@ impl Store for S3Store {
                 checksum: out.checksum_sha256().map(str::to_string),
                 metadata: out
                     .metadata()
-                    .map(|m| m.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect::<BTreeMap<_, _>>())
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                            .collect::<BTreeMap<_, _>>()
+                    })
                     .unwrap_or_default(),
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),

@@ -1,0 +1,284 @@
+//! Helpers shared by the integration tests: a real Garage (started by
+//! `scripts/garage.sh`), temp spools, WAV files, and the real binary.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use recvault::config::{S3Config, S3Credentials};
+use recvault::ledger::Ledger;
+use recvault::recording::State;
+use recvault::store::{S3Store, Store};
+use sha2::{Digest, Sha256};
+
+/// Where the test Garage is and how to reach it.
+#[derive(Clone)]
+pub struct Garage {
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+/// The Garage started by `scripts/garage.sh start` (env vars, or its env file).
+pub fn garage() -> Garage {
+    let mut vars: BTreeMap<String, String> = std::env::vars().collect();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(".work/garage/env");
+    if !vars.contains_key("RECVAULT_TEST_S3_ENDPOINT")
+        && let Ok(text) = fs::read_to_string(&file)
+    {
+        for line in text.lines() {
+            if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
+                vars.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+            }
+        }
+    }
+    let get = |k: &str| {
+        vars.get(k).cloned().unwrap_or_else(|| {
+            panic!("{k} is not set and {} is missing: start Garage with `scripts/garage.sh start` (scripts/test.sh does)", file.display())
+        })
+    };
+    Garage {
+        endpoint: get("RECVAULT_TEST_S3_ENDPOINT"),
+        region: get("RECVAULT_TEST_S3_REGION"),
+        bucket: get("RECVAULT_TEST_S3_BUCKET"),
+        key_id: get("RECVAULT_TEST_S3_ACCESS_KEY_ID"),
+        secret: get("RECVAULT_TEST_S3_SECRET_ACCESS_KEY"),
+    }
+}
+
+impl Garage {
+    pub fn s3_config(&self) -> S3Config {
+        S3Config {
+            endpoint: Some(self.endpoint.clone()),
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            path_style: true,
+            credentials: Some(S3Credentials {
+                access_key_id: self.key_id.clone(),
+                secret_access_key: self.secret.clone(),
+            }),
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+
+    pub async fn store(&self, multipart_threshold: u64, part_size: u64) -> Arc<dyn Store> {
+        Arc::new(
+            S3Store::new(&self.s3_config(), multipart_threshold, part_size)
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+/// A unique key prefix so tests sharing one bucket never see each other.
+pub fn unique_prefix(test: &str) -> String {
+    format!("t-{test}-{}-{}/", std::process::id(), fastrand::u32(..))
+}
+
+/// A test's working area: spool, staging, ledger, config.
+pub struct Site {
+    pub _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub spool: PathBuf,
+    /// Every configured spool directory (the first is `spool`).
+    pub dirs: Vec<PathBuf>,
+    pub config: PathBuf,
+    pub prefix: String,
+}
+
+/// Which store a site's config points at.
+pub enum Target<'a> {
+    Garage(&'a Garage),
+    /// An S3 endpoint where nothing listens (an outage).
+    Dead(&'a Garage, u16),
+    Local,
+}
+
+impl Site {
+    pub fn new(test: &str) -> Site {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let spool = root.join("monitorDONE");
+        fs::create_dir_all(&spool).unwrap();
+        Site {
+            _tmp: tmp,
+            root,
+            dirs: vec![spool.clone()],
+            spool,
+            config: PathBuf::new(),
+            prefix: unique_prefix(test),
+        }
+    }
+
+    /// Adds a spool sub-folder (like VICIdial's ORIG/) to the configured dirs.
+    pub fn add_dir(&mut self, name: &str) -> PathBuf {
+        let dir = self.spool.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        self.dirs.push(dir.clone());
+        dir
+    }
+
+    /// Writes the config; `spool_extra` is appended to the `[spool]` table.
+    pub fn configure(&mut self, target: Target<'_>, spool_extra: &str) {
+        let store = match target {
+            Target::Garage(g) | Target::Dead(g, _) => {
+                let endpoint = match target {
+                    Target::Dead(_, port) => format!("http://127.0.0.1:{port}"),
+                    _ => g.endpoint.clone(),
+                };
+                let key = self.root.join("s3-key.toml");
+                fs::write(
+                    &key,
+                    format!(
+                        "access_key_id = \"{}\"\nsecret_access_key = \"{}\"\n",
+                        g.key_id, g.secret
+                    ),
+                )
+                .unwrap();
+                format!(
+                    "kind = \"s3\"\nendpoint = \"{endpoint}\"\nregion = \"{}\"\nbucket = \"{}\"\npath_style = true\nprefix = \"{}\"\nkey_file = \"{}\"\nconnect_timeout = \"2s\"\nread_timeout = \"10s\"\n",
+                    g.region,
+                    g.bucket,
+                    self.prefix,
+                    key.display()
+                )
+            }
+            Target::Local => format!(
+                "kind = \"local\"\npath = \"{}\"\nprefix = \"{}\"\n",
+                self.root.join("store").display(),
+                self.prefix
+            ),
+        };
+        let text = format!(
+            "[spool]\ndirs = [{dirs}]\nstaging = \"{staging}\"\n{spool_extra}\n\n[store]\n{store}\n[ledger]\npath = \"{ledger}\"\n\n[daemon]\nhost = \"testhost\"\nshutdown_grace = \"5s\"\n",
+            dirs = self
+                .dirs
+                .iter()
+                .map(|d| format!("\"{}\"", d.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            staging = self.root.join("staging").display(),
+            ledger = self.ledger_path().display(),
+        );
+        self.config = self.root.join("recvault.toml");
+        fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.join("ledger.sqlite3")
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        Ledger::open(&self.ledger_path()).unwrap()
+    }
+
+    /// Runs the real binary with this site's config.
+    pub fn recvault(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recvault"));
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "info");
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
+        cmd
+    }
+
+    /// Number of recordings per state in the ledger.
+    pub fn states(&self) -> BTreeMap<State, u64> {
+        self.ledger()
+            .totals()
+            .unwrap()
+            .into_iter()
+            .map(|(s, t)| (s, t.count))
+            .collect()
+    }
+}
+
+/// Panics with the command's output unless it exited with `code`.
+pub fn expect_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A deterministic 8 kHz 16-bit mono WAV: tone bursts and pauses, `seconds` long.
+pub fn wav(seconds: f64, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let samples = (8000.0 * seconds) as u32;
+    let mut out = Vec::with_capacity(44 + samples as usize * 2);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(samples * 2).to_le_bytes());
+    let freq = 200.0 + rng.f64() * 400.0;
+    for i in 0..samples {
+        let speaking = (i / 4000) % 3 != 2;
+        let t = i as f64 / 8000.0;
+        let v = if speaking {
+            (t * freq * std::f64::consts::TAU).sin() * 8000.0
+        } else {
+            0.0
+        };
+        let noise = rng.i32(-200..200) as f64;
+        out.extend_from_slice(&((v + noise) as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Writes a file and backdates its mtime so it is settled and due.
+pub fn put_recording(dir: &Path, name: &[u8], bytes: &[u8], age: Duration) -> PathBuf {
+    let path = dir.join(std::ffi::OsStr::from_bytes(name));
+    fs::write(&path, bytes).unwrap();
+    let f = fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(SystemTime::now() - age).unwrap();
+    path
+}
+
+/// A port on 127.0.0.1 where nothing listens.
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Restores `name` with the binary and returns the bytes.
+pub fn restore(site: &Site, name: &[u8]) -> Vec<u8> {
+    let out_path = site.root.join(format!("restored-{}", fastrand::u64(..)));
+    let mut cmd = site.command(&["restore", "-o"]);
+    cmd.arg(&out_path)
+        .arg("--")
+        .arg(std::ffi::OsStr::from_bytes(name));
+    let out = cmd.output().unwrap();
+    expect_code(&out, 0);
+    let bytes = fs::read(&out_path).unwrap();
+    fs::remove_file(&out_path).unwrap();
+    bytes
+}

@@ -1,0 +1,6 @@
+//! recvault's integration tests: one binary, real parts (Garage on 127.0.0.1,
+//! the real `recvault` executable, real files).
+
+mod common;
+mod pipeline;
+mod store_conformance;

@@ -1,0 +1,217 @@
+//! One list of store tests, run against every backend: the local directory
+//! store and the S3 store talking to a real Garage.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use recvault::digest;
+use recvault::store::{
+    LocalStore, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+};
+
+use crate::common::{garage, unique_prefix};
+
+const MIB: u64 = 1 << 20;
+
+fn meta(sha: [u8; 32]) -> BTreeMap<String, String> {
+    [
+        ("sha256".to_string(), hex::encode(sha)),
+        ("original-name".to_string(), "a%20b.wav".to_string()),
+    ]
+    .into()
+}
+
+async fn put_bytes(
+    store: &dyn Store,
+    dir: &Path,
+    key: &str,
+    bytes: &[u8],
+) -> Result<PutOutcome, StoreError> {
+    let source = dir.join(format!("src-{}", fastrand::u64(..)));
+    std::fs::write(&source, bytes).unwrap();
+    let sha = digest::sha256(bytes);
+    let m = meta(sha);
+    store
+        .put(&PutRequest {
+            key,
+            source: &source,
+            size: bytes.len() as u64,
+            sha256: sha,
+            metadata: &m,
+        })
+        .await
+}
+
+async fn get_bytes(store: &dyn Store, dir: &Path, key: &str) -> Vec<u8> {
+    let dest = dir.join(format!("dst-{}", fastrand::u64(..)));
+    let n = store.get(key, &dest).await.unwrap();
+    let bytes = std::fs::read(&dest).unwrap();
+    assert_eq!(n, bytes.len() as u64);
+    bytes
+}
+
+fn random(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+pub async fn put_head_get_delete(store: &dyn Store, prefix: &str, dir: &Path) {
+    let key = format!("{prefix}host/2026/03/01/a%20b.wav.zst");
+    let bytes = random(300_000, 1);
+    let sha = digest::sha256(&bytes);
+    let outcome = put_bytes(store, dir, &key, &bytes).await.unwrap();
+    assert_eq!(
+        outcome,
+        PutOutcome::Created {
+            checksum: single_part_checksum(&sha)
+        }
+    );
+    let info = store.head(&key).await.unwrap().expect("object after put");
+    assert_eq!(info.size, bytes.len() as u64);
+    assert_eq!(info.metadata.get("sha256"), Some(&hex::encode(sha)));
+    assert_eq!(
+        info.metadata.get("original-name").map(String::as_str),
+        Some("a%20b.wav")
+    );
+    if let Some(c) = &info.checksum {
+        assert_eq!(c, &single_part_checksum(&sha), "store-reported checksum");
+    }
+    assert_eq!(get_bytes(store, dir, &key).await, bytes);
+    store.delete(&key).await.unwrap();
+    assert_eq!(store.head(&key).await.unwrap(), None);
+}
+
+pub async fn never_overwrites(store: &dyn Store, prefix: &str, dir: &Path) {
+    let key = format!("{prefix}dup.wav.zst");
+    let first = random(1000, 2);
+    put_bytes(store, dir, &key, &first).await.unwrap();
+    let second = random(2000, 3);
+    match put_bytes(store, dir, &key, &second).await.unwrap() {
+        PutOutcome::Exists(info) => {
+            assert_eq!(info.size, 1000);
+            assert_eq!(
+                info.metadata.get("sha256"),
+                Some(&hex::encode(digest::sha256(&first)))
+            );
+        }
+        other => panic!("second put must not overwrite: {other:?}"),
+    }
+    assert_eq!(get_bytes(store, dir, &key).await, first);
+}
+
+pub async fn wrong_checksum_is_refused(store: &dyn Store, prefix: &str, dir: &Path) {
+    let key = format!("{prefix}corrupt.wav.zst");
+    let bytes = random(5000, 4);
+    let source = dir.join("corrupt-src");
+    std::fs::write(&source, &bytes).unwrap();
+    let wrong = digest::sha256(b"something else");
+    let m = meta(wrong);
+    let err = store
+        .put(&PutRequest {
+            key: &key,
+            source: &source,
+            size: bytes.len() as u64,
+            sha256: wrong,
+            metadata: &m,
+        })
+        .await
+        .expect_err("a body that does not match its SHA-256 must be refused");
+    assert!(!err.is_transient(), "a bad digest is not an outage: {err}");
+    assert_eq!(store.head(&key).await.unwrap(), None, "nothing stored");
+}
+
+pub async fn missing_objects(store: &dyn Store, prefix: &str, dir: &Path) {
+    let key = format!("{prefix}never-written");
+    assert_eq!(store.head(&key).await.unwrap(), None);
+    store.delete(&key).await.unwrap();
+    assert!(store.get(&key, &dir.join("missing")).await.is_err());
+}
+
+pub async fn large_object_round_trips(store: &dyn Store, prefix: &str, dir: &Path) {
+    // Above the 5 MiB multipart threshold the S3 backend is built with here.
+    let key = format!("{prefix}big.wav.zst");
+    let bytes = random((12 * MIB + 12345) as usize, 5);
+    let outcome = put_bytes(store, dir, &key, &bytes).await.unwrap();
+    let PutOutcome::Created { checksum } = outcome else {
+        panic!("{outcome:?}")
+    };
+    let info = store.head(&key).await.unwrap().unwrap();
+    assert_eq!(info.size, bytes.len() as u64);
+    assert_eq!(
+        info.metadata.get("sha256"),
+        Some(&hex::encode(digest::sha256(&bytes)))
+    );
+    if let Some(reported) = &info.checksum {
+        assert_eq!(
+            reported, &checksum,
+            "reported checksum is the one put announced"
+        );
+    }
+    assert_eq!(
+        digest::sha256(&get_bytes(store, dir, &key).await),
+        digest::sha256(&bytes)
+    );
+}
+
+pub async fn list_by_prefix(store: &dyn Store, prefix: &str, dir: &Path) {
+    for k in ["a/2", "a/1", "b/1"] {
+        put_bytes(store, dir, &format!("{prefix}{k}"), k.as_bytes())
+            .await
+            .unwrap();
+    }
+    let listed = store.list(&format!("{prefix}a/")).await.unwrap();
+    let keys: Vec<_> = listed.iter().map(|o| o.key.clone()).collect();
+    assert_eq!(keys, vec![format!("{prefix}a/1"), format!("{prefix}a/2")]);
+    assert!(listed.iter().all(|o| o.size == 3));
+}
+
+pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path) {
+    let name = recvault::keys::encode_name(b"-x \"quote\" 'q' \n\xff~.wav");
+    let key = format!("{prefix}{name}~7.zst");
+    put_bytes(store, dir, &key, b"odd").await.unwrap();
+    assert_eq!(get_bytes(store, dir, &key).await, b"odd");
+    assert!(
+        store
+            .list(prefix)
+            .await
+            .unwrap()
+            .iter()
+            .any(|o| o.key == key)
+    );
+}
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            async fn setup(test: &str) -> (Arc<dyn Store>, String, tempfile::TempDir) {
+                let dir = tempfile::tempdir().unwrap();
+                let make: fn(&Path) -> _ = $make;
+                (make(dir.path()).await, unique_prefix(test), dir)
+            }
+
+            conformance!(@tests put_head_get_delete, never_overwrites, wrong_checksum_is_refused,
+                missing_objects, large_object_round_trips, list_by_prefix, odd_keys);
+        }
+    };
+    (@tests $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, prefix, dir) = setup(stringify!($name)).await;
+                super::$name(&*store, &prefix, dir.path()).await;
+            }
+        )*
+    };
+}
+
+conformance!(local, |dir| {
+    let root = dir.join("store");
+    Box::pin(async move { Arc::new(LocalStore::new(root)) as Arc<dyn Store> })
+});
+
+conformance!(s3_garage, |_dir| Box::pin(async {
+    garage().store(5 * MIB, 5 * MIB).await
+}));
