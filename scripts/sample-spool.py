@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Generate a VICIdial-style spool of call recordings for tests, demos and benchmarks.
+
+Each recording is an 8 kHz 16-bit mono PCM WAV (what Asterisk's MixMonitor
+writes) made of real speech prompts from Debian's asterisk-core-sounds-en-wav
+package, alternating between two "speakers" with pauses of low background
+noise, so that compression ratios look like real calls rather than silence.
+
+File names follow VICIdial's default template FULLDATE_CUSTPHONE plus the
+"-all" suffix of mixed recordings (20260301-101500_5551234567-all.wav), and each
+file's mtime is set to the time in its name. Output is deterministic for a given
+--seed and --end-date. Files are written in chunks; memory use does not grow
+with the recording length.
+"""
+
+import argparse
+import datetime as dt
+import os
+import random
+import sys
+import time
+import wave
+from array import array
+
+SOUNDS_DIR = "/usr/share/asterisk/sounds/en"
+RATE = 8000
+SAMPLE_WIDTH = 2
+CHUNK_FRAMES = 64 * 1024  # ~128 KiB of PCM per write
+SUBDIRS = ("ORIG", "MP3", "GSM")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--count", type=int, default=20, help="number of recordings")
+    p.add_argument("--min-seconds", type=float, default=60.0)
+    p.add_argument("--max-seconds", type=float, default=240.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--end-date",
+        default=None,
+        help="calls fall in the ~30 days before this date (YYYY-MM-DD, default today); "
+        "fix it for output that is identical from day to day",
+    )
+    p.add_argument("--days", type=int, default=30, help="how many days back calls go")
+    p.add_argument(
+        "--subdirs",
+        action="store_true",
+        help="also fill ORIG/ MP3/ GSM/ sub-folders, with a few names repeated across folders",
+    )
+    p.add_argument("--sounds", default=SOUNDS_DIR, help="directory of speech prompts")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args()
+    if a.count < 0 or a.min_seconds <= 0 or a.max_seconds < a.min_seconds:
+        p.error("need --count >= 0 and 0 < --min-seconds <= --max-seconds")
+    return a
+
+
+def load_clips(sounds_dir):
+    """Read every 8 kHz/16-bit/mono prompt, in a stable order, as raw PCM bytes."""
+    paths = []
+    for root, _dirs, files in os.walk(sounds_dir, followlinks=True):
+        paths.extend(os.path.join(root, f) for f in files if f.endswith(".wav"))
+    clips = []
+    for path in sorted(paths):
+        try:
+            with wave.open(path, "rb") as w:
+                if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (RATE, SAMPLE_WIDTH, 1):
+                    continue
+                pcm = w.readframes(w.getnframes())
+        except (wave.Error, EOFError, OSError):
+            continue
+        if len(pcm) >= RATE * SAMPLE_WIDTH // 4:  # skip clips shorter than 0.25 s
+            clips.append(pcm)
+    return clips
+
+
+def scaled(pcm, gain):
+    """The same PCM at another volume: the second party of a call is quieter."""
+    a = array("h", pcm)
+    if sys.byteorder == "big":
+        a.byteswap()
+    a = array("h", (int(s * gain) for s in a))
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a.tobytes()
+
+
+def noise_bed(rng, seconds):
+    """Low line noise used for pauses; a real call is never digital silence."""
+    n = int(seconds * RATE)
+    a = array("h", (int(rng.gauss(0, 40)) for _ in range(n)))
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a.tobytes()
+
+
+def phone(rng):
+    """A plausible 10-digit NANP number: area code and exchange never start with 0/1."""
+    return "%d%d%d%d%d%d%04d" % (
+        rng.randint(2, 9), rng.randint(0, 8), rng.randint(0, 9),
+        rng.randint(2, 9), rng.randint(0, 9), rng.randint(0, 9),
+        rng.randint(0, 9999),
+    )
+
+
+def call_time(rng, end, days):
+    """A time during business hours, mostly on weekdays, within `days` before `end`."""
+    while True:
+        day = end - dt.timedelta(days=rng.randint(1, days))
+        if day.weekday() >= 5 and rng.random() < 0.8:
+            continue
+        secs = rng.randint(8 * 3600, 20 * 3600 - 1)
+        return dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=secs)
+
+
+def plan(rng, args, end):
+    """(relative path, call time, frames) for every recording."""
+    used = set()
+    entries = []
+    for _ in range(args.count):
+        folder = ""
+        if args.subdirs and rng.random() < 0.3:
+            folder = rng.choice(SUBDIRS)
+        while True:
+            when = call_time(rng, end, args.days)
+            name = "%s_%s-all.wav" % (when.strftime("%Y%m%d-%H%M%S"), phone(rng))
+            if name not in used:
+                break
+        used.add(name)
+        frames = int(rng.uniform(args.min_seconds, args.max_seconds) * RATE)
+        entries.append([folder, name, when, frames])
+    if args.subdirs and len(entries) >= 2:
+        # VICIdial names are not unique: give a few recordings the name of a
+        # recording in another folder (different content, same file name).
+        taken = {(e[0], e[1]) for e in entries}
+        pairs = rng.sample(range(len(entries)), min(len(entries), 2 * max(1, len(entries) // 50)))
+        for src, dst in zip(pairs[0::2], pairs[1::2]):
+            folders = [f for f in ("",) + SUBDIRS if (f, entries[src][1]) not in taken]
+            if not folders:
+                continue
+            taken.discard((entries[dst][0], entries[dst][1]))
+            entries[dst][0] = rng.choice(folders)
+            entries[dst][1] = entries[src][1]
+            entries[dst][2] = entries[src][2]
+            taken.add((entries[dst][0], entries[dst][1]))
+    return entries
+
+
+def pieces(rng, frames, voices, noise):
+    """Yield PCM byte strings adding up to exactly `frames` frames."""
+    left = frames * SAMPLE_WIDTH
+    speaker = 0
+    while left > 0:
+        turn = []
+        for _ in range(rng.randint(1, 4)):
+            turn.append(rng.choice(voices[speaker]))
+            turn.append(pause(rng, noise, 0.05, 0.35))
+        turn.append(pause(rng, noise, 0.3, 2.0))
+        for part in turn:
+            part = part[:left]
+            left -= len(part)
+            yield part
+            if left <= 0:
+                return
+        speaker ^= 1
+
+
+def pause(rng, noise, lo, hi):
+    n = int(rng.uniform(lo, hi) * RATE) * SAMPLE_WIDTH
+    start = rng.randrange(0, (len(noise) - n) // SAMPLE_WIDTH) * SAMPLE_WIDTH
+    return noise[start:start + n]
+
+
+def write_wav(path, frames, parts):
+    tmp = path + ".tmp"
+    with wave.open(tmp, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(SAMPLE_WIDTH)
+        w.setframerate(RATE)
+        w.setnframes(frames)  # header is right from the start: no patching pass
+        buf, size = [], 0
+        for p in parts:
+            buf.append(p)
+            size += len(p)
+            if size >= CHUNK_FRAMES * SAMPLE_WIDTH:
+                w.writeframesraw(b"".join(buf))
+                buf, size = [], 0
+        if buf:
+            w.writeframesraw(b"".join(buf))
+    os.replace(tmp, path)
+
+
+def main():
+    args = parse_args()
+    if not os.path.isdir(args.sounds):
+        print(
+            "sample-spool: no speech prompts in %s\n"
+            "install them with: apt-get install -y asterisk-core-sounds-en-wav" % args.sounds,
+            file=sys.stderr,
+        )
+        return 2
+    clips = load_clips(args.sounds)
+    if not clips:
+        print(
+            "sample-spool: no 8 kHz 16-bit mono WAV prompts under %s\n"
+            "install them with: apt-get install -y asterisk-core-sounds-en-wav" % args.sounds,
+            file=sys.stderr,
+        )
+        return 2
+
+    end = dt.date.fromisoformat(args.end_date) if args.end_date else dt.date.today()
+    rng = random.Random(args.seed)
+    # Two parties: the agent at full volume, the customer quieter, each with
+    # their own subset of prompts so that turns sound like different people.
+    order = list(range(len(clips)))
+    rng.shuffle(order)
+    half = len(order) // 2 or 1
+    agent = [clips[i] for i in order[:half]]
+    customer = [scaled(clips[i], 0.55) for i in order[half:][:80]] or agent
+    noise = noise_bed(rng, 3.0)
+    entries = plan(rng, args, end)
+
+    started = time.monotonic()
+    total = 0
+    for folder, name, when, frames in entries:
+        d = os.path.join(args.out, folder)
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, name)
+        write_wav(path, frames, pieces(rng, frames, (agent, customer), noise))
+        t = time.mktime(when.timetuple())  # VICIdial names carry server-local time
+        os.utime(path, (t, t))
+        total += os.path.getsize(path)
+    if args.subdirs:
+        for folder in SUBDIRS:
+            os.makedirs(os.path.join(args.out, folder), exist_ok=True)
+
+    if not args.quiet:
+        print(
+            "sample-spool: wrote %d recordings, %d bytes (%.1f MiB) to %s in %.2f s"
+            % (len(entries), total, total / 1048576, args.out, time.monotonic() - started)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
