@@ -14,7 +14,7 @@ case ":$PATH:" in
 esac
 
 demo=$repo_root/.work/demo
-recvault=$repo_root/target/release/recvault
+recvault=${CARGO_TARGET_DIR:-$repo_root/target}/release/recvault
 
 scripts/install-deps.sh
 cargo build --release

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::keys::KeyTemplate;
+use crate::pressure::MinFree;
+use crate::schedule::UploadWindows;
 
 /// Where the daemon and every operator tool look for the config by default.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/recvault/recvault.toml";
@@ -61,6 +63,9 @@ pub struct SpoolConfig {
     pub rescan: Duration,
     /// File-name globs (`*`, `?`) never treated as recordings.
     pub ignore: Vec<String>,
+    /// Below this much free space on a spool filesystem, recordings are
+    /// archived before `upload_after`, oldest first.
+    pub min_free: Option<MinFree>,
 }
 
 /// `[compress]`.
@@ -104,6 +109,10 @@ pub struct StoreConfig {
     pub multipart_threshold: u64,
     pub part_size: u64,
     pub verify: VerifyMode,
+    /// Upload bandwidth limit in bytes per second, shared by all workers.
+    pub max_upload_rate: Option<u64>,
+    /// Local-time ranges in which uploads may run (empty: any time).
+    pub upload_windows: UploadWindows,
 }
 
 /// The kind of store and its settings.
@@ -203,6 +212,7 @@ struct RawSpool {
     staging: Option<PathBuf>,
     rescan: Option<String>,
     ignore: Option<Vec<String>>,
+    min_free: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -229,6 +239,8 @@ struct RawStore {
     verify: Option<String>,
     connect_timeout: Option<String>,
     read_timeout: Option<String>,
+    max_upload_rate: Option<String>,
+    upload_windows: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -381,7 +393,15 @@ impl Config {
         if rescan < Duration::from_secs(1) {
             return Err(v.invalid("spool.rescan", "must be at least 1s"));
         }
+        let min_free_text = spool.min_free.unwrap_or_else(|| "5%".to_string());
+        let min_free = match min_free_text.as_str() {
+            "none" | "" => None,
+            text => Some(MinFree::parse(text).ok_or_else(|| {
+                v.invalid("spool.min_free", format!("`{text}` is not a size or percentage; use e.g. \"10%\", \"2GiB\" or \"none\""))
+            })?),
+        };
         let spool = SpoolConfig {
+            min_free,
             dirs,
             settle: v.duration("spool.settle", spool.settle.as_deref(), "15s")?,
             upload_after: v.duration("spool.upload_after", spool.upload_after.as_deref(), "3d")?,
@@ -532,7 +552,25 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
             ));
         }
     };
+    let max_upload_rate = match raw.max_upload_rate.as_deref() {
+        None | Some("none") => None,
+        Some(text) => {
+            match parse_bytes(text) {
+                Some(n) if n >= 1024 => Some(n),
+                _ => {
+                    return Err(v.invalid(
+                    "store.max_upload_rate",
+                    format!("`{text}` is not a rate of at least 1KiB (bytes per second, e.g. \"4MiB\")"),
+                ));
+                }
+            }
+        }
+    };
+    let upload_windows = UploadWindows::parse(&raw.upload_windows.unwrap_or_default())
+        .map_err(|e| v.invalid("store.upload_windows", e))?;
     Ok(Some(StoreConfig {
+        max_upload_rate,
+        upload_windows,
         backend,
         prefix,
         key_template,
@@ -633,6 +671,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("store.key_template"), "{e}");
+    }
+
+    #[test]
+    fn rates_windows_and_free_space() {
+        let c = parse("[spool]\nmin_free = \"10%\"\n[store]\nkind = \"local\"\npath = \"/s\"\nmax_upload_rate = \"4MiB\"\nupload_windows = [\"20:00-07:00\"]\n").unwrap();
+        let store = c.store.unwrap();
+        assert_eq!(store.max_upload_rate, Some(4 << 20));
+        assert_eq!(c.spool.min_free, Some(MinFree::Percent(10.0)));
+        let e = parse("[store]\nkind = \"local\"\npath = \"/s\"\nupload_windows = [\"8-9\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("store.upload_windows") && e.contains("8-9"),
+            "{e}"
+        );
+        let e = parse("[store]\nkind = \"local\"\npath = \"/s\"\nmax_upload_rate = \"fast\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.max_upload_rate"), "{e}");
+        let e = parse("[spool]\nmin_free = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spool.min_free"), "{e}");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::keys::display_name;
 use crate::ledger::{Ledger, LedgerError, now_secs};
 use crate::lock::{InstanceLock, LockError};
 use crate::recording::State;
-use crate::spool;
 use crate::store::{self, StoreError};
+use crate::{pressure, spool};
 
 /// How `run` behaves.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +38,8 @@ pub struct RunSummary {
     pub failed: u64,
     /// Left for later because the store was unavailable (`--once`).
     pub not_attempted: u64,
+    /// Left for later because no upload window is open (`--once`).
+    pub deferred: u64,
 }
 
 /// Why the daemon could not run.
@@ -126,6 +128,10 @@ struct Runner {
     outage: Outage,
     summary: RunSummary,
     unreadable_logged: HashSet<PathBuf>,
+    /// Whether the last look found a spool filesystem under `min_free`.
+    under_pressure: bool,
+    /// Whether the last look found the upload windows closed.
+    window_closed: bool,
 }
 
 impl Runner {
@@ -158,12 +164,58 @@ impl Runner {
         Ok(())
     }
 
-    fn upload_cutoff_ns(&self) -> i64 {
+    /// Recordings settled at or before this mtime are due: `upload_after` ago,
+    /// or now while a spool filesystem is short of space.
+    fn upload_cutoff_ns(&mut self) -> i64 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        let low = match self.config.spool.min_free {
+            Some(min_free) => pressure::under_pressure(&self.config.spool.dirs, min_free),
+            None => Vec::new(),
+        };
+        match (low.first(), self.under_pressure) {
+            (Some((dir, free)), false) => tracing::warn!(
+                dir = %dir.display(),
+                free = %crate::report::human_bytes(*free),
+                "spool filesystem below min_free: archiving recordings before upload_after, oldest first"
+            ),
+            (None, true) => tracing::info!("spool free space back above min_free"),
+            _ => {}
+        }
+        self.under_pressure = !low.is_empty();
+        if self.under_pressure {
+            return now.as_nanos() as i64;
+        }
         now.saturating_sub(self.config.spool.upload_after)
             .as_nanos() as i64
+    }
+
+    /// True if an upload window is open now (logging when that changes).
+    fn window_open(&mut self) -> bool {
+        let open = self
+            .config
+            .store
+            .as_ref()
+            .is_none_or(|s| s.upload_windows.is_open(chrono::Local::now().time()));
+        if open == self.window_closed {
+            if open {
+                tracing::info!("upload window open: uploads resume");
+            } else {
+                tracing::info!("outside the upload windows: uploads wait, everything else goes on");
+            }
+        }
+        self.window_closed = !open;
+        open
+    }
+
+    /// Time until an upload window opens (zero when one is open).
+    fn until_window(&self) -> Duration {
+        self.config
+            .store
+            .as_ref()
+            .map(|s| s.upload_windows.until_open(chrono::Local::now().time()))
+            .unwrap_or_default()
     }
 
     fn spawn(&mut self, id: i64) {
@@ -239,17 +291,17 @@ impl Runner {
             return Ok(());
         }
         let free = limit - self.busy.len();
-        let queue = self.ledger.work_queue(
-            self.upload_cutoff_ns(),
-            now_secs(),
-            false,
-            free + self.busy.len(),
-        )?;
+        let cutoff = self.upload_cutoff_ns();
+        let uploads = self.window_open();
+        let queue = self
+            .ledger
+            .work_queue(cutoff, now_secs(), false, free + self.busy.len())?;
         let due: Vec<i64> = queue
             .into_iter()
             .filter(|r| {
                 !self.busy.contains(&r.id) && spool::in_spool(&self.config.spool.dirs, &r.path)
             })
+            .filter(|r| uploads || needs_no_upload(r))
             .map(|r| r.id)
             .take(free)
             .collect();
@@ -262,6 +314,9 @@ impl Runner {
     /// When to wake up if nothing happens.
     fn next_wake(&self, next_rescan: Instant) -> Instant {
         let mut wake = next_rescan;
+        if self.window_closed {
+            wake = wake.min(Instant::now() + self.until_window().max(Duration::from_secs(1)));
+        }
         if let Some(until) = self.outage.until.filter(|_| self.outage.paused()) {
             wake = wake.min(until);
         } else if let Ok(Some(due)) = self
@@ -326,6 +381,17 @@ impl Runner {
     }
 }
 
+/// Steps that never touch the store (the local delete of a verified
+/// recording) go on outside the upload windows.
+fn needs_no_upload(rec: &crate::recording::Recording) -> bool {
+    let step = if rec.state == State::Failed {
+        rec.resume_state
+    } else {
+        Some(rec.state)
+    };
+    step == Some(State::Verified)
+}
+
 /// Opens the configured store and an archiver for it; `None` without a store.
 async fn build_archiver(
     config: &Config,
@@ -386,6 +452,8 @@ pub async fn run(
         outage: Outage::default(),
         summary: RunSummary::default(),
         unreadable_logged: HashSet::new(),
+        under_pressure: false,
+        window_closed: false,
     };
     tokio::pin!(shutdown);
     if options.once {
@@ -401,15 +469,18 @@ async fn run_once(
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), DaemonError> {
     runner.full_intake()?;
-    let queue =
-        runner
-            .ledger
-            .work_queue(runner.upload_cutoff_ns(), now_secs(), true, usize::MAX >> 1)?;
+    let cutoff = runner.upload_cutoff_ns();
+    let uploads = runner.window_open();
+    let queue = runner
+        .ledger
+        .work_queue(cutoff, now_secs(), true, usize::MAX >> 1)?;
     let dirs = runner.config.spool.dirs.clone();
-    let mut queue = queue
+    let (queue, deferred): (Vec<_>, Vec<_>) = queue
         .into_iter()
         .filter(|r| spool::in_spool(&dirs, &r.path))
-        .map(|r| r.id);
+        .partition(|r| uploads || needs_no_upload(r));
+    runner.summary.deferred = deferred.len() as u64;
+    let mut queue = queue.into_iter().map(|r| r.id);
     let mut stopping = false;
     loop {
         let outage = runner.outage.failures > 0;

@@ -60,12 +60,13 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             .map_err(|e| e.to_string())?;
             if once {
                 println!(
-                    "archived {} recordings ({} -> {}), {} failed, {} not attempted",
+                    "archived {} recordings ({} -> {}), {} failed, {} not attempted, {} waiting for an upload window",
                     summary.archived,
                     report::human_bytes(summary.bytes),
                     report::human_bytes(summary.object_bytes),
                     summary.failed,
-                    summary.not_attempted
+                    summary.not_attempted,
+                    summary.deferred
                 );
                 if summary.failed > 0 || summary.not_attempted > 0 {
                     return Ok(ExitCode::FAILURE);

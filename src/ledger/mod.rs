@@ -184,7 +184,10 @@ impl Ledger {
 
     fn migrate(&self) -> Result<(), LedgerError> {
         let mut conn = self.conn();
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // IMMEDIATE takes the write lock before reading the version, so two
+        // processes opening a new ledger at once cannot both migrate it.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(LedgerError::TooNew {
@@ -194,11 +197,10 @@ impl Ledger {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 
@@ -699,6 +701,21 @@ mod tests {
         let rec = ledger.recording(id).unwrap();
         assert_eq!((rec.state, rec.attempts), (State::Failed, 1));
         assert_eq!(ledger.resume_failed(&rec).unwrap(), State::Compressed);
+    }
+
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Ledger::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
     }
 
     #[test]

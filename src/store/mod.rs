@@ -117,9 +117,15 @@ pub trait Store: Send + Sync {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match &config.backend {
         StoreBackend::Local { path } => Arc::new(LocalStore::new(path.clone())),
-        StoreBackend::S3(s3) => {
-            Arc::new(S3Store::new(s3, config.multipart_threshold, config.part_size).await?)
-        }
+        StoreBackend::S3(s3) => Arc::new(
+            S3Store::new(
+                s3,
+                config.multipart_threshold,
+                config.part_size,
+                config.max_upload_rate,
+            )
+            .await?,
+        ),
     })
 }
 

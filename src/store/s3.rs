@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
@@ -17,7 +18,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::primitives::{ByteStream, Length, SdkBody};
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +27,7 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
+use crate::throttle::{PacedFile, RateLimiter};
 
 /// A bucket (and endpoint) reached through the S3 API.
 pub struct S3Store {
@@ -34,6 +36,8 @@ pub struct S3Store {
     endpoint: String,
     multipart_threshold: u64,
     part_size: u64,
+    /// Shared upload pacing (`max_upload_rate`), if any.
+    limiter: Option<Arc<RateLimiter>>,
     /// Cleared when the store answers that it does not implement `If-None-Match`;
     /// the head-before-put check then stands alone.
     conditional_writes: AtomicBool,
@@ -76,6 +80,7 @@ impl S3Store {
         config: &S3Config,
         multipart_threshold: u64,
         part_size: u64,
+        max_upload_rate: Option<u64>,
     ) -> Result<S3Store, StoreError> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()));
@@ -109,16 +114,41 @@ impl S3Store {
             endpoint: config.endpoint.clone().unwrap_or_else(|| "AWS".to_string()),
             multipart_threshold,
             part_size,
+            limiter: max_upload_rate.map(|r| Arc::new(RateLimiter::new(r))),
             conditional_writes: AtomicBool::new(true),
         })
+    }
+
+    /// `len` bytes of `path` from `offset` as a request body, paced if a rate limit is set.
+    async fn body(&self, path: &Path, offset: u64, len: u64) -> Result<ByteStream, StoreError> {
+        let local = |e: &dyn std::fmt::Display| {
+            StoreError::Local(format!("cannot read {}: {e}", path.display()))
+        };
+        let Some(limiter) = &self.limiter else {
+            return ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .buffer_size(CHUNK)
+                .build()
+                .await
+                .map_err(|e| local(&e));
+        };
+        PacedFile::open(path, offset, len, limiter.clone()).map_err(|e| local(&e))?;
+        let (path, limiter) = (path.to_path_buf(), limiter.clone());
+        // Retryable: the SDK reopens the file if it has to send the body again.
+        Ok(ByteStream::new(SdkBody::retryable(
+            move || match PacedFile::open(&path, offset, len, limiter.clone()) {
+                Ok(body) => SdkBody::from_body_1_x(body),
+                Err(_) => SdkBody::taken(),
+            },
+        )))
     }
 
     async fn put_single(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let checksum = single_part_checksum(&req.sha256);
         loop {
-            let body = ByteStream::from_path(req.source).await.map_err(|e| {
-                StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
-            })?;
+            let body = self.body(req.source, 0, req.size).await?;
             let conditional = self.conditional_writes.load(Ordering::Relaxed);
             let mut put = self
                 .client
@@ -212,16 +242,7 @@ impl S3Store {
         for (i, digest) in digests.iter().enumerate() {
             let offset = i as u64 * self.part_size;
             let len = self.part_size.min(req.size - offset);
-            let body = ByteStream::read_from()
-                .path(req.source)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .buffer_size(CHUNK)
-                .build()
-                .await
-                .map_err(|e| {
-                    StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
-                })?;
+            let body = self.body(req.source, offset, len).await?;
             let checksum = single_part_checksum(digest);
             let part_number = i as i32 + 1;
             let out = self

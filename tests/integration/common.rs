@@ -70,7 +70,7 @@ impl Garage {
 
     pub async fn store(&self, multipart_threshold: u64, part_size: u64) -> Arc<dyn Store> {
         Arc::new(
-            S3Store::new(&self.s3_config(), multipart_threshold, part_size)
+            S3Store::new(&self.s3_config(), multipart_threshold, part_size, None)
                 .await
                 .unwrap(),
         )

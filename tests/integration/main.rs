@@ -2,5 +2,6 @@
 //! the real `recvault` executable, real files).
 
 mod common;
+mod operation;
 mod pipeline;
 mod store_conformance;
