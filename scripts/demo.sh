@@ -53,7 +53,7 @@ echo "==> recvault status"
 echo
 echo "Spool:  $demo/spool ($(du -sh "$demo/spool" | cut -f1))"
 if [[ -d $demo/store ]]; then
-	echo "Store:  $demo/store ($(find "$demo/store" -type f | wc -l) objects, $(du -sh "$demo/store" | cut -f1))"
+	echo "Store:  $demo/store ($(find "$demo/store" -path "$demo/store/.recvault-meta" -prune -o -type f -print | wc -l) objects, $(du -sh "$demo/store" | cut -f1))"
 else
 	echo "Store:  $demo/store (empty)"
 fi
