@@ -120,10 +120,13 @@ pub fn encode(
         if size != expected.size {
             return Err(EncodeError::Changed(None));
         }
-        let out = writer
-            .into_inner()
-            .map_err(|e| staging_err(e.into_error()))?;
-        out.sync_all().map_err(staging_err)?;
+        // No fsync: a staging copy damaged by power loss cannot pass the
+        // store's SHA-256 check on upload, and is then compressed again.
+        drop(
+            writer
+                .into_inner()
+                .map_err(|e| staging_err(e.into_error()))?,
+        );
         fs::rename(&tmp, dest).map_err(staging_err)?;
         Ok(())
     });

@@ -1,4 +1,6 @@
-//! The ledger: everything recvault knows, in SQLite (WAL, `synchronous=FULL`).
+//! The ledger: everything recvault knows, in SQLite (WAL). Commits are
+//! `synchronous=NORMAL` (a transition lost to power loss is simply redone)
+//! except "verified", the one that allows a delete: that one is `FULL`.
 //! Each state change is one transaction, so after `kill -9` every recording
 //! resumes from the last state that was committed.
 
@@ -159,8 +161,7 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
-        // FULL: a committed "verified" must survive power loss before we delete the local file.
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
@@ -306,63 +307,18 @@ impl Ledger {
         sets: &[(&str, &dyn ToSql)],
         detail: &str,
     ) -> Result<(), LedgerError> {
-        let now = now_secs();
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let current: Option<String> = tx
-            .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let current = current.ok_or(LedgerError::NoSuchRecording(id))?;
-        let current: State = current.parse().map_err(|_| LedgerError::StateConflict {
-            id,
-            expected: format!("{from:?}"),
-        })?;
-        if !from.contains(&current) {
-            return Err(LedgerError::StateConflict {
-                id,
-                expected: from
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            });
+        // Only "verified" allows deleting the local file: that commit must
+        // survive power loss before the delete happens.
+        let durable = to == State::Verified;
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        let mut sql = String::from("UPDATE recordings SET state = ?1, updated_at = ?2");
-        let mut values: Vec<&dyn ToSql> = vec![&to as &dyn ToSql, &now];
-        for (i, (column, value)) in sets.iter().enumerate() {
-            sql.push_str(&format!(", {column} = ?{}", i + 3));
-            values.push(*value);
+        let result = transition_in(&mut conn, id, from, to, sets, detail);
+        if durable {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
-        values.push(&id);
-        match tx.execute(&sql, values.as_slice()) {
-            Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation
-                    && msg.contains("object_key") =>
-            {
-                let key = sets
-                    .iter()
-                    .find(|(c, _)| *c == "object_key")
-                    .and_then(|(_, v)| v.to_sql().ok())
-                    .map(|v| match v {
-                        rusqlite::types::ToSqlOutput::Borrowed(
-                            rusqlite::types::ValueRef::Text(t),
-                        ) => String::from_utf8_lossy(t).into_owned(),
-                        rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(t)) => t,
-                        _ => String::new(),
-                    })
-                    .unwrap_or_default();
-                return Err(LedgerError::KeyTaken(key));
-            }
-            other => {
-                other?;
-            }
-        }
-        insert_event(&tx, id, Some(current), to, detail, now)?;
-        tx.commit()?;
-        Ok(())
+        result
     }
 
     /// Records a failed step: the recording waits in `failed` until `retry_at`,
@@ -571,6 +527,71 @@ impl Ledger {
         let rows = stmt.query_map([wanted], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn transition_in(
+    conn: &mut Connection,
+    id: i64,
+    from: &[State],
+    to: State,
+    sets: &[(&str, &dyn ToSql)],
+    detail: &str,
+) -> Result<(), LedgerError> {
+    let now = now_secs();
+    let tx = conn.transaction()?;
+    let current: Option<String> = tx
+        .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let current = current.ok_or(LedgerError::NoSuchRecording(id))?;
+    let current: State = current.parse().map_err(|_| LedgerError::StateConflict {
+        id,
+        expected: format!("{from:?}"),
+    })?;
+    if !from.contains(&current) {
+        return Err(LedgerError::StateConflict {
+            id,
+            expected: from
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("|"),
+        });
+    }
+    let mut sql = String::from("UPDATE recordings SET state = ?1, updated_at = ?2");
+    let mut values: Vec<&dyn ToSql> = vec![&to as &dyn ToSql, &now];
+    for (i, (column, value)) in sets.iter().enumerate() {
+        sql.push_str(&format!(", {column} = ?{}", i + 3));
+        values.push(*value);
+    }
+    sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
+    values.push(&id);
+    match tx.execute(&sql, values.as_slice()) {
+        Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("object_key") =>
+        {
+            let key = sets
+                .iter()
+                .find(|(c, _)| *c == "object_key")
+                .and_then(|(_, v)| v.to_sql().ok())
+                .map(|v| match v {
+                    rusqlite::types::ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(t)) => {
+                        String::from_utf8_lossy(t).into_owned()
+                    }
+                    rusqlite::types::ToSqlOutput::Owned(rusqlite::types::Value::Text(t)) => t,
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            return Err(LedgerError::KeyTaken(key));
+        }
+        other => {
+            other?;
+        }
+    }
+    insert_event(&tx, id, Some(current), to, detail, now)?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn insert_event(

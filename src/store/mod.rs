@@ -124,7 +124,8 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
                 config.part_size,
                 config.max_upload_rate,
             )
-            .await?,
+            .await?
+            .with_probe_prefix(&config.prefix),
         ),
     })
 }

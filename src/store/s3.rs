@@ -41,6 +41,11 @@ pub struct S3Store {
     /// Cleared when the store answers that it does not implement `If-None-Match`;
     /// the head-before-put check then stands alone.
     conditional_writes: AtomicBool,
+    /// Whether the store was seen to refuse an `If-None-Match: *` overwrite
+    /// (probed once); only then may the check before each put be skipped.
+    enforces_if_none_match: tokio::sync::OnceCell<bool>,
+    /// Where that probe may write (inside the configured prefix).
+    probe_prefix: String,
 }
 
 /// Maps an SDK error to what the daemon can do about it.
@@ -116,6 +121,8 @@ impl S3Store {
             part_size,
             limiter: max_upload_rate.map(|r| Arc::new(RateLimiter::new(r))),
             conditional_writes: AtomicBool::new(true),
+            enforces_if_none_match: tokio::sync::OnceCell::new(),
+            probe_prefix: String::new(),
         })
     }
 
@@ -143,6 +150,53 @@ impl S3Store {
                 Err(_) => SdkBody::taken(),
             },
         )))
+    }
+
+    /// Probe objects go under `prefix` (the configured key prefix), where
+    /// the credentials are sure to allow writes.
+    pub fn with_probe_prefix(mut self, prefix: &str) -> S3Store {
+        self.probe_prefix = prefix.to_string();
+        self
+    }
+
+    /// True once a probe showed the store refuses to overwrite under
+    /// `If-None-Match: *`. A failed probe is not remembered.
+    async fn enforces_if_none_match(&self) -> bool {
+        let probe = self
+            .enforces_if_none_match
+            .get_or_try_init(|| self.probe_if_none_match())
+            .await;
+        probe.copied().unwrap_or(false)
+    }
+
+    async fn probe_if_none_match(&self) -> Result<bool, StoreError> {
+        let key = format!(
+            "{}.recvault-probe/if-none-match-{}",
+            self.probe_prefix,
+            fastrand::u64(..)
+        );
+        let put = || {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(ByteStream::from_static(b"probe"))
+                .if_none_match("*")
+                .send()
+        };
+        put().await.map_err(|e| classify("probe put", &key, e))?;
+        let enforced = match put().await {
+            Ok(_) => false,
+            Err(e) if status_of(&e) == Some(412) => true,
+            Err(e) if status_of(&e) == Some(501) => false,
+            Err(e) => {
+                let _ = self.delete(&key).await;
+                return Err(classify("probe put", &key, e));
+            }
+        };
+        let _ = self.delete(&key).await;
+        tracing::debug!(store = %self.describe(), enforced, "If-None-Match probe");
+        Ok(enforced)
     }
 
     async fn put_single(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
@@ -334,7 +388,9 @@ impl Store for S3Store {
 
     async fn put(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         // Stores that ignore If-None-Match must still never be overwritten.
-        if let Some(info) = self.head(req.key).await? {
+        if !self.enforces_if_none_match().await
+            && let Some(info) = self.head(req.key).await?
+        {
             return Ok(PutOutcome::Exists(info));
         }
         if req.size >= self.multipart_threshold && req.size > self.part_size {
