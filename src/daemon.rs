@@ -143,8 +143,9 @@ impl Runner {
                 tracing::info!(dir = %dir.display(), "spool directory readable again");
             }
         }
-        let report =
-            tokio::task::block_in_place(|| intake::reconcile(&self.ledger, &scan, &self.busy))?;
+        let report = tokio::task::block_in_place(|| {
+            intake::reconcile(&self.ledger, &self.config.naming, &scan, &self.busy)
+        })?;
         if report != intake::IntakeReport::default() {
             tracing::debug!(?report, "spool scanned");
         }
@@ -505,6 +506,7 @@ async fn run_daemon(
             tokio::task::block_in_place(|| {
                 intake::reconcile_paths(
                     &runner.ledger,
+                    &config.naming,
                     &config.spool.dirs,
                     &config.spool.ignore,
                     &paths,

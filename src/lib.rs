@@ -13,6 +13,8 @@ pub mod keys;
 pub mod ledger;
 pub mod lock;
 pub mod logging;
+pub mod naming;
+pub mod policy;
 pub mod recording;
 pub mod report;
 pub mod restore;

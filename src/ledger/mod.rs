@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use crate::naming::{Attribution, Naming};
 use crate::recording::{FileIdentity, Recording, State};
 
 /// Migrations in order; `PRAGMA user_version` counts the ones applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_retention.sql"),
+];
 
 /// A ledger failure.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +101,17 @@ pub struct Ledger {
 }
 
 const COLUMNS: &str = "id, path, name, dev, ino, size, mtime_ns, state, resume_state, sha256, object_key, \
-     object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at";
+     object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at, \
+     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by";
+
+/// [`COLUMNS`] for a query that names the table `r`.
+pub(crate) fn columns_of_r() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
     let state: String = row.get(7)?;
@@ -130,7 +144,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
         retry_at: row.get(17)?,
         first_seen: row.get(18)?,
         updated_at: row.get(19)?,
+        campaign: row.get(20)?,
+        call_time: row.get(21)?,
+        phone: row.get(22)?,
+        agent: row.get(23)?,
+        lead_id: row.get(24)?,
+        deleted_at: row.get(25)?,
+        deleted_by: row.get(26)?,
     })
+}
+
+/// Reads a [`Recording`] from a row selected with [`COLUMNS`] (or [`columns_of_r`]).
+pub(crate) fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
+    from_row(row)
 }
 
 /// Seconds since the epoch.
@@ -175,6 +201,29 @@ impl Ledger {
     /// The file this ledger lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `f` in one transaction, committed if it returns `Ok`. For the
+    /// modules that own their tables (holds, audit, retention).
+    pub(crate) fn write<T, E: From<LedgerError>>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(LedgerError::from)?;
+        Ok(out)
+    }
+
+    /// Runs read-only queries on the connection.
+    pub(crate) fn read<T, E: From<LedgerError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&self.conn())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -229,15 +278,23 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a newly found file as `seen` (or `quarantined` with a reason).
-    pub fn insert(&self, file: &SpoolFile, state: State, detail: &str) -> Result<i64, LedgerError> {
+    /// Records a newly found file as `seen` (or `quarantined` with a reason),
+    /// with what its name says about the call.
+    pub fn insert(
+        &self,
+        file: &SpoolFile,
+        call: &Attribution,
+        state: State,
+        detail: &str,
+    ) -> Result<i64, LedgerError> {
         let now = now_secs();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let last_error = (state == State::Quarantined).then_some(detail);
         tx.execute(
-            "INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, last_error, first_seen, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            "INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, last_error, first_seen, updated_at, \
+               attributed, campaign, call_time, phone, agent, lead_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 file.path.as_os_str().as_bytes(),
                 file.name,
@@ -247,7 +304,13 @@ impl Ledger {
                 file.identity.mtime_ns,
                 state.as_str(),
                 last_error,
-                now
+                now,
+                call.matched,
+                call.campaign,
+                call.call_time,
+                call.phone,
+                call.agent,
+                call.lead_id,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -559,6 +622,55 @@ impl Ledger {
         Ok(())
     }
 
+    /// Attributes recordings taken in before attribution existed (in pages,
+    /// so a big ledger is never held in memory). Returns how many.
+    pub fn attribute_pending(&self, naming: &Naming) -> Result<usize, LedgerError> {
+        let mut done = 0;
+        loop {
+            let page: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+                let conn = self.conn();
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, path, name FROM recordings WHERE attributed IS NULL ORDER BY id LIMIT 1000",
+                )?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            if page.is_empty() {
+                return Ok(done);
+            }
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            for (id, path, name) in &page {
+                let call = naming.attribute(Path::new(OsStr::from_bytes(path)), name);
+                tx.execute(
+                    "UPDATE recordings SET attributed = ?2, campaign = ?3, call_time = ?4, phone = ?5, \
+                     agent = ?6, lead_id = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        call.matched,
+                        call.campaign,
+                        call.call_time,
+                        call.phone,
+                        call.agent,
+                        call.lead_id
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            done += page.len();
+        }
+    }
+
+    /// Recordings whose name did not match the naming template.
+    pub fn unattributed_count(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM recordings WHERE attributed = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Recordings whose object key or file name is `wanted`, newest first.
     pub fn find(&self, wanted: &[u8]) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
@@ -614,7 +726,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found",
+            )
             .unwrap();
         ledger
             .transition(id, &[State::Seen], State::Settled, &[], "settled")
@@ -631,18 +748,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found",
+            )
             .unwrap();
         assert!(
             ledger
-                .insert(&file("/s/a.wav"), State::Seen, "dup")
+                .insert(
+                    &file("/s/a.wav"),
+                    &Attribution::default(),
+                    State::Seen,
+                    "dup"
+                )
                 .is_err()
         );
         ledger
             .transition(id, &[State::Seen], State::Gone, &[], "removed")
             .unwrap();
         ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found again")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found again",
+            )
             .unwrap();
         assert_eq!(ledger.local_rows().unwrap().len(), 1);
     }
@@ -652,10 +784,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let a = ledger
-            .insert(&file("/s/a.wav"), State::Settled, "")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Settled,
+                "",
+            )
             .unwrap();
         let b = ledger
-            .insert(&file("/t/a.wav"), State::Settled, "")
+            .insert(
+                &file("/t/a.wav"),
+                &Attribution::default(),
+                State::Settled,
+                "",
+            )
             .unwrap();
         ledger
             .transition(
@@ -691,7 +833,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Compressed, "")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Compressed,
+                "",
+            )
             .unwrap();
         ledger
             .mark_failed(&ledger.recording(id).unwrap(), "store down", 0)
@@ -707,7 +854,7 @@ mod tests {
         let path = dir.path().join("l.sqlite3");
         let id = Ledger::open(&path)
             .unwrap()
-            .insert(&file("/s/a.wav"), State::Seen, "")
+            .insert(&file("/s/a.wav"), &Attribution::default(), State::Seen, "")
             .unwrap();
         let again = Ledger::open(&path).unwrap();
         assert_eq!(again.recording(id).unwrap().name, b"a.wav");
