@@ -13,12 +13,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::archive::{self, Archiver, Done, StepError};
+use crate::audit::Actor;
 use crate::config::Config;
 use crate::intake;
 use crate::keys::display_name;
 use crate::ledger::{Ledger, LedgerError, now_secs};
 use crate::lock::{InstanceLock, LockError};
 use crate::recording::State;
+use crate::retention::{self, Sweep};
 use crate::spool;
 use crate::store::{self, StoreError};
 
@@ -126,6 +128,9 @@ struct Runner {
     outage: Outage,
     summary: RunSummary,
     unreadable_logged: HashSet<PathBuf>,
+    /// When the next retention sweep is due.
+    next_sweep: Instant,
+    actor: Actor,
 }
 
 impl Runner {
@@ -260,9 +265,49 @@ impl Runner {
         Ok(())
     }
 
+    /// Runs a retention sweep if one is due: a bounded number of batches,
+    /// skipping recordings a worker holds; back soon if more are waiting.
+    async fn sweep_if_due(&mut self) {
+        if Instant::now() < self.next_sweep {
+            return;
+        }
+        let policy = &self.config.retention;
+        self.next_sweep = Instant::now() + policy.sweep_every;
+        if policy.keeps_everything() {
+            return;
+        }
+        let store = self.archiver.as_ref().map(|a| a.store().clone());
+        let sweep = Sweep {
+            ledger: &self.ledger,
+            store: store.as_deref(),
+            policy,
+            spool_dirs: &self.config.spool.dirs,
+            staging: &self.config.spool.staging,
+            actor: &self.actor,
+            skip: &self.busy,
+            max_batches: 20,
+        };
+        match sweep.run(now_secs()).await {
+            Ok(r) => {
+                if r.deleted + r.failed > 0 {
+                    tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
+                }
+                if r.more {
+                    self.next_sweep = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "retention sweep stopped (next one in {:?}): {e}",
+                    policy.sweep_every
+                );
+            }
+        }
+    }
+
     /// When to wake up if nothing happens.
     fn next_wake(&self, next_rescan: Instant) -> Instant {
-        let mut wake = next_rescan;
+        let mut wake = next_rescan.min(self.next_sweep);
         if let Some(until) = self.outage.until.filter(|_| self.outage.paused()) {
             wake = wake.min(until);
         } else if let Ok(Some(due)) = self
@@ -293,6 +338,14 @@ impl Runner {
             Ok(new) => match build_archiver(&new, &self.ledger).await {
                 Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
                 Ok((archiver, store_name)) => {
+                    let noted = tokio::task::block_in_place(|| {
+                        self.ledger.attribute_pending(&new.naming)?;
+                        retention::note_policy(&self.ledger, &new, &self.actor, now_secs())
+                    });
+                    if let Err(e) = noted {
+                        tracing::warn!("cannot record the policy in the audit trail: {e}");
+                    }
+                    self.next_sweep = Instant::now();
                     self.config = Arc::new(new);
                     self.archiver = archiver;
                     self.store_name = store_name;
@@ -376,6 +429,9 @@ pub async fn run(
             );
         }
     }
+    let actor = Actor::current();
+    ledger.attribute_pending(&config.naming)?;
+    retention::note_policy(&ledger, &config, &actor, now_secs())?;
     let config = Arc::new(config);
     let mut runner = Runner {
         config: config.clone(),
@@ -387,6 +443,8 @@ pub async fn run(
         outage: Outage::default(),
         summary: RunSummary::default(),
         unreadable_logged: HashSet::new(),
+        next_sweep: Instant::now(),
+        actor,
     };
     tokio::pin!(shutdown);
     if options.once {
@@ -518,6 +576,10 @@ async fn run_daemon(
             runner.settle()?;
         }
         runner.dispatch()?;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = runner.sweep_if_due() => {}
+        }
         let mut wake = runner.next_wake(next_rescan);
         if let Some(deadline) = watchdog.deadline() {
             wake = wake.min(deadline);

@@ -2,12 +2,14 @@
 //! storage. The binary is a thin shell over these modules.
 
 pub mod archive;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod digest;
+pub mod hold;
 pub mod intake;
 pub mod keys;
 pub mod ledger;
@@ -18,6 +20,7 @@ pub mod policy;
 pub mod recording;
 pub mod report;
 pub mod restore;
+pub mod retention;
 pub mod service;
 pub mod spool;
 pub mod store;

@@ -93,6 +93,7 @@ enum Part {
 /// A parsed `[naming] template`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameTemplate {
+    text: String,
     parts: Vec<Part>,
 }
 
@@ -154,7 +155,15 @@ impl NameTemplate {
         if !parts.iter().any(|p| matches!(p, Part::Var(_))) {
             return Err(format!("`{text}` contains no variable"));
         }
-        Ok(NameTemplate { parts })
+        Ok(NameTemplate {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Matches a whole file name: the template, then optionally a leg suffix
@@ -269,14 +278,25 @@ pub struct Naming {
 impl Default for Naming {
     fn default() -> Naming {
         Naming {
-            template: NameTemplate::parse(DEFAULT_NAME_TEMPLATE)
-                .unwrap_or(NameTemplate { parts: Vec::new() }),
+            template: NameTemplate::parse(DEFAULT_NAME_TEMPLATE).unwrap_or(NameTemplate {
+                text: String::new(),
+                parts: Vec::new(),
+            }),
             dir_campaigns: BTreeMap::new(),
         }
     }
 }
 
 impl Naming {
+    /// One line naming the template and directory campaigns, for the audit trail.
+    pub fn summary(&self) -> String {
+        let mut s = format!("naming.template = {}", self.template.text());
+        for (dir, c) in &self.dir_campaigns {
+            s.push_str(&format!(", {} = {c}", dir.display()));
+        }
+        s
+    }
+
     /// Attributes the recording at `path` (file name `name`) to its call.
     pub fn attribute(&self, path: &Path, name: &[u8]) -> Attribution {
         let dir_campaign = path

@@ -367,6 +367,20 @@ impl Ledger {
         sets: &[(&str, &dyn ToSql)],
         detail: &str,
     ) -> Result<(), LedgerError> {
+        self.transition_then(id, from, to, sets, detail, |_| Ok(()))
+    }
+
+    /// Like [`Ledger::transition`], also running `then` in the same
+    /// transaction (an audit entry that must commit with the change).
+    pub fn transition_then(
+        &self,
+        id: i64,
+        from: &[State],
+        to: State,
+        sets: &[(&str, &dyn ToSql)],
+        detail: &str,
+        then: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let now = now_secs();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -422,6 +436,7 @@ impl Ledger {
             }
         }
         insert_event(&tx, id, Some(current), to, detail, now)?;
+        then(&tx)?;
         tx.commit()?;
         Ok(())
     }
@@ -485,7 +500,8 @@ impl Ledger {
     }
 
     /// Recordings with a step to do now, oldest first: settled ones whose
-    /// mtime is at or before `upload_cutoff_ns`, every half-done one, and failed
+    /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
+    /// a verified one under a legal hold: its local copy stays), and failed
     /// ones whose retry time has come (all of them if `retry_all`).
     pub fn work_queue(
         &self,
@@ -496,11 +512,13 @@ impl Ledger {
     ) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM recordings WHERE \
+            "SELECT {COLUMNS} FROM recordings r WHERE \
                (state = 'settled' AND mtime_ns <= ?1) \
-               OR state IN ('compressed', 'uploaded', 'verified') \
+               OR state IN ('compressed', 'uploaded') \
+               OR (state = 'verified' AND NOT {held}) \
                OR (state = 'failed' AND (?3 OR retry_at <= ?2)) \
-             ORDER BY mtime_ns, id LIMIT ?4"
+             ORDER BY mtime_ns, id LIMIT ?4",
+            held = crate::hold::held_sql()
         ))?;
         let rows = stmt.query_map(
             params![upload_cutoff_ns, now, retry_all, limit as i64],
@@ -683,7 +701,8 @@ impl Ledger {
     }
 }
 
-fn insert_event(
+/// Records a state change in the events table (inside the caller's transaction).
+pub(crate) fn insert_event(
     tx: &rusqlite::Transaction<'_>,
     id: i64,
     from: Option<State>,
