@@ -3,4 +3,5 @@
 
 mod common;
 mod pipeline;
+mod retention;
 mod store_conformance;
