@@ -2,6 +2,7 @@
 //! the real `recvault` executable, real files).
 
 mod common;
+mod object_lock;
 mod pipeline;
 mod retention;
 mod store_conformance;
