@@ -113,7 +113,7 @@ fn page(
 ) -> Result<Vec<Due>, LedgerError> {
     let sql = format!(
         "SELECT {cols}, r.retain_from, {held} FROM recordings r \
-         WHERE r.state NOT IN ('remote_deleted', 'gone', 'quarantined') AND r.state <> 'seen' \
+         WHERE r.state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined') \
            AND {filter} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
          ORDER BY r.retain_from, r.id LIMIT ?",
         cols = columns_of_r(),

@@ -18,11 +18,13 @@ ALTER TABLE recordings ADD COLUMN retain_from INTEGER
     GENERATED ALWAYS AS (COALESCE(call_time, mtime_ns / 1000000000)) VIRTUAL;
 
 -- Retention selection walks only recordings that still have something to
--- delete, per campaign and by time, so a sweep never scans the whole ledger.
+-- delete, per campaign and by time (campaign included so the default rule's
+-- "not a listed campaign" test needs no row lookups), so a sweep never scans
+-- the whole ledger. Queries repeat the WHERE exactly, or SQLite ignores them.
 CREATE INDEX recordings_retention_campaign ON recordings(campaign, retain_from)
-    WHERE state NOT IN ('remote_deleted', 'gone', 'quarantined');
-CREATE INDEX recordings_retention_time ON recordings(retain_from)
-    WHERE state NOT IN ('remote_deleted', 'gone', 'quarantined');
+    WHERE state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined');
+CREATE INDEX recordings_retention_time ON recordings(retain_from, campaign)
+    WHERE state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined');
 CREATE INDEX recordings_unattributed ON recordings(id) WHERE attributed IS NULL;
 CREATE INDEX recordings_campaign ON recordings(campaign);
 CREATE INDEX recordings_phone ON recordings(phone) WHERE phone IS NOT NULL;
