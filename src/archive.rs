@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 
+use crate::audit::{self, Action, Actor, NewEntry};
 use crate::codec::{self, EncodeError};
 use crate::config::{Codec, Config, StoreConfig, VerifyMode};
 use crate::digest;
+use crate::hold;
 use crate::keys::{KeyInputs, display_name, encode_name};
 use crate::ledger::{CompressedFacts, Ledger, LedgerError, now_secs};
 use crate::recording::{FileIdentity, Recording, State};
@@ -54,6 +56,8 @@ pub struct Archiver {
     store_config: StoreConfig,
     ledger: Arc<Ledger>,
     store: Arc<dyn Store>,
+    /// Who the audit trail names for local deletes.
+    actor: Actor,
 }
 
 impl Archiver {
@@ -68,7 +72,13 @@ impl Archiver {
             store_config,
             ledger,
             store,
+            actor: Actor::current(),
         }
+    }
+
+    /// The store objects go to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The staging file holding a recording's object between compress and verify.
@@ -338,6 +348,13 @@ impl Archiver {
             "verified",
         )?;
         let _ = fs::remove_file(self.staging_path(rec.id));
+        if self.store_config.object_lock_legal_hold && hold::is_held(&self.ledger, rec.id)? {
+            // A hold placed before the object existed: mirror it now. The
+            // ledger's hold protects it either way.
+            if let Err(e) = self.store.set_legal_hold(&key, true).await {
+                tracing::warn!(key = %key, "cannot set the object's legal hold (the ledger's hold still applies): {e}");
+            }
+        }
         Ok(())
     }
 
@@ -402,42 +419,44 @@ impl Archiver {
             object_bytes: rec.object_size.unwrap_or(0),
         };
         let name = display_name(&rec.name);
-        if !spool::in_spool(&self.config.spool.dirs, &rec.path) {
-            return Err(StepError::Local(format!(
-                "{} is not in a configured spool directory; not deleting it",
-                rec.path.display()
-            )));
+        // A held recording keeps its local copy too: no deletion of any kind.
+        let cases = hold::cases_holding(&self.ledger, rec.id)?;
+        if !cases.is_empty() {
+            tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
+            return Ok(done);
         }
-        let path = rec.path.clone();
-        let expected = rec.identity;
-        let removed = tokio::task::spawn_blocking(move || -> io::Result<&'static str> {
-            let meta = match fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Ok("local copy already gone");
-                }
-                Err(e) => return Err(e),
-            };
-            if !meta.is_file() || FileIdentity::of(&meta) != expected {
-                return Ok(
-                    "local file was replaced after archiving; the new file is a new recording",
-                );
-            }
-            fs::remove_file(&path)?;
-            if let Some(dir) = path.parent() {
-                digest::sync_dir(dir)?;
-            }
-            Ok("archived")
-        })
-        .await
-        .map_err(|e| StepError::Local(e.to_string()))?
-        .map_err(|e| StepError::Local(format!("cannot delete {}: {e}", rec.path.display())))?;
-        self.ledger.transition(
+        let (dirs, path, expected) = (
+            self.config.spool.dirs.clone(),
+            rec.path.clone(),
+            rec.identity,
+        );
+        let removed =
+            tokio::task::spawn_blocking(move || remove_local_copy(&dirs, &path, expected))
+                .await
+                .map_err(|e| StepError::Local(e.to_string()))?
+                .map_err(StepError::Local)?;
+        let now = now_secs();
+        let subject = crate::retention::subject(rec);
+        self.ledger.transition_then(
             rec.id,
             &[State::Verified],
             State::LocalDeleted,
-            &[("local_deleted_at", &now_secs())],
+            &[("local_deleted_at", &now)],
             removed,
+            |tx| {
+                audit::append(
+                    tx,
+                    &self.actor,
+                    now,
+                    &NewEntry {
+                        action: Action::LocalDelete,
+                        case_id: None,
+                        subject: &subject,
+                        reason: &format!("object verified in the store; {removed}"),
+                    },
+                )
+                .map(|_| ())
+            },
         )?;
         let key = rec.object_key.as_deref().unwrap_or("");
         if removed == "archived" {
@@ -447,6 +466,40 @@ impl Archiver {
         }
         Ok(done)
     }
+}
+
+/// Removes a recording's local file if it is still the file that was
+/// recorded (same identity) and inside a spool directory. A file replaced
+/// since is a new recording and stays. Returns what happened.
+pub fn remove_local_copy(
+    dirs: &[PathBuf],
+    path: &std::path::Path,
+    expected: FileIdentity,
+) -> Result<&'static str, String> {
+    if !spool::in_spool(dirs, path) {
+        return Err(format!(
+            "{} is not in a configured spool directory; not deleting it",
+            path.display()
+        ));
+    }
+    let remove = || -> io::Result<&'static str> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok("local copy already gone");
+            }
+            Err(e) => return Err(e),
+        };
+        if !meta.is_file() || FileIdentity::of(&meta) != expected {
+            return Ok("local file was replaced after archiving; the new file is a new recording");
+        }
+        fs::remove_file(path)?;
+        if let Some(dir) = path.parent() {
+            digest::sync_dir(dir)?;
+        }
+        Ok("archived")
+    };
+    remove().map_err(|e| format!("cannot delete {}: {e}", path.display()))
 }
 
 fn done_bytes(done: Done) -> u64 {

@@ -66,6 +66,28 @@ pub enum Command {
         #[arg(long, value_name = "GLOB")]
         name: Option<OsString>,
     },
+    /// Retention: what is due for deletion, and deleting it.
+    Retention {
+        #[command(subcommand)]
+        action: RetentionCommand,
+    },
+    /// Legal holds: recordings that nothing may delete.
+    Hold {
+        #[command(subcommand)]
+        action: HoldCommand,
+    },
+    /// The audit trail of deletions, holds, restores and policy changes.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        /// Only entries from this date on (YYYY-MM-DD[ HH:MM:SS], local time).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Only entries about this legal-hold case.
+        #[arg(long, value_name = "CASE")]
+        case: Option<String>,
+        #[command(subcommand)]
+        action: Option<AuditCommand>,
+    },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man,
@@ -75,6 +97,80 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+}
+
+/// `recvault retention ...`
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Dry run: what would be deleted, when and why, with totals per campaign.
+    Plan {
+        /// Only this campaign.
+        #[arg(long, value_name = "CAMPAIGN")]
+        campaign: Option<String>,
+        /// Also what becomes due up to this date (default: now).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Only the totals, not one line per recording.
+        #[arg(long)]
+        totals: bool,
+    },
+    /// Delete everything due now (one sweep; the daemon must not be running).
+    Run,
+}
+
+/// `recvault hold ...`
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold. Selectors of one kind are alternatives; a recording must
+    /// match every kind given. Recordings that arrive later are covered too.
+    Add {
+        /// The case (matter, ticket) the hold is for.
+        #[arg(value_name = "CASE")]
+        case: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// A recording by ledger id, file name or object key.
+        #[arg(long, value_name = "ID|NAME")]
+        recording: Vec<String>,
+        /// Every recording of a campaign (or in-group).
+        #[arg(long, value_name = "CAMPAIGN")]
+        campaign: Vec<String>,
+        /// Every call with this phone number (digits are compared).
+        #[arg(long, value_name = "NUMBER")]
+        phone: Vec<String>,
+        /// Every call taken by this agent.
+        #[arg(long, value_name = "AGENT")]
+        agent: Vec<String>,
+        /// Calls from this date on (local time).
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Calls up to this date; a plain date includes the whole day.
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+    },
+    /// Release every active hold of a case; retention resumes at the next sweep.
+    Release {
+        #[arg(value_name = "CASE")]
+        case: String,
+        /// Why (recorded in the audit trail).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Every hold, active ones first.
+    List,
+    /// A case's holds and the recordings they cover, with where each is.
+    Show {
+        #[arg(value_name = "CASE")]
+        case: String,
+    },
+}
+
+/// `recvault audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; fails naming the first edited or removed entry.
+    Verify,
 }
 
 /// Shells completions are generated for.
@@ -104,5 +200,41 @@ mod tests {
         let b = Cli::try_parse_from(["recvault", "status", "--config", "/x.toml"]).unwrap();
         assert_eq!(a.config, b.config);
         assert!(Cli::try_parse_from(["recvault", "ls", "--state", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn hold_and_audit_commands_parse() {
+        let c = Cli::try_parse_from([
+            "recvault",
+            "hold",
+            "add",
+            "CASE-1",
+            "--reason",
+            "subpoena",
+            "--phone",
+            "555",
+            "--phone",
+            "777",
+            "--from",
+            "2026-01-01",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Hold { action: HoldCommand::Add { ref phone, .. } } if phone.len() == 2
+        ));
+        assert!(
+            Cli::try_parse_from(["recvault", "hold", "add", "C"]).is_err(),
+            "reason required"
+        );
+        let c = Cli::try_parse_from(["recvault", "audit", "verify"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Audit {
+                action: Some(AuditCommand::Verify),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["recvault", "audit", "--case", "C"]).is_ok());
     }
 }

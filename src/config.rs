@@ -5,9 +5,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::keys::KeyTemplate;
+use crate::naming::{DEFAULT_NAME_TEMPLATE, NameTemplate, Naming};
+use crate::policy::{Keep, RetentionPolicy};
 use crate::pressure::MinFree;
 use crate::schedule::UploadWindows;
 
@@ -47,6 +51,10 @@ pub struct Config {
     pub store: Option<StoreConfig>,
     pub ledger: LedgerConfig,
     pub daemon: DaemonConfig,
+    /// `[naming]`: how file names attribute recordings to calls and campaigns.
+    pub naming: Naming,
+    /// `[retention]`: absent means keep everything for ever.
+    pub retention: RetentionPolicy,
 }
 
 /// `[spool]`: which directories hold finished recordings and when to take them.
@@ -113,6 +121,8 @@ pub struct StoreConfig {
     pub max_upload_rate: Option<u64>,
     /// Local-time ranges in which uploads may run (empty: any time).
     pub upload_windows: UploadWindows,
+    /// Mirror legal holds as S3 Object Lock legal holds (the ledger stays the record).
+    pub object_lock_legal_hold: bool,
 }
 
 /// The kind of store and its settings.
@@ -201,6 +211,23 @@ struct RawConfig {
     store: Option<RawStore>,
     ledger: Option<RawLedger>,
     daemon: Option<RawDaemon>,
+    naming: Option<RawNaming>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNaming {
+    template: Option<String>,
+    dir_campaigns: Option<BTreeMap<PathBuf, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    default: Option<String>,
+    sweep_every: Option<String>,
+    campaigns: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,6 +268,7 @@ struct RawStore {
     read_timeout: Option<String>,
     max_upload_rate: Option<String>,
     upload_windows: Option<Vec<String>>,
+    object_lock_legal_hold: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -460,6 +488,9 @@ impl Config {
             )?,
         };
 
+        let naming = parse_naming(&v, raw.naming.unwrap_or_default(), &spool.dirs)?;
+        let retention = parse_retention(&v, raw.retention.unwrap_or_default())?;
+
         Ok(Config {
             source: path.to_path_buf(),
             spool,
@@ -467,8 +498,64 @@ impl Config {
             store,
             ledger: LedgerConfig { path: ledger_path },
             daemon,
+            naming,
+            retention,
         })
     }
+}
+
+fn parse_naming(
+    v: &Validator<'_>,
+    raw: RawNaming,
+    spool_dirs: &[PathBuf],
+) -> Result<Naming, ConfigError> {
+    let text = raw
+        .template
+        .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_string());
+    let template = NameTemplate::parse(&text).map_err(|e| v.invalid("naming.template", e))?;
+    let mut dir_campaigns = BTreeMap::new();
+    for (dir, campaign) in raw.dir_campaigns.unwrap_or_default() {
+        let key = format!("naming.dir_campaigns.\"{}\"", dir.display());
+        let dir = v.absolute(&key, dir)?;
+        if !spool_dirs.contains(&dir) {
+            return Err(v.invalid(&key, "is not one of spool.dirs"));
+        }
+        if campaign.trim().is_empty() {
+            return Err(v.invalid(&key, "campaign must not be empty"));
+        }
+        dir_campaigns.insert(dir, campaign);
+    }
+    Ok(Naming {
+        template,
+        dir_campaigns,
+    })
+}
+
+fn parse_retention(v: &Validator<'_>, raw: RawRetention) -> Result<RetentionPolicy, ConfigError> {
+    let keep = |key: &str, text: &str| Keep::parse(text).map_err(|e| v.invalid(key, e));
+    let default = match raw.default.as_deref() {
+        // Safe default: nothing is deleted until an operator sets a policy.
+        None => Keep::Forever,
+        Some(text) => keep("retention.default", text)?,
+    };
+    let mut campaigns = BTreeMap::new();
+    for (campaign, text) in raw.campaigns.unwrap_or_default() {
+        let key = format!("retention.campaigns.{campaign}");
+        if campaign.trim().is_empty() {
+            return Err(v.invalid(&key, "campaign id must not be empty"));
+        }
+        let period = keep(&key, &text)?;
+        campaigns.insert(campaign, period);
+    }
+    let sweep_every = v.duration("retention.sweep_every", raw.sweep_every.as_deref(), "1h")?;
+    if sweep_every < Duration::from_secs(60) {
+        return Err(v.invalid("retention.sweep_every", "must be at least 1m"));
+    }
+    Ok(RetentionPolicy {
+        default,
+        campaigns,
+        sweep_every,
+    })
 }
 
 fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, ConfigError> {
@@ -568,6 +655,13 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
     };
     let upload_windows = UploadWindows::parse(&raw.upload_windows.unwrap_or_default())
         .map_err(|e| v.invalid("store.upload_windows", e))?;
+    let object_lock_legal_hold = raw.object_lock_legal_hold.unwrap_or(false);
+    if object_lock_legal_hold && !matches!(backend, StoreBackend::S3(_)) {
+        return Err(v.invalid(
+            "store.object_lock_legal_hold",
+            "needs store.kind = \"s3\" (a bucket with Object Lock enabled)",
+        ));
+    }
     Ok(Some(StoreConfig {
         max_upload_rate,
         upload_windows,
@@ -577,6 +671,7 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
         multipart_threshold,
         part_size,
         verify,
+        object_lock_legal_hold,
     }))
 }
 
@@ -734,6 +829,60 @@ mod tests {
     }
 
     #[test]
+    fn retention_and_naming_parse() {
+        let c = parse(
+            "[spool]\ndirs = [\"/s/sales\"]\n[naming]\ntemplate = \"CAMPAIGN_FULLDATE_CUSTPHONE\"\n\
+             [naming.dir_campaigns]\n\"/s/sales\" = \"SALES\"\n\
+             [retention]\ndefault = \"180d\"\n[retention.campaigns]\nCOLLECT = \"90d\"\nSALES = \"forever\"\nCONSENT = \"7y\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.retention.default.secs(), Some(180 * 86400));
+        assert_eq!(c.retention.campaigns["SALES"], Keep::Forever);
+        assert_eq!(c.retention.sweep_every, Duration::from_secs(3600));
+        assert_eq!(c.naming.dir_campaigns[Path::new("/s/sales")], "SALES");
+    }
+
+    #[test]
+    fn retention_defaults_to_keeping_everything() {
+        assert!(parse("").unwrap().retention.keeps_everything());
+        assert!(
+            parse("[retention]\nsweep_every = \"2h\"\n")
+                .unwrap()
+                .retention
+                .keeps_everything()
+        );
+    }
+
+    #[test]
+    fn retention_errors_name_the_key() {
+        let e = parse("[retention.campaigns]\nCOLLECT = \"ninety days\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `retention.campaigns.COLLECT`"), "{e}");
+        let e = parse("[retention]\ndefault = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `retention.default`"), "{e}");
+        let e = parse("[retention]\ndefualt = \"90d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("defualt"), "{e}");
+        let e = parse("[naming]\ntemplate = \"FULLDATE_PHONE\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key `naming.template`"), "{e}");
+        assert!(e.contains("PHONE"), "{e}");
+        let e = parse("[naming.dir_campaigns]\n\"/elsewhere\" = \"X\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("naming.dir_campaigns"), "{e}");
+        let e = parse("[store]\nkind = \"local\"\npath = \"/s\"\nobject_lock_legal_hold = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.object_lock_legal_hold"), "{e}");
+    }
+
+    #[test]
     fn shipped_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
         let c = Config::load(&path).unwrap();
@@ -742,5 +891,9 @@ mod tests {
             "the shipped config must do nothing until a store is configured"
         );
         assert!(!c.spool.dirs.is_empty());
+        assert!(
+            c.retention.keeps_everything(),
+            "the shipped config must delete nothing until a policy is set"
+        );
     }
 }

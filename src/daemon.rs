@@ -13,12 +13,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::archive::{self, Archiver, Done, StepError};
+use crate::audit::Actor;
 use crate::config::Config;
 use crate::intake;
 use crate::keys::display_name;
 use crate::ledger::{Ledger, LedgerError, now_secs};
 use crate::lock::{InstanceLock, LockError};
 use crate::recording::State;
+use crate::retention::{self, Sweep};
 use crate::store::{self, StoreError};
 use crate::{pressure, spool};
 
@@ -132,6 +134,9 @@ struct Runner {
     under_pressure: bool,
     /// Whether the last look found the upload windows closed.
     window_closed: bool,
+    /// When the next retention sweep is due.
+    next_sweep: Instant,
+    actor: Actor,
 }
 
 impl Runner {
@@ -149,8 +154,9 @@ impl Runner {
                 tracing::info!(dir = %dir.display(), "spool directory readable again");
             }
         }
-        let report =
-            tokio::task::block_in_place(|| intake::reconcile(&self.ledger, &scan, &self.busy))?;
+        let report = tokio::task::block_in_place(|| {
+            intake::reconcile(&self.ledger, &self.config.naming, &scan, &self.busy)
+        })?;
         if report != intake::IntakeReport::default() {
             tracing::debug!(?report, "spool scanned");
         }
@@ -311,9 +317,49 @@ impl Runner {
         Ok(())
     }
 
+    /// Runs a retention sweep if one is due: a bounded number of batches,
+    /// skipping recordings a worker holds; back soon if more are waiting.
+    async fn sweep_if_due(&mut self) {
+        if Instant::now() < self.next_sweep {
+            return;
+        }
+        let policy = &self.config.retention;
+        self.next_sweep = Instant::now() + policy.sweep_every;
+        if policy.keeps_everything() {
+            return;
+        }
+        let store = self.archiver.as_ref().map(|a| a.store().clone());
+        let sweep = Sweep {
+            ledger: &self.ledger,
+            store: store.as_deref(),
+            policy,
+            spool_dirs: &self.config.spool.dirs,
+            staging: &self.config.spool.staging,
+            actor: &self.actor,
+            skip: &self.busy,
+            max_batches: 20,
+        };
+        match sweep.run(now_secs()).await {
+            Ok(r) => {
+                if r.deleted + r.failed > 0 {
+                    tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
+                }
+                if r.more {
+                    self.next_sweep = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "retention sweep stopped (next one in {:?}): {e}",
+                    policy.sweep_every
+                );
+            }
+        }
+    }
+
     /// When to wake up if nothing happens.
     fn next_wake(&self, next_rescan: Instant) -> Instant {
-        let mut wake = next_rescan;
+        let mut wake = next_rescan.min(self.next_sweep);
         if self.window_closed {
             wake = wake.min(Instant::now() + self.until_window().max(Duration::from_secs(1)));
         }
@@ -347,6 +393,14 @@ impl Runner {
             Ok(new) => match build_archiver(&new, &self.ledger).await {
                 Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
                 Ok((archiver, store_name)) => {
+                    let noted = tokio::task::block_in_place(|| {
+                        self.ledger.attribute_pending(&new.naming)?;
+                        retention::note_policy(&self.ledger, &new, &self.actor, now_secs())
+                    });
+                    if let Err(e) = noted {
+                        tracing::warn!("cannot record the policy in the audit trail: {e}");
+                    }
+                    self.next_sweep = Instant::now();
                     self.config = Arc::new(new);
                     self.archiver = archiver;
                     self.store_name = store_name;
@@ -441,6 +495,9 @@ pub async fn run(
             );
         }
     }
+    let actor = Actor::current();
+    ledger.attribute_pending(&config.naming)?;
+    retention::note_policy(&ledger, &config, &actor, now_secs())?;
     let config = Arc::new(config);
     let mut runner = Runner {
         config: config.clone(),
@@ -454,6 +511,8 @@ pub async fn run(
         unreadable_logged: HashSet::new(),
         under_pressure: false,
         window_closed: false,
+        next_sweep: Instant::now(),
+        actor,
     };
     tokio::pin!(shutdown);
     if options.once {
@@ -576,6 +635,7 @@ async fn run_daemon(
             tokio::task::block_in_place(|| {
                 intake::reconcile_paths(
                     &runner.ledger,
+                    &config.naming,
                     &config.spool.dirs,
                     &config.spool.ignore,
                     &paths,
@@ -587,6 +647,10 @@ async fn run_daemon(
             runner.settle()?;
         }
         runner.dispatch()?;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = runner.sweep_if_due() => {}
+        }
         let mut wake = runner.next_wake(next_rescan);
         if let Some(deadline) = watchdog.deadline() {
             wake = wake.min(deadline);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::keys::display_name;
 use crate::ledger::{Ledger, LedgerError, LocalRow, SpoolFile, now_secs};
+use crate::naming::Naming;
 use crate::recording::State;
 use crate::spool::{self, Scan};
 
@@ -24,6 +25,7 @@ pub struct IntakeReport {
 /// in `busy` are being worked on and left to their worker.
 pub fn reconcile(
     ledger: &Ledger,
+    naming: &Naming,
     scan: &Scan,
     busy: &HashSet<i64>,
 ) -> Result<IntakeReport, LedgerError> {
@@ -32,6 +34,7 @@ pub fn reconcile(
     for file in &scan.files {
         observe(
             ledger,
+            naming,
             rows.remove(&file.path),
             file,
             None,
@@ -42,6 +45,7 @@ pub fn reconcile(
     for (file, kind) in &scan.specials {
         observe(
             ledger,
+            naming,
             rows.remove(&file.path),
             file,
             Some(kind),
@@ -64,6 +68,7 @@ pub fn reconcile(
 /// Like [`reconcile`] for a few paths an inotify event named.
 pub fn reconcile_paths(
     ledger: &Ledger,
+    naming: &Naming,
     dirs: &[PathBuf],
     ignore: &[String],
     paths: &HashSet<PathBuf>,
@@ -81,9 +86,9 @@ pub fn reconcile_paths(
         }
         let row = rows.remove(path);
         match spool::inspect(path) {
-            Ok(Some(Ok(file))) => observe(ledger, row, &file, None, busy, &mut report)?,
+            Ok(Some(Ok(file))) => observe(ledger, naming, row, &file, None, busy, &mut report)?,
             Ok(Some(Err((file, kind)))) => {
-                observe(ledger, row, &file, Some(kind), busy, &mut report)?
+                observe(ledger, naming, row, &file, Some(kind), busy, &mut report)?
             }
             Ok(None) => {
                 if let Some(row) = row.filter(|r| !busy.contains(&r.id)) {
@@ -98,6 +103,7 @@ pub fn reconcile_paths(
 
 fn observe(
     ledger: &Ledger,
+    naming: &Naming,
     row: Option<LocalRow>,
     file: &SpoolFile,
     special: Option<&str>,
@@ -106,14 +112,16 @@ fn observe(
 ) -> Result<(), LedgerError> {
     let shown = display_name(&file.name);
     let Some(row) = row else {
+        // Attribution happens once, as the recording enters the ledger.
+        let call = naming.attribute(&file.path, &file.name);
         match special {
             None => {
-                ledger.insert(file, State::Seen, "found")?;
+                ledger.insert(file, &call, State::Seen, "found")?;
                 tracing::debug!(recording = %shown, "found");
                 report.new += 1;
             }
             Some(kind) => {
-                ledger.insert(file, State::Quarantined, kind)?;
+                ledger.insert(file, &call, State::Quarantined, kind)?;
                 tracing::warn!(path = %file.path.display(), "skipping {kind}");
                 report.quarantined += 1;
             }
@@ -136,7 +144,7 @@ fn observe(
             "local file replaced after archiving",
         )?;
         tracing::warn!(recording = %shown, "archived recording was replaced by a different file; archiving the new one too");
-        return observe(ledger, None, file, special, busy, report);
+        return observe(ledger, naming, None, file, special, busy, report);
     }
     match special {
         None => {
@@ -153,7 +161,10 @@ fn observe(
                 &format!("replaced by a {kind}"),
             )?;
             tracing::warn!(path = %file.path.display(), "recording replaced by a {kind}; skipping it");
-            ledger.insert(file, State::Quarantined, kind).map(|_| ())
+            let call = naming.attribute(&file.path, &file.name);
+            ledger
+                .insert(file, &call, State::Quarantined, kind)
+                .map(|_| ())
         }
     }
 }

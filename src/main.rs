@@ -6,11 +6,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use recvault::cli::{Cli, Command, CompletionShell};
+use recvault::audit::{self, Actor, AuditFilter};
+use recvault::cli::{AuditCommand, Cli, Command, CompletionShell, HoldCommand, RetentionCommand};
 use recvault::config::Config;
 use recvault::daemon::{self, RunOptions};
-use recvault::ledger::{Ledger, ListFilter};
-use recvault::{check, logging, report, restore, store};
+use recvault::hold::{self, Selector};
+use recvault::ledger::{Ledger, ListFilter, now_secs};
+use recvault::{check, logging, report, restore, retention, store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -132,8 +134,184 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Retention { action } => retention_command(action, &config, &mut stdout).await,
+        Command::Hold { action } => hold_command(action, &config, &mut stdout).await,
+        Command::Audit {
+            since,
+            case,
+            action,
+        } => {
+            let ledger = Ledger::open(&config.ledger.path).map_err(|e| e.to_string())?;
+            if let Some(AuditCommand::Verify) = action {
+                let ok = audit::verify(&ledger).map_err(|e| e.to_string())?;
+                let _ = writeln!(
+                    stdout,
+                    "audit trail intact: {} entries, head {}",
+                    ok.entries, ok.head
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let filter = AuditFilter {
+                since: since.map(|d| report::parse_date(&d)).transpose()?,
+                case_id: case,
+            };
+            audit::list(&ledger, &filter, |e| audit::write_entry(&mut stdout, e))
+                .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+async fn retention_command(
+    action: RetentionCommand,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    match action {
+        RetentionCommand::Plan {
+            campaign,
+            until,
+            totals,
+        } => {
+            let now = now_secs();
+            let until = until
+                .map(|d| report::parse_date(&d))
+                .transpose()?
+                .unwrap_or(now);
+            let ledger = Ledger::open(&config.ledger.path).map_err(|e| e.to_string())?;
+            ledger
+                .attribute_pending(&config.naming)
+                .map_err(|e| e.to_string())?;
+            report::retention_plan(
+                &ledger,
+                &config.retention,
+                now,
+                until.max(now),
+                campaign.as_deref(),
+                totals,
+                out,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        RetentionCommand::Run => {
+            let r = retention::sweep_now(config, &Actor::current(), now_secs())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "deleted {} recordings ({} stored, {} local copies), {} held, {} failed",
+                r.deleted,
+                report::human_bytes(r.object_bytes),
+                r.local_removed,
+                r.held,
+                r.failed
+            );
+            for (campaign, n) in &r.by_campaign {
+                let _ = writeln!(out, "  {campaign}: {n}");
+            }
+            Ok(if r.failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn hold_command(
+    action: HoldCommand,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let ledger = Ledger::open(&config.ledger.path).map_err(|e| e.to_string())?;
+    ledger
+        .attribute_pending(&config.naming)
+        .map_err(|e| e.to_string())?;
+    let actor = Actor::current();
+    let case = match action {
+        HoldCommand::List => {
+            let holds = hold::list(&ledger).map_err(|e| e.to_string())?;
+            report::hold_list(&holds, out).map_err(|e| e.to_string())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        HoldCommand::Show { case } => {
+            report::hold_show(&ledger, &case, out).map_err(|e| e.to_string())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        HoldCommand::Add {
+            case,
+            reason,
+            recording,
+            campaign,
+            phone,
+            agent,
+            from,
+            to,
+        } => {
+            let mut selectors: Vec<Selector> =
+                recording.into_iter().map(Selector::Recording).collect();
+            selectors.extend(campaign.into_iter().map(Selector::Campaign));
+            selectors.extend(phone.iter().map(|p| Selector::phone(p)));
+            selectors.extend(agent.into_iter().map(Selector::Agent));
+            if from.is_some() || to.is_some() {
+                selectors.push(Selector::Time {
+                    from: from.map(|d| report::parse_date(&d)).transpose()?,
+                    to: to.map(|d| report::parse_date_end(&d)).transpose()?,
+                });
+            }
+            let (id, covered) = hold::add(&ledger, &actor, now_secs(), &case, &reason, &selectors)
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "hold #{id} placed for case {case}: covers {covered} recordings now, and any that arrive and match"
+            );
+            case
+        }
+        HoldCommand::Release { case, reason } => {
+            let n = hold::release(&ledger, &actor, now_secs(), &case, &reason)
+                .map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                out,
+                "released {n} hold(s) of case {case}; retention resumes for its recordings at the next sweep"
+            );
+            case
+        }
+    };
+    mirror_holds(config, &ledger, &case, out).await
+}
+
+/// With `[store] object_lock_legal_hold`, sets the objects' legal holds to
+/// match the ledger. The ledger's hold stands even if this fails.
+async fn mirror_holds(
+    config: &Config,
+    ledger: &Ledger,
+    case: &str,
+    out: &mut impl Write,
+) -> Result<ExitCode, String> {
+    let Some(store_config) = config.store.as_ref().filter(|s| s.object_lock_legal_hold) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let store = store::open(store_config).await.map_err(|e| e.to_string())?;
+    let r = hold::mirror(ledger, &*store, case)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        out,
+        "object lock legal holds: {} on, {} off, {} failed",
+        r.on,
+        r.off,
+        r.failed.len()
+    );
+    for (key, e) in &r.failed {
+        eprintln!("recvault: legal hold on `{key}` not mirrored (the ledger hold applies): {e}");
+    }
+    Ok(if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A message for every SIGHUP: re-read the config.

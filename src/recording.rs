@@ -19,7 +19,7 @@ pub enum State {
     Verified,
     /// Local copy removed (by us after verification, or by someone else after it).
     LocalDeleted,
-    /// Object removed from the store by retention; metadata kept.
+    /// Deleted by retention (the object, and any local copy); metadata kept.
     RemoteDeleted,
     /// A step failed; retried from `resume_state` at `retry_at`.
     Failed,
@@ -131,11 +131,24 @@ pub struct Recording {
     pub retry_at: Option<i64>,
     pub first_seen: i64,
     pub updated_at: i64,
+    /// The campaign (or in-group) the call belongs to, if known.
+    pub campaign: Option<String>,
+    /// Unix seconds of the call, from the file name; `None` if unknown.
+    pub call_time: Option<i64>,
+    pub phone: Option<String>,
+    pub agent: Option<String>,
+    pub lead_id: Option<String>,
+    /// When retention deleted it (unix seconds).
+    pub deleted_at: Option<i64>,
+    /// The retention rule that deleted it.
+    pub deleted_by: Option<String>,
 }
 
 impl Recording {
-    /// The recording's time in seconds: mtime until call times are known.
+    /// The recording's time in seconds: the call time where the file name
+    /// gave one, else the mtime. Retention counts from it; keys are dated by it.
     pub fn time_secs(&self) -> i64 {
-        self.identity.mtime_ns.div_euclid(1_000_000_000)
+        self.call_time
+            .unwrap_or_else(|| self.identity.mtime_ns.div_euclid(1_000_000_000))
     }
 }

@@ -6,10 +6,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::archive::codec_of;
+use crate::audit::{self, Action, Actor, NewEntry};
 use crate::codec;
 use crate::keys::display_name;
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, now_secs};
 use crate::recording::{Recording, State};
+use crate::report::local_time;
 use crate::store::{Store, StoreError};
 
 /// Why a restore wrote nothing.
@@ -25,8 +27,8 @@ pub enum RestoreError {
     },
     #[error("recording `{0}` was never uploaded; its local copy is {1}")]
     NotArchived(String, String),
-    #[error("recording `{0}` was deleted from the store by retention")]
-    Deleted(String),
+    #[error("recording `{0}` was deleted by retention {1}")]
+    Deleted(String, String),
     #[error("{0} already exists; pass --force to replace it")]
     Exists(PathBuf),
     #[error(
@@ -79,7 +81,14 @@ pub async fn restore(
     let rec = find(ledger, wanted)?;
     let name = display_name(&rec.name);
     let key = match (&rec.object_key, rec.state) {
-        (_, State::RemoteDeleted) => return Err(RestoreError::Deleted(name)),
+        (_, State::RemoteDeleted) => {
+            let when = format!(
+                "on {} ({})",
+                rec.deleted_at.map(local_time).unwrap_or_default(),
+                rec.deleted_by.as_deref().unwrap_or("-")
+            );
+            return Err(RestoreError::Deleted(name, when));
+        }
         (Some(k), State::Uploaded | State::Verified | State::LocalDeleted) => k.clone(),
         (Some(k), State::Failed)
             if matches!(rec.resume_state, Some(State::Uploaded | State::Verified)) =>
@@ -130,6 +139,17 @@ pub async fn restore(
         }
         fs::rename(&output_tmp, output)
             .map_err(|e| RestoreError::Io(format!("cannot write {}: {e}", output.display())))?;
+        audit::record(
+            ledger,
+            &Actor::current(),
+            now_secs(),
+            &NewEntry {
+                action: Action::Restore,
+                case_id: None,
+                subject: &crate::retention::subject(&rec),
+                reason: &format!("restored to {} (SHA-256 verified)", output.display()),
+            },
+        )?;
         Ok(decoded.1)
     }
     .await;

@@ -13,10 +13,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use crate::naming::{Attribution, Naming};
 use crate::recording::{FileIdentity, Recording, State};
 
 /// Migrations in order; `PRAGMA user_version` counts the ones applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_retention.sql"),
+];
 
 /// A ledger failure.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +103,17 @@ pub struct Ledger {
 }
 
 const COLUMNS: &str = "id, path, name, dev, ino, size, mtime_ns, state, resume_state, sha256, object_key, \
-     object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at";
+     object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at, \
+     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by";
+
+/// [`COLUMNS`] for a query that names the table `r`.
+pub(crate) fn columns_of_r() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("r.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
     let state: String = row.get(7)?;
@@ -132,7 +146,19 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
         retry_at: row.get(17)?,
         first_seen: row.get(18)?,
         updated_at: row.get(19)?,
+        campaign: row.get(20)?,
+        call_time: row.get(21)?,
+        phone: row.get(22)?,
+        agent: row.get(23)?,
+        lead_id: row.get(24)?,
+        deleted_at: row.get(25)?,
+        deleted_by: row.get(26)?,
     })
+}
+
+/// Reads a [`Recording`] from a row selected with [`COLUMNS`] (or [`columns_of_r`]).
+pub(crate) fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
+    from_row(row)
 }
 
 /// Seconds since the epoch.
@@ -165,6 +191,10 @@ impl Ledger {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // 16 MiB of page cache (default 2 MiB): retention walks rows in call
+        // time order, not insertion order. Bounded, whatever the ledger's size.
+        conn.pragma_update(None, "cache_size", -16384)
+            .map_err(open_err)?;
         let ledger = Ledger {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -176,6 +206,29 @@ impl Ledger {
     /// The file this ledger lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `f` in one transaction, committed if it returns `Ok`. For the
+    /// modules that own their tables (holds, audit, retention).
+    pub(crate) fn write<T, E: From<LedgerError>>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(LedgerError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(LedgerError::from)?;
+        Ok(out)
+    }
+
+    /// Runs read-only queries on the connection.
+    pub(crate) fn read<T, E: From<LedgerError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        f(&self.conn())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -232,15 +285,23 @@ impl Ledger {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a newly found file as `seen` (or `quarantined` with a reason).
-    pub fn insert(&self, file: &SpoolFile, state: State, detail: &str) -> Result<i64, LedgerError> {
+    /// Records a newly found file as `seen` (or `quarantined` with a reason),
+    /// with what its name says about the call.
+    pub fn insert(
+        &self,
+        file: &SpoolFile,
+        call: &Attribution,
+        state: State,
+        detail: &str,
+    ) -> Result<i64, LedgerError> {
         let now = now_secs();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let last_error = (state == State::Quarantined).then_some(detail);
         tx.execute(
-            "INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, last_error, first_seen, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            "INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, last_error, first_seen, updated_at, \
+               attributed, campaign, call_time, phone, agent, lead_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 file.path.as_os_str().as_bytes(),
                 file.name,
@@ -250,7 +311,13 @@ impl Ledger {
                 file.identity.mtime_ns,
                 state.as_str(),
                 last_error,
-                now
+                now,
+                call.matched,
+                call.campaign,
+                call.call_time,
+                call.phone,
+                call.agent,
+                call.lead_id,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -307,6 +374,20 @@ impl Ledger {
         sets: &[(&str, &dyn ToSql)],
         detail: &str,
     ) -> Result<(), LedgerError> {
+        self.transition_then(id, from, to, sets, detail, |_| Ok(()))
+    }
+
+    /// Like [`Ledger::transition`], also running `then` in the same
+    /// transaction (an audit entry that must commit with the change).
+    pub fn transition_then(
+        &self,
+        id: i64,
+        from: &[State],
+        to: State,
+        sets: &[(&str, &dyn ToSql)],
+        detail: &str,
+        then: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let mut conn = self.conn();
         // Only "verified" allows deleting the local file: that commit must
         // survive power loss before the delete happens.
@@ -314,7 +395,7 @@ impl Ledger {
         if durable {
             conn.pragma_update(None, "synchronous", "FULL")?;
         }
-        let result = transition_in(&mut conn, id, from, to, sets, detail);
+        let result = transition_in(&mut conn, id, from, to, sets, detail, then);
         if durable {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
@@ -380,7 +461,8 @@ impl Ledger {
     }
 
     /// Recordings with a step to do now, oldest first: settled ones whose
-    /// mtime is at or before `upload_cutoff_ns`, every half-done one, and failed
+    /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
+    /// a verified one under a legal hold: its local copy stays), and failed
     /// ones whose retry time has come (all of them if `retry_all`).
     pub fn work_queue(
         &self,
@@ -391,11 +473,13 @@ impl Ledger {
     ) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM recordings WHERE \
+            "SELECT {COLUMNS} FROM recordings r WHERE \
                (state = 'settled' AND mtime_ns <= ?1) \
-               OR state IN ('compressed', 'uploaded', 'verified') \
+               OR state IN ('compressed', 'uploaded') \
+               OR (state = 'verified' AND NOT {held}) \
                OR (state = 'failed' AND (?3 OR retry_at <= ?2)) \
-             ORDER BY mtime_ns, id LIMIT ?4"
+             ORDER BY mtime_ns, id LIMIT ?4",
+            held = crate::hold::held_sql()
         ))?;
         let rows = stmt.query_map(
             params![upload_cutoff_ns, now, retry_all, limit as i64],
@@ -517,6 +601,55 @@ impl Ledger {
         Ok(())
     }
 
+    /// Attributes recordings taken in before attribution existed (in pages,
+    /// so a big ledger is never held in memory). Returns how many.
+    pub fn attribute_pending(&self, naming: &Naming) -> Result<usize, LedgerError> {
+        let mut done = 0;
+        loop {
+            let page: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+                let conn = self.conn();
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, path, name FROM recordings WHERE attributed IS NULL ORDER BY id LIMIT 1000",
+                )?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            if page.is_empty() {
+                return Ok(done);
+            }
+            let mut conn = self.conn();
+            let tx = conn.transaction()?;
+            for (id, path, name) in &page {
+                let call = naming.attribute(Path::new(OsStr::from_bytes(path)), name);
+                tx.execute(
+                    "UPDATE recordings SET attributed = ?2, campaign = ?3, call_time = ?4, phone = ?5, \
+                     agent = ?6, lead_id = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        call.matched,
+                        call.campaign,
+                        call.call_time,
+                        call.phone,
+                        call.agent,
+                        call.lead_id
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            done += page.len();
+        }
+    }
+
+    /// Recordings whose name did not match the naming template.
+    pub fn unattributed_count(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM recordings WHERE attributed = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Recordings whose object key or file name is `wanted`, newest first.
     pub fn find(&self, wanted: &[u8]) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
@@ -536,6 +669,7 @@ fn transition_in(
     to: State,
     sets: &[(&str, &dyn ToSql)],
     detail: &str,
+    then: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     let now = now_secs();
     let tx = conn.transaction()?;
@@ -590,11 +724,13 @@ fn transition_in(
         }
     }
     insert_event(&tx, id, Some(current), to, detail, now)?;
+    then(&tx)?;
     tx.commit()?;
     Ok(())
 }
 
-fn insert_event(
+/// Records a state change in the events table (inside the caller's transaction).
+pub(crate) fn insert_event(
     tx: &rusqlite::Transaction<'_>,
     id: i64,
     from: Option<State>,
@@ -637,7 +773,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found",
+            )
             .unwrap();
         ledger
             .transition(id, &[State::Seen], State::Settled, &[], "settled")
@@ -654,18 +795,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found",
+            )
             .unwrap();
         assert!(
             ledger
-                .insert(&file("/s/a.wav"), State::Seen, "dup")
+                .insert(
+                    &file("/s/a.wav"),
+                    &Attribution::default(),
+                    State::Seen,
+                    "dup"
+                )
                 .is_err()
         );
         ledger
             .transition(id, &[State::Seen], State::Gone, &[], "removed")
             .unwrap();
         ledger
-            .insert(&file("/s/a.wav"), State::Seen, "found again")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Seen,
+                "found again",
+            )
             .unwrap();
         assert_eq!(ledger.local_rows().unwrap().len(), 1);
     }
@@ -675,10 +831,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let a = ledger
-            .insert(&file("/s/a.wav"), State::Settled, "")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Settled,
+                "",
+            )
             .unwrap();
         let b = ledger
-            .insert(&file("/t/a.wav"), State::Settled, "")
+            .insert(
+                &file("/t/a.wav"),
+                &Attribution::default(),
+                State::Settled,
+                "",
+            )
             .unwrap();
         ledger
             .transition(
@@ -714,7 +880,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
         let id = ledger
-            .insert(&file("/s/a.wav"), State::Compressed, "")
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Compressed,
+                "",
+            )
             .unwrap();
         ledger
             .mark_failed(&ledger.recording(id).unwrap(), "store down", 0)
@@ -745,7 +916,7 @@ mod tests {
         let path = dir.path().join("l.sqlite3");
         let id = Ledger::open(&path)
             .unwrap()
-            .insert(&file("/s/a.wav"), State::Seen, "")
+            .insert(&file("/s/a.wav"), &Attribution::default(), State::Seen, "")
             .unwrap();
         let again = Ledger::open(&path).unwrap();
         assert_eq!(again.recording(id).unwrap().name, b"a.wav");

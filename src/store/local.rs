@@ -290,6 +290,18 @@ impl Store for LocalStore {
         .await
     }
 
+    async fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let result = self.delete(key).await;
+            out.push((key.clone(), result));
+        }
+        Ok(out)
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let this = self.clone();
         let prefix = prefix.to_string();

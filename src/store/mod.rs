@@ -109,9 +109,28 @@ pub trait Store: Send + Sync {
     async fn get(&self, key: &str, dest: &Path) -> Result<u64, StoreError>;
     /// Removes `key`; absent keys are not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Removes many keys (S3: DeleteObjects, up to [`DELETE_BATCH`] per
+    /// request). The outer error means nothing is known to be deleted; else
+    /// one result per key, in order. Absent keys are not an error.
+    async fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError>;
+    /// Sets or clears the S3 Object Lock legal hold on `key`. Stores without
+    /// Object Lock refuse.
+    async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), StoreError> {
+        let _ = on;
+        Err(StoreError::Permanent(format!(
+            "{}: no Object Lock legal holds (for `{key}`)",
+            self.describe()
+        )))
+    }
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError>;
 }
+
+/// The most keys one DeleteObjects request may carry (an S3 limit).
+pub const DELETE_BATCH: usize = 1000;
 
 /// Builds the configured store.
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {

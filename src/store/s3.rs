@@ -19,11 +19,15 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length, SdkBody};
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete,
+    ObjectIdentifier, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+};
 use sha2::{Digest, Sha256};
 
 use super::{
-    ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+    DELETE_BATCH, ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError,
+    single_part_checksum,
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
@@ -344,6 +348,61 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// One DeleteObjects request (quiet: the store reports only failures).
+    async fn delete_chunk(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+        let first = keys.first().map(String::as_str).unwrap_or("");
+        let objects = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(k).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Permanent(format!("delete `{first}`…: {e}")))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError::Permanent(format!("delete `{first}`…: {e}")))?;
+        // DeleteObjects requires a body checksum; the SDK sends CRC32 as a
+        // plain header (not a trailer), which S3, R2 and Garage accept.
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| classify("delete objects", first, e))?;
+        let mut failed: BTreeMap<&str, StoreError> = BTreeMap::new();
+        for err in out.errors() {
+            let key = err.key().unwrap_or("");
+            let code = err.code().unwrap_or("");
+            let message = format!(
+                "delete `{key}`: {code}: {}",
+                err.message().unwrap_or("refused")
+            );
+            let e = if matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable") {
+                StoreError::Transient(message)
+            } else {
+                StoreError::Permanent(message)
+            };
+            failed.insert(key, e);
+        }
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let result = match failed.get(k.as_str()) {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(()),
+                };
+                (k.clone(), result)
+            })
+            .collect())
+    }
+}
+
 /// SHA-256 of each `part_size` slice of a file.
 fn part_digests(path: &Path, size: u64, part_size: u64) -> std::io::Result<Vec<[u8; 32]>> {
     let mut file = File::open(path)?;
@@ -458,6 +517,47 @@ impl Store for S3Store {
             .send()
             .await
             .map_err(|e| classify("delete", key, e))?;
+        Ok(())
+    }
+
+    async fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        let mut broken: Option<StoreError> = None;
+        for chunk in keys.chunks(DELETE_BATCH) {
+            if let Some(e) = &broken {
+                // The store stopped answering: nothing more was attempted.
+                out.extend(chunk.iter().map(|k| (k.clone(), Err(e.clone()))));
+                continue;
+            }
+            match self.delete_chunk(chunk).await {
+                Ok(results) => out.extend(results),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(e) => {
+                    out.extend(chunk.iter().map(|k| (k.clone(), Err(e.clone()))));
+                    broken = Some(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), StoreError> {
+        let status = if on {
+            ObjectLockLegalHoldStatus::On
+        } else {
+            ObjectLockLegalHoldStatus::Off
+        };
+        self.client
+            .put_object_legal_hold()
+            .bucket(&self.bucket)
+            .key(key)
+            .legal_hold(ObjectLockLegalHold::builder().status(status).build())
+            .send()
+            .await
+            .map_err(|e| classify("put legal hold", key, e))?;
         Ok(())
     }
 

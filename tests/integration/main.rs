@@ -2,6 +2,8 @@
 //! the real `recvault` executable, real files).
 
 mod common;
+mod object_lock;
 mod operation;
 mod pipeline;
+mod retention;
 mod store_conformance;

@@ -181,6 +181,35 @@ pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path) {
     );
 }
 
+pub async fn delete_many_in_batches(store: &dyn Store, prefix: &str, dir: &Path) {
+    // More than one DeleteObjects request's worth, a few absent keys among them.
+    let mut keys = Vec::new();
+    for i in 0..1005 {
+        let key = format!("{prefix}many/{i:04}");
+        if i % 100 != 7 {
+            put_bytes(store, dir, &key, key.as_bytes()).await.unwrap();
+        }
+        keys.push(key);
+    }
+    let keep = format!("{prefix}keep");
+    put_bytes(store, dir, &keep, b"keep").await.unwrap();
+    let results = store.delete_many(&keys).await.unwrap();
+    assert_eq!(results.len(), keys.len());
+    for ((key, result), wanted) in results.iter().zip(&keys) {
+        assert_eq!(key, wanted, "results come back in order");
+        assert!(result.is_ok(), "{key}: {result:?}");
+    }
+    let left: Vec<_> = store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left, vec![keep], "exactly the listed keys are gone");
+    assert!(store.delete_many(&[]).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -193,7 +222,8 @@ macro_rules! conformance {
             }
 
             conformance!(@tests put_head_get_delete, never_overwrites, wrong_checksum_is_refused,
-                missing_objects, large_object_round_trips, list_by_prefix, odd_keys);
+                missing_objects, large_object_round_trips, list_by_prefix, odd_keys,
+                delete_many_in_batches);
         }
     };
     (@tests $($name:ident),*) => {

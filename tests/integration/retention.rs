@@ -1,0 +1,321 @@
+//! Retention, legal holds and the audit trail end to end: the real binary,
+//! a real Garage, call times backdated in the file names (no waiting).
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use recvault::recording::State;
+
+use crate::common::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DUE_NOW: &str = "settle = \"1s\"\nupload_after = \"0s\"";
+const POLICY: &str = "\n[naming]\ntemplate = \"CAMPAIGN_FULLDATE_CUSTPHONE\"\n\n\
+    [retention]\ndefault = \"180d\"\n\n[retention.campaigns]\nCOLLECT = \"90d\"\nSALES = \"forever\"\n";
+
+/// A VICIdial-style name for a call `days_ago` days back.
+fn call_name(campaign: &str, days_ago: i64, phone: &str) -> Vec<u8> {
+    let when = chrono::Local::now() - chrono::Duration::days(days_ago);
+    format!(
+        "{campaign}_{}_{phone}-all.wav",
+        when.format("%Y%m%d-%H%M%S")
+    )
+    .into_bytes()
+}
+
+fn append(path: &Path, text: &str) {
+    let mut config = fs::read_to_string(path).unwrap();
+    config.push_str(text);
+    fs::write(path, config).unwrap();
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn run_ok(site: &Site, args: &[&str]) -> String {
+    let out = site.recvault(args);
+    expect_code(&out, 0);
+    stdout(&out)
+}
+
+/// Object keys under the site's prefix, by the file name they hold.
+fn stored_names(g: &Garage, site: &Site) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut names: Vec<String> = rt
+        .block_on(async { g.store(64 << 20, 16 << 20).await.list(&site.prefix).await })
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            // `CAMPAIGN_DATE_PHONE-all.wav.zst` -> `CAMPAIGN_PHONE`
+            let file = o.key.rsplit('/').next().unwrap();
+            let file = file.trim_end_matches(".zst").trim_end_matches("-all.wav");
+            let campaign = file.split('_').next().unwrap();
+            format!("{campaign}_{}", file.rsplit('_').next().unwrap())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn due_objects_go_held_ones_stay_until_released_and_the_trail_verifies() {
+    let g = garage();
+    let mut site = Site::new("retention");
+    site.configure(Target::Garage(&g), DUE_NOW);
+    append(&site.config, POLICY);
+    let calls: [(&str, i64, &str); 7] = [
+        ("COLLECT", 100, "5550000001"), // due: 90d
+        ("COLLECT", 80, "5550000002"),  // not yet
+        ("COLLECT", 120, "5559999999"), // due, but held by phone
+        ("SALES", 1000, "5550000003"),  // forever
+        ("OTHER", 200, "5550000004"),   // due: default 180d
+        ("OTHER", 100, "5550000005"),   // not yet
+        ("SALES", 400, "5559999999"),   // forever anyway, and held
+    ];
+    for (i, (campaign, days, phone)) in calls.iter().enumerate() {
+        put_recording(
+            &site.spool,
+            &call_name(campaign, *days, phone),
+            &wav(1.0, i as u64),
+            HOUR,
+        );
+    }
+    // A name the template does not match: dated by mtime, default policy.
+    put_recording(
+        &site.spool,
+        b"odd name.wav",
+        &wav(1.0, 50),
+        Duration::from_secs(200 * 86400),
+    );
+    run_ok(&site, &["run", "--once"]);
+    assert_eq!(site.states().get(&State::LocalDeleted), Some(&8));
+    let status = run_ok(&site, &["status"]);
+    assert!(status.contains("unattributed: 1"), "{status}");
+
+    let held = run_ok(
+        &site,
+        &[
+            "hold",
+            "add",
+            "CASE-7",
+            "--reason",
+            "subpoena 2026/17",
+            "--phone",
+            "+1 (555) 999-9999",
+        ],
+    );
+    assert!(held.contains("covers 0 recordings"), "digits only: {held}");
+    run_ok(&site, &["hold", "release", "CASE-7", "--reason", "typo"]);
+    let held = run_ok(
+        &site,
+        &[
+            "hold",
+            "add",
+            "CASE-7",
+            "--reason",
+            "subpoena 2026/17",
+            "--phone",
+            "5559999999",
+        ],
+    );
+    assert!(held.contains("covers 2 recordings"), "{held}");
+
+    let plan = run_ok(&site, &["retention", "plan"]);
+    assert!(plan.contains("retention.campaigns.COLLECT = 90d"), "{plan}");
+    assert!(plan.contains("retention.default = 180d"), "{plan}");
+    assert!(plan.contains("odd name.wav"), "{plan}");
+    let total = plan.lines().last().unwrap().to_string();
+    assert_eq!(
+        total.split_whitespace().collect::<Vec<_>>()[..2],
+        ["total", "3"],
+        "{plan}"
+    );
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("held") && l.contains("5559999999")),
+        "{plan}"
+    );
+    // Looking ahead 15 days, the 80-day COLLECT call becomes due too.
+    let until = (chrono::Local::now() + chrono::Duration::days(15))
+        .format("%Y-%m-%d")
+        .to_string();
+    let ahead = run_ok(
+        &site,
+        &[
+            "retention",
+            "plan",
+            "--campaign",
+            "COLLECT",
+            "--until",
+            &until,
+        ],
+    );
+    assert!(ahead.contains("5550000002"), "{ahead}");
+    assert!(!ahead.contains("OTHER"), "{ahead}");
+    // The plan deleted nothing.
+    assert_eq!(stored_names(&g, &site).len(), 8);
+
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(run.contains("deleted 3 recordings"), "{run}");
+    assert!(run.contains("1 held"), "{run}");
+    assert_eq!(
+        stored_names(&g, &site),
+        [
+            "COLLECT_5550000002",
+            "COLLECT_5559999999",
+            "OTHER_5550000005",
+            "SALES_5550000003",
+            "SALES_5559999999"
+        ]
+    );
+    let ledger = site.ledger();
+    let deleted = ledger.by_state(State::RemoteDeleted).unwrap();
+    assert_eq!(deleted.len(), 3);
+    for r in &deleted {
+        assert!(r.deleted_at.is_some() && r.sha256.is_some() && r.object_key.is_some());
+        assert!(r.deleted_by.as_deref().unwrap().starts_with("retention."));
+    }
+    let odd = ledger.find(b"odd name.wav").unwrap();
+    assert_eq!(
+        odd[0].deleted_by.as_deref(),
+        Some("retention.default = 180d")
+    );
+    let out = site
+        .command(&["restore", "-o"])
+        .arg(site.root.join("x"))
+        .arg("odd name.wav")
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deleted by retention"));
+
+    // Nothing more is due while the hold stands; after release it goes.
+    assert!(run_ok(&site, &["retention", "run"]).contains("deleted 0 recordings"));
+    let show = run_ok(&site, &["hold", "show", "CASE-7"]);
+    assert!(
+        show.contains("2 recordings") && show.contains("store "),
+        "{show}"
+    );
+    run_ok(
+        &site,
+        &["hold", "release", "CASE-7", "--reason", "case closed"],
+    );
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(run.contains("deleted 1 recordings"), "{run}");
+    assert_eq!(stored_names(&g, &site).len(), 4);
+    assert!(
+        run_ok(&site, &["hold", "show", "CASE-7"]).contains("deleted "),
+        "a released case still shows what it covered"
+    );
+
+    // The audit trail has every deletion and hold change, and verifies.
+    let trail = run_ok(&site, &["audit"]);
+    assert_eq!(trail.matches("\tretention-delete\t").count(), 4, "{trail}");
+    assert_eq!(trail.matches("\thold-add\t").count(), 2, "{trail}");
+    assert_eq!(trail.matches("\thold-release\t").count(), 2, "{trail}");
+    assert_eq!(trail.matches("\tlocal-delete\t").count(), 8, "{trail}");
+    assert!(trail.contains("\tpolicy-change\t"), "{trail}");
+    let case = run_ok(&site, &["audit", "--case", "CASE-7"]);
+    assert_eq!(case.lines().count(), 4, "{case}");
+    assert!(run_ok(&site, &["audit", "verify"]).contains("intact"));
+
+    // Someone edits an entry behind recvault's back: verify fails, naming it.
+    let conn = rusqlite::Connection::open(site.ledger_path()).unwrap();
+    conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM audit WHERE action = 'retention-delete' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute(
+        "UPDATE audit SET reason = 'nothing to see' WHERE id = ?1",
+        [id],
+    )
+    .unwrap();
+    drop(conn);
+    let out = site.recvault(&["audit", "verify"]);
+    expect_code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("entry {id}")), "{err}");
+}
+
+#[test]
+fn holds_keep_local_copies_and_never_uploaded_recordings_expire() {
+    let g = garage();
+    let mut site = Site::new("localhold");
+    site.configure(
+        Target::Garage(&g),
+        "settle = \"1s\"\nupload_after = \"1000d\"",
+    );
+    append(&site.config, POLICY);
+    let old = call_name("OTHER", 300, "5551110000");
+    let held = call_name("OTHER", 300, "5552220000");
+    let young = call_name("OTHER", 10, "5553330000");
+    for (i, name) in [&old, &held, &young].into_iter().enumerate() {
+        put_recording(&site.spool, name, &wav(1.0, i as u64), HOUR);
+    }
+    run_ok(&site, &["run", "--once"]);
+    assert_eq!(
+        site.states().get(&State::Settled),
+        Some(&3),
+        "not uploaded yet"
+    );
+    run_ok(
+        &site,
+        &[
+            "hold",
+            "add",
+            "C-1",
+            "--reason",
+            "dispute",
+            "--phone",
+            "5552220000",
+        ],
+    );
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(
+        run.contains("deleted 1 recordings") && run.contains("1 local"),
+        "{run}"
+    );
+    let spool = site.spool.clone();
+    let exists = |name: &[u8]| spool.join(String::from_utf8_lossy(name).as_ref()).exists();
+    assert!(!exists(&old), "due and never uploaded: local copy deleted");
+    assert!(exists(&held) && exists(&young));
+    let trail = run_ok(&site, &["audit"]);
+    assert!(
+        trail.contains("never uploaded; local copy deleted"),
+        "{trail}"
+    );
+
+    // Now upload at once: the held recording is archived and verified, but its
+    // local copy stays while the hold does.
+    site.configure(Target::Garage(&g), DUE_NOW);
+    append(&site.config, POLICY);
+    run_ok(&site, &["run", "--once"]);
+    assert!(
+        exists(&held),
+        "a held recording's local copy is never deleted"
+    );
+    assert!(!exists(&young));
+    let ledger = site.ledger();
+    assert_eq!(ledger.find(&held).unwrap()[0].state, State::Verified);
+    run_ok(&site, &["hold", "release", "C-1", "--reason", "resolved"]);
+    run_ok(&site, &["run", "--once"]);
+    assert!(!exists(&held), "released: the pipeline removes it as usual");
+    assert_eq!(ledger.find(&held).unwrap()[0].state, State::LocalDeleted);
+    run_ok(&site, &["audit", "verify"]);
+}
+
+#[test]
+fn retention_run_refuses_while_the_daemon_runs() {
+    let mut site = Site::new("lock");
+    site.configure(Target::Local, DUE_NOW);
+    let _lock = recvault::lock::InstanceLock::acquire(&site.ledger_path()).unwrap();
+    let out = site.recvault(&["retention", "run"]);
+    expect_code(&out, 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sweeps every"));
+}
