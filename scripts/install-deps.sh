@@ -62,6 +62,12 @@ for component in rustfmt clippy; do
 	fi
 done
 
+# moto's server mode: the S3 Object Lock tests need a server that has it (Garage has not).
+if ! command -v moto_server >/dev/null 2>&1; then
+	log "installing moto[server] from PyPI for the Object Lock tests"
+	python3 -m pip install --quiet 'moto[server]'
+fi
+
 # garage.sh knows how to find and build Garage (pinned version, ~15 minutes).
 "$repo_root/scripts/garage.sh" install
 

@@ -27,12 +27,19 @@ impl Drop for Moto {
 
 fn start_moto() -> Option<Moto> {
     let port = dead_port();
-    let child = Command::new("moto_server")
+    let child = match Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .ok()?;
+    {
+        Ok(c) => c,
+        // CI installs it (scripts/install-deps.sh): there a missing server is a failure.
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("moto_server: {e}; scripts/install-deps.sh installs it")
+        }
+        Err(_) => return None,
+    };
     let moto = Moto {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),
