@@ -16,7 +16,7 @@ if [ -z "${RECVAULT:-}" ]; then
     SELECT=$target/release/examples/retention_select
 fi
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 
 # make_site DIR ROWS: a config and a ledger of ROWS archived recordings,
 # calls spread over two years, four campaigns, two active holds.
