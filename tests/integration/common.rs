@@ -98,6 +98,9 @@ pub enum Target<'a> {
     Garage(&'a Garage),
     /// An S3 endpoint where nothing listens (an outage).
     Dead(&'a Garage, u16),
+    /// Garage's bucket and key, reached through a proxy on 127.0.0.1:port
+    /// (the fault-injecting one in `proxy.rs`).
+    Proxy(&'a Garage, u16),
     Local,
 }
 
@@ -128,9 +131,11 @@ impl Site {
     /// Writes the config; `spool_extra` is appended to the `[spool]` table.
     pub fn configure(&mut self, target: Target<'_>, spool_extra: &str) {
         let store = match target {
-            Target::Garage(g) | Target::Dead(g, _) => {
+            Target::Garage(g) | Target::Dead(g, _) | Target::Proxy(g, _) => {
                 let endpoint = match target {
-                    Target::Dead(_, port) => format!("http://127.0.0.1:{port}"),
+                    Target::Dead(_, port) | Target::Proxy(_, port) => {
+                        format!("http://127.0.0.1:{port}")
+                    }
                     _ => g.endpoint.clone(),
                 };
                 let key = self.root.join("s3-key.toml");
@@ -169,6 +174,39 @@ impl Site {
         );
         self.config = self.root.join("recvault.toml");
         fs::write(&self.config, text).unwrap();
+    }
+
+    /// Sets `key = value` (value as TOML) in the written config's `table`,
+    /// replacing the key if the table already has it.
+    pub fn set_option(&self, table: &str, key: &str, value: &str) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let mut out = String::new();
+        let mut in_table = false;
+        let mut done = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                if in_table && !done {
+                    out.push_str(&format!("{key} = {value}\n"));
+                    done = true;
+                }
+                in_table = line == format!("[{table}]");
+            } else if in_table && line.split('=').next().map(str::trim) == Some(key) {
+                if !done {
+                    out.push_str(&format!("{key} = {value}\n"));
+                    done = true;
+                }
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !done {
+            if !in_table {
+                out.push_str(&format!("[{table}]\n"));
+            }
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+        fs::write(&self.config, out).unwrap();
     }
 
     pub fn ledger_path(&self) -> PathBuf {
@@ -261,6 +299,19 @@ pub fn put_recording(dir: &Path, name: &[u8], bytes: &[u8], age: Duration) -> Pa
     let f = fs::File::options().write(true).open(&path).unwrap();
     f.set_modified(SystemTime::now() - age).unwrap();
     path
+}
+
+/// Polls `done` every 100 ms for at most `limit`; panics naming `what` if it
+/// never holds. A bound against hangs, not a timing assertion.
+pub fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A port on 127.0.0.1 where nothing listens.

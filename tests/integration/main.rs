@@ -2,5 +2,8 @@
 //! the real `recvault` executable, real files).
 
 mod common;
+mod crash;
+mod faults;
 mod pipeline;
+mod proxy;
 mod store_conformance;
