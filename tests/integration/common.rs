@@ -223,7 +223,7 @@ impl Site {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recvault"));
+        let mut cmd = Command::new(recvault_bin());
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
@@ -242,6 +242,15 @@ impl Site {
             .map(|(s, t)| (s, t.count))
             .collect()
     }
+}
+
+/// The binary under test: `RECVAULT_BIN` if set, else the one Cargo built.
+/// (Worktrees sharing one `CARGO_TARGET_DIR` overwrite each other's
+/// `target/debug/recvault`; `RECVAULT_BIN` pins the right one.)
+pub fn recvault_bin() -> PathBuf {
+    std::env::var_os("RECVAULT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_recvault")))
 }
 
 /// Panics with the command's output unless it exited with `code`.

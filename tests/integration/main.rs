@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod faults;
+mod hostile;
 mod pipeline;
 mod proxy;
 mod store_conformance;
