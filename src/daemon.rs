@@ -22,6 +22,10 @@ use crate::recording::State;
 use crate::spool;
 use crate::store::{self, StoreError};
 
+/// How often a configured spool directory that is missing (or whose watch
+/// was lost) is looked for.
+const MISSING_DIR_POLL: Duration = Duration::from_secs(5);
+
 /// How `run` behaves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -474,6 +478,14 @@ async fn run_daemon(
     crate::service::ready(&format!("archiving to {}", runner.store_name));
     loop {
         watchdog.tick();
+        // An event naming a spool directory itself (deleted, moved away):
+        // its inotify watch is gone, so look again and re-watch it.
+        for dir in &runner.config.spool.dirs {
+            if pending.remove(dir) {
+                watched.remove(dir);
+                next_rescan = Instant::now();
+            }
+        }
         if Instant::now() >= next_rescan {
             for dir in watched.clone() {
                 if !runner.config.spool.dirs.contains(&dir) {
@@ -498,7 +510,15 @@ async fn run_daemon(
             }
             runner.full_intake()?;
             pending.clear();
-            next_rescan = Instant::now() + runner.config.spool.rescan;
+            // A missing directory is looked for often: files written once it
+            // is back must not wait a whole rescan interval.
+            let all_watched = runner.config.spool.dirs.iter().all(|d| watched.contains(d));
+            let interval = if all_watched {
+                runner.config.spool.rescan
+            } else {
+                runner.config.spool.rescan.min(MISSING_DIR_POLL)
+            };
+            next_rescan = Instant::now() + interval;
         } else if !pending.is_empty() {
             let paths = std::mem::take(&mut pending);
             let config = runner.config.clone();
