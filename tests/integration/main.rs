@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod faults;
 mod hostile;
+mod local_faults;
 mod pipeline;
 mod proxy;
 mod store_conformance;
