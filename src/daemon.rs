@@ -391,13 +391,45 @@ pub async fn run(
         summary: RunSummary::default(),
         unreadable_logged: HashSet::new(),
     };
+    let backups = match &config.store {
+        Some(store_config) if !options.once => {
+            spawn_backups(&config, store_config, &runner.ledger).await?
+        }
+        _ => None,
+    };
     tokio::pin!(shutdown);
-    if options.once {
-        run_once(&mut runner, shutdown).await?;
+    let result = if options.once {
+        run_once(&mut runner, shutdown).await
     } else {
-        run_daemon(&mut runner, shutdown, reload).await?;
+        run_daemon(&mut runner, shutdown, reload).await
+    };
+    // A backup cut short leaves only a temp file; the next one replaces it.
+    if let Some(task) = backups {
+        task.abort();
     }
+    result?;
     Ok(runner.summary)
+}
+
+/// Starts the ledger-backup schedule (`[ledger] backup_every`), if on.
+/// It keeps the store and settings it started with until the next restart.
+async fn spawn_backups(
+    config: &Config,
+    store_config: &crate::config::StoreConfig,
+    ledger: &Arc<Ledger>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(every) = config.ledger.backup_every else {
+        return Ok(None);
+    };
+    let store = store::open(store_config).await?;
+    Ok(Some(tokio::spawn(crate::backup::schedule(
+        ledger.clone(),
+        store,
+        crate::backup::backup_prefix(&store_config.prefix, &config.daemon.host),
+        every,
+        config.ledger.backup_keep,
+        config.spool.staging.clone(),
+    ))))
 }
 
 async fn run_once(

@@ -2,6 +2,7 @@
 //! storage. The binary is a thin shell over these modules.
 
 pub mod archive;
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod codec;
@@ -13,9 +14,12 @@ pub mod keys;
 pub mod ledger;
 pub mod lock;
 pub mod logging;
+pub mod rebuild;
 pub mod recording;
+pub mod recovery;
 pub mod report;
 pub mod restore;
 pub mod service;
 pub mod spool;
 pub mod store;
+pub mod verify;

@@ -10,7 +10,7 @@ use recvault::cli::{Cli, Command, CompletionShell};
 use recvault::config::Config;
 use recvault::daemon::{self, RunOptions};
 use recvault::ledger::{Ledger, ListFilter};
-use recvault::{check, logging, report, restore, store};
+use recvault::{check, logging, recovery, report, restore, store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -124,8 +124,29 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Ledger { action } => {
+            clean_exit(recovery::ledger(&config, action, &mut stdout).await?)
+        }
+        Command::Verify {
+            sample,
+            all,
+            since,
+            verbose,
+        } => {
+            let sample = (!all).then_some(sample);
+            clean_exit(recovery::verify(&config, sample, since, verbose, &mut stdout).await?)
+        }
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// 0 if a check found nothing wrong, 1 if it found problems.
+fn clean_exit(clean: bool) -> Result<ExitCode, String> {
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// A message for every SIGHUP: re-read the config.

@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::recording::{FileIdentity, Recording, State};
 
+pub mod check;
+
 /// Migrations in order; `PRAGMA user_version` counts the ones applied.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
@@ -70,6 +72,24 @@ pub struct CompressedFacts {
     pub object_key: String,
     pub object_size: u64,
     pub object_sha256: String,
+    pub codec: String,
+}
+
+/// A recording known only from its object in the store (ledger rebuild).
+#[derive(Debug, Clone)]
+pub struct ArchivedObject {
+    /// The id it had in the lost ledger, kept where still free.
+    pub id: Option<i64>,
+    pub path: PathBuf,
+    pub name: Vec<u8>,
+    pub identity: FileIdentity,
+    /// `Verified` if the local copy is still in the spool, else `LocalDeleted`.
+    pub state: State,
+    pub sha256: String,
+    pub object_key: String,
+    pub object_size: u64,
+    pub object_sha256: String,
+    pub store_checksum: Option<String>,
     pub codec: String,
 }
 
@@ -557,6 +577,125 @@ impl Ledger {
             visit(&from_row(row)?);
         }
         Ok(())
+    }
+
+    /// Writes a consistent copy of the ledger to `dest` with SQLite's online
+    /// backup, from a connection of its own so the daemon is not held up.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), LedgerError> {
+        let source = Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| LedgerError::Open {
+            path: self.path.clone(),
+            source,
+        })?;
+        source.busy_timeout(Duration::from_secs(10))?;
+        let mut copy = Connection::open(dest).map_err(|source| LedgerError::Open {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        {
+            use rusqlite::backup::{Backup, StepResult};
+            let backup = Backup::new(&source, &mut copy)?;
+            // All pages in one step: one read transaction, one consistent snapshot.
+            while backup.step(-1)? != StepResult::Done {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        copy.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    }
+
+    /// Records a recording rebuilt from its object, with one event saying so.
+    pub fn insert_archived(&self, object: &ArchivedObject) -> Result<i64, LedgerError> {
+        let now = now_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id_free = match object.id {
+            Some(id) => tx
+                .query_row("SELECT 1 FROM recordings WHERE id = ?1", [id], |_| Ok(()))
+                .optional()?
+                .is_none(),
+            None => false,
+        };
+        let local_deleted_at = (object.state == State::LocalDeleted).then_some(now);
+        tx.execute(
+            "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, sha256, object_key, \
+             object_size, object_sha256, store_checksum, codec, first_seen, updated_at, verified_at, local_deleted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, ?16)",
+            params![
+                object.id.filter(|_| id_free),
+                object.path.as_os_str().as_bytes(),
+                object.name,
+                object.identity.dev as i64,
+                object.identity.ino as i64,
+                object.identity.size as i64,
+                object.identity.mtime_ns,
+                object.state.as_str(),
+                object.sha256,
+                object.object_key,
+                object.object_size as i64,
+                object.object_sha256,
+                object.store_checksum,
+                object.codec,
+                now,
+                local_deleted_at,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_event(
+            &tx,
+            id,
+            None,
+            object.state,
+            "rebuilt from the store's object metadata",
+            now,
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Adds an event to a recording's history without changing its state
+    /// (e.g. what `recvault verify` found).
+    pub fn note(&self, id: i64, detail: &str) -> Result<(), LedgerError> {
+        let now = now_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state: String = tx
+            .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(LedgerError::NoSuchRecording(id))?;
+        let state: State = state.parse().unwrap_or(State::Failed);
+        insert_event(&tx, id, Some(state), state, detail, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Recordings whose object should be in the store (verified or local
+    /// copy deleted), recorded at or after `since` (unix seconds); a random
+    /// `sample` of them, or all.
+    pub fn archived(
+        &self,
+        since: Option<i64>,
+        sample: Option<usize>,
+    ) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.conn();
+        let order = if sample.is_some() {
+            "RANDOM()"
+        } else {
+            "mtime_ns, id"
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state IN ('verified', 'local_deleted') \
+             AND object_key IS NOT NULL AND (?1 IS NULL OR mtime_ns >= ?1 * 1000000000) \
+             ORDER BY {order} LIMIT ?2"
+        ))?;
+        let limit = sample.map(|n| n as i64).unwrap_or(-1);
+        let rows = stmt.query_map(params![since, limit], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Recordings whose object key or file name is `wanted`, newest first.

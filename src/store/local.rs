@@ -211,7 +211,11 @@ impl LocalStore {
                     .file_type()
                     .map_err(|e| unavailable("cannot stat", &path, e))?;
                 let name = entry.file_name();
-                if key == META_DIR || name.to_string_lossy().starts_with('.') {
+                // Skip the sidecars and our own temp files (`.{name}.tmp-…`),
+                // not every dot-name: keys such as `.recvault/…` (ledger
+                // backups) or `…/..wav.zst` are objects like any other.
+                let lossy = name.to_string_lossy();
+                if key == META_DIR || (lossy.starts_with('.') && lossy.contains(".tmp-")) {
                     continue;
                 }
                 if file_type.is_dir() {
