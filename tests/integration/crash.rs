@@ -236,4 +236,7 @@ fn sigkill_at_many_moments_loses_nothing() {
         .map(|o| o.key)
         .collect();
     assert_eq!(listed, keys, "exactly one object per recording, no orphans");
+    let check = site.recvault(&["ledger", "check"]);
+    expect_code(&check, 0);
+    expect_code(&site.recvault(&["verify", "--all"]), 0);
 }

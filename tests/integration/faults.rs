@@ -104,6 +104,7 @@ fn assert_all_archived(site: &Site, g: &Garage, originals: &BTreeMap<PathBuf, Ve
     let rt = tokio::runtime::Runtime::new().unwrap();
     let objects = rt.block_on(async { g.store(64 << 20, 16 << 20).await.list(&site.prefix).await });
     assert_eq!(objects.unwrap().len(), originals.len());
+    expect_code(&site.recvault(&["ledger", "check"]), 0);
 }
 
 /// Requests naming each recording's object, by file name.

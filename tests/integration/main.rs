@@ -8,4 +8,5 @@ mod hostile;
 mod local_faults;
 mod pipeline;
 mod proxy;
+mod recovery;
 mod store_conformance;
