@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use recvault::config::{S3Config, S3Credentials};
 use recvault::ledger::Ledger;
 use recvault::recording::State;
-use recvault::store::{S3Store, Store};
+use recvault::store::{ListedObject, S3Store, Store};
 use sha2::{Digest, Sha256};
 
 /// Where the test Garage is and how to reach it.
@@ -75,6 +75,19 @@ impl Garage {
                 .unwrap(),
         )
     }
+}
+
+/// The objects under `prefix` that hold recordings: everything except
+/// recvault's reserved `{prefix}.recvault…` keys (ledger backups, probes).
+pub async fn recording_objects(store: &dyn Store, prefix: &str) -> Vec<ListedObject> {
+    let reserved = format!("{prefix}.recvault");
+    store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.key.starts_with(&reserved))
+        .collect()
 }
 
 /// A unique key prefix so tests sharing one bucket never see each other.

@@ -230,8 +230,7 @@ fn sigkill_at_many_moments_loses_nothing() {
         assert_eq!(sha256(&restore(&site, name)), sha256(bytes));
     }
     let listed: BTreeSet<String> = rt
-        .block_on(store.list(&site.prefix))
-        .unwrap()
+        .block_on(recording_objects(&*store, &site.prefix))
         .into_iter()
         .map(|o| o.key)
         .collect();
