@@ -104,16 +104,19 @@ pub async fn backup(
     let copy = scratch.join("ledger-backup.sqlite3.tmp");
     let packed = scratch.join("ledger-backup.sqlite3.zst.tmp");
     let _ = fs::remove_file(&copy);
-    ledger.backup_to(&copy)?;
     let result = async {
         let (sha256, size) = {
-            let (copy, packed) = (copy.clone(), packed.clone());
-            tokio::task::spawn_blocking(move || compress(&copy, &packed))
-                .await
-                .map_err(|e| BackupError::Io {
-                    path: scratch.to_path_buf(),
-                    source: io::Error::other(e),
-                })??
+            let (source, copy, packed) =
+                (ledger.path().to_path_buf(), copy.clone(), packed.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::ledger::backup_file(&source, &copy)?;
+                compress(&copy, &packed)
+            })
+            .await
+            .map_err(|e| BackupError::Io {
+                path: scratch.to_path_buf(),
+                source: io::Error::other(e),
+            })??
         };
         let key = format!("{prefix}{}{SUFFIX}", Utc::now().format(STAMP));
         let metadata: BTreeMap<String, String> =

@@ -579,34 +579,6 @@ impl Ledger {
         Ok(())
     }
 
-    /// Writes a consistent copy of the ledger to `dest` with SQLite's online
-    /// backup, from a connection of its own so the daemon is not held up.
-    pub fn backup_to(&self, dest: &Path) -> Result<(), LedgerError> {
-        let source = Connection::open_with_flags(
-            &self.path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| LedgerError::Open {
-            path: self.path.clone(),
-            source,
-        })?;
-        source.busy_timeout(Duration::from_secs(10))?;
-        let mut copy = Connection::open(dest).map_err(|source| LedgerError::Open {
-            path: dest.to_path_buf(),
-            source,
-        })?;
-        {
-            use rusqlite::backup::{Backup, StepResult};
-            let backup = Backup::new(&source, &mut copy)?;
-            // All pages in one step: one read transaction, one consistent snapshot.
-            while backup.step(-1)? != StepResult::Done {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        copy.pragma_update(None, "journal_mode", "DELETE")?;
-        Ok(())
-    }
-
     /// Records a recording rebuilt from its object, with one event saying so.
     pub fn insert_archived(&self, object: &ArchivedObject) -> Result<i64, LedgerError> {
         let now = now_secs();
@@ -708,6 +680,35 @@ impl Ledger {
         let rows = stmt.query_map([wanted], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Writes a consistent copy of the ledger at `path` to `dest` with SQLite's
+/// online backup, from a connection of its own, so the daemon's connection
+/// is not held up (blocking: call it off the async runtime).
+pub fn backup_file(path: &Path, dest: &Path) -> Result<(), LedgerError> {
+    let source = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    source.busy_timeout(Duration::from_secs(10))?;
+    let mut copy = Connection::open(dest).map_err(|source| LedgerError::Open {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    {
+        use rusqlite::backup::{Backup, StepResult};
+        let backup = Backup::new(&source, &mut copy)?;
+        // All pages in one step: one read transaction, one consistent snapshot.
+        while backup.step(-1)? != StepResult::Done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
+    Ok(())
 }
 
 fn insert_event(
