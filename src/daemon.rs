@@ -224,7 +224,7 @@ impl Runner {
         let cap = if outage {
             Duration::from_secs(600)
         } else {
-            Duration::from_secs(3600)
+            crate::ledger::MAX_RETRY_DELAY
         };
         let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
         let retry_at = now_secs() + retry.as_secs() as i64;

@@ -153,6 +153,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
     })
 }
 
+/// The longest a failed step waits for its retry (the back-off's cap).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -443,7 +446,10 @@ impl Ledger {
 
     /// Recordings with a step to do now, oldest first: settled ones whose
     /// mtime is at or before `upload_cutoff_ns`, every half-done one, and failed
-    /// ones whose retry time has come (all of them if `retry_all`).
+    /// ones whose retry time has come (all of them if `retry_all`). A retry
+    /// time further ahead than [`MAX_RETRY_DELAY`] can only mean the clock
+    /// was set back since it was written: such a recording is due now rather
+    /// than parked until the clock catches up.
     pub fn work_queue(
         &self,
         upload_cutoff_ns: i64,
@@ -456,11 +462,17 @@ impl Ledger {
             "SELECT {COLUMNS} FROM recordings WHERE \
                (state = 'settled' AND mtime_ns <= ?1) \
                OR state IN ('compressed', 'uploaded', 'verified') \
-               OR (state = 'failed' AND (?3 OR retry_at <= ?2)) \
+               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5)) \
              ORDER BY mtime_ns, id LIMIT ?4"
         ))?;
         let rows = stmt.query_map(
-            params![upload_cutoff_ns, now, retry_all, limit as i64],
+            params![
+                upload_cutoff_ns,
+                now,
+                retry_all,
+                limit as i64,
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
             from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -493,8 +505,13 @@ impl Ledger {
             "SELECT MIN(due) FROM ( \
                SELECT MIN(mtime_ns) / 1000000000 + ?1 AS due FROM recordings WHERE state = 'seen' \
                UNION ALL SELECT MIN(mtime_ns) / 1000000000 + ?2 FROM recordings WHERE state = 'settled' \
-               UNION ALL SELECT MIN(retry_at) FROM recordings WHERE state = 'failed')",
-            params![settle.as_secs() as i64 + 1, upload_after.as_secs() as i64 + 1],
+               UNION ALL SELECT MIN(MIN(retry_at, ?3 + ?4)) FROM recordings WHERE state = 'failed')",
+            params![
+                settle.as_secs() as i64 + 1,
+                upload_after.as_secs() as i64 + 1,
+                now_secs(),
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
             |r| r.get(0),
         )?;
         Ok(due)
@@ -839,6 +856,37 @@ mod tests {
         let rec = ledger.recording(id).unwrap();
         assert_eq!((rec.state, rec.attempts), (State::Failed, 1));
         assert_eq!(ledger.resume_failed(&rec).unwrap(), State::Compressed);
+    }
+
+    #[test]
+    fn a_retry_parked_by_a_clock_set_back_is_due_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
+        let id = ledger
+            .insert(&file("/s/a.wav"), State::Compressed, "")
+            .unwrap();
+        let rec = ledger.recording(id).unwrap();
+        let now = now_secs();
+        // Written a minute before the clock was set back a day.
+        ledger
+            .mark_failed(&rec, "store down", now + 86_400 + 60)
+            .unwrap();
+        let queue = ledger.work_queue(0, now, false, 10).unwrap();
+        assert_eq!(queue.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+        let due = ledger
+            .next_due(Duration::from_secs(1), Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert!(due <= now_secs() + MAX_RETRY_DELAY.as_secs() as i64);
+        // An ordinary back-off is still waited for.
+        let id2 = ledger
+            .insert(&file("/s/b.wav"), State::Compressed, "")
+            .unwrap();
+        ledger
+            .mark_failed(&ledger.recording(id2).unwrap(), "store down", now + 60)
+            .unwrap();
+        let queue = ledger.work_queue(0, now, false, 10).unwrap();
+        assert!(!queue.iter().any(|r| r.id == id2));
     }
 
     #[test]
