@@ -262,8 +262,10 @@ fn a_file_replaced_between_settle_and_upload_archives_the_new_content() {
 /// (`codec = "none"`) so the object itself is 5 GiB and goes up in parts;
 /// Garage deduplicates the all-zero blocks, so it costs little disk.
 /// Ignored by default: with a debug build on 2 shared cores, hashing and
-/// sending 5 GiB took over 10 minutes. Run it with `-- --ignored` (ideally
-/// with `RECVAULT_BIN` pointing at a release build).
+/// sending 5 GiB took over 10 minutes; with `RECVAULT_BIN` pointing at a
+/// release build it passes in about 95 s. Run it with `-- --ignored`.
+/// (`restore` checks the original's SHA-256 before writing, so its success
+/// proves the 5 GiB came back bit-exact.)
 #[test]
 #[ignore = "5 GiB through a debug build: run with --ignored"]
 fn a_5_gib_sparse_file_goes_up_in_parts_and_restores() {
