@@ -267,9 +267,7 @@ impl Archiver {
             })
             .await;
         let outcome = match outcome {
-            Err(StoreError::Permanent(msg))
-                if msg.contains("BadDigest") || msg.contains("checksum mismatch") =>
-            {
+            Err(StoreError::Permanent(msg)) if is_digest_rejection(&msg) => {
                 // The staged bytes are not what we hashed: make them again.
                 let _ = fs::remove_file(&staged);
                 return Err(StepError::Store(StoreError::Permanent(msg)));
@@ -502,6 +500,15 @@ pub fn remove_local_copy(
     remove().map_err(|e| format!("cannot delete {}: {e}", path.display()))
 }
 
+/// True if the store refused a put because the bytes did not hash to the
+/// SHA-256 we sent: AWS says `BadDigest`, Garage `InvalidDigest`, the local
+/// store "checksum mismatch".
+fn is_digest_rejection(message: &str) -> bool {
+    ["BadDigest", "InvalidDigest", "checksum mismatch"]
+        .iter()
+        .any(|m| message.contains(m))
+}
+
 fn done_bytes(done: Done) -> u64 {
     match done {
         Done::Archived { object_bytes, .. } => object_bytes,
@@ -556,4 +563,22 @@ pub fn codec_of(rec: &Recording) -> Codec {
         .as_deref()
         .and_then(Codec::parse)
         .unwrap_or(Codec::Zstd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_rejections_of_every_store_are_recognised() {
+        // Garage's wording, seen through the fault proxy.
+        assert!(is_digest_rejection(
+            "put `k`: service error: unhandled error (InvalidDigest): Invalid digest"
+        ));
+        assert!(is_digest_rejection(
+            "put `k`: BadDigest: The Content-MD5 you specified did not match"
+        ));
+        assert!(is_digest_rejection("checksum mismatch for `k`"));
+        assert!(!is_digest_rejection("put `k`: AccessDenied"));
+    }
 }

@@ -88,6 +88,27 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<AuditCommand>,
     },
+    /// Check, back up, restore or rebuild the ledger.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerCommand,
+    },
+    /// Re-read archived objects from the store and check their SHA-256 and
+    /// size against the ledger (exit 1 on any missing or mismatched object).
+    Verify {
+        /// Re-read a random sample of this many archived recordings.
+        #[arg(long, value_name = "N", conflicts_with = "all", default_value_t = 100)]
+        sample: usize,
+        /// Re-read every archived recording.
+        #[arg(long)]
+        all: bool,
+        /// Only recordings from this date on (YYYY-MM-DD[ HH:MM:SS], local time).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Print a line for every object, not only for problems.
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man,
@@ -173,6 +194,28 @@ pub enum AuditCommand {
     Verify,
 }
 
+/// `recvault ledger …`: the operator's tools for a damaged or lost ledger.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// SQLite's integrity check plus recvault's invariants (exit 1 on any problem).
+    Check,
+    /// Back the ledger up to the store now (as the daemon does on its schedule).
+    Backup,
+    /// Replace the ledger with the newest backup in the store (the daemon
+    /// must be stopped; the current ledger is kept beside it).
+    Restore,
+    /// Build a new ledger from the objects in the store and their metadata
+    /// (the daemon must be stopped).
+    Rebuild {
+        /// Read the store (the only source there is; required as a safeguard).
+        #[arg(long, required = true)]
+        from_store: bool,
+        /// Move an existing ledger aside instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 /// Shells completions are generated for.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum CompletionShell {
@@ -236,5 +279,21 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["recvault", "audit", "--case", "C"]).is_ok());
+    }
+
+    #[test]
+    fn recovery_commands_parse() {
+        assert!(Cli::try_parse_from(["recvault", "ledger", "rebuild"]).is_err());
+        assert!(Cli::try_parse_from(["recvault", "ledger", "rebuild", "--from-store"]).is_ok());
+        assert!(Cli::try_parse_from(["recvault", "verify", "--all", "--sample", "3"]).is_err());
+        let c = Cli::try_parse_from(["recvault", "verify", "--since", "2026-03-01"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Verify {
+                sample: 100,
+                all: false,
+                ..
+            }
+        ));
     }
 }

@@ -188,6 +188,10 @@ impl fmt::Debug for S3Credentials {
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
     pub path: PathBuf,
+    /// How often the daemon copies the ledger to the store; `None` = never.
+    pub backup_every: Option<Duration>,
+    /// How many ledger backups (generations) the store keeps per host.
+    pub backup_keep: usize,
 }
 
 /// `[daemon]`.
@@ -275,6 +279,8 @@ struct RawStore {
 #[serde(deny_unknown_fields)]
 struct RawLedger {
     path: Option<PathBuf>,
+    backup_every: Option<String>,
+    backup_keep: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -390,10 +396,30 @@ impl Config {
         })?;
         let v = Validator { file: path };
 
-        let ledger_path = match raw.ledger.unwrap_or_default().path {
+        let raw_ledger = raw.ledger.unwrap_or_default();
+        let ledger_path = match raw_ledger.path {
             Some(p) => v.absolute("ledger.path", p)?,
             None => PathBuf::from(DEFAULT_LEDGER_PATH),
         };
+        let backup_every = v.duration(
+            "ledger.backup_every",
+            raw_ledger.backup_every.as_deref(),
+            "6h",
+        )?;
+        let backup_every = match backup_every {
+            d if d.is_zero() => None,
+            d if d < Duration::from_secs(1) => {
+                return Err(v.invalid("ledger.backup_every", "must be at least 1s (or 0s: never)"));
+            }
+            d => Some(d),
+        };
+        let backup_keep = raw_ledger.backup_keep.unwrap_or(7);
+        if backup_keep == 0 {
+            return Err(v.invalid(
+                "ledger.backup_keep",
+                "must be at least 1 (set backup_every = \"0s\" to turn backups off)",
+            ));
+        }
 
         let spool = raw.spool.unwrap_or_default();
         let mut dirs = Vec::new();
@@ -496,7 +522,11 @@ impl Config {
             spool,
             compress,
             store,
-            ledger: LedgerConfig { path: ledger_path },
+            ledger: LedgerConfig {
+                path: ledger_path,
+                backup_every,
+                backup_keep,
+            },
             daemon,
             naming,
             retention,
@@ -720,6 +750,18 @@ mod tests {
         assert_eq!(c.spool.upload_after, Duration::from_secs(3 * 86400));
         assert_eq!(c.ledger.path, PathBuf::from(DEFAULT_LEDGER_PATH));
         assert_eq!(c.spool.staging, PathBuf::from("/var/lib/recvault/staging"));
+        assert_eq!(c.ledger.backup_every, Some(Duration::from_secs(6 * 3600)));
+        assert_eq!(c.ledger.backup_keep, 7);
+    }
+
+    #[test]
+    fn ledger_backups_can_be_turned_off_but_not_kept_zero_times() {
+        let c = parse("[ledger]\nbackup_every = \"0s\"\n").unwrap();
+        assert_eq!(c.ledger.backup_every, None);
+        let e = parse("[ledger]\nbackup_keep = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ledger.backup_keep"), "{e}");
     }
 
     #[test]

@@ -24,6 +24,10 @@ use crate::retention::{self, Sweep};
 use crate::store::{self, StoreError};
 use crate::{pressure, spool};
 
+/// How often a configured spool directory that is missing (or whose watch
+/// was lost) is looked for.
+const MISSING_DIR_POLL: Duration = Duration::from_secs(5);
+
 /// How `run` behaves.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -278,7 +282,7 @@ impl Runner {
         let cap = if outage {
             Duration::from_secs(600)
         } else {
-            Duration::from_secs(3600)
+            crate::ledger::MAX_RETRY_DELAY
         };
         let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
         let retry_at = now_secs() + retry.as_secs() as i64;
@@ -514,13 +518,45 @@ pub async fn run(
         next_sweep: Instant::now(),
         actor,
     };
+    let backups = match &config.store {
+        Some(store_config) if !options.once => {
+            spawn_backups(&config, store_config, &runner.ledger).await?
+        }
+        _ => None,
+    };
     tokio::pin!(shutdown);
-    if options.once {
-        run_once(&mut runner, shutdown).await?;
+    let result = if options.once {
+        run_once(&mut runner, shutdown).await
     } else {
-        run_daemon(&mut runner, shutdown, reload).await?;
+        run_daemon(&mut runner, shutdown, reload).await
+    };
+    // A backup cut short leaves only a temp file; the next one replaces it.
+    if let Some(task) = backups {
+        task.abort();
     }
+    result?;
     Ok(runner.summary)
+}
+
+/// Starts the ledger-backup schedule (`[ledger] backup_every`), if on.
+/// It keeps the store and settings it started with until the next restart.
+async fn spawn_backups(
+    config: &Config,
+    store_config: &crate::config::StoreConfig,
+    ledger: &Arc<Ledger>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(every) = config.ledger.backup_every else {
+        return Ok(None);
+    };
+    let store = store::open(store_config).await?;
+    Ok(Some(tokio::spawn(crate::backup::schedule(
+        ledger.clone(),
+        store,
+        crate::backup::backup_prefix(&store_config.prefix, &config.daemon.host),
+        every,
+        config.ledger.backup_keep,
+        config.spool.staging.clone(),
+    ))))
 }
 
 async fn run_once(
@@ -604,6 +640,14 @@ async fn run_daemon(
     crate::service::ready(&format!("archiving to {}", runner.store_name));
     loop {
         watchdog.tick();
+        // An event naming a spool directory itself (deleted, moved away):
+        // its inotify watch is gone, so look again and re-watch it.
+        for dir in &runner.config.spool.dirs {
+            if pending.remove(dir) {
+                watched.remove(dir);
+                next_rescan = Instant::now();
+            }
+        }
         if Instant::now() >= next_rescan {
             for dir in watched.clone() {
                 if !runner.config.spool.dirs.contains(&dir) {
@@ -628,7 +672,15 @@ async fn run_daemon(
             }
             runner.full_intake()?;
             pending.clear();
-            next_rescan = Instant::now() + runner.config.spool.rescan;
+            // A missing directory is looked for often: files written once it
+            // is back must not wait a whole rescan interval.
+            let all_watched = runner.config.spool.dirs.iter().all(|d| watched.contains(d));
+            let interval = if all_watched {
+                runner.config.spool.rescan
+            } else {
+                runner.config.spool.rescan.min(MISSING_DIR_POLL)
+            };
+            next_rescan = Instant::now() + interval;
         } else if !pending.is_empty() {
             let paths = std::mem::take(&mut pending);
             let config = runner.config.clone();

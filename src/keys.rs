@@ -90,7 +90,7 @@ impl KeyTemplate {
                 Part::Day => out.push_str(&format!("{:02}", k.time.day())),
                 Part::Hour => out.push_str(&format!("{:02}", k.time.hour())),
                 Part::Name => {
-                    out.push_str(&encode_name(k.name));
+                    out.push_str(&name_component(k.name));
                     if unique {
                         out.push_str(&format!("~{}", k.id));
                     }
@@ -120,6 +120,29 @@ pub fn encode_name(name: &[u8]) -> String {
         return out.replace('.', "%2E");
     }
     out
+}
+
+/// The longest encoded name a key carries. Linux allows 255-byte names, and
+/// escaping can triple them: left whole, such a key component is too long for
+/// a file system (the local store) and eats S3's 1024-byte key limit.
+pub const MAX_NAME_COMPONENT: usize = 200;
+
+/// The file name as it appears in an object key: [`encode_name`], or for a
+/// name whose encoding is longer than [`MAX_NAME_COMPONENT`], its start plus
+/// `~` and 16 hex digits of the name's SHA-256 (the full name is kept in the
+/// object's `original-name` metadata).
+pub fn name_component(name: &[u8]) -> String {
+    let encoded = encode_name(name);
+    if encoded.len() <= MAX_NAME_COMPONENT {
+        return encoded;
+    }
+    let digest = hex::encode(crate::digest::sha256(name));
+    let mut cut = MAX_NAME_COMPONENT - 17;
+    // Never split a `%XX` escape.
+    while encoded.as_bytes()[cut - 1] == b'%' || encoded.as_bytes()[cut - 2] == b'%' {
+        cut -= 1;
+    }
+    format!("{}~{}", &encoded[..cut], &digest[..16])
 }
 
 /// Reverses [`encode_name`]. `None` if `text` is not such an encoding.
@@ -206,6 +229,23 @@ mod tests {
             assert_eq!(decode_name(&enc).unwrap(), name);
         }
         assert_eq!(encode_name(b".."), "%2E%2E");
+    }
+
+    #[test]
+    fn long_names_are_shortened_uniquely() {
+        let t = KeyTemplate::parse(crate::config::DEFAULT_KEY_TEMPLATE).unwrap();
+        for name in [vec![b'a'; 255], vec![0xe9; 255], b"x%".repeat(127)] {
+            let component = name_component(&name);
+            assert!(component.len() <= MAX_NAME_COMPONENT, "{component}");
+            let key = t.render(&inputs(&name), true);
+            let file_name = key.rsplit('/').next().unwrap();
+            assert!(file_name.len() < 255, "{file_name}");
+            let mut other = name.clone();
+            let last = other.len() - 1;
+            other[last] ^= 1;
+            assert_ne!(name_component(&other), component);
+        }
+        assert_eq!(name_component(b"short.wav"), "short.wav");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod audit;
+pub mod backup;
 pub mod check;
 pub mod cli;
 pub mod codec;
@@ -18,7 +19,9 @@ pub mod logging;
 pub mod naming;
 pub mod policy;
 pub mod pressure;
+pub mod rebuild;
 pub mod recording;
+pub mod recovery;
 pub mod report;
 pub mod restore;
 pub mod retention;
@@ -27,3 +30,4 @@ pub mod service;
 pub mod spool;
 pub mod store;
 pub mod throttle;
+pub mod verify;

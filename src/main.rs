@@ -12,7 +12,7 @@ use recvault::config::Config;
 use recvault::daemon::{self, RunOptions};
 use recvault::hold::{self, Selector};
 use recvault::ledger::{Ledger, ListFilter, now_secs};
-use recvault::{check, logging, report, restore, retention, store};
+use recvault::{check, logging, recovery, report, restore, retention, store};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -158,6 +158,18 @@ async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> 
             audit::list(&ledger, &filter, |e| audit::write_entry(&mut stdout, e))
                 .map_err(|e| e.to_string())?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger { action } => {
+            clean_exit(recovery::ledger(&config, action, &mut stdout).await?)
+        }
+        Command::Verify {
+            sample,
+            all,
+            since,
+            verbose,
+        } => {
+            let sample = (!all).then_some(sample);
+            clean_exit(recovery::verify(&config, sample, since, verbose, &mut stdout).await?)
         }
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
@@ -308,6 +320,15 @@ async fn mirror_holds(
         eprintln!("recvault: legal hold on `{key}` not mirrored (the ledger hold applies): {e}");
     }
     Ok(if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// 0 if a check found nothing wrong, 1 if it found problems.
+fn clean_exit(clean: bool) -> Result<ExitCode, String> {
+    Ok(if clean {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

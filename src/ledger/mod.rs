@@ -16,6 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use crate::naming::{Attribution, Naming};
 use crate::recording::{FileIdentity, Recording, State};
 
+pub mod check;
+
 /// Migrations in order; `PRAGMA user_version` counts the ones applied.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -76,6 +78,24 @@ pub struct CompressedFacts {
     pub object_key: String,
     pub object_size: u64,
     pub object_sha256: String,
+    pub codec: String,
+}
+
+/// A recording known only from its object in the store (ledger rebuild).
+#[derive(Debug, Clone)]
+pub struct ArchivedObject {
+    /// The id it had in the lost ledger, kept where still free.
+    pub id: Option<i64>,
+    pub path: PathBuf,
+    pub name: Vec<u8>,
+    pub identity: FileIdentity,
+    /// `Verified` if the local copy is still in the spool, else `LocalDeleted`.
+    pub state: State,
+    pub sha256: String,
+    pub object_key: String,
+    pub object_size: u64,
+    pub object_sha256: String,
+    pub store_checksum: Option<String>,
     pub codec: String,
 }
 
@@ -160,6 +180,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
 pub(crate) fn recording_from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
     from_row(row)
 }
+
+/// The longest a failed step waits for its retry (the back-off's cap).
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
 /// Seconds since the epoch.
 pub fn now_secs() -> i64 {
@@ -463,7 +486,10 @@ impl Ledger {
     /// Recordings with a step to do now, oldest first: settled ones whose
     /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
     /// a verified one under a legal hold: its local copy stays), and failed
-    /// ones whose retry time has come (all of them if `retry_all`).
+    /// ones whose retry time has come (all of them if `retry_all`). A retry
+    /// time further ahead than [`MAX_RETRY_DELAY`] can only mean the clock
+    /// was set back since it was written: such a recording is due now rather
+    /// than parked until the clock catches up.
     pub fn work_queue(
         &self,
         upload_cutoff_ns: i64,
@@ -477,12 +503,18 @@ impl Ledger {
                (state = 'settled' AND mtime_ns <= ?1) \
                OR state IN ('compressed', 'uploaded') \
                OR (state = 'verified' AND NOT {held}) \
-               OR (state = 'failed' AND (?3 OR retry_at <= ?2)) \
+               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5)) \
              ORDER BY mtime_ns, id LIMIT ?4",
             held = crate::hold::held_sql()
         ))?;
         let rows = stmt.query_map(
-            params![upload_cutoff_ns, now, retry_all, limit as i64],
+            params![
+                upload_cutoff_ns,
+                now,
+                retry_all,
+                limit as i64,
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
             from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -515,8 +547,13 @@ impl Ledger {
             "SELECT MIN(due) FROM ( \
                SELECT MIN(mtime_ns) / 1000000000 + ?1 AS due FROM recordings WHERE state = 'seen' \
                UNION ALL SELECT MIN(mtime_ns) / 1000000000 + ?2 FROM recordings WHERE state = 'settled' \
-               UNION ALL SELECT MIN(retry_at) FROM recordings WHERE state = 'failed')",
-            params![settle.as_secs() as i64 + 1, upload_after.as_secs() as i64 + 1],
+               UNION ALL SELECT MIN(MIN(retry_at, ?3 + ?4)) FROM recordings WHERE state = 'failed')",
+            params![
+                settle.as_secs() as i64 + 1,
+                upload_after.as_secs() as i64 + 1,
+                now_secs(),
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
             |r| r.get(0),
         )?;
         Ok(due)
@@ -650,6 +687,97 @@ impl Ledger {
         Ok(n as u64)
     }
 
+    /// Records a recording rebuilt from its object, with one event saying so.
+    pub fn insert_archived(&self, object: &ArchivedObject) -> Result<i64, LedgerError> {
+        let now = now_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id_free = match object.id {
+            Some(id) => tx
+                .query_row("SELECT 1 FROM recordings WHERE id = ?1", [id], |_| Ok(()))
+                .optional()?
+                .is_none(),
+            None => false,
+        };
+        let local_deleted_at = (object.state == State::LocalDeleted).then_some(now);
+        tx.execute(
+            "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, sha256, object_key, \
+             object_size, object_sha256, store_checksum, codec, first_seen, updated_at, verified_at, local_deleted_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?15, ?16)",
+            params![
+                object.id.filter(|_| id_free),
+                object.path.as_os_str().as_bytes(),
+                object.name,
+                object.identity.dev as i64,
+                object.identity.ino as i64,
+                object.identity.size as i64,
+                object.identity.mtime_ns,
+                object.state.as_str(),
+                object.sha256,
+                object.object_key,
+                object.object_size as i64,
+                object.object_sha256,
+                object.store_checksum,
+                object.codec,
+                now,
+                local_deleted_at,
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        insert_event(
+            &tx,
+            id,
+            None,
+            object.state,
+            "rebuilt from the store's object metadata",
+            now,
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Adds an event to a recording's history without changing its state
+    /// (e.g. what `recvault verify` found).
+    pub fn note(&self, id: i64, detail: &str) -> Result<(), LedgerError> {
+        let now = now_secs();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let state: String = tx
+            .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or(LedgerError::NoSuchRecording(id))?;
+        let state: State = state.parse().unwrap_or(State::Failed);
+        insert_event(&tx, id, Some(state), state, detail, now)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Recordings whose object should be in the store (verified or local
+    /// copy deleted), recorded at or after `since` (unix seconds); a random
+    /// `sample` of them, or all.
+    pub fn archived(
+        &self,
+        since: Option<i64>,
+        sample: Option<usize>,
+    ) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.conn();
+        let order = if sample.is_some() {
+            "RANDOM()"
+        } else {
+            "mtime_ns, id"
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state IN ('verified', 'local_deleted') \
+             AND object_key IS NOT NULL AND (?1 IS NULL OR mtime_ns >= ?1 * 1000000000) \
+             ORDER BY {order} LIMIT ?2"
+        ))?;
+        let limit = sample.map(|n| n as i64).unwrap_or(-1);
+        let rows = stmt.query_map(params![since, limit], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Recordings whose object key or file name is `wanted`, newest first.
     pub fn find(&self, wanted: &[u8]) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.conn();
@@ -726,6 +854,35 @@ fn transition_in(
     insert_event(&tx, id, Some(current), to, detail, now)?;
     then(&tx)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Writes a consistent copy of the ledger at `path` to `dest` with SQLite's
+/// online backup, from a connection of its own, so the daemon's connection
+/// is not held up (blocking: call it off the async runtime).
+pub fn backup_file(path: &Path, dest: &Path) -> Result<(), LedgerError> {
+    let source = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| LedgerError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    source.busy_timeout(Duration::from_secs(10))?;
+    let mut copy = Connection::open(dest).map_err(|source| LedgerError::Open {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    {
+        use rusqlite::backup::{Backup, StepResult};
+        let backup = Backup::new(&source, &mut copy)?;
+        // All pages in one step: one read transaction, one consistent snapshot.
+        while backup.step(-1)? != StepResult::Done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    copy.pragma_update(None, "journal_mode", "DELETE")?;
     Ok(())
 }
 
@@ -908,6 +1065,47 @@ mod tests {
         for h in handles {
             h.join().unwrap().unwrap();
         }
+    }
+
+    #[test]
+    fn a_retry_parked_by_a_clock_set_back_is_due_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
+        let id = ledger
+            .insert(
+                &file("/s/a.wav"),
+                &Attribution::default(),
+                State::Compressed,
+                "",
+            )
+            .unwrap();
+        let rec = ledger.recording(id).unwrap();
+        let now = now_secs();
+        // Written a minute before the clock was set back a day.
+        ledger
+            .mark_failed(&rec, "store down", now + 86_400 + 60)
+            .unwrap();
+        let queue = ledger.work_queue(0, now, false, 10).unwrap();
+        assert_eq!(queue.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+        let due = ledger
+            .next_due(Duration::from_secs(1), Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        assert!(due <= now_secs() + MAX_RETRY_DELAY.as_secs() as i64);
+        // An ordinary back-off is still waited for.
+        let id2 = ledger
+            .insert(
+                &file("/s/b.wav"),
+                &Attribution::default(),
+                State::Compressed,
+                "",
+            )
+            .unwrap();
+        ledger
+            .mark_failed(&ledger.recording(id2).unwrap(), "store down", now + 60)
+            .unwrap();
+        let queue = ledger.work_queue(0, now, false, 10).unwrap();
+        assert!(!queue.iter().any(|r| r.id == id2));
     }
 
     #[test]

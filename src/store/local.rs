@@ -37,9 +37,16 @@ fn local(context: &str, path: &Path, e: io::Error) -> StoreError {
 }
 
 /// The store's own trouble: unlike a source file, retrying may help once the
-/// mount or disk is back, so it counts as transient.
+/// mount or disk is back, so it counts as transient — except for errors about
+/// this one key (a name too long for the file system), which no retry fixes
+/// and which must not pause every other upload as an outage would.
 fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
-    StoreError::Transient(format!("{context} {}: {e}", path.display()))
+    let message = format!("{context} {}: {e}", path.display());
+    if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+        StoreError::Permanent(message)
+    } else {
+        StoreError::Transient(message)
+    }
 }
 
 impl LocalStore {
@@ -204,7 +211,11 @@ impl LocalStore {
                     .file_type()
                     .map_err(|e| unavailable("cannot stat", &path, e))?;
                 let name = entry.file_name();
-                if key == META_DIR || name.to_string_lossy().starts_with('.') {
+                // Skip the sidecars and our own temp files (`.{name}.tmp-…`),
+                // not every dot-name: keys such as `.recvault/…` (ledger
+                // backups) or `…/..wav.zst` are objects like any other.
+                let lossy = name.to_string_lossy();
+                if key == META_DIR || (lossy.starts_with('.') && lossy.contains(".tmp-")) {
                     continue;
                 }
                 if file_type.is_dir() {
@@ -306,5 +317,18 @@ impl Store for LocalStore {
         let this = self.clone();
         let prefix = prefix.to_string();
         blocking(move || this.list_blocking(&prefix)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_too_long_is_a_problem_of_the_key_not_an_outage() {
+        let e = io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+        assert!(!unavailable("cannot stat", Path::new("/x"), e).is_transient());
+        let e = io::Error::from_raw_os_error(libc::EIO);
+        assert!(unavailable("cannot stat", Path::new("/x"), e).is_transient());
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use recvault::config::{S3Config, S3Credentials};
 use recvault::ledger::Ledger;
 use recvault::recording::State;
-use recvault::store::{S3Store, Store};
+use recvault::store::{ListedObject, S3Store, Store};
 use sha2::{Digest, Sha256};
 
 /// Where the test Garage is and how to reach it.
@@ -77,6 +77,19 @@ impl Garage {
     }
 }
 
+/// The objects under `prefix` that hold recordings: everything except
+/// recvault's reserved `{prefix}.recvault…` keys (ledger backups, probes).
+pub async fn recording_objects(store: &dyn Store, prefix: &str) -> Vec<ListedObject> {
+    let reserved = format!("{prefix}.recvault");
+    store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| !o.key.starts_with(&reserved))
+        .collect()
+}
+
 /// A unique key prefix so tests sharing one bucket never see each other.
 pub fn unique_prefix(test: &str) -> String {
     format!("t-{test}-{}-{}/", std::process::id(), fastrand::u32(..))
@@ -98,6 +111,9 @@ pub enum Target<'a> {
     Garage(&'a Garage),
     /// An S3 endpoint where nothing listens (an outage).
     Dead(&'a Garage, u16),
+    /// Garage's bucket and key, reached through a proxy on 127.0.0.1:port
+    /// (the fault-injecting one in `proxy.rs`).
+    Proxy(&'a Garage, u16),
     Local,
 }
 
@@ -128,9 +144,11 @@ impl Site {
     /// Writes the config; `spool_extra` is appended to the `[spool]` table.
     pub fn configure(&mut self, target: Target<'_>, spool_extra: &str) {
         let store = match target {
-            Target::Garage(g) | Target::Dead(g, _) => {
+            Target::Garage(g) | Target::Dead(g, _) | Target::Proxy(g, _) => {
                 let endpoint = match target {
-                    Target::Dead(_, port) => format!("http://127.0.0.1:{port}"),
+                    Target::Dead(_, port) | Target::Proxy(_, port) => {
+                        format!("http://127.0.0.1:{port}")
+                    }
                     _ => g.endpoint.clone(),
                 };
                 let key = self.root.join("s3-key.toml");
@@ -171,6 +189,39 @@ impl Site {
         fs::write(&self.config, text).unwrap();
     }
 
+    /// Sets `key = value` (value as TOML) in the written config's `table`,
+    /// replacing the key if the table already has it.
+    pub fn set_option(&self, table: &str, key: &str, value: &str) {
+        let text = fs::read_to_string(&self.config).unwrap();
+        let mut out = String::new();
+        let mut in_table = false;
+        let mut done = false;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                if in_table && !done {
+                    out.push_str(&format!("{key} = {value}\n"));
+                    done = true;
+                }
+                in_table = line == format!("[{table}]");
+            } else if in_table && line.split('=').next().map(str::trim) == Some(key) {
+                if !done {
+                    out.push_str(&format!("{key} = {value}\n"));
+                    done = true;
+                }
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if !done {
+            if !in_table {
+                out.push_str(&format!("[{table}]\n"));
+            }
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+        fs::write(&self.config, out).unwrap();
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.root.join("ledger.sqlite3")
     }
@@ -185,7 +236,7 @@ impl Site {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_recvault"));
+        let mut cmd = Command::new(recvault_bin());
         cmd.arg("--config")
             .arg(&self.config)
             .args(args)
@@ -204,6 +255,15 @@ impl Site {
             .map(|(s, t)| (s, t.count))
             .collect()
     }
+}
+
+/// The binary under test: `RECVAULT_BIN` if set, else the one Cargo built.
+/// (Worktrees sharing one `CARGO_TARGET_DIR` overwrite each other's
+/// `target/debug/recvault`; `RECVAULT_BIN` pins the right one.)
+pub fn recvault_bin() -> PathBuf {
+    std::env::var_os("RECVAULT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_recvault")))
 }
 
 /// Panics with the command's output unless it exited with `code`.
@@ -261,6 +321,19 @@ pub fn put_recording(dir: &Path, name: &[u8], bytes: &[u8], age: Duration) -> Pa
     let f = fs::File::options().write(true).open(&path).unwrap();
     f.set_modified(SystemTime::now() - age).unwrap();
     path
+}
+
+/// Polls `done` every 100 ms for at most `limit`; panics naming `what` if it
+/// never holds. A bound against hangs, not a timing assertion.
+pub fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A port on 127.0.0.1 where nothing listens.

@@ -2,8 +2,14 @@
 //! the real `recvault` executable, real files).
 
 mod common;
+mod crash;
+mod faults;
+mod hostile;
+mod local_faults;
 mod object_lock;
 mod operation;
 mod pipeline;
+mod proxy;
+mod recovery;
 mod retention;
 mod store_conformance;

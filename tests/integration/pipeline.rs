@@ -101,11 +101,7 @@ fn every_due_recording_is_archived_and_restores_bit_exact() {
     // Exactly one object per recording, nothing else under the prefix.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let objects = rt.block_on(async {
-        g.store(64 << 20, 16 << 20)
-            .await
-            .list(&site.prefix)
-            .await
-            .unwrap()
+        recording_objects(&*g.store(64 << 20, 16 << 20).await, &site.prefix).await
     });
     assert_eq!(objects.len(), 7, "{objects:?}");
 }
@@ -256,7 +252,7 @@ fn killing_the_daemon_at_random_moments_loses_nothing() {
             sha256(bytes)
         );
     }
-    let objects = rt.block_on(store.list(&site.prefix)).unwrap();
+    let objects = rt.block_on(recording_objects(&*store, &site.prefix));
     assert_eq!(
         objects.len(),
         originals.len(),

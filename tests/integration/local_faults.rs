@@ -1,0 +1,240 @@
+//! Local faults: a full staging disk, an unreadable spool file, a locked or
+//! read-only ledger, the spool directory deleted and re-created under the
+//! running daemon. Nothing is deleted that was not archived, every failure
+//! is findable with `recvault ls --state failed`, and work resumes once the
+//! fault is gone.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use recvault::recording::State;
+
+use crate::common::*;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DUE_NOW: &str = "settle = \"1s\"\nupload_after = \"0s\"";
+
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..len).map(|_| rng.u8(..)).collect()
+}
+
+fn failed_listing(site: &Site) -> String {
+    String::from_utf8_lossy(&site.recvault(&["ls", "--state", "failed"]).stdout).into_owned()
+}
+
+/// Mounts a tmpfs of `size` at `dir`; `None` (and a note) where mounting is
+/// not permitted, e.g. in an unprivileged container.
+fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
+    fs::create_dir_all(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        return Some(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") || err.contains("must be superuser"),
+        "mount failed: {err}"
+    );
+    eprintln!("SKIPPED: cannot mount a tmpfs here (EPERM): {err}");
+    None
+}
+
+struct Unmount<'a>(&'a Path);
+
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0).status();
+    }
+}
+
+#[test]
+fn a_full_staging_disk_fails_the_recording_and_deletes_nothing() {
+    let mut site = Site::new("diskfull");
+    site.configure(Target::Local, DUE_NOW);
+    let staging = site.root.join("staging");
+    let Some(()) = mount_tmpfs(&staging, "1M") else {
+        return;
+    };
+    let unmount = Unmount(&staging);
+    // Incompressible and bigger than the staging tmpfs.
+    let big = random_bytes(3 << 20, 1);
+    let big_path = put_recording(&site.spool, b"too-big.wav", &big, HOUR);
+    let small = wav(0.5, 2);
+    let small_path = put_recording(&site.spool, b"small.wav", &small, HOUR);
+
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 1);
+    assert_eq!(fs::read(&big_path).unwrap(), big, "the local copy stays");
+    assert!(!small_path.exists(), "a recording that fits is archived");
+    let failed = failed_listing(&site);
+    assert!(failed.contains("too-big.wav"), "{failed}");
+    let status = String::from_utf8_lossy(&site.recvault(&["status"]).stdout).into_owned();
+    assert!(status.contains("No space left on device"), "{status}");
+    let leftovers: Vec<_> = fs::read_dir(&staging).unwrap().flatten().collect();
+    assert!(
+        leftovers.is_empty(),
+        "partial staging files removed: {leftovers:?}"
+    );
+
+    drop(unmount);
+    expect_code(&site.recvault(&["run", "--once"]), 0);
+    assert_eq!(restore(&site, b"too-big.wav"), big);
+}
+
+/// Hands the whole site to `nobody`, so the daemon can be run as that user.
+fn give_to_nobody(site: &Site) -> (u32, u32) {
+    let (uid, gid) = (65534, 65534);
+    let mut stack = vec![site.root.clone()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).unwrap();
+        if p.is_dir() && !p.is_symlink() {
+            stack.extend(fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        }
+    }
+    (uid, gid)
+}
+
+#[test]
+fn an_unreadable_spool_file_is_listed_as_failed_and_left_alone() {
+    let mut site = Site::new("eacces");
+    site.configure(Target::Local, DUE_NOW);
+    let secret = wav(0.5, 1);
+    let locked = put_recording(&site.spool, b"root-only.wav", &secret, HOUR);
+    let fine = put_recording(&site.spool, b"readable.wav", &wav(0.5, 2), HOUR);
+    let (uid, gid) = give_to_nobody(&site);
+    // Root's file, mode 0600: the daemon (as nobody) may not read it.
+    std::os::unix::fs::lchown(&locked, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = site
+        .command(&["run", "--once"])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    assert!(!fine.exists());
+    assert_eq!(fs::read(&locked).unwrap(), secret);
+    assert_eq!(fs::metadata(&locked).unwrap().uid(), 0);
+    let failed = failed_listing(&site);
+    assert!(failed.contains("root-only.wav"), "{failed}");
+    let status = String::from_utf8_lossy(&site.recvault(&["status"]).stdout).into_owned();
+    assert!(status.contains("Permission denied"), "{status}");
+
+    // Once readable, it is archived.
+    std::os::unix::fs::lchown(&locked, Some(uid), Some(gid)).unwrap();
+    let out = site
+        .command(&["run", "--once"])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    assert_eq!(restore(&site, b"root-only.wav"), secret);
+}
+
+#[test]
+fn a_locked_ledger_stops_the_run_with_a_clear_error_and_deletes_nothing() {
+    let mut site = Site::new("locked");
+    site.configure(Target::Local, DUE_NOW);
+    let bytes = wav(0.5, 1);
+    let path = put_recording(&site.spool, b"waiting.wav", &bytes, HOUR);
+    drop(site.ledger()); // create it
+    let holder = rusqlite::Connection::open(site.ledger_path()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    expect_code(&site.recvault(&["run", "--once"]), 0);
+    assert_eq!(restore(&site, b"waiting.wav"), bytes);
+}
+
+#[test]
+fn a_read_only_ledger_stops_the_run_and_deletes_nothing() {
+    let mut site = Site::new("rledger");
+    site.configure(Target::Local, DUE_NOW);
+    let bytes = wav(0.5, 1);
+    let path = put_recording(&site.spool, b"waiting.wav", &bytes, HOUR);
+    drop(site.ledger());
+    let (uid, gid) = give_to_nobody(&site);
+    // The ledger stays root's, 0644: readable, not writable, for the daemon.
+    std::os::unix::fs::lchown(site.ledger_path(), Some(0), Some(0)).unwrap();
+    let out = site
+        .command(&["run", "--once"])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    expect_code(&out, 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ledger"), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), bytes);
+    std::os::unix::fs::lchown(site.ledger_path(), Some(uid), Some(gid)).unwrap();
+    let out = site
+        .command(&["run", "--once"])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    expect_code(&out, 0);
+    assert_eq!(restore(&site, b"waiting.wav"), bytes);
+}
+
+/// A daemon that does not outlive a failed test.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_spool_directory_deleted_and_recreated_is_watched_again() {
+    let mut site = Site::new("recreate");
+    // A long rescan: only inotify (or the daemon noticing the new directory)
+    // can find files written after the directory comes back.
+    site.configure(Target::Local, &format!("{DUE_NOW}\nrescan = \"1h\""));
+    let log = fs::File::create(site.root.join("daemon.log")).unwrap();
+    let mut child = KillOnDrop(
+        site.command(&["run"])
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let first = put_recording(&site.spool, b"before.wav", &wav(0.5, 1), HOUR);
+    wait_for(Duration::from_secs(60), "before.wav archived", || {
+        !first.exists()
+    });
+    let doomed = put_recording(&site.spool, b"doomed.wav", &wav(0.5, 2), Duration::ZERO);
+    fs::remove_dir_all(&site.spool).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    fs::create_dir(&site.spool).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let bytes = wav(0.5, 3);
+    let after = site.spool.join("after.wav");
+    fs::write(&after, &bytes).unwrap();
+    wait_for(Duration::from_secs(90), "after.wav archived", || {
+        !after.exists()
+    });
+    assert!(!doomed.exists());
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+    assert_eq!(restore(&site, b"after.wav"), bytes);
+    let states = site.states();
+    assert_eq!(states.get(&State::LocalDeleted), Some(&2), "{states:?}");
+}
