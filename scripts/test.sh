@@ -33,6 +33,9 @@ cargo clippy --all-targets -- -D warnings
 echo "==> cargo test --all-targets"
 cargo test --all-targets
 
+echo "==> scripts/fuzz.sh"
+scripts/fuzz.sh
+
 if [[ -x scripts/check-deb.sh ]]; then
 	echo "==> scripts/check-deb.sh"
 	scripts/check-deb.sh
