@@ -255,6 +255,12 @@ pub async fn restore_latest(
     result
 }
 
+/// Where the schedule also stores a copy of the hold table (see `hold_copy`).
+pub struct HoldCopies {
+    pub store_prefix: String,
+    pub host: String,
+}
+
 /// The daemon's backup schedule: the first backup when the newest in the
 /// store is `every` old (at once if there is none), then every `every`.
 /// Runs until the task is aborted; failures are logged and retried at the
@@ -266,6 +272,7 @@ pub async fn schedule(
     every: Duration,
     keep: usize,
     scratch: PathBuf,
+    holds: HoldCopies,
 ) {
     let first = match age_of_newest(&*store, &prefix).await {
         Ok(Some(age)) => every.saturating_sub(age),
@@ -280,6 +287,20 @@ pub async fn schedule(
         let wait = match backup(&ledger, &*store, &prefix, keep, &scratch).await {
             Ok(report) => {
                 tracing::info!(key = %report.key, bytes = report.bytes, pruned = report.pruned.len(), "ledger backed up");
+                // Holds must survive a lost disk even without restoring a backup.
+                if let Err(e) = crate::hold_copy::publish(
+                    &ledger,
+                    &*store,
+                    &holds.store_prefix,
+                    &holds.host,
+                    &scratch,
+                )
+                .await
+                {
+                    tracing::warn!(
+                        "copying the holds to the store failed (the ledger keeps them): {e}"
+                    );
+                }
                 every
             }
             Err(e) => {

@@ -556,6 +556,10 @@ async fn spawn_backups(
         every,
         config.ledger.backup_keep,
         config.spool.staging.clone(),
+        crate::backup::HoldCopies {
+            store_prefix: store_config.prefix.clone(),
+            host: config.daemon.host.clone(),
+        },
     ))))
 }
 

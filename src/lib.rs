@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod digest;
 pub mod hold;
+pub mod hold_copy;
 pub mod intake;
 pub mod keys;
 pub mod ledger;

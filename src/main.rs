@@ -291,7 +291,42 @@ async fn hold_command(
             case
         }
     };
+    copy_holds(config, &ledger, out).await;
     mirror_holds(config, &ledger, &case, out).await
+}
+
+/// Stores a copy of the hold table beside the ledger backups, so holds
+/// survive a lost disk (`ledger rebuild --from-store`). The ledger's hold
+/// stands even if this fails; the daemon's next scheduled backup copies again.
+async fn copy_holds(config: &Config, ledger: &Ledger, out: &mut impl Write) {
+    let Some(store_config) = config.store.as_ref() else {
+        return;
+    };
+    let scratch = config
+        .ledger
+        .path
+        .parent()
+        .unwrap_or(std::path::Path::new("/tmp"));
+    let copied = match store::open(store_config).await {
+        Ok(store) => recvault::hold_copy::publish(
+            ledger,
+            &*store,
+            &store_config.prefix,
+            &config.daemon.host,
+            scratch,
+        )
+        .await
+        .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match copied {
+        Ok(key) => {
+            let _ = writeln!(out, "holds copied to the store: {key}");
+        }
+        Err(e) => eprintln!(
+            "recvault: warning: the hold is in the ledger, but copying the holds to the store failed: {e}"
+        ),
+    }
 }
 
 /// With `[store] object_lock_legal_hold`, sets the objects' legal holds to

@@ -31,6 +31,8 @@ pub enum RebuildError {
     Lock(#[from] LockError),
     #[error("{0} exists; pass --force to move it aside and rebuild")]
     Exists(PathBuf),
+    #[error("legal holds could not be restored from the store: {0}")]
+    Holds(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -51,6 +53,8 @@ pub struct RebuildReport {
     pub skipped: Vec<(String, String)>,
     /// Where the previous ledger was moved, if there was one.
     pub moved_aside: Option<PathBuf>,
+    /// Legal holds restored from the newest hold copy in the store.
+    pub holds: usize,
 }
 
 /// The recording an object describes, or why it describes none of ours.
@@ -171,6 +175,11 @@ pub async fn rebuild(
         ledger.insert_archived(&object)?;
         report.rebuilt += 1;
     }
+    // Legal holds come back too: their copy is kept beside the ledger backups.
+    let scratch = path.parent().unwrap_or(Path::new("/tmp"));
+    report.holds = crate::hold_copy::recover(&ledger, store, prefix, &config.daemon.host, scratch)
+        .await
+        .map_err(|e| RebuildError::Holds(e.to_string()))?;
     drop(ledger);
     if path.exists() {
         let aside = PathBuf::from(format!(

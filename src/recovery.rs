@@ -120,12 +120,13 @@ pub async fn ledger(
             }
             let _ = writeln!(
                 out,
-                "rebuilt {} from {} objects: {} recordings ({} still in the spool, to be deleted by the daemon), {} skipped",
+                "rebuilt {} from {} objects: {} recordings ({} still in the spool, to be deleted by the daemon), {} skipped, {} legal holds",
                 path.display(),
                 r.objects,
                 r.rebuilt,
                 r.still_local,
-                r.skipped.len()
+                r.skipped.len(),
+                r.holds
             );
             Ok(true)
         }

@@ -114,6 +114,36 @@ fn a_lost_ledger_is_rebuilt_from_object_metadata() {
         .set_modified(mtime)
         .unwrap();
     drop(ledger);
+    // Legal holds must survive the lost disk too (an active and a released one).
+    let (held_name, _) = originals.iter().nth(1).unwrap();
+    expect_code(
+        &site.recvault(&[
+            "hold",
+            "add",
+            "CASE-7",
+            "--reason",
+            "litigation",
+            "--recording",
+            held_name,
+        ]),
+        0,
+    );
+    expect_code(
+        &site.recvault(&[
+            "hold",
+            "add",
+            "OLD-1",
+            "--reason",
+            "dispute",
+            "--phone",
+            "555 000 0000",
+        ]),
+        0,
+    );
+    expect_code(
+        &site.recvault(&["hold", "release", "OLD-1", "--reason", "settled"]),
+        0,
+    );
     // A recording never archived is only a spool file: taken in afresh.
     let fresh = put_recording(&site.spool, b"not-yet.wav", &wav(0.5, 1), HOUR);
 
@@ -127,6 +157,19 @@ fn a_lost_ledger_is_rebuilt_from_object_metadata() {
     assert!(
         text.contains("5 recordings (1 still in the spool"),
         "{text}"
+    );
+    assert!(text.contains("2 legal holds"), "{text}");
+    let holds = stdout(&site.recvault(&["hold", "list"]));
+    assert!(
+        holds.contains("CASE-7") && holds.contains("OLD-1"),
+        "{holds}"
+    );
+    let show = site.recvault(&["hold", "show", "CASE-7"]);
+    expect_code(&show, 0);
+    assert!(
+        stdout(&show).contains(held_name.as_str()),
+        "{}",
+        stdout(&show)
     );
     expect_code(&site.recvault(&["ledger", "check"]), 0);
     let states = site.states();

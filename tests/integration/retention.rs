@@ -44,8 +44,9 @@ fn run_ok(site: &Site, args: &[&str]) -> String {
 fn stored_names(g: &Garage, site: &Site) -> Vec<String> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut names: Vec<String> = rt
-        .block_on(async { g.store(64 << 20, 16 << 20).await.list(&site.prefix).await })
-        .unwrap()
+        .block_on(async {
+            recording_objects(&*g.store(64 << 20, 16 << 20).await, &site.prefix).await
+        })
         .into_iter()
         .map(|o| {
             // `CAMPAIGN_DATE_PHONE-all.wav.zst` -> `CAMPAIGN_PHONE`
