@@ -43,8 +43,10 @@ const INVARIANTS: &[(&str, &str)] = &[
          AND (sha256 IS NULL OR object_sha256 IS NULL OR object_size IS NULL OR object_key IS NULL)",
     ),
     (
-        "remote_deleted recordings keep their object key and hashes",
-        "SELECT id FROM recordings WHERE state = 'remote_deleted' \
+        // Retention also deletes recordings that were never uploaded; those
+        // never had a verified object to keep a record of.
+        "archived recordings deleted by retention keep their object key and hashes",
+        "SELECT id FROM recordings WHERE state = 'remote_deleted' AND verified_at IS NOT NULL \
          AND (object_key IS NULL OR sha256 IS NULL)",
     ),
     (

@@ -320,3 +320,118 @@ fn retention_run_refuses_while_the_daemon_runs() {
     expect_code(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("sweeps every"));
 }
+
+#[test]
+fn killing_the_daemon_during_sweeps_never_deletes_a_held_recording() {
+    let g = garage();
+    let mut site = Site::new("sweepkill");
+    site.configure(Target::Garage(&g), DUE_NOW);
+    append(
+        &site.config,
+        "\n[naming]\ntemplate = \"CAMPAIGN_FULLDATE_CUSTPHONE\"\n",
+    );
+    // The hold comes first: it must cover recordings as they arrive.
+    run_ok(
+        &site,
+        &[
+            "hold",
+            "add",
+            "CASE-9",
+            "--reason",
+            "regulator",
+            "--phone",
+            "5559999999",
+        ],
+    );
+    let mut held = Vec::new();
+    let mut free = Vec::new();
+    for i in 0..120i64 {
+        // All due (COLLECT keeps 90 days); every fourth call is held.
+        let phone = if i % 4 == 0 {
+            "5559999999".to_string()
+        } else {
+            format!("555{i:07}")
+        };
+        let name = call_name("COLLECT", 100 + i, &phone);
+        let bytes = wav(0.3, i as u64);
+        put_recording(&site.spool, &name, &bytes, HOUR);
+        if i % 4 == 0 {
+            held.push((name, bytes))
+        } else {
+            free.push(name)
+        }
+    }
+    // Archived first (no retention yet), then the policy makes them all due.
+    run_ok(&site, &["run", "--once"]);
+    assert_eq!(site.states().get(&State::LocalDeleted), Some(&90));
+    append(
+        &site.config,
+        "\n[retention]\ndefault = \"180d\"\n\n[retention.campaigns]\nCOLLECT = \"90d\"\n",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(g.store(64 << 20, 16 << 20));
+    let mut rng = fastrand::Rng::with_seed(11);
+    // The daemon sweeps as it starts: kills land before, inside and after the
+    // DeleteObjects call and the ledger commit that follows it.
+    let mut swept_by_daemon = 0;
+    for _ in 0..12 {
+        let mut child = site
+            .command(&["run"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.u64(5..150)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        swept_by_daemon = site
+            .states()
+            .get(&State::RemoteDeleted)
+            .copied()
+            .unwrap_or(0);
+        // A held recording keeps its local copy, whatever state the kill left it in.
+        for (name, bytes) in &held {
+            let path = site
+                .spool
+                .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name));
+            assert_eq!(
+                fs::read(&path).ok().as_ref(),
+                Some(bytes),
+                "held {path:?} lost its local copy"
+            );
+        }
+    }
+    let swept = run_ok(&site, &["retention", "run"]);
+    assert!(swept.contains("held"), "{swept}");
+    eprintln!("{swept_by_daemon} deleted by killed daemons, then: {swept}");
+    // Every free recording is gone from the store and recorded as deleted by retention.
+    let ledger = site.ledger();
+    for name in &free {
+        let rec = ledger.find(name).unwrap().remove(0);
+        assert_eq!(
+            rec.state,
+            State::RemoteDeleted,
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    // Every held one is archived, its object present and bit-exact, its local copy kept.
+    let objects = rt.block_on(recording_objects(&*store, &site.prefix));
+    assert_eq!(
+        objects.len(),
+        held.len(),
+        "only held recordings stay in the store: {objects:?}"
+    );
+    for (name, bytes) in &held {
+        let rec = ledger.find(name).unwrap().remove(0);
+        assert_eq!(
+            rec.state,
+            State::Verified,
+            "{}",
+            String::from_utf8_lossy(name)
+        );
+        assert_eq!(restore(&site, name), *bytes);
+    }
+    drop(ledger);
+    run_ok(&site, &["ledger", "check"]);
+    run_ok(&site, &["audit", "verify"]);
+}
