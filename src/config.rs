@@ -121,6 +121,10 @@ pub struct StoreConfig {
     pub max_upload_rate: Option<u64>,
     /// Local-time ranges in which uploads may run (empty: any time).
     pub upload_windows: UploadWindows,
+    /// How often the daemon re-reads a sample of archived objects (`None`: never).
+    pub scrub_every: Option<Duration>,
+    /// How many objects each scrub re-reads.
+    pub scrub_sample: usize,
     /// Mirror legal holds as S3 Object Lock legal holds (the ledger stays the record).
     pub object_lock_legal_hold: bool,
 }
@@ -272,6 +276,8 @@ struct RawStore {
     read_timeout: Option<String>,
     max_upload_rate: Option<String>,
     upload_windows: Option<Vec<String>>,
+    scrub_every: Option<String>,
+    scrub_sample: Option<usize>,
     object_lock_legal_hold: Option<bool>,
 }
 
@@ -685,6 +691,11 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
     };
     let upload_windows = UploadWindows::parse(&raw.upload_windows.unwrap_or_default())
         .map_err(|e| v.invalid("store.upload_windows", e))?;
+    let scrub_every = match v.duration("store.scrub_every", raw.scrub_every.as_deref(), "1d")? {
+        d if d.is_zero() => None,
+        d => Some(d),
+    };
+    let scrub_sample = raw.scrub_sample.unwrap_or(20);
     let object_lock_legal_hold = raw.object_lock_legal_hold.unwrap_or(false);
     if object_lock_legal_hold && !matches!(backend, StoreBackend::S3(_)) {
         return Err(v.invalid(
@@ -695,6 +706,8 @@ fn parse_store(v: &Validator<'_>, raw: RawStore) -> Result<Option<StoreConfig>, 
     Ok(Some(StoreConfig {
         max_upload_rate,
         upload_windows,
+        scrub_every,
+        scrub_sample,
         backend,
         prefix,
         key_template,

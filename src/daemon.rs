@@ -524,6 +524,12 @@ pub async fn run(
         }
         _ => None,
     };
+    let scrub = match &config.store {
+        Some(store_config) if !options.once => {
+            spawn_scrub(&config, store_config, &runner.ledger).await?
+        }
+        _ => None,
+    };
     tokio::pin!(shutdown);
     let result = if options.once {
         run_once(&mut runner, shutdown).await
@@ -531,11 +537,57 @@ pub async fn run(
         run_daemon(&mut runner, shutdown, reload).await
     };
     // A backup cut short leaves only a temp file; the next one replaces it.
-    if let Some(task) = backups {
+    // A scrub cut short has only read; the next one starts afresh.
+    for task in [backups, scrub].into_iter().flatten() {
         task.abort();
     }
     result?;
     Ok(runner.summary)
+}
+
+/// Starts the slow scrub (`[store] scrub_every`), if on: every interval it
+/// re-reads `scrub_sample` random archived objects and checks their SHA-256
+/// against the ledger, logging any missing or damaged one as an error.
+async fn spawn_scrub(
+    config: &Config,
+    store_config: &crate::config::StoreConfig,
+    ledger: &Arc<Ledger>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    let Some(every) = store_config.scrub_every else {
+        return Ok(None);
+    };
+    let store = store::open(store_config).await?;
+    let (ledger, sample) = (ledger.clone(), store_config.scrub_sample);
+    let scratch = config.spool.staging.join("scrub");
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let mut problems = Vec::new();
+            let selection = crate::verify::Selection {
+                sample: Some(sample),
+                since: None,
+            };
+            match crate::verify::verify(&ledger, &*store, selection, &scratch, false, &mut problems)
+                .await
+            {
+                Ok(r) if r.missing + r.mismatched > 0 => {
+                    for line in String::from_utf8_lossy(&problems).lines() {
+                        tracing::error!("scrub: {line}");
+                    }
+                    tracing::error!(
+                        checked = r.checked,
+                        missing = r.missing,
+                        mismatched = r.mismatched,
+                        "scrub found missing or damaged objects; run `recvault verify --all`"
+                    );
+                }
+                Ok(r) => {
+                    tracing::debug!(checked = r.checked, unreadable = r.unreadable, "scrub done")
+                }
+                Err(e) => tracing::warn!("scrub stopped: {e}"),
+            }
+        }
+    })))
 }
 
 /// Starts the ledger-backup schedule (`[ledger] backup_every`), if on.

@@ -290,3 +290,58 @@ fn ledger_check_names_broken_invariants() {
         "{text}"
     );
 }
+
+#[test]
+fn the_daemon_scrub_reports_an_object_lost_behind_its_back() {
+    let g = garage();
+    let (site, originals) = archived_site("scrub", &g, 3);
+    site.set_option("store", "scrub_every", "\"1s\"");
+    site.set_option("store", "scrub_sample", "10");
+    let name = originals.keys().next().unwrap();
+    let key = site
+        .ledger()
+        .find(name.as_bytes())
+        .unwrap()
+        .remove(0)
+        .object_key
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async { g.store(64 << 20, 16 << 20).await.delete(&key).await })
+        .unwrap();
+
+    let mut child = site
+        .command(&["run"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut log = Vec::new();
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("scrub found missing or damaged objects"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("no scrub report within 60 s:\n{}", log.join("\n")),
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        log.iter().any(|l| l.contains(&key)),
+        "the lost object is named:\n{}",
+        log.join("\n")
+    );
+}
