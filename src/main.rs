@@ -56,7 +56,10 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(command: Command, config: Config) -> Result<ExitCode, String> {
-    let mut stdout = std::io::stdout().lock();
+    // Buffered: `ls` and `retention plan` may print hundreds of thousands of
+    // lines; a line-buffered stdout would make one write per line. Dropping
+    // it at the end of `dispatch` flushes it.
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     match command {
         Command::Run { once } => {
             let summary = daemon::run(

@@ -192,11 +192,13 @@ pub fn retention_plan(
     // campaign -> (due, bytes, held)
     let mut totals: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     let mut write_err = None;
-    retention::for_each_due(ledger, policy, until, only, |d| {
-        let r = &d.rec;
-        let campaign = r.campaign.clone().unwrap_or_else(|| "-".to_string());
-        let bytes = r.object_size.unwrap_or(r.identity.size);
-        let t = totals.entry(campaign.clone()).or_default();
+    retention::for_each_due_summary(ledger, policy, until, only, |d| {
+        let campaign = d.campaign.as_deref().unwrap_or("-");
+        let bytes = d.bytes;
+        let t = match totals.get_mut(campaign) {
+            Some(t) => t,
+            None => totals.entry(campaign.to_string()).or_default(),
+        };
         if d.held {
             t.2 += 1;
         } else {
@@ -216,15 +218,11 @@ pub fn retention_plan(
         let line = writeln!(
             out,
             "{when}\t{}\t{campaign}\t{}{}\t{bytes}\t{}\t{}",
-            r.id,
-            local_time(r.time_secs()),
-            if r.call_time.is_some() {
-                ""
-            } else {
-                " (mtime)"
-            },
+            d.id,
+            local_time(d.time),
+            if d.call_time_known { "" } else { " (mtime)" },
             d.rule,
-            display_name(&r.name)
+            display_name(&d.name)
         );
         match line {
             Ok(()) => true,

@@ -103,20 +103,22 @@ fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
 }
 
 /// One page of a group's due recordings after `after` (retain_from, id),
-/// oldest first. The state test is the retention indexes' own condition.
-fn page(
+/// oldest first: `cols` (read by `map`), then retain_from, held and id. The
+/// state test is the retention indexes' own condition.
+fn page_of<T>(
     ledger: &Ledger,
     group: &Group,
     now: i64,
     after: (i64, i64),
     limit: usize,
-) -> Result<Vec<Due>, LedgerError> {
+    (cols, ncols): (&str, usize),
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<(T, i64, bool, i64)>, LedgerError> {
     let sql = format!(
-        "SELECT {cols}, r.retain_from, {held} FROM recordings r \
+        "SELECT {cols}, r.retain_from, {held}, r.id FROM recordings r \
          WHERE r.state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined') \
            AND {filter} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
          ORDER BY r.retain_from, r.id LIMIT ?",
-        cols = columns_of_r(),
         held = held_sql(),
         filter = group.filter,
     );
@@ -127,18 +129,43 @@ fn page(
     ledger.read(|conn| {
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |row| {
-            let rec = recording_from_row(row)?;
-            let retain_from: i64 = row.get(27)?;
-            let held: bool = row.get(28)?;
-            Ok(Due {
-                rec,
-                due_at: retain_from.saturating_add(group.keep),
-                rule: group.rule.clone(),
-                held,
-            })
+            Ok((
+                map(row)?,
+                row.get(ncols)?,
+                row.get(ncols + 1)?,
+                row.get(ncols + 2)?,
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     })
+}
+
+/// One page of whole due recordings (what a sweep needs to delete them).
+fn page(
+    ledger: &Ledger,
+    group: &Group,
+    now: i64,
+    after: (i64, i64),
+    limit: usize,
+) -> Result<Vec<Due>, LedgerError> {
+    let rows = page_of(
+        ledger,
+        group,
+        now,
+        after,
+        limit,
+        (&columns_of_r(), 27),
+        recording_from_row,
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(rec, retain_from, held, _)| Due {
+            rec,
+            due_at: retain_from.saturating_add(group.keep),
+            rule: group.rule.clone(),
+            held,
+        })
+        .collect())
 }
 
 /// Visits every recording due at `now` under `policy` (held ones included,
@@ -159,6 +186,68 @@ pub fn for_each_due(
             after = (last.due_at - group.keep, last.rec.id);
             for d in &due {
                 if !visit(d) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `retention plan` shows of a due recording: only the columns it
+/// prints, so listing hundreds of thousands stays quick.
+#[derive(Debug, Clone)]
+pub struct DueSummary<'a> {
+    pub id: i64,
+    pub name: Vec<u8>,
+    pub campaign: Option<String>,
+    /// When the call was, or the mtime where the name gave no call time.
+    pub time: i64,
+    pub call_time_known: bool,
+    /// Bytes in the store (or on disk if never uploaded).
+    pub bytes: u64,
+    pub due_at: i64,
+    pub rule: &'a str,
+    pub held: bool,
+}
+
+/// Like [`for_each_due`], visiting [`DueSummary`]s (for `retention plan`).
+pub fn for_each_due_summary(
+    ledger: &Ledger,
+    policy: &RetentionPolicy,
+    now: i64,
+    only: Option<&str>,
+    mut visit: impl FnMut(&DueSummary<'_>) -> bool,
+) -> Result<(), LedgerError> {
+    let cols = "r.name, r.campaign, r.call_time IS NOT NULL, COALESCE(r.object_size, r.size)";
+    for group in groups(policy, only) {
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let rows = page_of(ledger, &group, now, after, DELETE_BATCH, (cols, 4), |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            let Some(&(_, retain_from, _, id)) = rows.last() else {
+                break;
+            };
+            after = (retain_from, id);
+            for ((name, campaign, call_time_known, bytes), retain_from, held, id) in rows {
+                let summary = DueSummary {
+                    id,
+                    name,
+                    campaign,
+                    time: retain_from,
+                    call_time_known,
+                    bytes: bytes.max(0) as u64,
+                    due_at: retain_from.saturating_add(group.keep),
+                    rule: &group.rule,
+                    held,
+                };
+                if !visit(&summary) {
                     return Ok(());
                 }
             }
