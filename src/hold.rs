@@ -41,6 +41,34 @@ impl Selector {
         }
     }
 
+    /// The selector as its `hold_selectors` row: kind, value, time range.
+    pub(crate) fn columns(&self) -> (&'static str, Option<&str>, Option<i64>, Option<i64>) {
+        match self {
+            Selector::Recording(v)
+            | Selector::Campaign(v)
+            | Selector::Phone(v)
+            | Selector::Agent(v) => (self.kind(), Some(v.as_str()), None, None),
+            Selector::Time { from, to } => (self.kind(), None, *from, *to),
+        }
+    }
+
+    /// The selector a `hold_selectors` row describes.
+    pub(crate) fn from_columns(
+        kind: &str,
+        value: Option<String>,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Selector {
+        let value = value.unwrap_or_default();
+        match kind {
+            "campaign" => Selector::Campaign(value),
+            "phone" => Selector::Phone(value),
+            "agent" => Selector::Agent(value),
+            "time" => Selector::Time { from, to },
+            _ => Selector::Recording(value),
+        }
+    }
+
     /// A phone selector from what an operator typed (`+1 555-123-4567` → digits).
     pub fn phone(text: &str) -> Selector {
         Selector::Phone(text.chars().filter(char::is_ascii_digit).collect())
@@ -209,19 +237,7 @@ pub fn add(
             params![case_id, reason, actor.user, now],
         )?;
         let id = tx.last_insert_rowid();
-        for s in selectors {
-            let (value, from, to) = match s {
-                Selector::Recording(v)
-                | Selector::Campaign(v)
-                | Selector::Phone(v)
-                | Selector::Agent(v) => (Some(v.as_str()), None, None),
-                Selector::Time { from, to } => (None, *from, *to),
-            };
-            tx.execute(
-                "INSERT INTO hold_selectors (hold_id, kind, value, time_from, time_to) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, s.kind(), value, from, to],
-            )?;
-        }
+        insert_selectors(tx, id, selectors)?;
         let covered: i64 = tx.query_row(
             &format!(
                 "SELECT COUNT(*) FROM recordings r WHERE {}",
@@ -243,6 +259,22 @@ pub fn add(
         )?;
         Ok::<_, HoldError>((id, covered as u64))
     })
+}
+
+/// Writes a hold's selectors (inside the caller's transaction).
+pub(crate) fn insert_selectors(
+    tx: &rusqlite::Transaction<'_>,
+    hold_id: i64,
+    selectors: &[Selector],
+) -> Result<(), rusqlite::Error> {
+    for s in selectors {
+        let (kind, value, from, to) = s.columns();
+        tx.execute(
+            "INSERT INTO hold_selectors (hold_id, kind, value, time_from, time_to) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![hold_id, kind, value, from, to],
+        )?;
+    }
+    Ok(())
 }
 
 /// Releases every active hold of `case_id`. Returns how many.
@@ -326,18 +358,7 @@ fn holds_where(
             hold.selectors = stmt
                 .query_map([hold.id], |r| {
                     let kind: String = r.get(0)?;
-                    let value: Option<String> = r.get(1)?;
-                    let value = value.unwrap_or_default();
-                    Ok(match kind.as_str() {
-                        "campaign" => Selector::Campaign(value),
-                        "phone" => Selector::Phone(value),
-                        "agent" => Selector::Agent(value),
-                        "time" => Selector::Time {
-                            from: r.get(2)?,
-                            to: r.get(3)?,
-                        },
-                        _ => Selector::Recording(value),
-                    })
+                    Ok(Selector::from_columns(&kind, r.get(1)?, r.get(2)?, r.get(3)?))
                 })?
                 .collect::<Result<_, _>>()?;
         }

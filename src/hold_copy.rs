@@ -78,23 +78,14 @@ fn snapshot(ledger: &Ledger) -> Result<String, HoldCopyError> {
                 release_reason: h.release_reason,
                 selector: h
                     .selectors
-                    .into_iter()
-                    .map(|s| match s {
-                        Selector::Time { from, to } => SelectorRow {
-                            kind: "time".into(),
-                            value: None,
+                    .iter()
+                    .map(|s| {
+                        let (kind, value, from, to) = s.columns();
+                        SelectorRow {
+                            kind: kind.to_string(),
+                            value: value.map(str::to_string),
                             from,
                             to,
-                        },
-                        other => {
-                            let text = other.to_string();
-                            let (kind, value) = text.split_once('=').unwrap_or(("recording", ""));
-                            SelectorRow {
-                                kind: kind.to_string(),
-                                value: Some(value.to_string()),
-                                from: None,
-                                to: None,
-                            }
                         }
                     })
                     .collect(),
@@ -190,12 +181,12 @@ pub async fn recover(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![h.id, h.case_id, h.reason, h.created_by, h.created_at, h.released_at, h.released_by, h.release_reason],
             )?;
-            for s in &h.selector {
-                tx.execute(
-                    "INSERT INTO hold_selectors (hold_id, kind, value, time_from, time_to) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![h.id, s.kind, s.value, s.from, s.to],
-                )?;
-            }
+            let selectors: Vec<Selector> = h
+                .selector
+                .iter()
+                .map(|s| Selector::from_columns(&s.kind, s.value.clone(), s.from, s.to))
+                .collect();
+            hold::insert_selectors(tx, h.id, &selectors)?;
         }
         Ok::<_, LedgerError>(())
     })?;
