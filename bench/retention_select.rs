@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use recvault::config::Config;
-use recvault::ledger::{Ledger, now_secs};
-use recvault::retention::for_each_due;
+use recvault::ledger::Ledger;
+use recvault::units::now_secs;
 
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -29,15 +29,16 @@ fn main() {
 
     let t = Instant::now();
     let (mut due, mut held) = (0u64, 0u64);
-    for_each_due(&ledger, &config.retention, now, None, |d| {
-        if d.held {
-            held += 1
-        } else {
-            due += 1
-        }
-        true
-    })
-    .unwrap();
+    ledger
+        .for_each_due(&config.retention, now, None, |d| {
+            if d.held {
+                held += 1
+            } else {
+                due += 1
+            }
+            true
+        })
+        .unwrap();
     println!(
         "full selection: {due} due, {held} held in {:.3} s",
         t.elapsed().as_secs_f64()
@@ -45,11 +46,12 @@ fn main() {
 
     let t = Instant::now();
     let mut n = 0u64;
-    for_each_due(&ledger, &config.retention, now, None, |_| {
-        n += 1;
-        n < 20_000
-    })
-    .unwrap();
+    ledger
+        .for_each_due(&config.retention, now, None, |_| {
+            n += 1;
+            n < 20_000
+        })
+        .unwrap();
     println!(
         "one sweep's selection (20 batches): {n} recordings in {:.3} s",
         t.elapsed().as_secs_f64()

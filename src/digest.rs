@@ -43,22 +43,58 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// SHA-256 and length of everything `reader` yields.
-pub fn sha256_reader(mut reader: impl Read) -> io::Result<([u8; 32], u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
+/// A reader that hashes and counts every byte read through it, and
+/// remembers whether the reader it wraps failed (so a copy that fails can
+/// tell a bad source from a bad destination).
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+    failed: bool,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            failed: false,
+        }
     }
-    Ok((hasher.finalize().into(), total))
+
+    /// True if a read from the wrapped reader failed.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The SHA-256 and the byte count of what was read.
+    pub fn finish(self) -> ([u8; 32], u64) {
+        (self.hasher.finalize().into(), self.read)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                self.failed |= e.kind() != io::ErrorKind::Interrupted;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// SHA-256 and length of everything `reader` yields.
+pub fn sha256_reader(reader: impl Read) -> io::Result<([u8; 32], u64)> {
+    let mut reader = HashingReader::new(reader);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(reader.finish())
 }
 
 /// SHA-256 and length of a file.

@@ -1,34 +1,53 @@
-//! recvault: keeps Asterisk/VICIdial call recordings safely in S3-compatible
-//! storage. The binary is a thin shell over these modules.
+//! recvault keeps Asterisk/VICIdial call recordings safely in object storage.
+//! The binary (`main.rs`) is a thin shell over these modules.
+//!
+//! # The house
+//!
+//! Folders by concern; imports only point down these layers (or sideways
+//! inside one), never in a circle (`tests/integration/layout.rs` checks it):
+//!
+//! 1. [`commands`] — one file per operator command: it opens what it needs,
+//!    calls the layers below and prints. `main.rs` only parses and dispatches.
+//! 2. [`pipeline`] (the way in: spool → store), [`governance`] (retention,
+//!    legal holds, the audit trail's rules), [`recovery`] (ledger backups,
+//!    rebuild, hold copies, scrubbing), [`retrieve`] (the way out: a
+//!    recording's original bytes back). [`error`] words their failures.
+//! 3. [`ledger`] (everything recvault knows; the only place with SQL),
+//!    [`store`] (where objects live), [`codec`] (recording ⇄ object bytes),
+//!    [`spool`] (the recordings on disk).
+//! 4. [`recording`] (what a recording is) and [`config`] (what the operator
+//!    configured), over the leaves [`units`] and [`digest`].
+//!
+//! # Where a recording's bytes go
+//!
+//! `spool` lists the spool directories and `pipeline::intake` records each
+//! new file in the ledger as `seen`, then `settled` once it stops changing.
+//! `pipeline::run` (the daemon) hands due recordings to `pipeline::archive`,
+//! which reads the file once through `codec` into `<staging>/<id>.obj`,
+//! hashing the original and the object as they pass (`compressed`);
+//! `pipeline::upload` puts the object with its SHA-256 through `store`
+//! (`uploaded`) and reads the store's answer back (`verified`, committed with
+//! a full fsync); then `spool::remove_local_copy` removes the local file if
+//! it is still the one that was hashed (`local_deleted`). Later
+//! `governance::retention` deletes what its policy says is due unless a hold
+//! covers it, and `retrieve` turns an object back into the original for
+//! `recvault restore`. Every state change is one `ledger::transitions` call.
 
-pub mod archive;
-pub mod audit;
-pub mod backup;
-pub mod check;
 pub mod cli;
 pub mod codec;
+pub mod commands;
 pub mod config;
-pub mod daemon;
 pub mod digest;
-pub mod hold;
-pub mod hold_copy;
-pub mod intake;
-pub mod keys;
+pub mod error;
+pub mod governance;
 pub mod ledger;
-pub mod lock;
 pub mod logging;
-pub mod naming;
-pub mod policy;
-pub mod pressure;
-pub mod rebuild;
+pub mod pipeline;
 pub mod recording;
 pub mod recovery;
-pub mod report;
-pub mod restore;
-pub mod retention;
-pub mod schedule;
-pub mod service;
+pub mod retrieve;
 pub mod spool;
 pub mod store;
-pub mod throttle;
-pub mod verify;
+pub mod units;
+
+pub use error::{Error, Result};

@@ -1,5 +1,7 @@
-//! The spool: finding finished recordings in the configured directories.
-//! Never follows symlinks and never leaves the configured directories.
+//! The spool on disk: finding recordings in the configured directories, and
+//! removing a local copy only while it is still the file that was archived.
+//! Never follows symlinks and never leaves the configured directories. Used
+//! by the pipeline (intake, the local delete) and by retention.
 
 use std::collections::HashSet;
 use std::fs;
@@ -173,6 +175,40 @@ pub fn open_for_writing(candidates: &HashSet<(u64, u64)>) -> HashSet<(u64, u64)>
 /// True if `path` lies directly in one of the configured directories.
 pub fn in_spool(dirs: &[PathBuf], path: &Path) -> bool {
     path.parent().is_some_and(|p| dirs.iter().any(|d| d == p))
+}
+
+/// Removes a recording's local file if it is still the file that was
+/// recorded (same identity) and inside a spool directory. A file replaced
+/// since is a new recording and stays. Returns what happened.
+pub fn remove_local_copy(
+    dirs: &[PathBuf],
+    path: &std::path::Path,
+    expected: FileIdentity,
+) -> Result<&'static str, String> {
+    if !in_spool(dirs, path) {
+        return Err(format!(
+            "{} is not in a configured spool directory; not deleting it",
+            path.display()
+        ));
+    }
+    let remove = || -> io::Result<&'static str> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok("local copy already gone");
+            }
+            Err(e) => return Err(e),
+        };
+        if !meta.is_file() || FileIdentity::of(&meta) != expected {
+            return Ok("local file was replaced after archiving; the new file is a new recording");
+        }
+        fs::remove_file(path)?;
+        if let Some(dir) = path.parent() {
+            crate::digest::sync_dir(dir)?;
+        }
+        Ok("archived")
+    };
+    remove().map_err(|e| format!("cannot delete {}: {e}", path.display()))
 }
 
 #[cfg(test)]

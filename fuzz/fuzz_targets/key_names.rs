@@ -1,4 +1,4 @@
-//! Fuzzes the key-name encoding (src/keys.rs): every file name, whatever its
+//! Fuzzes the key-name encoding (src/recording/key.rs): every file name, whatever its
 //! bytes, becomes key-safe text that decodes back to exactly those bytes; the
 //! shortened key component stays short, and `display_name` stays one line.
 //!
@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../src/digest.rs"]
 mod digest;
 #[allow(dead_code)]
-#[path = "../../src/keys.rs"]
+#[path = "../../src/recording/key.rs"]
 mod keys;
 
 fuzz_target!(|name: &[u8]| {

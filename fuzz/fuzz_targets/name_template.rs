@@ -1,4 +1,4 @@
-//! Fuzzes the VICIdial file-name template (src/naming.rs): any template text
+//! Fuzzes the VICIdial file-name template (src/recording/name.rs): any template text
 //! either parses or is refused with a message, and matching any file name
 //! against a parsed template (or the default one) never panics.
 //!
@@ -8,9 +8,9 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// Compiled in by path, like key_names.rs: naming.rs needs only std and chrono.
+// Compiled in by path, like key_names.rs: name.rs needs only std and chrono.
 #[allow(dead_code)]
-#[path = "../../src/naming.rs"]
+#[path = "../../src/recording/name.rs"]
 mod naming;
 
 fuzz_target!(|data: &[u8]| {

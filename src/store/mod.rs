@@ -11,7 +11,9 @@ use base64::Engine;
 use crate::config::{StoreBackend, StoreConfig};
 
 mod local;
+pub mod probe;
 mod s3;
+pub mod throttle;
 
 pub use local::LocalStore;
 pub use s3::S3Store;

@@ -31,7 +31,7 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
-use crate::throttle::{PacedFile, RateLimiter};
+use crate::store::throttle::{PacedFile, RateLimiter};
 
 /// A bucket (and endpoint) reached through the S3 API.
 pub struct S3Store {

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod faults;
 mod hostile;
+mod layout;
 mod local_faults;
 mod object_lock;
 mod operation;

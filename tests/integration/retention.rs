@@ -315,7 +315,7 @@ fn holds_keep_local_copies_and_never_uploaded_recordings_expire() {
 fn retention_run_refuses_while_the_daemon_runs() {
     let mut site = Site::new("lock");
     site.configure(Target::Local, DUE_NOW);
-    let _lock = recvault::lock::InstanceLock::acquire(&site.ledger_path()).unwrap();
+    let _lock = recvault::ledger::lock::InstanceLock::acquire(&site.ledger_path()).unwrap();
     let out = site.recvault(&["retention", "run"]);
     expect_code(&out, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("sweeps every"));

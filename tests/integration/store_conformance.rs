@@ -167,7 +167,7 @@ pub async fn list_by_prefix(store: &dyn Store, prefix: &str, dir: &Path) {
 }
 
 pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path) {
-    let name = recvault::keys::encode_name(b"-x \"quote\" 'q' \n\xff~.wav");
+    let name = recvault::recording::key::encode_name(b"-x \"quote\" 'q' \n\xff~.wav");
     let key = format!("{prefix}{name}~7.zst");
     put_bytes(store, dir, &key, b"odd").await.unwrap();
     assert_eq!(get_bytes(store, dir, &key).await, b"odd");

@@ -1,0 +1,113 @@
+//! `recvault ledger check|backup|restore|rebuild`: the operator's tools for a
+//! damaged or lost ledger. The work is in `ledger` and `recovery`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::LedgerCommand;
+use crate::config::Config;
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::recovery::{backup, rebuild};
+use crate::units::human_bytes;
+
+/// This host's ledger-backup prefix in the configured store.
+fn backup_prefix(config: &Config) -> Result<String, Error> {
+    Ok(backup::backup_prefix(
+        &super::store_config(config)?.prefix,
+        &config.daemon.host,
+    ))
+}
+
+/// Runs one `recvault ledger …` command.
+pub(super) async fn ledger(
+    config: &Config,
+    action: LedgerCommand,
+    out: &mut impl Write,
+) -> Result<ExitCode, Error> {
+    let path = &config.ledger.path;
+    match action {
+        LedgerCommand::Check => {
+            if !path.exists() {
+                return Err(Error::Local(format!("no ledger at {}", path.display())));
+            }
+            let problems = Ledger::open(path)?.check()?;
+            for p in &problems {
+                writeln!(
+                    out,
+                    "PROBLEM: {} — {} recording(s), ids {:?}",
+                    p.rule, p.count, p.ids
+                )?;
+            }
+            writeln!(
+                out,
+                "ledger {}: {}",
+                path.display(),
+                if problems.is_empty() {
+                    "ok"
+                } else {
+                    "PROBLEMS FOUND"
+                }
+            )?;
+            super::exit(problems.is_empty())
+        }
+        LedgerCommand::Backup => {
+            let store = super::open_store(config).await?;
+            let ledger = Ledger::open(path)?;
+            let r = backup::backup(
+                &ledger,
+                &*store,
+                &backup_prefix(config)?,
+                config.ledger.backup_keep,
+                &config.spool.staging,
+            )
+            .await?;
+            writeln!(
+                out,
+                "backed up {} to {} ({}), {} old backup(s) removed",
+                path.display(),
+                r.key,
+                human_bytes(r.bytes),
+                r.pruned.len()
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Restore => {
+            let store = super::open_store(config).await?;
+            let (key, aside) = backup::reinstate_latest(
+                &*store,
+                &backup_prefix(config)?,
+                &config.daemon.host,
+                path,
+            )
+            .await?;
+            writeln!(out, "restored {} from {key}", path.display())?;
+            if let Some(aside) = aside {
+                writeln!(out, "the previous ledger is kept as {}", aside.display())?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LedgerCommand::Rebuild { force, .. } => {
+            let store = super::open_store(config).await?;
+            let prefix = super::store_config(config)?.prefix.clone();
+            let r = rebuild::rebuild(config, &*store, &prefix, force).await?;
+            for (key, why) in &r.skipped {
+                writeln!(out, "skipped {key}: {why}")?;
+            }
+            if let Some(aside) = &r.moved_aside {
+                writeln!(out, "the previous ledger is kept as {}", aside.display())?;
+            }
+            writeln!(
+                out,
+                "rebuilt {} from {} objects: {} recordings ({} still in the spool, to be deleted by the daemon), {} skipped, {} legal holds",
+                path.display(),
+                r.objects,
+                r.rebuilt,
+                r.still_local,
+                r.skipped.len(),
+                r.holds
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

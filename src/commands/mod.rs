@@ -1,0 +1,136 @@
+//! The operator commands, one file each: open what the command needs from
+//! the config, call the layers below, print the result. Output formatting
+//! lives with its command; nothing below this folder prints.
+
+use std::io::{BufWriter, Stdout};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::cli::Command;
+use crate::config::{Config, StoreConfig};
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::recording::{Recording, State};
+use crate::store::{self, Store};
+use crate::units::{local_time, parse_date, parse_date_end};
+
+mod audit;
+mod check;
+mod hold;
+mod ledger;
+mod ls;
+mod restore;
+mod retention;
+mod run;
+mod scrub;
+mod status;
+
+/// Runs one command; `Ok` carries its exit code (1: it ran and found
+/// problems), `Err` is printed by `main`.
+pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Error> {
+    match command {
+        Command::Run { once } => run::run(config, once).await,
+        Command::Check { offline } => check::check(&config, offline, &mut stdout()).await,
+        Command::Status => status::status(&config, &mut stdout()),
+        Command::Ls {
+            state,
+            since,
+            until,
+            name,
+        } => ls::ls(&config, state, since, until, name, &mut stdout()),
+        Command::Restore {
+            target,
+            output,
+            force,
+        } => restore::restore(&config, &target, &output, force, &mut stdout()).await,
+        Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
+        Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
+        Command::Audit {
+            since,
+            case,
+            action,
+        } => audit::audit(&config, since, case, action, &mut stdout()),
+        Command::Ledger { action } => ledger::ledger(&config, action, &mut stdout()).await,
+        Command::Verify {
+            sample,
+            all,
+            since,
+            verbose,
+        } => {
+            let sample = (!all).then_some(sample);
+            scrub::scrub(&config, sample, since, verbose, &mut stdout()).await
+        }
+        Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Standard output, buffered: `ls` and `retention plan` may print hundreds
+/// of thousands of lines; a line-buffered stdout would make one write per
+/// line. Flushed when dropped at the end of the command.
+fn stdout() -> BufWriter<Stdout> {
+    BufWriter::new(std::io::stdout())
+}
+
+/// 0 if a command found nothing wrong, 1 if it found problems.
+fn exit(clean: bool) -> Result<ExitCode, Error> {
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The configured ledger.
+fn open_ledger(config: &Config) -> Result<Arc<Ledger>, Error> {
+    Ok(Arc::new(Ledger::open(&config.ledger.path)?))
+}
+
+/// The configured store's settings, or why there is none.
+fn store_config(config: &Config) -> Result<&StoreConfig, Error> {
+    config
+        .store
+        .as_ref()
+        .ok_or_else(|| Error::NoStore(config.source.clone()))
+}
+
+/// The configured store.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
+    Ok(store::open(store_config(config)?).await?)
+}
+
+/// A date given on the command line (the start of a range).
+fn date(text: Option<String>) -> Result<Option<i64>, Error> {
+    text.map(|d| parse_date(&d).map_err(Error::Usage))
+        .transpose()
+}
+
+/// A date given on the command line as the end of a range (a plain date
+/// includes its whole day).
+fn date_end(text: Option<String>) -> Result<Option<i64>, Error> {
+    text.map(|d| parse_date_end(&d).map_err(Error::Usage))
+        .transpose()
+}
+
+/// Where a recording is now, for people.
+fn whereabouts(r: &Recording) -> String {
+    let key = r.object_key.as_deref().unwrap_or("-");
+    match r.step() {
+        State::Uploaded | State::Verified => {
+            format!("local {} + store {key}", r.path.display())
+        }
+        State::LocalDeleted => format!("store {key}"),
+        State::RemoteDeleted => format!(
+            "deleted {} by {}",
+            r.deleted_at.map(local_time).unwrap_or_default(),
+            r.deleted_by.as_deref().unwrap_or("retention")
+        ),
+        State::Gone => "gone (removed by someone else before archiving)".to_string(),
+        _ => format!("local {}", r.path.display()),
+    }
+}
+
+/// The directory beside the ledger, for scratch files of operator commands.
+fn scratch_dir(config: &Config) -> &Path {
+    config.ledger.path.parent().unwrap_or(Path::new("/tmp"))
+}

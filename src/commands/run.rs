@@ -1,0 +1,76 @@
+//! `recvault run [--once]`: the daemon, stopped by SIGTERM/SIGINT (a second
+//! one aborts) and reloaded by SIGHUP; or one pass over the spool.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::pipeline::{self, RunOptions};
+use crate::units::human_bytes;
+
+pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
+    let summary = pipeline::run(
+        config,
+        RunOptions { once },
+        shutdown_signal(),
+        reload_signal(),
+    )
+    .await?;
+    if !once {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = super::stdout();
+    writeln!(
+        out,
+        "archived {} recordings ({} -> {}), {} failed, {} not attempted, {} waiting for an upload window",
+        summary.archived,
+        human_bytes(summary.bytes),
+        human_bytes(summary.object_bytes),
+        summary.failed,
+        summary.not_attempted,
+        summary.deferred
+    )?;
+    super::exit(summary.failed == 0 && summary.not_attempted == 0)
+}
+
+/// A message for every SIGHUP: re-read the config.
+fn reload_signal() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Ok(mut hup) = signal(SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("signal received; stopping (send again to abort)");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        eprintln!("recvault: second signal; aborting (interrupted steps resume at next start)");
+        std::process::exit(130);
+    });
+}

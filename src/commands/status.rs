@@ -1,0 +1,77 @@
+//! `recvault status`: counts and bytes per state, the backlog, the last errors.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::recording::key::display_name;
+use crate::units::{human_bytes, local_time, now_secs};
+
+pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, Error> {
+    let ledger = super::open_ledger(config)?;
+    writeln!(out, "ledger: {}", ledger.path().display())?;
+    writeln!(
+        out,
+        "{:<15} {:>10} {:>12} {:>12}",
+        "state", "count", "original", "stored"
+    )?;
+    let mut total = 0;
+    for (state, t) in ledger.totals()? {
+        total += t.count;
+        writeln!(
+            out,
+            "{:<15} {:>10} {:>12} {:>12}",
+            state.as_str(),
+            t.count,
+            human_bytes(t.bytes),
+            human_bytes(t.object_bytes)
+        )?;
+    }
+    writeln!(out, "{:<15} {:>10}", "total", total)?;
+    writeln!(
+        out,
+        "unattributed: {} (file name did not match [naming] template)",
+        ledger.unattributed_count()?
+    )?;
+    let active = ledger
+        .holds()?
+        .iter()
+        .filter(|h| h.released_at.is_none())
+        .count();
+    writeln!(out, "legal holds: {active} active")?;
+    match ledger.oldest_waiting()? {
+        Some(r) => writeln!(
+            out,
+            "backlog: oldest waiting {} ({} ago, {}): {}",
+            local_time(r.time_secs()),
+            age(r.time_secs()),
+            r.state,
+            display_name(&r.name)
+        )?,
+        None => writeln!(out, "backlog: none")?,
+    }
+    let errors = ledger.recent_errors(5)?;
+    if errors.is_empty() {
+        writeln!(out, "last errors: none")?;
+    } else {
+        writeln!(out, "last errors:")?;
+        for r in errors {
+            writeln!(
+                out,
+                "  {} {} {}: {}",
+                local_time(r.updated_at),
+                r.state,
+                display_name(&r.name),
+                r.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How long ago `secs` was, to the minute.
+fn age(secs: i64) -> String {
+    let d = (now_secs() - secs).max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(d - d % 60)).to_string()
+}

@@ -1,0 +1,174 @@
+//! Config validation: every error names the file and the key.
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/recvault/recvault.toml"), text)
+}
+
+/// The message a config that must be refused is refused with.
+fn refused(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn empty_config_is_valid_and_has_no_store() {
+    let c = parse("").unwrap();
+    assert!(c.store.is_none());
+    assert_eq!(c.spool.settle, Duration::from_secs(15));
+    assert_eq!(c.spool.upload_after, Duration::from_secs(3 * 86400));
+    assert_eq!(c.ledger.path, PathBuf::from(DEFAULT_LEDGER_PATH));
+    assert_eq!(c.spool.staging, PathBuf::from("/var/lib/recvault/staging"));
+    assert_eq!(c.ledger.backup_every, Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(c.ledger.backup_keep, 7);
+}
+
+#[test]
+fn ledger_backups_can_be_turned_off_but_not_kept_zero_times() {
+    let c = parse("[ledger]\nbackup_every = \"0s\"\n").unwrap();
+    assert_eq!(c.ledger.backup_every, None);
+    let e = refused("[ledger]\nbackup_keep = 0\n");
+    assert!(e.contains("ledger.backup_keep"), "{e}");
+}
+
+#[test]
+fn unknown_key_names_the_key_and_file() {
+    let e = refused("[spool]\nsettel = \"5s\"\n");
+    assert!(e.contains("/etc/recvault/recvault.toml"), "{e}");
+    assert!(e.contains("settel"), "{e}");
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let e = refused("[spool]\nsettle = \"soon\"\n");
+    assert!(e.contains("key `spool.settle`"), "{e}");
+    assert!(e.contains("soon"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_key() {
+    let e = refused("[daemon]\nworkers = \"four\"\n");
+    assert!(e.contains("workers"), "{e}");
+}
+
+#[test]
+fn relative_dir_is_rejected_with_index() {
+    let e = refused("[spool]\ndirs = [\"/a\", \"b\"]\n");
+    assert!(e.contains("spool.dirs[1]"), "{e}");
+}
+
+#[test]
+fn s3_requires_bucket() {
+    let e = refused("[store]\nkind = \"s3\"\n");
+    assert!(e.contains("store.bucket"), "{e}");
+}
+
+#[test]
+fn bad_template_names_the_key() {
+    let e = refused("[store]\nkind = \"local\"\npath = \"/s\"\nkey_template = \"{nope}\"\n");
+    assert!(e.contains("store.key_template"), "{e}");
+}
+
+#[test]
+fn rates_windows_and_free_space() {
+    let c = parse("[spool]\nmin_free = \"10%\"\n[store]\nkind = \"local\"\npath = \"/s\"\nmax_upload_rate = \"4MiB\"\nupload_windows = [\"20:00-07:00\"]\n").unwrap();
+    let store = c.store.unwrap();
+    assert_eq!(store.max_upload_rate, Some(4 << 20));
+    assert_eq!(c.spool.min_free, Some(MinFree::Percent(10.0)));
+    let e = refused("[store]\nkind = \"local\"\npath = \"/s\"\nupload_windows = [\"8-9\"]\n");
+    assert!(
+        e.contains("store.upload_windows") && e.contains("8-9"),
+        "{e}"
+    );
+    let e = refused("[store]\nkind = \"local\"\npath = \"/s\"\nmax_upload_rate = \"fast\"\n");
+    assert!(e.contains("store.max_upload_rate"), "{e}");
+    let e = refused("[spool]\nmin_free = \"lots\"\n");
+    assert!(e.contains("spool.min_free"), "{e}");
+}
+
+#[test]
+fn key_file_secret_never_in_debug_or_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.toml");
+    std::fs::write(
+        &key,
+        "access_key_id = \"AKID\"\nsecret_access_key = \"SUPERSECRET\"\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[store]\nkind = \"s3\"\nbucket = \"b\"\nkey_file = \"{}\"\n",
+        key.display()
+    );
+    let c = parse(&text).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(dbg.contains("AKID"));
+    assert!(!dbg.contains("SUPERSECRET"), "{dbg}");
+
+    std::fs::write(
+        &key,
+        "access_key_id = \"AKID\"\nsecret_access_key = SUPERSECRET\n",
+    )
+    .unwrap();
+    let e = refused(&text);
+    assert!(e.contains("store.key_file"), "{e}");
+    assert!(!e.contains("SUPERSECRET"), "{e}");
+}
+
+#[test]
+fn retention_and_naming_parse() {
+    let c = parse(
+        "[spool]\ndirs = [\"/s/sales\"]\n[naming]\ntemplate = \"CAMPAIGN_FULLDATE_CUSTPHONE\"\n\
+         [naming.dir_campaigns]\n\"/s/sales\" = \"SALES\"\n\
+         [retention]\ndefault = \"180d\"\n[retention.campaigns]\nCOLLECT = \"90d\"\nSALES = \"forever\"\nCONSENT = \"7y\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.retention.default.secs(), Some(180 * 86400));
+    assert_eq!(c.retention.campaigns["SALES"], Keep::Forever);
+    assert_eq!(c.retention.sweep_every, Duration::from_secs(3600));
+    assert_eq!(c.naming.dir_campaigns[Path::new("/s/sales")], "SALES");
+}
+
+#[test]
+fn retention_defaults_to_keeping_everything() {
+    assert!(parse("").unwrap().retention.keeps_everything());
+    assert!(
+        parse("[retention]\nsweep_every = \"2h\"\n")
+            .unwrap()
+            .retention
+            .keeps_everything()
+    );
+}
+
+#[test]
+fn retention_errors_name_the_key() {
+    let e = refused("[retention.campaigns]\nCOLLECT = \"ninety days\"\n");
+    assert!(e.contains("key `retention.campaigns.COLLECT`"), "{e}");
+    let e = refused("[retention]\ndefault = \"1h\"\n");
+    assert!(e.contains("key `retention.default`"), "{e}");
+    let e = refused("[retention]\ndefualt = \"90d\"\n");
+    assert!(e.contains("defualt"), "{e}");
+    let e = refused("[naming]\ntemplate = \"FULLDATE_PHONE\"\n");
+    assert!(e.contains("key `naming.template`"), "{e}");
+    assert!(e.contains("PHONE"), "{e}");
+    let e = refused("[naming.dir_campaigns]\n\"/elsewhere\" = \"X\"\n");
+    assert!(e.contains("naming.dir_campaigns"), "{e}");
+    let e = refused("[store]\nkind = \"local\"\npath = \"/s\"\nobject_lock_legal_hold = true\n");
+    assert!(e.contains("store.object_lock_legal_hold"), "{e}");
+}
+
+#[test]
+fn shipped_example_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let c = Config::load(&path).unwrap();
+    assert!(
+        c.store.is_none(),
+        "the shipped config must do nothing until a store is configured"
+    );
+    assert!(!c.spool.dirs.is_empty());
+    assert!(
+        c.retention.keeps_everything(),
+        "the shipped config must delete nothing until a policy is set"
+    );
+}

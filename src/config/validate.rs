@@ -1,0 +1,279 @@
+//! Validation: the raw TOML into the settings everything downstream uses
+//! without checking again. Every error names the file and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawCompress, RawConfig, RawDaemon, RawLedger, RawNaming, RawRetention, RawSpool};
+use super::store::parse_store;
+use super::{
+    Codec, CompressConfig, Config, ConfigError, DEFAULT_LEDGER_PATH, DaemonConfig, Keep,
+    LedgerConfig, MinFree, RetentionPolicy, SpoolConfig, local_hostname,
+};
+use crate::recording::name::{DEFAULT_NAME_TEMPLATE, NameTemplate, Naming};
+use crate::units::parse_bytes;
+
+/// Collects the validation context so every error names file and key.
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a Path,
+}
+
+impl Validator<'_> {
+    pub(super) fn invalid(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(super) fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let text = value.unwrap_or(default);
+        humantime::parse_duration(text).map_err(|e| {
+            self.invalid(
+                key,
+                format!("`{text}` is not a duration ({e}); use e.g. `15s`, `3d`"),
+            )
+        })
+    }
+
+    pub(super) fn bytes(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<u64, ConfigError> {
+        let text = value.unwrap_or(default);
+        parse_bytes(text).ok_or_else(|| {
+            self.invalid(
+                key,
+                format!("`{text}` is not a size; use e.g. `64MiB`, `5000000`"),
+            )
+        })
+    }
+
+    pub(super) fn absolute(&self, key: &str, path: PathBuf) -> Result<PathBuf, ConfigError> {
+        if path.is_absolute() {
+            Ok(path)
+        } else {
+            Err(self.invalid(
+                key,
+                format!("`{}` must be an absolute path", path.display()),
+            ))
+        }
+    }
+
+    pub(super) fn required(&self, key: &str, value: Option<String>) -> Result<String, ConfigError> {
+        match value {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            _ => Err(self.invalid(key, "is required for this store kind")),
+        }
+    }
+}
+
+/// Validates config text; `path` is only used in messages and for key-file lookup.
+pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let v = Validator { file: path };
+    let ledger = ledger(&v, raw.ledger.unwrap_or_default())?;
+    let spool = spool(&v, raw.spool.unwrap_or_default(), &ledger.path)?;
+    let compress = compress(&v, raw.compress.unwrap_or_default())?;
+    let store = match raw.store {
+        None => None,
+        Some(raw) => parse_store(&v, raw)?,
+    };
+    let daemon = daemon(&v, raw.daemon.unwrap_or_default())?;
+    let naming = naming(&v, raw.naming.unwrap_or_default(), &spool.dirs)?;
+    let retention = retention(&v, raw.retention.unwrap_or_default())?;
+    Ok(Config {
+        source: path.to_path_buf(),
+        spool,
+        compress,
+        store,
+        ledger,
+        daemon,
+        naming,
+        retention,
+    })
+}
+
+fn ledger(v: &Validator<'_>, raw: RawLedger) -> Result<LedgerConfig, ConfigError> {
+    let path = match raw.path {
+        Some(p) => v.absolute("ledger.path", p)?,
+        None => PathBuf::from(DEFAULT_LEDGER_PATH),
+    };
+    let backup_every = match v.duration("ledger.backup_every", raw.backup_every.as_deref(), "6h")? {
+        d if d.is_zero() => None,
+        d if d < Duration::from_secs(1) => {
+            return Err(v.invalid("ledger.backup_every", "must be at least 1s (or 0s: never)"));
+        }
+        d => Some(d),
+    };
+    let backup_keep = raw.backup_keep.unwrap_or(7);
+    if backup_keep == 0 {
+        return Err(v.invalid(
+            "ledger.backup_keep",
+            "must be at least 1 (set backup_every = \"0s\" to turn backups off)",
+        ));
+    }
+    Ok(LedgerConfig {
+        path,
+        backup_every,
+        backup_keep,
+    })
+}
+
+fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolConfig, ConfigError> {
+    let mut dirs = Vec::new();
+    for (i, dir) in raw.dirs.unwrap_or_default().into_iter().enumerate() {
+        let dir = v.absolute(&format!("spool.dirs[{i}]"), dir)?;
+        if dirs.contains(&dir) {
+            return Err(v.invalid(
+                &format!("spool.dirs[{i}]"),
+                format!("`{}` is listed twice", dir.display()),
+            ));
+        }
+        dirs.push(dir);
+    }
+    let staging = match raw.staging {
+        Some(p) => v.absolute("spool.staging", p)?,
+        None => ledger_path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join("staging"),
+    };
+    if dirs.iter().any(|d| staging.starts_with(d)) {
+        return Err(v.invalid("spool.staging", "must not be inside a spool directory"));
+    }
+    let rescan = v.duration("spool.rescan", raw.rescan.as_deref(), "5m")?;
+    if rescan < Duration::from_secs(1) {
+        return Err(v.invalid("spool.rescan", "must be at least 1s"));
+    }
+    let min_free = match raw.min_free.as_deref().unwrap_or("5%") {
+        "none" | "" => None,
+        text => Some(MinFree::parse(text).ok_or_else(|| {
+            v.invalid(
+                "spool.min_free",
+                format!(
+                    "`{text}` is not a size or percentage; use e.g. \"10%\", \"2GiB\" or \"none\""
+                ),
+            )
+        })?),
+    };
+    Ok(SpoolConfig {
+        min_free,
+        dirs,
+        settle: v.duration("spool.settle", raw.settle.as_deref(), "15s")?,
+        upload_after: v.duration("spool.upload_after", raw.upload_after.as_deref(), "3d")?,
+        staging,
+        rescan,
+        ignore: raw
+            .ignore
+            .unwrap_or_else(|| vec![".*".to_string(), "*.tmp".to_string(), "*.part".to_string()]),
+    })
+}
+
+fn compress(v: &Validator<'_>, raw: RawCompress) -> Result<CompressConfig, ConfigError> {
+    let codec_text = raw.codec.unwrap_or_else(|| "zstd".to_string());
+    let codec = Codec::parse(&codec_text).ok_or_else(|| {
+        v.invalid(
+            "compress.codec",
+            format!("`{codec_text}` is not a codec; use `zstd` or `none`"),
+        )
+    })?;
+    let level = raw.level.unwrap_or(3);
+    if !(1..=19).contains(&level) {
+        return Err(v.invalid("compress.level", format!("{level} is out of range 1..=19")));
+    }
+    Ok(CompressConfig { codec, level })
+}
+
+fn daemon(v: &Validator<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
+    let workers = raw.workers.unwrap_or(4);
+    if !(1..=64).contains(&workers) {
+        return Err(v.invalid(
+            "daemon.workers",
+            format!("{workers} is out of range 1..=64"),
+        ));
+    }
+    let host = raw.host.unwrap_or_else(local_hostname);
+    if host.is_empty() || host.contains('/') || host.chars().any(char::is_control) {
+        return Err(v.invalid(
+            "daemon.host",
+            format!("`{host}` cannot be used in object keys"),
+        ));
+    }
+    Ok(DaemonConfig {
+        workers,
+        host,
+        log_level: raw.log_level.unwrap_or_else(|| "info".to_string()),
+        shutdown_grace: v.duration(
+            "daemon.shutdown_grace",
+            raw.shutdown_grace.as_deref(),
+            "20s",
+        )?,
+    })
+}
+
+fn naming(
+    v: &Validator<'_>,
+    raw: RawNaming,
+    spool_dirs: &[PathBuf],
+) -> Result<Naming, ConfigError> {
+    let text = raw
+        .template
+        .unwrap_or_else(|| DEFAULT_NAME_TEMPLATE.to_string());
+    let template = NameTemplate::parse(&text).map_err(|e| v.invalid("naming.template", e))?;
+    let mut dir_campaigns = BTreeMap::new();
+    for (dir, campaign) in raw.dir_campaigns.unwrap_or_default() {
+        let key = format!("naming.dir_campaigns.\"{}\"", dir.display());
+        let dir = v.absolute(&key, dir)?;
+        if !spool_dirs.contains(&dir) {
+            return Err(v.invalid(&key, "is not one of spool.dirs"));
+        }
+        if campaign.trim().is_empty() {
+            return Err(v.invalid(&key, "campaign must not be empty"));
+        }
+        dir_campaigns.insert(dir, campaign);
+    }
+    Ok(Naming {
+        template,
+        dir_campaigns,
+    })
+}
+
+fn retention(v: &Validator<'_>, raw: RawRetention) -> Result<RetentionPolicy, ConfigError> {
+    let keep = |key: &str, text: &str| Keep::parse(text).map_err(|e| v.invalid(key, e));
+    let default = match raw.default.as_deref() {
+        // Safe default: nothing is deleted until an operator sets a policy.
+        None => Keep::Forever,
+        Some(text) => keep("retention.default", text)?,
+    };
+    let mut campaigns = BTreeMap::new();
+    for (campaign, text) in raw.campaigns.unwrap_or_default() {
+        let key = format!("retention.campaigns.{campaign}");
+        if campaign.trim().is_empty() {
+            return Err(v.invalid(&key, "campaign id must not be empty"));
+        }
+        let period = keep(&key, &text)?;
+        campaigns.insert(campaign, period);
+    }
+    let sweep_every = v.duration("retention.sweep_every", raw.sweep_every.as_deref(), "1h")?;
+    if sweep_every < Duration::from_secs(60) {
+        return Err(v.invalid("retention.sweep_every", "must be at least 1m"));
+    }
+    Ok(RetentionPolicy {
+        default,
+        campaigns,
+        sweep_every,
+    })
+}

@@ -1,0 +1,227 @@
+//! Retention: the sweep that deletes what the policy says is due — objects
+//! in DeleteObjects batches, then local copies, then one ledger transaction
+//! recording each deletion with its audit entry. Which recordings are due is
+//! the ledger's selection (`ledger::retention`); a recording under a legal
+//! hold is never deleted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Config, RetentionPolicy};
+use crate::error::Error;
+use crate::governance::audit::note_policy;
+use crate::ledger::Ledger;
+use crate::ledger::audit::{Action, Actor, NewEntry};
+use crate::ledger::lock::InstanceLock;
+use crate::ledger::retention::{Due, DueCursor};
+use crate::recording::Recording;
+use crate::recording::key::display_name;
+use crate::spool::remove_local_copy;
+use crate::store::{self, Store, StoreError};
+use crate::units::now_secs;
+
+/// Everything a sweep needs besides the time.
+pub struct Sweep<'a> {
+    pub ledger: &'a Arc<Ledger>,
+    /// `None` without a configured store: only never-uploaded local copies can go.
+    pub store: Option<&'a dyn Store>,
+    pub policy: &'a RetentionPolicy,
+    pub spool_dirs: &'a [PathBuf],
+    pub staging: &'a Path,
+    pub actor: &'a Actor,
+    /// Recordings an archive worker is busy with right now: left for next time.
+    pub skip: &'a HashSet<i64>,
+    /// Stop after this many batches (the daemon comes back soon); `usize::MAX` for all.
+    pub max_batches: usize,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub deleted: u64,
+    /// Object bytes removed from the store.
+    pub object_bytes: u64,
+    /// Local copies removed (never-uploaded or not-yet-removed ones).
+    pub local_removed: u64,
+    /// Due but under a legal hold: kept.
+    pub held: u64,
+    /// Due but not deleted this time (store refused, local file undeletable).
+    pub failed: u64,
+    /// Deleted per campaign (`-` for none).
+    pub by_campaign: BTreeMap<String, u64>,
+    /// More due recordings are waiting (`max_batches` reached).
+    pub more: bool,
+}
+
+impl Sweep<'_> {
+    /// Deletes what is due at `now`, batch by batch.
+    pub async fn run(&self, now: i64) -> Result<SweepReport, Error> {
+        let mut report = SweepReport::default();
+        let mut cursor = DueCursor::default();
+        for _ in 0..self.max_batches {
+            let policy = self.policy.clone();
+            let (due, next) = self
+                .ledger
+                .call(move |l| {
+                    let due = l.next_due_page(&policy, now, None, &mut cursor)?;
+                    Ok::<_, Error>((due, cursor))
+                })
+                .await?;
+            cursor = next;
+            if due.is_empty() {
+                return Ok(report);
+            }
+            let (held, due): (Vec<_>, Vec<_>) = due.into_iter().partition(|d| d.held);
+            report.held += held.len() as u64;
+            let due: Vec<Due> = due
+                .into_iter()
+                .filter(|d| !self.skip.contains(&d.rec.id))
+                .collect();
+            if !due.is_empty() {
+                self.delete_batch(now, due, &mut report).await?;
+            }
+        }
+        report.more = true;
+        Ok(report)
+    }
+
+    async fn delete_batch(
+        &self,
+        now: i64,
+        due: Vec<Due>,
+        report: &mut SweepReport,
+    ) -> Result<(), Error> {
+        // Checked again right before deleting: a hold placed since the
+        // selection still wins.
+        let ids: Vec<i64> = due.iter().map(|d| d.rec.id).collect();
+        let held = self.ledger.call(move |l| l.held_now(&ids)).await?;
+        report.held += held.len() as u64;
+        let due: Vec<Due> = due
+            .into_iter()
+            .filter(|d| !held.contains(&d.rec.id))
+            .collect();
+        // Objects first: a recording is only marked deleted once its object is gone.
+        let remote = self.delete_objects(&due).await?;
+        let mut done = Vec::new();
+        for d in due {
+            let key_result = d
+                .rec
+                .object_key
+                .as_ref()
+                .and_then(|k| remote.get(k))
+                .cloned()
+                .unwrap_or(Ok(()));
+            if let Err(e) = key_result {
+                tracing::warn!(recording = %display_name(&d.rec.name), "retention could not delete the object: {e}");
+                report.failed += 1;
+                continue;
+            }
+            match self.remove_local(&d.rec).await {
+                Ok(local) => done.push((d, local)),
+                Err(e) => {
+                    tracing::warn!(recording = %display_name(&d.rec.name), "retention could not delete the local copy: {e}");
+                    report.failed += 1;
+                }
+            }
+        }
+        let actor = self.actor.clone();
+        let (done, recorded) = self
+            .ledger
+            .call(move |l| {
+                let recorded = l.record_retention_deletes(now, &actor, &done)?;
+                Ok::<_, Error>((done, recorded))
+            })
+            .await?;
+        for (d, local) in done.iter().filter(|(d, _)| recorded.contains(&d.rec.id)) {
+            let r = &d.rec;
+            report.deleted += 1;
+            report.object_bytes += r.object_size.unwrap_or(0) * u64::from(r.may_be_stored());
+            report.local_removed += u64::from(local.is_some());
+            *report
+                .by_campaign
+                .entry(r.campaign.clone().unwrap_or_else(|| "-".to_string()))
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects of `due` that may exist; the store's answer per key.
+    async fn delete_objects(
+        &self,
+        due: &[Due],
+    ) -> Result<HashMap<String, Result<(), StoreError>>, Error> {
+        let keys: Vec<String> = due
+            .iter()
+            .filter(|d| d.rec.may_be_stored())
+            .filter_map(|d| d.rec.object_key.clone())
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(match self.store {
+            Some(store) => store.delete_many(&keys).await?.into_iter().collect(),
+            None => {
+                let e = StoreError::Permanent("no store is configured".to_string());
+                keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
+            }
+        })
+    }
+
+    /// Removes the local copy (and any staged object) if the ledger says
+    /// there is one. Returns what happened to it, `None` if there was none.
+    async fn remove_local(&self, rec: &Recording) -> Result<Option<&'static str>, String> {
+        let _ = std::fs::remove_file(self.staging.join(format!("{}.obj", rec.id)));
+        if !rec.state.is_local() {
+            return Ok(None);
+        }
+        let (dirs, path, identity) = (self.spool_dirs.to_vec(), rec.path.clone(), rec.identity);
+        tokio::task::spawn_blocking(move || remove_local_copy(&dirs, &path, identity))
+            .await
+            .map_err(|e| e.to_string())?
+            .map(Some)
+    }
+}
+
+/// `recvault retention run`: one full sweep now, with the instance lock held
+/// so no archive worker races it. Audited as an operator action.
+pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Error> {
+    let now = now_secs();
+    let _lock = InstanceLock::acquire(&config.ledger.path).map_err(|source| Error::Busy {
+        source,
+        hint: "the daemon sweeps every [retention] sweep_every by itself",
+    })?;
+    let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
+    ledger.attribute_pending(&config.naming)?;
+    note_policy(&ledger, config, actor, now)?;
+    let store = match &config.store {
+        Some(c) => Some(store::open(c).await?),
+        None => None,
+    };
+    let report = Sweep {
+        ledger: &ledger,
+        store: store.as_deref(),
+        policy: &config.retention,
+        spool_dirs: &config.spool.dirs,
+        staging: &config.spool.staging,
+        actor,
+        skip: &HashSet::new(),
+        max_batches: usize::MAX,
+    }
+    .run(now)
+    .await?;
+    ledger.audit_record(
+        actor,
+        now,
+        &NewEntry {
+            action: Action::RetentionRun,
+            case_id: None,
+            subject: &format!(
+                "sweep: {} deleted, {} held, {} failed",
+                report.deleted, report.held, report.failed
+            ),
+            reason: "operator ran `recvault retention run`",
+        },
+    )?;
+    Ok(report)
+}

@@ -1,0 +1,44 @@
+//! Test set-up shared by every unit test that needs a ledger with rows in it.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{Ledger, SpoolFile};
+use crate::recording::name::Attribution;
+use crate::recording::{FileIdentity, State};
+
+/// A new ledger in a temp directory (kept alive by the returned guard).
+pub(crate) fn ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("l.sqlite3")).unwrap();
+    (dir, ledger)
+}
+
+/// A spool file at `path` (3 bytes, dev 1, inode 2) last written at `mtime_ns`.
+pub(crate) fn spool_file(path: &str, mtime_ns: i64) -> SpoolFile {
+    SpoolFile {
+        path: PathBuf::from(path),
+        name: Path::new(path).file_name().unwrap().as_bytes().to_vec(),
+        identity: FileIdentity {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns,
+        },
+    }
+}
+
+/// Records `file` in `state` with what its call is known for. Returns its id.
+pub(crate) fn insert(ledger: &Ledger, file: &SpoolFile, call: &Attribution, state: State) -> i64 {
+    ledger.insert(file, call, state, "test").unwrap()
+}
+
+/// Records a recording at `path` with nothing known about its call.
+pub(crate) fn insert_plain(ledger: &Ledger, path: &str, state: State) -> i64 {
+    insert(
+        ledger,
+        &spool_file(path, 4_000_000_000),
+        &Attribution::default(),
+        state,
+    )
+}

@@ -1,0 +1,298 @@
+//! What the pipeline and the commands ask the ledger about recordings.
+//! Reads go to a reader connection; the two writes here (attribution of old
+//! rows, rescheduling after an outage) change no state.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::{COLUMNS, ListFilter, LocalRow, StateTotals, from_row, identity_at};
+use super::transitions::MAX_RETRY_DELAY;
+use super::{Ledger, LedgerError};
+use crate::recording::name::Naming;
+use crate::recording::{Recording, State};
+use crate::units::now_secs;
+
+impl Ledger {
+    /// Every recording whose local file is still the ledger's concern, by path.
+    pub fn local_rows(&self) -> Result<HashMap<PathBuf, LocalRow>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, path, dev, ino, size, mtime_ns, state FROM recordings \
+             WHERE state NOT IN ('local_deleted', 'remote_deleted', 'gone')",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            let path = PathBuf::from(OsStr::from_bytes(&row.get::<_, Vec<u8>>(1)?));
+            let state: String = row.get(6)?;
+            Ok((
+                path,
+                LocalRow {
+                    id: row.get(0)?,
+                    identity: identity_at(row, 2)?,
+                    state: state.parse().unwrap_or(State::Failed),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One recording by id.
+    pub fn recording(&self, id: i64) -> Result<Recording, LedgerError> {
+        let conn = self.reader()?;
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?
+        .ok_or(LedgerError::NoSuchRecording(id))
+    }
+
+    /// Recordings with a step to do now, oldest first: settled ones whose
+    /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
+    /// a verified one under a legal hold: its local copy stays), and failed
+    /// ones whose retry time has come (all of them if `retry_all`). A retry
+    /// time further ahead than [`MAX_RETRY_DELAY`] can only mean the clock
+    /// was set back since it was written: such a recording is due now rather
+    /// than parked until the clock catches up.
+    pub fn work_queue(
+        &self,
+        upload_cutoff_ns: i64,
+        now: i64,
+        retry_all: bool,
+        limit: usize,
+    ) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM recordings r WHERE \
+               (state = 'settled' AND mtime_ns <= ?1) \
+               OR state IN ('compressed', 'uploaded') \
+               OR (state = 'verified' AND NOT {held}) \
+               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5)) \
+             ORDER BY mtime_ns, id LIMIT ?4",
+            held = *super::holds::HELD
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                upload_cutoff_ns,
+                now,
+                retry_all,
+                limit as i64,
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
+            from_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recordings still `seen`, for the settle check.
+    pub fn seen(&self) -> Result<Vec<Recording>, LedgerError> {
+        self.by_state(State::Seen)
+    }
+
+    /// Every recording in `state`.
+    pub fn by_state(&self, state: State) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state = ?1 ORDER BY mtime_ns, id"
+        ))?;
+        let rows = stmt.query_map([state.as_str()], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The earliest moment (unix seconds) something waiting becomes due:
+    /// a seen file settling, a settled one reaching `upload_after`, a retry.
+    pub fn next_due(
+        &self,
+        settle: Duration,
+        upload_after: Duration,
+    ) -> Result<Option<i64>, LedgerError> {
+        let conn = self.reader()?;
+        let due: Option<i64> = conn.query_row(
+            "SELECT MIN(due) FROM ( \
+               SELECT MIN(mtime_ns) / 1000000000 + ?1 AS due FROM recordings WHERE state = 'seen' \
+               UNION ALL SELECT MIN(mtime_ns) / 1000000000 + ?2 FROM recordings WHERE state = 'settled' \
+               UNION ALL SELECT MIN(MIN(retry_at, ?3 + ?4)) FROM recordings WHERE state = 'failed')",
+            params![
+                settle.as_secs() as i64 + 1,
+                upload_after.as_secs() as i64 + 1,
+                now_secs(),
+                MAX_RETRY_DELAY.as_secs() as i64
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(due)
+    }
+
+    /// Count and bytes per state.
+    pub fn totals(&self) -> Result<Vec<(State, StateTotals)>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT state, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
+             FROM recordings GROUP BY state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StateTotals {
+                    count: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                    object_bytes: r.get::<_, i64>(3)? as u64,
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (state, totals) = row?;
+            if let Ok(state) = state.parse() {
+                out.push((state, totals));
+            }
+        }
+        out.sort_by_key(|(s, _)| *s);
+        Ok(out)
+    }
+
+    /// The oldest recording not yet archived (mtime, ns), if any.
+    pub fn oldest_waiting(&self) -> Result<Option<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        Ok(conn
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM recordings \
+                     WHERE state IN ('seen', 'settled', 'compressed', 'uploaded', 'failed') \
+                     ORDER BY mtime_ns LIMIT 1"
+                ),
+                [],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    /// The most recently updated recordings that carry an error.
+    pub fn recent_errors(&self, limit: usize) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE last_error IS NOT NULL \
+             AND state IN ('failed', 'quarantined') ORDER BY updated_at DESC, id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recordings matching `filter`, oldest first; `visit` sees each in turn
+    /// so a big ledger is never held in memory. An error from `visit` stops
+    /// the walk and is returned.
+    pub fn list<E: From<LedgerError>>(
+        &self,
+        filter: &ListFilter,
+        mut visit: impl FnMut(&Recording) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let conn = self.reader()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM recordings WHERE (?1 IS NULL OR state = ?1) \
+                 AND (?2 IS NULL OR mtime_ns >= ?2 * 1000000000) AND (?3 IS NULL OR mtime_ns < ?3 * 1000000000) \
+                 ORDER BY mtime_ns, id"
+            ))
+            .map_err(LedgerError::from)?;
+        let mut rows = stmt
+            .query(params![
+                filter.state.map(|s| s.as_str()),
+                filter.since,
+                filter.until
+            ])
+            .map_err(LedgerError::from)?;
+        while let Some(row) = rows.next().map_err(LedgerError::from)? {
+            visit(&from_row(row).map_err(LedgerError::from)?)?;
+        }
+        Ok(())
+    }
+
+    /// Attributes recordings taken in before attribution existed (in pages,
+    /// so a big ledger is never held in memory). Returns how many.
+    pub fn attribute_pending(&self, naming: &Naming) -> Result<usize, LedgerError> {
+        let mut done = 0;
+        loop {
+            let page: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+                let conn = self.reader()?;
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, path, name FROM recordings WHERE attributed IS NULL ORDER BY id LIMIT 1000",
+                )?;
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            if page.is_empty() {
+                return Ok(done);
+            }
+            let mut conn = self.writer();
+            let tx = conn.transaction()?;
+            for (id, path, name) in &page {
+                let call = naming.attribute(Path::new(OsStr::from_bytes(path)), name);
+                tx.execute(
+                    "UPDATE recordings SET attributed = ?2, campaign = ?3, call_time = ?4, phone = ?5, \
+                     agent = ?6, lead_id = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        call.matched,
+                        call.campaign,
+                        call.call_time,
+                        call.phone,
+                        call.agent,
+                        call.lead_id
+                    ],
+                )?;
+            }
+            tx.commit()?;
+            done += page.len();
+        }
+    }
+
+    /// Recordings whose name did not match the naming template.
+    pub fn unattributed_count(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self.reader()?.query_row(
+            "SELECT COUNT(*) FROM recordings WHERE attributed = 0",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Recordings whose object should be in the store (verified or local
+    /// copy deleted), recorded at or after `since` (unix seconds); a random
+    /// `sample` of them, or all.
+    pub fn archived(
+        &self,
+        since: Option<i64>,
+        sample: Option<usize>,
+    ) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        let order = if sample.is_some() {
+            "RANDOM()"
+        } else {
+            "mtime_ns, id"
+        };
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state IN ('verified', 'local_deleted') \
+             AND object_key IS NOT NULL AND (?1 IS NULL OR mtime_ns >= ?1 * 1000000000) \
+             ORDER BY {order} LIMIT ?2"
+        ))?;
+        let limit = sample.map(|n| n as i64).unwrap_or(-1);
+        let rows = stmt.query_map(params![since, limit], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recordings whose object key or file name is `wanted`, newest first.
+    pub fn find(&self, wanted: &[u8]) -> Result<Vec<Recording>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE CAST(object_key AS BLOB) = ?1 OR name = ?1 \
+             ORDER BY mtime_ns DESC, id DESC"
+        ))?;
+        let rows = stmt.query_map([wanted], from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,120 @@
+//! The ledger's transitions and queries against a real SQLite file.
+
+use std::time::Duration;
+
+use super::fixtures::{insert_plain, ledger, spool_file};
+use super::*;
+use crate::recording::State;
+use crate::recording::name::Attribution;
+use crate::units::now_secs;
+
+#[test]
+fn transitions_are_checked_and_recorded() {
+    let (_dir, ledger) = ledger();
+    let id = insert_plain(&ledger, "/s/a.wav", State::Seen);
+    ledger.settled(id).unwrap();
+    let err = ledger.settled(id).unwrap_err();
+    assert!(matches!(err, LedgerError::StateConflict { .. }), "{err}");
+    assert_eq!(ledger.recording(id).unwrap().state, State::Settled);
+}
+
+#[test]
+fn one_local_recording_per_path_but_paths_may_return() {
+    let (_dir, ledger) = ledger();
+    let id = insert_plain(&ledger, "/s/a.wav", State::Seen);
+    let again = spool_file("/s/a.wav", 4_000_000_000);
+    let none = Attribution::default();
+    assert!(ledger.insert(&again, &none, State::Seen, "dup").is_err());
+    ledger.gone(id, State::Seen, "removed").unwrap();
+    ledger
+        .insert(&again, &none, State::Seen, "found again")
+        .unwrap();
+    assert_eq!(ledger.local_rows().unwrap().len(), 1);
+}
+
+#[test]
+fn object_keys_are_unique() {
+    let (_dir, ledger) = ledger();
+    let a = insert_plain(&ledger, "/s/a.wav", State::Settled);
+    let b = insert_plain(&ledger, "/t/a.wav", State::Settled);
+    let facts = CompressedFacts {
+        sha256: "0".repeat(64),
+        object_key: "k".to_string(),
+        object_size: 1,
+        object_sha256: "0".repeat(64),
+        codec: "zstd".to_string(),
+    };
+    ledger.compressed(a, &facts).unwrap();
+    let err = ledger.compressed(b, &facts).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::KeyTaken(ref k) if k == "k"),
+        "{err}"
+    );
+    assert_eq!(
+        ledger.recording(b).unwrap().state,
+        State::Settled,
+        "a failed transition changes nothing"
+    );
+}
+
+#[test]
+fn failed_resumes_where_it_failed() {
+    let (_dir, ledger) = ledger();
+    let id = insert_plain(&ledger, "/s/a.wav", State::Compressed);
+    ledger
+        .mark_failed(&ledger.recording(id).unwrap(), "store down", 0)
+        .unwrap();
+    let rec = ledger.recording(id).unwrap();
+    assert_eq!((rec.state, rec.attempts), (State::Failed, 1));
+    assert_eq!(ledger.resume_failed(&rec).unwrap(), State::Compressed);
+}
+
+#[test]
+fn concurrent_first_opens_migrate_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite3");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Ledger::open(&path).map(|_| ()))
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap().unwrap();
+    }
+}
+
+#[test]
+fn a_retry_parked_by_a_clock_set_back_is_due_now() {
+    let (_dir, ledger) = ledger();
+    let id = insert_plain(&ledger, "/s/a.wav", State::Compressed);
+    let rec = ledger.recording(id).unwrap();
+    let now = now_secs();
+    // Written a minute before the clock was set back a day.
+    ledger
+        .mark_failed(&rec, "store down", now + 86_400 + 60)
+        .unwrap();
+    let queue = ledger.work_queue(0, now, false, 10).unwrap();
+    assert_eq!(queue.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    let due = ledger
+        .next_due(Duration::from_secs(1), Duration::from_secs(1))
+        .unwrap()
+        .unwrap();
+    assert!(due <= now_secs() + MAX_RETRY_DELAY.as_secs() as i64);
+    // An ordinary back-off is still waited for.
+    let id2 = insert_plain(&ledger, "/s/b.wav", State::Compressed);
+    ledger
+        .mark_failed(&ledger.recording(id2).unwrap(), "store down", now + 60)
+        .unwrap();
+    let queue = ledger.work_queue(0, now, false, 10).unwrap();
+    assert!(!queue.iter().any(|r| r.id == id2));
+}
+
+#[test]
+fn reopening_keeps_data_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite3");
+    let id = insert_plain(&Ledger::open(&path).unwrap(), "/s/a.wav", State::Seen);
+    let again = Ledger::open(&path).unwrap();
+    assert_eq!(again.recording(id).unwrap().name, b"a.wav");
+}

@@ -1,0 +1,227 @@
+//! The archive steps of one recording: compress → upload → verify → delete
+//! the local copy. Each step ends in one ledger transition; a step cut short
+//! (crash, kill, outage) is simply done again from the recorded state. The
+//! store steps (upload, verify) are in `upload.rs`; staging files in
+//! `staging.rs`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+
+use crate::codec::{self, EncodeError};
+use crate::config::{Config, StoreConfig};
+use crate::error::Error;
+use crate::ledger::audit::Actor;
+use crate::ledger::{CompressedFacts, Ledger, LedgerError};
+use crate::recording::key::{KeyInputs, display_name, encode_name};
+use crate::recording::{FileIdentity, Recording, State};
+use crate::spool;
+use crate::store::{Store, meta};
+
+/// How a recording's processing ended this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Archived and the local copy removed (or it was already gone).
+    Archived { bytes: u64, object_bytes: u64 },
+    /// Stopped in a state with nothing more to do now (changed file back to seen, …).
+    Waiting(State),
+}
+
+/// Runs archive steps against one ledger and one store.
+pub struct Archiver {
+    pub(super) config: Arc<Config>,
+    pub(super) store_config: StoreConfig,
+    pub(super) ledger: Arc<Ledger>,
+    pub(super) store: Arc<dyn Store>,
+    /// Who the audit trail names for local deletes.
+    actor: Actor,
+}
+
+impl Archiver {
+    pub fn new(
+        config: Arc<Config>,
+        store_config: StoreConfig,
+        ledger: Arc<Ledger>,
+        store: Arc<dyn Store>,
+    ) -> Archiver {
+        Archiver {
+            config,
+            store_config,
+            ledger,
+            store,
+            actor: Actor::current(),
+        }
+    }
+
+    /// The store objects go to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The staging file holding a recording's object between compress and verify.
+    pub fn staging_path(&self, id: i64) -> PathBuf {
+        super::staging::object_path(&self.config.spool.staging, id)
+    }
+
+    /// Moves a recording through every step it can take now.
+    pub async fn process(&self, id: i64) -> Result<Done, Error> {
+        loop {
+            let rec = self.ledger.call(move |l| l.recording(id)).await?;
+            match rec.state {
+                State::Failed => {
+                    self.ledger.call(move |l| l.resume_failed(&rec)).await?;
+                }
+                State::Settled => self.compress(&rec).await?,
+                State::Compressed => self.upload(&rec).await?,
+                State::Uploaded => self.verify(&rec).await?,
+                State::Verified => return self.delete_local(&rec).await,
+                other => return Ok(Done::Waiting(other)),
+            }
+        }
+    }
+
+    async fn compress(&self, rec: &Recording) -> Result<(), Error> {
+        if !spool::in_spool(&self.config.spool.dirs, &rec.path) {
+            return Err(Error::Local(format!(
+                "{} is not in a configured spool directory; left alone",
+                rec.path.display()
+            )));
+        }
+        let dest = self.staging_path(rec.id);
+        let (path, identity, codec, level) = (
+            rec.path.clone(),
+            rec.identity,
+            self.config.compress.codec,
+            self.config.compress.level,
+        );
+        let staging = self.config.spool.staging.clone();
+        let encoded = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&staging).map_err(|e| EncodeError::Staging {
+                path: staging.display().to_string(),
+                source: e,
+            })?;
+            codec::encode(&path, identity, codec, level, &dest)
+        })
+        .await
+        .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
+        let (id, name) = (rec.id, display_name(&rec.name));
+        let encoded = match encoded {
+            Ok(e) => e,
+            Err(EncodeError::Changed(now)) => {
+                tracing::info!(recording = %name, "recording changed after it settled; starting over");
+                let now = now.unwrap_or(FileIdentity {
+                    size: 0,
+                    mtime_ns: 0,
+                    ..rec.identity
+                });
+                return Ok(self
+                    .ledger
+                    .call(move |l| l.reset_changed(id, now, "changed after settling"))
+                    .await?);
+            }
+            Err(EncodeError::Gone) => {
+                tracing::warn!(recording = %name, "recording was removed by someone else before it was archived");
+                return Ok(self
+                    .ledger
+                    .call(move |l| l.gone(id, State::Settled, "removed before archiving"))
+                    .await?);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut facts = CompressedFacts {
+            sha256: hex::encode(encoded.sha256),
+            object_key: match &rec.object_key {
+                Some(k) => k.clone(),
+                None => self.render_key(rec, false),
+            },
+            object_size: encoded.object_size,
+            object_sha256: hex::encode(encoded.object_sha256),
+            codec: codec.as_str().to_string(),
+        };
+        let first = facts.clone();
+        match self.ledger.call(move |l| l.compressed(id, &first)).await {
+            // Another recording has that key (VICIdial names repeat): a unique one.
+            Err(LedgerError::KeyTaken(_)) => {
+                facts.object_key = self.render_key(rec, true);
+                Ok(self.ledger.call(move |l| l.compressed(id, &facts)).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The object key of `rec`; `unique` adds its id (for a name whose plain
+    /// key is taken).
+    pub(super) fn render_key(&self, rec: &Recording, unique: bool) -> String {
+        let time = Utc
+            .timestamp_opt(rec.time_secs(), 0)
+            .single()
+            .unwrap_or_default();
+        self.store_config.key_template.render(
+            &KeyInputs {
+                prefix: &self.store_config.prefix,
+                host: &self.config.daemon.host,
+                time,
+                name: &rec.name,
+                id: rec.id,
+            },
+            unique,
+        )
+    }
+
+    /// The metadata stored with the object: enough to rebuild the ledger row.
+    pub(super) fn object_metadata(&self, rec: &Recording) -> BTreeMap<String, String> {
+        [
+            (meta::SHA256, rec.object_sha256.clone().unwrap_or_default()),
+            (
+                meta::ORIGINAL_SHA256,
+                rec.sha256.clone().unwrap_or_default(),
+            ),
+            (meta::ORIGINAL_SIZE, rec.identity.size.to_string()),
+            (meta::ORIGINAL_NAME, encode_name(&rec.name)),
+            (meta::ORIGINAL_MTIME_NS, rec.identity.mtime_ns.to_string()),
+            (meta::CODEC, rec.codec.clone().unwrap_or_default()),
+            (meta::HOST, self.config.daemon.host.clone()),
+            (meta::RECORDING_ID, rec.id.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    async fn delete_local(&self, rec: &Recording) -> Result<Done, Error> {
+        let done = Done::Archived {
+            bytes: rec.identity.size,
+            object_bytes: rec.object_size.unwrap_or(0),
+        };
+        let (id, name) = (rec.id, display_name(&rec.name));
+        // A held recording keeps its local copy too: no deletion of any kind.
+        let cases = self.ledger.call(move |l| l.cases_holding(id)).await?;
+        if !cases.is_empty() {
+            tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
+            return Ok(done);
+        }
+        let (dirs, path, expected) = (
+            self.config.spool.dirs.clone(),
+            rec.path.clone(),
+            rec.identity,
+        );
+        let removed =
+            tokio::task::spawn_blocking(move || spool::remove_local_copy(&dirs, &path, expected))
+                .await
+                .map_err(|e| Error::Local(e.to_string()))?
+                .map_err(Error::Local)?;
+        let (record, actor) = (rec.clone(), self.actor.clone());
+        self.ledger
+            .call(move |l| l.local_copy_removed(&record, removed, &actor))
+            .await?;
+        let key = rec.object_key.as_deref().unwrap_or("");
+        if removed == "archived" {
+            tracing::info!(recording = %name, key = %key, bytes = rec.identity.size, object_bytes = rec.object_size.unwrap_or(0), "archived");
+        } else {
+            tracing::warn!(recording = %name, key = %key, "{removed}");
+        }
+        Ok(done)
+    }
+}

@@ -1,0 +1,83 @@
+//! The daemon's background schedules: ledger backups (with copies of the
+//! hold table) and the slow scrub that re-reads a sample of archived objects.
+//! Each is a task of its own, aborted when the daemon stops (a backup cut
+//! short leaves only a temp file; a scrub cut short has only read).
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, StoreConfig};
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::recovery::backup::{self, HoldCopies};
+use crate::recovery::scrub::{self, Selection};
+use crate::store;
+
+/// Starts the ledger-backup schedule (`[ledger] backup_every`), if on.
+/// It keeps the store and settings it started with until the next restart.
+pub async fn spawn_backups(
+    config: &Config,
+    store_config: &StoreConfig,
+    ledger: &Arc<Ledger>,
+) -> Result<Option<JoinHandle<()>>, Error> {
+    let Some(every) = config.ledger.backup_every else {
+        return Ok(None);
+    };
+    let store = store::open(store_config).await?;
+    Ok(Some(tokio::spawn(backup::schedule(
+        ledger.clone(),
+        store,
+        backup::backup_prefix(&store_config.prefix, &config.daemon.host),
+        every,
+        config.ledger.backup_keep,
+        config.spool.staging.clone(),
+        HoldCopies {
+            store_prefix: store_config.prefix.clone(),
+            host: config.daemon.host.clone(),
+        },
+    ))))
+}
+
+/// Starts the slow scrub (`[store] scrub_every`), if on: every interval it
+/// re-reads `scrub_sample` random archived objects and checks their SHA-256
+/// against the ledger, logging any missing or damaged one as an error.
+pub async fn spawn_scrub(
+    config: &Config,
+    store_config: &StoreConfig,
+    ledger: &Arc<Ledger>,
+) -> Result<Option<JoinHandle<()>>, Error> {
+    let Some(every) = store_config.scrub_every else {
+        return Ok(None);
+    };
+    let store = store::open(store_config).await?;
+    let (ledger, sample) = (ledger.clone(), store_config.scrub_sample);
+    let scratch = config.spool.staging.join("scrub");
+    Ok(Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let mut problems = Vec::new();
+            let selection = Selection {
+                sample: Some(sample),
+                since: None,
+            };
+            match scrub::scrub(&ledger, &*store, selection, &scratch, false, &mut problems).await {
+                Ok(r) if r.missing + r.mismatched > 0 => {
+                    for line in String::from_utf8_lossy(&problems).lines() {
+                        tracing::error!("scrub: {line}");
+                    }
+                    tracing::error!(
+                        checked = r.checked,
+                        missing = r.missing,
+                        mismatched = r.mismatched,
+                        "scrub found missing or damaged objects; run `recvault verify --all`"
+                    );
+                }
+                Ok(r) => {
+                    tracing::debug!(checked = r.checked, unreadable = r.unreadable, "scrub done")
+                }
+                Err(e) => tracing::warn!("scrub stopped: {e}"),
+            }
+        }
+    })))
+}

@@ -1,0 +1,26 @@
+//! The way in: from a finished file in the spool to a verified object in the
+//! store, and the local copy removed. Uses the ledger, store and codec layers
+//! and the retention sweep (the daemon runs it on its schedule); nothing here
+//! knows about the command line.
+//!
+//! - `intake`: recording what the spool holds in the ledger, and settling;
+//! - `archive`: the steps of one recording: compress, then (`upload`) upload
+//!   and verify, then delete the local copy; `staging` holds objects between;
+//! - `run`: the daemon's loop and `--once`; `runner`: the steps of that loop —
+//!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
+//!   `background`: ledger backups and scrubs on their schedules;
+//! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
+
+pub mod archive;
+mod background;
+pub mod intake;
+mod outage;
+pub mod pressure;
+mod run;
+mod runner;
+pub use run::{RunOptions, RunSummary, run};
+pub mod staging;
+mod upload;
+mod watch;
+
+pub mod systemd;

@@ -1,0 +1,249 @@
+//! Running the pipeline: the daemon (`recvault run`), or one pass over the
+//! spool (`--once`). Its shutdown is a future passed in, so tests can run and
+//! stop it in-process; each message on `reload` re-reads the config file.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::archive::Archiver;
+use super::outage::Outage;
+use super::runner::Runner;
+use super::watch::{Seen, SpoolWatch};
+use super::{background, staging, systemd};
+use crate::config::Config;
+use crate::error::Error;
+use crate::governance::audit::note_policy;
+use crate::ledger::Ledger;
+use crate::ledger::audit::Actor;
+use crate::ledger::lock::InstanceLock;
+use crate::store;
+use crate::units::now_secs;
+
+/// How often a configured spool directory that is missing (or whose watch
+/// was lost) is looked for.
+const MISSING_DIR_POLL: Duration = Duration::from_secs(5);
+
+/// How `run` behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// One full pass over the spool, then return.
+    pub once: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub archived: u64,
+    pub bytes: u64,
+    pub object_bytes: u64,
+    pub failed: u64,
+    /// Left for later because the store was unavailable (`--once`).
+    pub not_attempted: u64,
+    /// Left for later because no upload window is open (`--once`).
+    pub deferred: u64,
+}
+
+/// Opens the configured store and an archiver for it; `None` without a store.
+pub(super) async fn build_archiver(
+    config: &Arc<Config>,
+    ledger: &Arc<Ledger>,
+) -> Result<(Option<Arc<Archiver>>, String), Error> {
+    let Some(store_config) = config.store.clone() else {
+        return Ok((None, "no store".to_string()));
+    };
+    let store = store::open(&store_config).await?;
+    std::fs::create_dir_all(&config.spool.staging).map_err(Error::io(&config.spool.staging))?;
+    let name = store.describe();
+    let archiver = Archiver::new(config.clone(), store_config, ledger.clone(), store);
+    Ok((Some(Arc::new(archiver)), name))
+}
+
+/// Runs the daemon (or one pass with `--once`) until `shutdown` resolves.
+/// Each message on `reload` re-reads the config file.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    reload: mpsc::UnboundedReceiver<()>,
+) -> Result<RunSummary, Error> {
+    let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
+    if options.once && config.store.is_none() {
+        return Err(Error::NoStore(config.source.clone()));
+    }
+    let config = Arc::new(config);
+    let (archiver, store_name) = build_archiver(&config, &ledger).await?;
+    let actor = Actor::current();
+    let (setup_config, setup_actor, has_store) =
+        (config.clone(), actor.clone(), archiver.is_some());
+    ledger
+        .call(move |l| {
+            if has_store {
+                let cleaned = staging::clean(&setup_config.spool.staging, l)?;
+                if cleaned > 0 {
+                    tracing::info!(
+                        files = cleaned,
+                        "removed staging leftovers of interrupted steps"
+                    );
+                }
+            }
+            l.attribute_pending(&setup_config.naming)?;
+            note_policy(l, &setup_config, &setup_actor, now_secs())?;
+            Ok::<_, Error>(())
+        })
+        .await?;
+    let mut runner = Runner {
+        config: config.clone(),
+        ledger,
+        archiver,
+        store_name,
+        tasks: JoinSet::new(),
+        busy: HashSet::new(),
+        outage: Outage::default(),
+        summary: RunSummary::default(),
+        unreadable_logged: HashSet::new(),
+        under_pressure: false,
+        window_closed: false,
+        next_sweep: Instant::now(),
+        actor,
+    };
+    let mut chores = Vec::new();
+    if let Some(store_config) = config.store.as_ref().filter(|_| !options.once) {
+        chores.extend(background::spawn_backups(&config, store_config, &runner.ledger).await?);
+        chores.extend(background::spawn_scrub(&config, store_config, &runner.ledger).await?);
+    }
+    tokio::pin!(shutdown);
+    let result = if options.once {
+        run_once(&mut runner, shutdown).await
+    } else {
+        run_daemon(&mut runner, shutdown, reload).await
+    };
+    for task in chores {
+        task.abort();
+    }
+    result?;
+    Ok(runner.summary)
+}
+
+async fn run_once(
+    runner: &mut Runner,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) -> Result<(), Error> {
+    runner.full_intake().await?;
+    let (queue, deferred) = runner.due(true, usize::MAX >> 1).await?;
+    runner.summary.deferred = deferred;
+    let mut queue = queue.into_iter();
+    let mut stopping = false;
+    loop {
+        let outage = runner.outage.ongoing();
+        while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
+            match queue.next() {
+                Some(id) => runner.spawn(id),
+                None => break,
+            }
+        }
+        if runner.tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = runner.tasks.join_next() => if let Some(j) = joined { runner.finish(j).await },
+            _ = &mut shutdown, if !stopping => {
+                stopping = true;
+                runner.drain(runner.config.daemon.shutdown_grace).await;
+            }
+        }
+    }
+    runner.summary.not_attempted = queue.count() as u64;
+    Ok(())
+}
+
+async fn run_daemon(
+    runner: &mut Runner,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    mut reload: mpsc::UnboundedReceiver<()>,
+) -> Result<(), Error> {
+    let mut watch = SpoolWatch::start()?;
+    let mut next_rescan = Instant::now();
+    let mut pending: HashSet<PathBuf> = HashSet::new();
+    let mut watchdog = systemd::Watchdog::from_env();
+    if runner.archiver.is_none() {
+        tracing::warn!(config = %runner.config.source.display(), "no store configured: nothing will be archived until [store] is set and the config reloaded");
+    } else {
+        tracing::info!(dirs = ?runner.config.spool.dirs, store = %runner.store_name, workers = runner.config.daemon.workers, "recvault running");
+    }
+    systemd::ready(&format!("archiving to {}", runner.store_name));
+    loop {
+        watchdog.tick();
+        // An event naming a spool directory itself (deleted, moved away):
+        // its inotify watch is gone, so look again and re-watch it.
+        for dir in &runner.config.spool.dirs {
+            if pending.remove(dir) {
+                watch.lost(dir);
+                next_rescan = Instant::now();
+            }
+        }
+        if Instant::now() >= next_rescan {
+            let all_watched = watch.rewatch(&runner.config.spool.dirs);
+            runner.full_intake().await?;
+            pending.clear();
+            // A missing directory is looked for often: files written once it
+            // is back must not wait a whole rescan interval.
+            let interval = if all_watched {
+                runner.config.spool.rescan
+            } else {
+                runner.config.spool.rescan.min(MISSING_DIR_POLL)
+            };
+            next_rescan = Instant::now() + interval;
+        } else if !pending.is_empty() {
+            runner.intake_paths(std::mem::take(&mut pending)).await?;
+        } else {
+            runner.settle().await?;
+        }
+        runner.dispatch().await?;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = runner.sweep_if_due() => {}
+        }
+        let mut wake = runner.next_wake(next_rescan).await;
+        if let Some(deadline) = watchdog.deadline() {
+            wake = wake.min(deadline);
+        }
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = reload.recv() => {
+                runner.reload().await;
+                next_rescan = Instant::now();
+            }
+            joined = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
+                if let Some(j) = joined { runner.finish(j).await }
+            }
+            event = watch.events.recv() => {
+                let mut note = |seen| match seen {
+                    Seen::Path(path) => { pending.insert(path); }
+                    Seen::Rescan => next_rescan = Instant::now(),
+                };
+                if let Some(seen) = event {
+                    note(seen);
+                }
+                // Gather a burst of events into one pass.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while let Ok(more) = watch.events.try_recv() {
+                    note(more);
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+    }
+    systemd::stopping();
+    tracing::info!("shutting down: no new work taken");
+    runner.drain(runner.config.daemon.shutdown_grace).await;
+    tracing::info!(archived = runner.summary.archived, "stopped");
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The daemon's state and the steps of its loop: intake, dispatching due
+//! recordings to workers (bounded, oldest first, paused while the store is
+//! down), recording what they did, retention sweeps, reloads. Ledger work
+//! runs through `Ledger::call`, off the async workers. The loops themselves
+//! are in `run.rs`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use super::archive::{Archiver, Done};
+use super::outage::{Outage, backoff};
+use super::run::RunSummary;
+use super::{intake, pressure, systemd};
+use crate::config::Config;
+use crate::error::Error;
+use crate::governance::audit::note_policy;
+use crate::governance::retention::Sweep;
+use crate::ledger::audit::Actor;
+use crate::ledger::{Ledger, MAX_RETRY_DELAY};
+use crate::recording::key::display_name;
+use crate::recording::{Recording, State};
+use crate::spool;
+use crate::units::{human_bytes, now_secs};
+
+pub(super) type TaskResult = (i64, Result<Done, Error>);
+
+pub(super) struct Runner {
+    pub(super) config: Arc<Config>,
+    pub(super) ledger: Arc<Ledger>,
+    /// `None` while no store is configured: the daemon then only waits.
+    pub(super) archiver: Option<Arc<Archiver>>,
+    pub(super) store_name: String,
+    pub(super) tasks: JoinSet<TaskResult>,
+    pub(super) busy: HashSet<i64>,
+    pub(super) outage: Outage,
+    pub(super) summary: RunSummary,
+    pub(super) unreadable_logged: HashSet<PathBuf>,
+    /// Whether the last look found a spool filesystem under `min_free`.
+    pub(super) under_pressure: bool,
+    /// Whether the last look found the upload windows closed.
+    pub(super) window_closed: bool,
+    /// When the next retention sweep is due.
+    pub(super) next_sweep: Instant,
+    pub(super) actor: Actor,
+}
+
+impl Runner {
+    /// Lists every spool directory and brings the ledger up to date.
+    pub(super) async fn full_intake(&mut self) -> Result<(), Error> {
+        let (dirs, ignore) = (
+            self.config.spool.dirs.clone(),
+            self.config.spool.ignore.clone(),
+        );
+        let scan = tokio::task::spawn_blocking(move || spool::scan(&dirs, &ignore))
+            .await
+            .map_err(|e| Error::Local(format!("spool scan failed: {e}")))?;
+        for (dir, e) in &scan.unreadable {
+            if self.unreadable_logged.insert(dir.clone()) {
+                tracing::warn!(dir = %dir.display(), "cannot list spool directory: {e}");
+            }
+        }
+        for dir in &scan.listed_dirs {
+            if self.unreadable_logged.remove(dir) {
+                tracing::info!(dir = %dir.display(), "spool directory readable again");
+            }
+        }
+        let (naming, busy) = (self.config.naming.clone(), self.busy.clone());
+        let report = self
+            .ledger
+            .call(move |l| intake::reconcile(l, &naming, &scan, &busy))
+            .await?;
+        if report != intake::IntakeReport::default() {
+            tracing::debug!(?report, "spool scanned");
+        }
+        self.settle().await
+    }
+
+    /// Brings the paths inotify named into the ledger.
+    pub(super) async fn intake_paths(&mut self, paths: HashSet<PathBuf>) -> Result<(), Error> {
+        let (config, busy) = (self.config.clone(), self.busy.clone());
+        self.ledger
+            .call(move |l| {
+                let spool = &config.spool;
+                intake::reconcile_paths(
+                    l,
+                    &config.naming,
+                    &spool.dirs,
+                    &spool.ignore,
+                    &paths,
+                    &busy,
+                )
+            })
+            .await?;
+        self.settle().await
+    }
+
+    pub(super) async fn settle(&mut self) -> Result<(), Error> {
+        let (settle, busy) = (self.config.spool.settle, self.busy.clone());
+        self.ledger
+            .call(move |l| intake::settle(l, settle, &busy))
+            .await?;
+        Ok(())
+    }
+
+    /// Recordings settled at or before this mtime are due: `upload_after` ago,
+    /// or now while a spool filesystem is short of space.
+    fn upload_cutoff_ns(&mut self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let low = match self.config.spool.min_free {
+            Some(min_free) => pressure::under_pressure(&self.config.spool.dirs, min_free),
+            None => Vec::new(),
+        };
+        match (low.first(), self.under_pressure) {
+            (Some((dir, free)), false) => tracing::warn!(
+                dir = %dir.display(),
+                free = %human_bytes(*free),
+                "spool filesystem below min_free: archiving recordings before upload_after, oldest first"
+            ),
+            (None, true) => tracing::info!("spool free space back above min_free"),
+            _ => {}
+        }
+        self.under_pressure = !low.is_empty();
+        if self.under_pressure {
+            return now.as_nanos() as i64;
+        }
+        now.saturating_sub(self.config.spool.upload_after)
+            .as_nanos() as i64
+    }
+
+    /// True if an upload window is open now (logging when that changes).
+    fn window_open(&mut self) -> bool {
+        let open = self
+            .config
+            .store
+            .as_ref()
+            .is_none_or(|s| s.upload_windows.is_open(chrono::Local::now().time()));
+        if open == self.window_closed {
+            if open {
+                tracing::info!("upload window open: uploads resume");
+            } else {
+                tracing::info!("outside the upload windows: uploads wait, everything else goes on");
+            }
+        }
+        self.window_closed = !open;
+        open
+    }
+
+    /// Time until an upload window opens (zero when one is open).
+    fn until_window(&self) -> Duration {
+        self.config
+            .store
+            .as_ref()
+            .map(|s| s.upload_windows.until_open(chrono::Local::now().time()))
+            .unwrap_or_default()
+    }
+
+    /// Due recordings, oldest first, at most `limit`, that a worker may take
+    /// now: in a configured spool directory, not busy, and either needing no
+    /// upload or with an upload window open. Returns them and how many more
+    /// wait only for a window.
+    pub(super) async fn due(
+        &mut self,
+        retry_all: bool,
+        limit: usize,
+    ) -> Result<(Vec<i64>, u64), Error> {
+        let cutoff = self.upload_cutoff_ns();
+        let uploads = self.window_open();
+        let queue = self
+            .ledger
+            .call(move |l| l.work_queue(cutoff, now_secs(), retry_all, limit))
+            .await?;
+        let dirs = &self.config.spool.dirs;
+        let (ready, waiting): (Vec<Recording>, Vec<Recording>) = queue
+            .into_iter()
+            .filter(|r| !self.busy.contains(&r.id) && spool::in_spool(dirs, &r.path))
+            .partition(|r| uploads || r.step() == State::Verified);
+        Ok((
+            ready.into_iter().map(|r| r.id).collect(),
+            waiting.len() as u64,
+        ))
+    }
+
+    pub(super) fn spawn(&mut self, id: i64) {
+        let Some(archiver) = self.archiver.clone() else {
+            return;
+        };
+        self.busy.insert(id);
+        self.tasks
+            .spawn(async move { (id, archiver.process(id).await) });
+    }
+
+    pub(super) async fn finish(&mut self, joined: Result<TaskResult, tokio::task::JoinError>) {
+        let (id, result) = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("archive task failed: {e}");
+                return;
+            }
+        };
+        self.busy.remove(&id);
+        match result {
+            Ok(Done::Archived {
+                bytes,
+                object_bytes,
+            }) => {
+                self.summary.archived += 1;
+                self.summary.bytes += bytes;
+                self.summary.object_bytes += object_bytes;
+                if self.outage.success()
+                    && let Err(e) = self.ledger.call(|l| l.retry_store_failures_now()).await
+                {
+                    tracing::warn!("cannot reschedule failed uploads: {e}");
+                }
+            }
+            Ok(Done::Waiting(_)) => {}
+            Err(error) => self.failed(id, error).await,
+        }
+    }
+
+    async fn failed(&mut self, id: i64, error: Error) {
+        self.summary.failed += 1;
+        let rec = match self.ledger.call(move |l| l.recording(id)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(id, "{error}; and cannot read the ledger: {e}");
+                return;
+            }
+        };
+        let outage = error.is_store_outage();
+        if outage {
+            self.outage.failure(&error, &self.store_name);
+        } else {
+            tracing::warn!(recording = %display_name(&rec.name), state = %rec.state, "{error}");
+        }
+        if !rec.state.is_local() || rec.state == State::Failed {
+            return;
+        }
+        let cap = if outage {
+            Duration::from_secs(600)
+        } else {
+            MAX_RETRY_DELAY
+        };
+        let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
+        let retry_at = now_secs() + retry.as_secs() as i64;
+        let (message, name) = (error.to_string(), display_name(&rec.name));
+        let marked = self
+            .ledger
+            .call(move |l| l.mark_failed(&rec, &message, retry_at))
+            .await;
+        if let Err(e) = marked {
+            tracing::error!(recording = %name, "cannot record failure ({error}): {e}");
+        }
+    }
+
+    /// Starts archive steps for due recordings while workers are free.
+    pub(super) async fn dispatch(&mut self) -> Result<(), Error> {
+        if self.archiver.is_none() || self.outage.paused() {
+            return Ok(());
+        }
+        let limit = self.outage.max_in_flight(self.config.daemon.workers);
+        if self.busy.len() >= limit {
+            return Ok(());
+        }
+        let free = limit - self.busy.len();
+        let (due, _) = self.due(false, free + self.busy.len()).await?;
+        for id in due.into_iter().take(free) {
+            self.spawn(id);
+        }
+        Ok(())
+    }
+
+    /// Runs a retention sweep if one is due: a bounded number of batches,
+    /// skipping recordings a worker holds; back soon if more are waiting.
+    pub(super) async fn sweep_if_due(&mut self) {
+        if Instant::now() < self.next_sweep {
+            return;
+        }
+        let policy = &self.config.retention;
+        self.next_sweep = Instant::now() + policy.sweep_every;
+        if policy.keeps_everything() {
+            return;
+        }
+        let store = self.archiver.as_ref().map(|a| a.store().clone());
+        let sweep = Sweep {
+            ledger: &self.ledger,
+            store: store.as_deref(),
+            policy,
+            spool_dirs: &self.config.spool.dirs,
+            staging: &self.config.spool.staging,
+            actor: &self.actor,
+            skip: &self.busy,
+            max_batches: 20,
+        };
+        match sweep.run(now_secs()).await {
+            Ok(r) => {
+                if r.deleted + r.failed > 0 {
+                    tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
+                }
+                if r.more {
+                    self.next_sweep = Instant::now() + Duration::from_secs(1);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "retention sweep stopped (next one in {:?}): {e}",
+                    policy.sweep_every
+                );
+            }
+        }
+    }
+
+    /// When to wake up if nothing happens.
+    pub(super) async fn next_wake(&self, next_rescan: Instant) -> Instant {
+        let mut wake = next_rescan.min(self.next_sweep);
+        if self.window_closed {
+            wake = wake.min(Instant::now() + self.until_window().max(Duration::from_secs(1)));
+        }
+        if let Some(until) = self.outage.pause_ends() {
+            return wake.min(until);
+        }
+        let (settle, upload_after) = (self.config.spool.settle, self.config.spool.upload_after);
+        if let Ok(Some(due)) = self
+            .ledger
+            .call(move |l| l.next_due(settle, upload_after))
+            .await
+        {
+            // Something already due is waiting for a worker (a finished task
+            // wakes us) or for a writer to close it: look again in a while,
+            // never in a tight loop.
+            let secs = (due - now_secs()).clamp(5, 24 * 3600) as u64;
+            wake = wake.min(Instant::now() + Duration::from_secs(secs));
+        }
+        wake
+    }
+
+    /// Re-reads the config file (SIGHUP). A valid one takes effect for new
+    /// steps at once; in-flight steps finish with the config they started
+    /// with. An invalid one is logged and the running config stays.
+    pub(super) async fn reload(&mut self) {
+        systemd::reloading();
+        let source = self.config.source.clone();
+        match self.load_for_reload().await {
+            Err(e) => tracing::error!("config reload refused, keeping the running config: {e}"),
+            Ok((new, archiver, store_name)) => {
+                let (config, actor) = (new.clone(), self.actor.clone());
+                let noted = self
+                    .ledger
+                    .call(move |l| {
+                        l.attribute_pending(&config.naming)?;
+                        note_policy(l, &config, &actor, now_secs())
+                    })
+                    .await;
+                if let Err(e) = noted {
+                    tracing::warn!("cannot record the policy in the audit trail: {e}");
+                }
+                self.next_sweep = Instant::now();
+                self.config = new;
+                self.archiver = archiver;
+                self.store_name = store_name;
+                self.outage = Outage::default();
+                tracing::info!(config = %source.display(), store = %self.store_name, "config reloaded");
+            }
+        }
+        systemd::reloaded(&format!("archiving to {}", self.store_name));
+    }
+
+    async fn load_for_reload(&self) -> Result<(Arc<Config>, Option<Arc<Archiver>>, String), Error> {
+        let new = Config::load(&self.config.source)?;
+        if new.ledger.path != self.config.ledger.path {
+            return Err(Error::Local(format!(
+                "{}: ledger.path cannot change while running; restart recvault",
+                self.config.source.display()
+            )));
+        }
+        let new = Arc::new(new);
+        let (archiver, name) = super::run::build_archiver(&new, &self.ledger).await?;
+        Ok((new, archiver, name))
+    }
+
+    pub(super) async fn drain(&mut self, grace: Duration) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        tracing::info!(in_flight = self.tasks.len(), "finishing in-flight steps");
+        let deadline = tokio::time::sleep(grace);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = self.tasks.join_next() => match joined {
+                    Some(j) => self.finish(j).await,
+                    None => return,
+                },
+                _ = &mut deadline => {
+                    tracing::warn!(abandoned = self.tasks.len(), "shutdown grace over; abandoning in-flight steps (they resume at next start)");
+                    self.tasks.abort_all();
+                    return;
+                }
+            }
+        }
+    }
+}

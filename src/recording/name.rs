@@ -1,0 +1,433 @@
+//! Campaign attribution from file names: VICIdial's `campaign_rec_filename`
+//! template (`FULLDATE_CUSTPHONE`, `CAMPAIGN_AGENT_FULLDATE_CUSTPHONE`, …)
+//! parsed once, matched against each file name, plus an optional campaign
+//! per spool directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, Local, NaiveDateTime, TimeZone};
+
+/// VICIdial's default recording file name template.
+pub const DEFAULT_NAME_TEMPLATE: &str = "FULLDATE_CUSTPHONE";
+
+/// A VICIdial file name variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variable {
+    Campaign,
+    InGroup,
+    CustPhone,
+    /// `YYYYMMDD-HHMMSS`, local time.
+    FullDate,
+    /// `YYMMDDHHMMSS`, local time.
+    TinyDate,
+    /// Unix seconds.
+    Epoch,
+    Agent,
+    LeadId,
+    VendorLeadCode,
+    CallId,
+    RecId,
+}
+
+impl Variable {
+    /// Longest names first, so tokenizing never stops at a shorter prefix.
+    const ALL: [(&'static str, Variable); 11] = [
+        ("VENDORLEADCODE", Variable::VendorLeadCode),
+        ("CUSTPHONE", Variable::CustPhone),
+        ("CAMPAIGN", Variable::Campaign),
+        ("FULLDATE", Variable::FullDate),
+        ("TINYDATE", Variable::TinyDate),
+        ("INGROUP", Variable::InGroup),
+        ("LEADID", Variable::LeadId),
+        ("CALLID", Variable::CallId),
+        ("EPOCH", Variable::Epoch),
+        ("AGENT", Variable::Agent),
+        ("RECID", Variable::RecId),
+    ];
+
+    fn known() -> String {
+        Variable::ALL.map(|(n, _)| n).join(" ")
+    }
+
+    /// Fixed-width variables can sit next to another variable without a separator.
+    fn fixed_width(self) -> bool {
+        matches!(
+            self,
+            Variable::FullDate | Variable::TinyDate | Variable::Epoch
+        )
+    }
+
+    /// Lengths (shortest first) of the prefixes of `s` this variable may take.
+    fn candidates(self, s: &[u8]) -> Vec<usize> {
+        let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        let word = s
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+            .count();
+        match self {
+            Variable::FullDate => {
+                let ok = s.len() >= 15
+                    && s[..8].iter().all(u8::is_ascii_digit)
+                    && s[8] == b'-'
+                    && s[9..15].iter().all(u8::is_ascii_digit);
+                if ok { vec![15] } else { vec![] }
+            }
+            Variable::TinyDate => (digits >= 12).then_some(12).into_iter().collect(),
+            Variable::Epoch => (9..=10).filter(|n| *n <= digits).collect(),
+            Variable::CustPhone | Variable::LeadId | Variable::RecId => (1..=digits).collect(),
+            Variable::VendorLeadCode => (0..=word).collect(),
+            Variable::Campaign | Variable::InGroup | Variable::Agent | Variable::CallId => {
+                (1..=word).collect()
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(Vec<u8>),
+    Var(Variable),
+}
+
+/// A parsed `[naming] template`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+/// What a matching file name says about its call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NameFields {
+    pub campaign: Option<String>,
+    pub ingroup: Option<String>,
+    pub phone: Option<String>,
+    /// Unix seconds, from EPOCH, FULLDATE or TINYDATE (those two in local time).
+    pub call_time: Option<i64>,
+    pub agent: Option<String>,
+    pub lead_id: Option<String>,
+    pub vendor_lead_code: Option<String>,
+    pub call_id: Option<String>,
+    pub rec_id: Option<String>,
+}
+
+impl NameTemplate {
+    /// Parses a template such as `FULLDATE_CUSTPHONE`. Runs of capital
+    /// letters must be known variables; anything else is literal text.
+    pub fn parse(text: &str) -> Result<NameTemplate, String> {
+        let bytes = text.as_bytes();
+        let mut parts: Vec<Part> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii_uppercase() {
+                let Some((name, var)) = Variable::ALL
+                    .iter()
+                    .find(|(n, _)| bytes[i..].starts_with(n.as_bytes()))
+                else {
+                    let run: String = text[i..]
+                        .chars()
+                        .take_while(char::is_ascii_uppercase)
+                        .collect();
+                    return Err(format!(
+                        "unknown variable `{run}` in `{text}`; known: {}",
+                        Variable::known()
+                    ));
+                };
+                if let Some(Part::Var(prev)) = parts.last()
+                    && !prev.fixed_width()
+                    && !var.fixed_width()
+                {
+                    return Err(format!(
+                        "`{text}`: variables next to each other need a separator unless one is a date"
+                    ));
+                }
+                parts.push(Part::Var(*var));
+                i += name.len();
+            } else {
+                match parts.last_mut() {
+                    Some(Part::Text(t)) => t.push(bytes[i]),
+                    _ => parts.push(Part::Text(vec![bytes[i]])),
+                }
+                i += 1;
+            }
+        }
+        if !parts.iter().any(|p| matches!(p, Part::Var(_))) {
+            return Err(format!("`{text}` contains no variable"));
+        }
+        Ok(NameTemplate {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The template as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Matches a whole file name: the template, then optionally a leg suffix
+    /// (`-all`, `-in`, `-out`) and extensions (`.wav`, `.mp3`, `.wav.zst`).
+    pub fn matches(&self, name: &[u8]) -> Option<NameFields> {
+        let mut values = Vec::with_capacity(self.parts.len());
+        if !match_parts(&self.parts, name, &mut values) {
+            return None;
+        }
+        let mut fields = NameFields::default();
+        let (mut full, mut tiny, mut epoch) = (None, None, None);
+        for (var, value) in values {
+            let text = String::from_utf8_lossy(value).into_owned();
+            match var {
+                Variable::Campaign => fields.campaign = Some(text),
+                Variable::InGroup => fields.ingroup = Some(text),
+                Variable::CustPhone => fields.phone = Some(text),
+                Variable::FullDate => full = Some(local_time(&text, "%Y%m%d-%H%M%S")?),
+                Variable::TinyDate => tiny = Some(local_time(&text, "%y%m%d%H%M%S")?),
+                Variable::Epoch => epoch = Some(text.parse::<i64>().ok()?),
+                Variable::Agent => fields.agent = Some(text),
+                Variable::LeadId => fields.lead_id = Some(text),
+                Variable::VendorLeadCode => fields.vendor_lead_code = Some(text),
+                Variable::CallId => fields.call_id = Some(text),
+                Variable::RecId => fields.rec_id = Some(text),
+            }
+        }
+        fields.call_time = epoch.or(full).or(tiny);
+        Some(fields)
+    }
+}
+
+/// Backtracking match; shortest variable values first.
+fn match_parts<'n>(parts: &[Part], name: &'n [u8], out: &mut Vec<(Variable, &'n [u8])>) -> bool {
+    match parts.split_first() {
+        None => is_tail(name),
+        Some((Part::Text(t), rest)) => {
+            name.starts_with(t) && match_parts(rest, &name[t.len()..], out)
+        }
+        Some((Part::Var(v), rest)) => {
+            for len in v.candidates(name) {
+                out.push((*v, &name[..len]));
+                if match_parts(rest, &name[len..], out) {
+                    return true;
+                }
+                out.pop();
+            }
+            false
+        }
+    }
+}
+
+/// What may follow the template: `-all`/`-in`/`-out` (or another short leg
+/// tag), then any number of `.ext`.
+fn is_tail(rest: &[u8]) -> bool {
+    let mut rest = rest;
+    if let Some(after) = rest.strip_prefix(b"-") {
+        let n = after.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        if n == 0 || n > 5 {
+            return false;
+        }
+        rest = &after[n..];
+    }
+    while let Some(after) = rest.strip_prefix(b".") {
+        let n = after
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        if n == 0 {
+            return false;
+        }
+        rest = &after[n..];
+    }
+    rest.is_empty()
+}
+
+fn local_time(text: &str, format: &str) -> Option<i64> {
+    let naive = NaiveDateTime::parse_from_str(text, format).ok()?;
+    // Calls before VICIdial existed or far in the future are not dates.
+    if !(2000..=2200).contains(&naive.year()) {
+        return None;
+    }
+    Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.timestamp())
+}
+
+/// What the ledger records about a recording's call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attribution {
+    /// True if the file name matched the template.
+    pub matched: bool,
+    /// From the name (CAMPAIGN, else INGROUP), else the directory's campaign.
+    pub campaign: Option<String>,
+    /// Unix seconds from the name; `None` means the mtime stands in.
+    pub call_time: Option<i64>,
+    pub phone: Option<String>,
+    pub agent: Option<String>,
+    pub lead_id: Option<String>,
+}
+
+/// `[naming]`: the template and the per-directory campaigns.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    pub template: NameTemplate,
+    /// Recordings in these spool directories belong to that campaign unless
+    /// their name says otherwise.
+    pub dir_campaigns: BTreeMap<PathBuf, String>,
+}
+
+impl Default for Naming {
+    fn default() -> Naming {
+        Naming {
+            template: NameTemplate::parse(DEFAULT_NAME_TEMPLATE).unwrap_or(NameTemplate {
+                text: String::new(),
+                parts: Vec::new(),
+            }),
+            dir_campaigns: BTreeMap::new(),
+        }
+    }
+}
+
+impl Naming {
+    /// One line naming the template and directory campaigns, for the audit trail.
+    pub fn summary(&self) -> String {
+        let mut s = format!("naming.template = {}", self.template.text());
+        for (dir, c) in &self.dir_campaigns {
+            s.push_str(&format!(", {} = {c}", dir.display()));
+        }
+        s
+    }
+
+    /// Attributes the recording at `path` (file name `name`) to its call.
+    pub fn attribute(&self, path: &Path, name: &[u8]) -> Attribution {
+        let dir_campaign = path
+            .parent()
+            .and_then(|d| self.dir_campaigns.get(d))
+            .cloned();
+        match self.template.matches(name) {
+            Some(f) => Attribution {
+                matched: true,
+                campaign: f.campaign.or(f.ingroup).or(dir_campaign),
+                call_time: f.call_time,
+                phone: f.phone,
+                agent: f.agent,
+                lead_id: f.lead_id,
+            },
+            None => Attribution {
+                campaign: dir_campaign,
+                ..Attribution::default()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> NameTemplate {
+        NameTemplate::parse(s).unwrap()
+    }
+
+    /// What `name` says under `template` (which it must match).
+    fn fields(template: &str, name: &[u8]) -> NameFields {
+        t(template).matches(name).unwrap()
+    }
+
+    fn local(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+        Local
+            .with_ymd_and_hms(y, mo, d, h, mi, s)
+            .earliest()
+            .unwrap()
+            .timestamp()
+    }
+
+    #[test]
+    fn default_template_matches_vicidial_names() {
+        let f = fields(DEFAULT_NAME_TEMPLATE, b"20260301-101500_5551234567-all.wav");
+        assert_eq!(f.phone.as_deref(), Some("5551234567"));
+        assert_eq!(f.call_time, Some(local(2026, 3, 1, 10, 15, 0)));
+        let cases: [(&[u8], bool); 11] = [
+            (b"20260301-101500_5551234567", true),
+            (b"20260301-101500_5551234567-in.wav", true),
+            (b"20260301-101500_5551234567-out.gsm", true),
+            (b"20260301-101500_5551234567.mp3", true),
+            (b"20260301-101500_5551234567-all.wav.zst", true),
+            (b"2026031-101500_5551234567.wav", false),
+            (b"20261301-101500_5551234567.wav", false),
+            (b"20260301-101500_.wav", false),
+            (b"20260301-101500_555x.wav", false),
+            (b"hello.wav", false),
+            (b"20260301-101500_5551234567-all.wav~", false),
+        ];
+        for (name, matches) in cases {
+            assert_eq!(
+                t(DEFAULT_NAME_TEMPLATE).matches(name).is_some(),
+                matches,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    #[test]
+    fn campaign_agent_and_other_variables() {
+        let f = fields(
+            "CAMPAIGN_AGENT_FULLDATE_CUSTPHONE",
+            b"COLLECT_agent7_20260301-101500_5551234567-all.wav",
+        );
+        assert_eq!(f.campaign.as_deref(), Some("COLLECT"));
+        assert_eq!(f.agent.as_deref(), Some("agent7"));
+        // Underscores inside a campaign are resolved by backtracking on the date.
+        let f = fields(
+            "CAMPAIGN_FULLDATE_CUSTPHONE",
+            b"MY_CAMP_20260301-101500_555.wav",
+        );
+        assert_eq!(f.campaign.as_deref(), Some("MY_CAMP"));
+        let f = fields(
+            "INGROUP-LEADID-EPOCH",
+            b"SUPPORT_IN-12345-1772360100-in.wav",
+        );
+        assert_eq!(f.ingroup.as_deref(), Some("SUPPORT_IN"));
+        assert_eq!(f.lead_id.as_deref(), Some("12345"));
+        assert_eq!(f.call_time, Some(1772360100));
+        let f = fields("TINYDATECUSTPHONE", b"2603011015005551234.wav");
+        assert_eq!(f.call_time, Some(local(2026, 3, 1, 10, 15, 0)));
+        assert_eq!(f.phone.as_deref(), Some("5551234"));
+        let f = fields(
+            "FULLDATE_VENDORLEADCODE_RECID_CALLID",
+            b"20260301-101500__77_M3011015000012345.wav",
+        );
+        assert_eq!(f.vendor_lead_code.as_deref(), Some(""));
+        assert_eq!(f.rec_id.as_deref(), Some("77"));
+        assert_eq!(f.call_id.as_deref(), Some("M3011015000012345"));
+    }
+
+    #[test]
+    fn template_errors_name_the_problem() {
+        let e = NameTemplate::parse("FULLDATE_PHONE").unwrap_err();
+        assert!(e.contains("unknown variable `PHONE`"), "{e}");
+        assert!(e.contains("CUSTPHONE"), "{e}");
+        assert!(NameTemplate::parse("recording").is_err());
+        assert!(NameTemplate::parse("CAMPAIGNAGENT").is_err());
+        assert!(NameTemplate::parse("FULLDATECUSTPHONE").is_ok());
+    }
+
+    #[test]
+    fn directory_campaign_is_the_fallback() {
+        let naming = Naming {
+            template: t("CAMPAIGN_FULLDATE_CUSTPHONE"),
+            dir_campaigns: [(PathBuf::from("/spool/sales"), "SALES".to_string())].into(),
+        };
+        let a = naming.attribute(
+            Path::new("/spool/sales/COLLECT_20260301-101500_555.wav"),
+            b"COLLECT_20260301-101500_555.wav",
+        );
+        assert_eq!(a.campaign.as_deref(), Some("COLLECT"), "the name wins");
+        let a = naming.attribute(Path::new("/spool/sales/odd.wav"), b"odd.wav");
+        assert!(!a.matched);
+        assert_eq!(a.campaign.as_deref(), Some("SALES"));
+        assert_eq!(a.call_time, None);
+        let a = naming.attribute(Path::new("/spool/other/odd.wav"), b"odd.wav");
+        assert_eq!(a, Attribution::default());
+    }
+}

@@ -1,0 +1,333 @@
+//! Ledger backups in the store: an online SQLite backup, zstd-compressed,
+//! under `{prefix}.recvault/ledger/{host}/{timestamp}.sqlite3.zst`, keeping a
+//! configured number of generations; and restoring the newest one.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{NaiveDateTime, Utc};
+
+use crate::digest::{self, CHUNK, HashingWriter};
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::ledger::lock::InstanceLock;
+use crate::store::{PutOutcome, PutRequest, Store, StoreError, meta};
+
+/// The key suffix of every ledger backup.
+const SUFFIX: &str = ".sqlite3.zst";
+/// Timestamps in backup keys: UTC, sortable as text.
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// Where this host's ledger backups live: reserved, beside the recordings.
+pub fn backup_prefix(store_prefix: &str, host: &str) -> String {
+    format!("{store_prefix}.recvault/ledger/{host}/")
+}
+
+/// When a backup key was taken, from its name.
+fn taken_at(prefix: &str, key: &str) -> Option<chrono::DateTime<Utc>> {
+    let stamp = key.strip_prefix(prefix)?.strip_suffix(SUFFIX)?;
+    NaiveDateTime::parse_from_str(stamp, STAMP)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// This host's backups in the store, oldest first.
+pub async fn list(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys: Vec<String> = store
+        .list(prefix)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| taken_at(prefix, k).is_some())
+        .collect();
+    keys.sort();
+    Ok(keys)
+}
+
+/// How long ago the newest backup was taken; `None` if there is none.
+pub async fn age_of_newest(
+    store: &dyn Store,
+    prefix: &str,
+) -> Result<Option<Duration>, StoreError> {
+    let keys = list(store, prefix).await?;
+    Ok(keys
+        .last()
+        .and_then(|k| taken_at(prefix, k))
+        .map(|t| (Utc::now() - t).to_std().unwrap_or_default()))
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    pub key: String,
+    pub bytes: u64,
+    /// Older generations deleted to keep `keep`.
+    pub pruned: Vec<String>,
+}
+
+/// Backs the ledger up to the store, then deletes all but the newest `keep`
+/// backups. `scratch` is a directory for the temporary copies.
+pub async fn backup(
+    ledger: &Ledger,
+    store: &dyn Store,
+    prefix: &str,
+    keep: usize,
+    scratch: &Path,
+) -> Result<BackupReport, Error> {
+    fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
+    let copy = scratch.join("ledger-backup.sqlite3.tmp");
+    let packed = scratch.join("ledger-backup.sqlite3.zst.tmp");
+    let _ = fs::remove_file(&copy);
+    let result = async {
+        let (sha256, size) = {
+            let (source, copy, packed) =
+                (ledger.path().to_path_buf(), copy.clone(), packed.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::ledger::backup_file(&source, &copy)?;
+                compress(&copy, &packed)
+            })
+            .await
+            .map_err(|e| Error::Io {
+                path: scratch.to_path_buf(),
+                source: io::Error::other(e),
+            })??
+        };
+        let key = format!("{prefix}{}{SUFFIX}", Utc::now().format(STAMP));
+        let metadata: BTreeMap<String, String> =
+            [(meta::SHA256.to_string(), hex::encode(sha256))].into();
+        let outcome = store
+            .put(&PutRequest {
+                key: &key,
+                source: &packed,
+                size,
+                sha256,
+                metadata: &metadata,
+            })
+            .await?;
+        if let PutOutcome::Exists(_) = outcome {
+            // Two backups within one second: the one there is as recent.
+            tracing::debug!(key = %key, "a backup with this timestamp already exists");
+        }
+        let keys = list(store, prefix).await?;
+        let mut pruned = Vec::new();
+        for old in keys.iter().take(keys.len().saturating_sub(keep)) {
+            store.delete(old).await?;
+            pruned.push(old.clone());
+        }
+        Ok(BackupReport {
+            key,
+            bytes: size,
+            pruned,
+        })
+    }
+    .await;
+    let _ = fs::remove_file(&copy);
+    let _ = fs::remove_file(&packed);
+    result
+}
+
+fn compress(source: &Path, dest: &Path) -> Result<([u8; 32], u64), Error> {
+    let input = File::open(source).map_err(Error::io(source))?;
+    let out = File::create(dest).map_err(Error::io(dest))?;
+    let mut writer = HashingWriter::new(BufWriter::with_capacity(CHUNK, out));
+    let mut encoder = zstd::stream::Encoder::new(&mut writer, 9).map_err(Error::io(dest))?;
+    encoder.include_checksum(true).map_err(Error::io(dest))?;
+    io::copy(&mut BufReader::with_capacity(CHUNK, input), &mut encoder).map_err(Error::io(dest))?;
+    encoder.finish().map_err(Error::io(dest))?;
+    writer.flush().map_err(Error::io(dest))?;
+    let (out, sha, size) = writer.finish();
+    out.into_inner()
+        .map_err(|e| Error::io(dest)(e.into_error()))?
+        .sync_all()
+        .map_err(Error::io(dest))?;
+    Ok((sha, size))
+}
+
+/// Replaces the ledger at `ledger_path` with the newest backup in the store.
+/// Refuses while a daemon holds the ledger's lock (and holds it meanwhile).
+/// The ledger it replaces is kept beside it as `…before-restore-<time>`.
+/// Returns the key restored and where the old ledger went, if there was one.
+pub async fn reinstate_latest(
+    store: &dyn Store,
+    prefix: &str,
+    host: &str,
+    ledger_path: &Path,
+) -> Result<(String, Option<PathBuf>), Error> {
+    let _lock = InstanceLock::acquire(ledger_path)?;
+    let keys = list(store, prefix).await?;
+    let key = keys.last().cloned().ok_or_else(|| Error::NoBackup {
+        host: host.to_string(),
+        prefix: prefix.to_string(),
+    })?;
+    let dir = ledger_path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    let packed = dir.join(".ledger-restore.zst.tmp");
+    let unpacked = dir.join(".ledger-restore.sqlite3.tmp");
+    let result = async {
+        store.get(&key, &packed).await?;
+        let want = store
+            .head(&key)
+            .await?
+            .and_then(|i| i.metadata.get(meta::SHA256).cloned());
+        let (packed2, unpacked2) = (packed.clone(), unpacked.clone());
+        let got = tokio::task::spawn_blocking(move || -> Result<String, Error> {
+            let (sha, _) = digest::sha256_file(&packed2).map_err(Error::io(&packed2))?;
+            let input = BufReader::new(File::open(&packed2).map_err(Error::io(&packed2))?);
+            let mut out = File::create(&unpacked2).map_err(Error::io(&unpacked2))?;
+            zstd::stream::copy_decode(input, &mut out).map_err(Error::io(&unpacked2))?;
+            out.sync_all().map_err(Error::io(&unpacked2))?;
+            Ok(hex::encode(sha))
+        })
+        .await
+        .map_err(|e| Error::Io {
+            path: packed.clone(),
+            source: io::Error::other(e),
+        })??;
+        if want.as_ref().is_some_and(|w| *w != got) {
+            return Err(Error::BackupDamaged {
+                key: key.clone(),
+                problem: format!("SHA-256 {got}, metadata says {}", want.unwrap_or_default()),
+            });
+        }
+        let problems = Ledger::open(&unpacked)?.check()?;
+        if let Some(p) = problems.first() {
+            return Err(Error::BackupDamaged {
+                key: key.clone(),
+                problem: format!("ledger check: {} (ids {:?})", p.rule, p.ids),
+            });
+        }
+        let moved = if ledger_path.exists() {
+            let aside = PathBuf::from(format!(
+                "{}.before-restore-{}",
+                ledger_path.display(),
+                Utc::now().format(STAMP)
+            ));
+            fs::rename(ledger_path, &aside).map_err(Error::io(ledger_path))?;
+            Some(aside)
+        } else {
+            None
+        };
+        // The old ledger's WAL must not be replayed into the restored one.
+        for ext in ["-wal", "-shm"] {
+            let side = PathBuf::from(format!("{}{ext}", ledger_path.display()));
+            if let (Some(aside), true) = (&moved, side.exists()) {
+                let _ = fs::rename(&side, format!("{}{ext}", aside.display()));
+            } else {
+                let _ = fs::remove_file(&side);
+            }
+        }
+        fs::rename(&unpacked, ledger_path).map_err(Error::io(ledger_path))?;
+        digest::sync_dir(&dir).map_err(Error::io(&dir))?;
+        Ok((key.clone(), moved))
+    }
+    .await;
+    let _ = fs::remove_file(&packed);
+    let _ = fs::remove_file(&unpacked);
+    for ext in ["-wal", "-shm"] {
+        let _ = fs::remove_file(format!("{}{ext}", unpacked.display()));
+    }
+    result
+}
+
+/// Where the schedule also stores a copy of the hold table (see `hold_copy`).
+pub struct HoldCopies {
+    pub store_prefix: String,
+    pub host: String,
+}
+
+/// The daemon's backup schedule: the first backup when the newest in the
+/// store is `every` old (at once if there is none), then every `every`.
+/// Runs until the task is aborted; failures are logged and retried at the
+/// next tick, never more often than every minute.
+pub async fn schedule(
+    ledger: std::sync::Arc<Ledger>,
+    store: std::sync::Arc<dyn Store>,
+    prefix: String,
+    every: Duration,
+    keep: usize,
+    scratch: PathBuf,
+    holds: HoldCopies,
+) {
+    let first = match age_of_newest(&*store, &prefix).await {
+        Ok(Some(age)) => every.saturating_sub(age),
+        Ok(None) => Duration::ZERO,
+        Err(e) => {
+            tracing::warn!(prefix = %prefix, "cannot list ledger backups: {e}");
+            Duration::from_secs(60).min(every)
+        }
+    };
+    tokio::time::sleep(first).await;
+    loop {
+        let wait = match backup(&ledger, &*store, &prefix, keep, &scratch).await {
+            Ok(report) => {
+                tracing::info!(key = %report.key, bytes = report.bytes, pruned = report.pruned.len(), "ledger backed up");
+                // Holds must survive a lost disk even without restoring a backup.
+                if let Err(e) = crate::recovery::hold_copy::publish(
+                    &ledger,
+                    &*store,
+                    &holds.store_prefix,
+                    &holds.host,
+                    &scratch,
+                )
+                .await
+                {
+                    tracing::warn!(
+                        "copying the holds to the store failed (the ledger keeps them): {e}"
+                    );
+                }
+                every
+            }
+            Err(e) => {
+                tracing::warn!(prefix = %prefix, "ledger backup failed: {e}");
+                Duration::from_secs(60).min(every)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::LocalStore;
+
+    #[tokio::test]
+    async fn backups_rotate_and_the_newest_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let ledger_path = dir.path().join("var/ledger.sqlite3");
+        let ledger = Ledger::open(&ledger_path).unwrap();
+        let prefix = backup_prefix("p/", "host1");
+        assert_eq!(prefix, "p/.recvault/ledger/host1/");
+        let mut taken = Vec::new();
+        for _ in 0..3 {
+            taken.push(
+                backup(&ledger, &store, &prefix, 2, &dir.path().join("scratch"))
+                    .await
+                    .unwrap()
+                    .key,
+            );
+            // Keys carry whole seconds.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+        let kept = list(&store, &prefix).await.unwrap();
+        assert_eq!(kept, taken[1..].to_vec());
+        drop(ledger);
+        let err = {
+            let _held = InstanceLock::acquire(&ledger_path).unwrap();
+            reinstate_latest(&store, &prefix, "host1", &ledger_path)
+                .await
+                .unwrap_err()
+        };
+        assert!(matches!(err, Error::Lock(_)), "{err}");
+        let (key, aside) = reinstate_latest(&store, &prefix, "host1", &ledger_path)
+            .await
+            .unwrap();
+        assert_eq!(key, taken[2]);
+        assert!(aside.unwrap().exists());
+        assert_eq!(Ledger::open(&ledger_path).unwrap().check().unwrap(), vec![]);
+    }
+}

@@ -1,0 +1,118 @@
+//! Copies of the hold table in the store, so legal holds survive the loss of
+//! the ledger's disk: `ledger rebuild --from-store` reads the newest copy back.
+//! The ledger stays the record; a copy is written after every hold change and
+//! with every scheduled ledger backup.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest;
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::ledger::holds::Hold;
+use crate::store::{PutOutcome, PutRequest, Store};
+
+/// Copies kept per host; older ones are deleted after a new one is stored.
+const KEEP: usize = 5;
+
+/// The store prefix holding a host's hold copies.
+pub fn prefix(store_prefix: &str, host: &str) -> String {
+    format!("{store_prefix}.recvault/holds/{host}/")
+}
+
+/// A hold copy's file: every hold, as TOML.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Copy {
+    #[serde(default)]
+    hold: Vec<Hold>,
+}
+
+fn snapshot(ledger: &Ledger) -> Result<String, Error> {
+    let copy = Copy {
+        hold: ledger.holds()?,
+    };
+    toml::to_string(&copy).map_err(|e| Error::Local(format!("hold copy: {e}")))
+}
+
+/// Stores a copy of every hold (active and released) and prunes old copies.
+/// Returns the key written.
+pub async fn publish(
+    ledger: &Ledger,
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+    scratch: &Path,
+) -> Result<String, Error> {
+    let text = snapshot(ledger)?;
+    let dir = prefix(store_prefix, host);
+    let now = chrono::Utc::now();
+    let key = format!(
+        "{dir}{}-{:09}.toml",
+        now.format("%Y%m%dT%H%M%SZ"),
+        now.timestamp_subsec_nanos()
+    );
+    let file = scratch.join(format!(
+        ".holds-{}-{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::write(&file, &text).map_err(Error::io(&file))?;
+    let sha = digest::sha256(text.as_bytes());
+    let metadata = [(crate::store::meta::SHA256.to_string(), hex::encode(sha))].into();
+    let put = store
+        .put(&PutRequest {
+            key: &key,
+            source: &file,
+            size: text.len() as u64,
+            sha256: sha,
+            metadata: &metadata,
+        })
+        .await;
+    let _ = std::fs::remove_file(&file);
+    if let PutOutcome::Exists(_) = put? {
+        return Err(Error::HoldCopy {
+            key,
+            message: "a copy with this name already exists".into(),
+        });
+    }
+    let mut copies = store.list(&dir).await?;
+    copies.sort_by(|a, b| b.key.cmp(&a.key));
+    for old in copies.iter().skip(KEEP) {
+        store.delete(&old.key).await?;
+    }
+    Ok(key)
+}
+
+/// Loads the newest hold copy of `host` into `ledger` (which must have no
+/// holds yet). Returns how many holds were restored.
+pub async fn recover(
+    ledger: &Ledger,
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+    scratch: &Path,
+) -> Result<usize, Error> {
+    let mut copies = store.list(&prefix(store_prefix, host)).await?;
+    copies.sort_by(|a, b| b.key.cmp(&a.key));
+    let Some(newest) = copies.first() else {
+        return Ok(0);
+    };
+    let file = scratch.join(format!(
+        ".holds-{}-{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    store.get(&newest.key, &file).await?;
+    let text = std::fs::read_to_string(&file);
+    let _ = std::fs::remove_file(&file);
+    let invalid = |message: String| Error::HoldCopy {
+        key: newest.key.clone(),
+        message,
+    };
+    let copy: Copy = toml::from_str(&text.map_err(|e| invalid(e.to_string()))?)
+        .map_err(|e| invalid(e.to_string()))?;
+    let holds = copy.hold;
+    ledger.restore_holds(&holds)?;
+    Ok(holds.len())
+}

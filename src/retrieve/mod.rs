@@ -1,0 +1,125 @@
+//! The way out: a recording's original bytes back from its object — fetch,
+//! decode, prove it is the original (SHA-256 from the ledger), and only then
+//! put it where it was asked for (`recvault restore`). Uses ledger, store and
+//! codec.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::codec;
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::ledger::audit::{Action, Actor, NewEntry, subject};
+use crate::recording::key::display_name;
+use crate::recording::{Recording, State};
+use crate::store::Store;
+use crate::units::local_time;
+use crate::units::now_secs;
+
+/// Picks the one recording `wanted` (object key or file name) refers to.
+pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, Error> {
+    let shown = display_name(wanted);
+    let found = ledger.find(wanted)?;
+    if let Some(by_key) = found
+        .iter()
+        .find(|r| r.object_key.as_deref().map(str::as_bytes) == Some(wanted))
+    {
+        return Ok(by_key.clone());
+    }
+    let archived: Vec<_> = found.iter().filter(|r| r.object_key.is_some()).collect();
+    match (found.len(), archived.len()) {
+        (0, _) => Err(Error::NoSuchRecording(shown)),
+        (_, 1) => Ok(archived[0].clone()),
+        (_, 0) => Ok(found[0].clone()),
+        (_, n) => Err(Error::Ambiguous {
+            wanted: shown,
+            count: n,
+            keys: archived
+                .iter()
+                .map(|r| format!("  {}", r.object_key.as_deref().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }),
+    }
+}
+
+/// Restores the recording `wanted` to `output`. Returns the bytes written.
+pub async fn restore(
+    ledger: &Ledger,
+    store: &dyn Store,
+    wanted: &[u8],
+    output: &Path,
+    force: bool,
+) -> Result<u64, Error> {
+    let rec = find(ledger, wanted)?;
+    let name = display_name(&rec.name);
+    if rec.state == State::RemoteDeleted {
+        let when = format!(
+            "on {} ({})",
+            rec.deleted_at.map(local_time).unwrap_or_default(),
+            rec.deleted_by.as_deref().unwrap_or("-")
+        );
+        return Err(Error::Deleted(name, when));
+    }
+    let key = match &rec.object_key {
+        Some(k) if rec.is_stored() => k.clone(),
+        _ => return Err(Error::NotArchived(name, rec.path.display().to_string())),
+    };
+    let want = rec.sha256.clone().unwrap_or_default();
+    if output.exists() && !force {
+        return Err(Error::Exists {
+            path: output.to_path_buf(),
+            hint: "already exists; pass --force to replace it",
+        });
+    }
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag = format!("{}.{}", std::process::id(), fastrand::u32(..));
+    let object_tmp = dir.join(format!(".{base}.object-{tag}.tmp"));
+    let output_tmp = dir.join(format!(".{base}.restore-{tag}.tmp"));
+    let result = async {
+        store.get(&key, &object_tmp).await?;
+        let codec = codec::codec_of(&rec);
+        let (object_in, decoded_out) = (object_tmp.clone(), output_tmp.clone());
+        let decoded = tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
+            let mut out = File::create(&decoded_out)?;
+            let r = codec::decode(codec, &object_in, &mut out)?;
+            out.sync_all()?;
+            Ok(r)
+        })
+        .await
+        .map_err(|e| Error::Local(e.to_string()))?
+        .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))?;
+        let got = hex::encode(decoded.0);
+        if got != want || decoded.1 != rec.identity.size {
+            return Err(Error::RestoredMismatch {
+                got,
+                want: want.clone(),
+            });
+        }
+        fs::rename(&output_tmp, output)
+            .map_err(|e| Error::Local(format!("cannot write {}: {e}", output.display())))?;
+        ledger.audit_record(
+            &Actor::current(),
+            now_secs(),
+            &NewEntry {
+                action: Action::Restore,
+                case_id: None,
+                subject: &subject(&rec),
+                reason: &format!("restored to {} (SHA-256 verified)", output.display()),
+            },
+        )?;
+        Ok(decoded.1)
+    }
+    .await;
+    let _ = fs::remove_file(&object_tmp);
+    let _ = fs::remove_file(&output_tmp);
+    result
+}
