@@ -80,11 +80,12 @@ archived=$(grep -c $'\tlocal_deleted\t' <<<"$listing" || true)
 IFS=$'\t' read -r _id _state _time _bytes key name <<<"$(grep -m 1 $'\tlocal_deleted\t' <<<"$listing")"
 restored=$demo/restored/$name
 mkdir -p "$demo/restored"
+restore=("$recvault" --config "$demo/recvault.toml" restore "$key" -o "$restored")
+printf -v restore_line '%q ' "${restore[@]}"
 echo
-echo "==> restore one recording; to do it yourself, paste:"
-printf '%q ' "$recvault" --config "$demo/recvault.toml" restore "$key" -o "$restored"
-echo
-rv restore "$key" -o "$restored"
+echo "==> restore one recording (to do it yourself, paste this; a second time, add --force or change -o):"
+echo "${restore_line% }"
+"${restore[@]}"
 original=$(awk -v n="./$name" '$2 == n { print $1 }' "$demo/originals.sha256")
 [[ -n $original ]] || fail "no SHA-256 recorded for $name before archiving"
 got=$(sha256sum "$restored" | cut -d' ' -f1)
