@@ -6,7 +6,7 @@
 #
 # Reports wall time, CPU time, peak RSS, files/s and MB/s for both, the
 # files/s ratio, peak RSS for one ~1 GiB recording (streaming), and the idle
-# daemon's CPU and RSS with an empty spool. Needs scripts/install-deps.sh done
+# daemon's CPU and RSS with an empty spool. Runs scripts/install-deps.sh test
 # (rclone, speech samples) and builds the release binary itself.
 set -euo pipefail
 
@@ -18,7 +18,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 recvault=$target/release/recvault
 
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-scripts/install-deps.sh
+scripts/install-deps.sh test
 scripts/garage.sh start >/dev/null
 # shellcheck disable=SC1091
 source .work/garage/env

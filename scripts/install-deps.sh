@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Install what the tests, demo and packaging need on Debian 12, and only what is
-# missing: quiet and quick when everything is already there, so test.sh can run
-# it every time.
+# Install what one of the README's commands needs on Debian 12, and only what
+# is missing: quiet and quick when everything is already there, so demo.sh and
+# test.sh can run it every time.
+#
+#   scripts/install-deps.sh demo   what scripts/demo.sh needs: a Rust build
+#                                  (cargo, a C compiler, CA certificates),
+#                                  python3, the speech prompts. Seconds.
+#   scripts/install-deps.sh test   (the default) the demo's, plus what the tests,
+#                                  benchmarks and the package check need: Garage
+#                                  (built from source, ~15 minutes once), moto,
+#                                  cargo-deb, rclone, sqlite3, rustfmt, clippy.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,6 +21,15 @@ case ":$PATH:" in
 esac
 
 log() { echo "install-deps: $*" >&2; }
+
+mode=${1:-test}
+case $mode in
+demo | test) ;;
+*)
+	log "usage: $0 [demo|test]"
+	exit 2
+	;;
+esac
 
 have_pkg() {
 	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
@@ -29,18 +46,29 @@ as_root() {
 	fi
 }
 
+# The speech prompts are data: the package, or prompts sample-spool.py finds
+# wherever Asterisk put them (it owns the rule for where to look).
+have_prompts() {
+	have_pkg asterisk-core-sounds-en-wav ||
+		{ command -v python3 >/dev/null 2>&1 &&
+			python3 "$repo_root/scripts/sample-spool.py" --print-sounds >/dev/null 2>&1; }
+}
+
 # A command on PATH is as good as the package (python3 from pyenv, rclone from
-# its own installer); the sounds and certificates are only data, so ask dpkg
-# or look for the files.
+# its own installer).
 missing=()
-have_pkg asterisk-core-sounds-en-wav || [[ -f /usr/share/asterisk/sounds/en/hello-world.wav ]] ||
-	missing+=(asterisk-core-sounds-en-wav)
-command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
-command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
-command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
-command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+have_prompts || missing+=(asterisk-core-sounds-en-wav)
+# rustc links with cc, and zstd, SQLite and aws-lc are C compiled by build scripts.
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# cargo fetches crates over HTTPS.
 have_pkg ca-certificates || [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
+if [[ $mode == test ]]; then
+	command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+fi
 
 if ((${#missing[@]})); then
 	log "installing Debian packages: ${missing[*]}"
@@ -52,6 +80,8 @@ command -v cargo >/dev/null 2>&1 || {
 	log "cargo not found: install the Rust toolchain with rustup first (https://rustup.rs)"
 	exit 1
 }
+
+[[ $mode == demo ]] && exit 0
 
 # test.sh runs `cargo fmt` and `cargo clippy`; minimal rustup profiles lack them.
 for component in rustfmt clippy; do

@@ -3,8 +3,9 @@
 
 Each recording is an 8 kHz 16-bit mono PCM WAV (what Asterisk's MixMonitor
 writes) made of real speech prompts from Debian's asterisk-core-sounds-en-wav
-package, alternating between two "speakers" with pauses of low background
-noise, so that compression ratios look like real calls rather than silence.
+package or Asterisk's own sounds folder (found wherever either put them),
+alternating between two "speakers" with pauses of low background noise, so
+that compression ratios look like real calls rather than silence.
 
 File names follow VICIdial's default template FULLDATE_CUSTPHONE plus the
 "-all" suffix of mixed recordings (20260301-101500_5551234567-all.wav), and each
@@ -15,14 +16,19 @@ with the recording length.
 
 import argparse
 import datetime as dt
+import glob
 import os
 import random
+import subprocess
 import sys
 import time
 import wave
 from array import array
 
-SOUNDS_DIR = "/usr/share/asterisk/sounds/en"
+SOUNDS_PACKAGE = "asterisk-core-sounds-en-wav"
+# Debian's packages install under /usr/share; Asterisk built from source (as on
+# ViciBox and most VICIdial installs) uses /var/lib.
+SOUNDS_ROOTS = ("/usr/share/asterisk/sounds", "/var/lib/asterisk/sounds")
 RATE = 8000
 SAMPLE_WIDTH = 2
 CHUNK_FRAMES = 64 * 1024  # ~128 KiB of PCM per write
@@ -31,7 +37,7 @@ SUBDIRS = ("ORIG", "MP3", "GSM")
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output directory (created if missing)")
+    p.add_argument("--out", help="output directory (created if missing); required")
     p.add_argument("--count", type=int, default=20, help="number of recordings")
     p.add_argument("--min-seconds", type=float, default=60.0)
     p.add_argument("--max-seconds", type=float, default=240.0)
@@ -48,31 +54,90 @@ def parse_args():
         action="store_true",
         help="also fill ORIG/ MP3/ GSM/ sub-folders, with a few names repeated across folders",
     )
-    p.add_argument("--sounds", default=SOUNDS_DIR, help="directory of speech prompts")
+    p.add_argument(
+        "--sounds",
+        default=None,
+        help="directory of speech prompts (default: found where Asterisk or %s put them)"
+        % SOUNDS_PACKAGE,
+    )
+    p.add_argument(
+        "--print-sounds",
+        action="store_true",
+        help="print the directory of speech prompts that would be used and exit "
+        "(exit status 2 if there is none)",
+    )
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args()
+    if a.out is None and not a.print_sounds:
+        p.error("the following arguments are required: --out")
     if a.count < 0 or a.min_seconds <= 0 or a.max_seconds < a.min_seconds:
         p.error("need --count >= 0 and 0 < --min-seconds <= --max-seconds")
     return a
 
 
-def load_clips(sounds_dir):
-    """Read every 8 kHz/16-bit/mono prompt, in a stable order, as raw PCM bytes."""
+def package_dir():
+    """The folder holding the sounds package's prompts, as dpkg lists them, or None."""
+    try:
+        listed = subprocess.run(
+            ["dpkg-query", "-L", SOUNDS_PACKAGE], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:  # not a Debian system
+        return None
+    wav_dirs = {os.path.dirname(f) for f in listed.splitlines() if f.endswith(".wav")}
+    return os.path.commonpath(sorted(wav_dirs)) if wav_dirs else None
+
+
+def candidate_dirs():
+    """Folders that may hold speech prompts, best first, each once.
+
+    The `en` link exists only where Asterisk itself created it; Debian's package
+    installs en_US_f_Allison/, so ask dpkg, then try any English, then any
+    language (the prompts only need to sound like speech)."""
+    found = [os.path.join(root, "en") for root in SOUNDS_ROOTS]
+    found.append(package_dir())
+    for pattern in ("en*", "*"):
+        for root in SOUNDS_ROOTS:
+            found.extend(sorted(glob.glob(os.path.join(root, pattern))))
+    seen = set()
+    for d in found:
+        if d and os.path.isdir(d) and os.path.realpath(d) not in seen:
+            seen.add(os.path.realpath(d))
+            yield d
+
+
+def prompt_paths(sounds_dir):
+    """Every .wav under sounds_dir, in a stable order (the same under any link to it)."""
     paths = []
     for root, _dirs, files in os.walk(sounds_dir, followlinks=True):
         paths.extend(os.path.join(root, f) for f in files if f.endswith(".wav"))
-    clips = []
-    for path in sorted(paths):
-        try:
-            with wave.open(path, "rb") as w:
-                if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (RATE, SAMPLE_WIDTH, 1):
-                    continue
-                pcm = w.readframes(w.getnframes())
-        except (wave.Error, EOFError, OSError):
-            continue
-        if len(pcm) >= RATE * SAMPLE_WIDTH // 4:  # skip clips shorter than 0.25 s
-            clips.append(pcm)
-    return clips
+    return sorted(paths, key=lambda p: os.path.relpath(p, sounds_dir))
+
+
+def read_prompt(path):
+    """A prompt's PCM if it is 8 kHz/16-bit/mono and at least 0.25 s long, else None."""
+    try:
+        with wave.open(path, "rb") as w:
+            if (w.getframerate(), w.getsampwidth(), w.getnchannels()) != (RATE, SAMPLE_WIDTH, 1):
+                return None
+            pcm = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError):
+        return None
+    return pcm if len(pcm) >= RATE * SAMPLE_WIDTH // 4 else None
+
+
+def find_sounds(explicit):
+    """The prompt folder: `explicit` if given, else the first candidate with a usable prompt."""
+    if explicit is not None:
+        return explicit
+    for d in candidate_dirs():
+        if any(read_prompt(p) is not None for p in prompt_paths(d)):
+            return d
+    return None
+
+
+def load_clips(sounds_dir):
+    """Read every usable prompt under sounds_dir, in a stable order, as raw PCM bytes."""
+    return [pcm for pcm in map(read_prompt, prompt_paths(sounds_dir)) if pcm is not None]
 
 
 def scaled(pcm, gain):
@@ -193,21 +258,20 @@ def write_wav(path, frames, parts):
 
 def main():
     args = parse_args()
-    if not os.path.isdir(args.sounds):
-        print(
-            "sample-spool: no speech prompts in %s\n"
-            "install them with: apt-get install -y asterisk-core-sounds-en-wav" % args.sounds,
-            file=sys.stderr,
-        )
-        return 2
-    clips = load_clips(args.sounds)
+    sounds = find_sounds(args.sounds)
+    clips = load_clips(sounds) if sounds else []
     if not clips:
+        where = sounds or "%s/*/ (or dpkg -L %s)" % (" or ".join(SOUNDS_ROOTS), SOUNDS_PACKAGE)
         print(
-            "sample-spool: no 8 kHz 16-bit mono WAV prompts under %s\n"
-            "install them with: apt-get install -y asterisk-core-sounds-en-wav" % args.sounds,
+            "sample-spool: no 8 kHz 16-bit mono WAV speech prompts in %s\n"
+            "install them with: apt-get install -y %s, or pass --sounds DIR"
+            % (where, SOUNDS_PACKAGE),
             file=sys.stderr,
         )
         return 2
+    if args.print_sounds:
+        print(sounds)
+        return 0
 
     end = dt.date.fromisoformat(args.end_date) if args.end_date else dt.date.today()
     rng = random.Random(args.seed)

@@ -17,7 +17,7 @@ esac
 
 garage_dir=${RECVAULT_GARAGE_DIR:-$repo_root/.work/garage}
 
-scripts/install-deps.sh
+scripts/install-deps.sh test
 scripts/garage.sh start "$garage_dir"
 
 # The S3 conformance tests read RECVAULT_TEST_S3_* from the environment.
