@@ -12,6 +12,8 @@ use crate::config::Codec;
 use crate::digest::{CHUNK, HashingWriter};
 use crate::recording::FileIdentity;
 
+pub mod wav;
+
 /// The outcome of encoding one recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
