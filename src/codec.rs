@@ -12,6 +12,7 @@ use crate::config::Codec;
 use crate::digest::{CHUNK, HashingWriter};
 use crate::recording::FileIdentity;
 
+pub mod flac;
 pub mod wav;
 
 /// The outcome of encoding one recording.
