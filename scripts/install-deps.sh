@@ -36,6 +36,8 @@ missing=()
 have_pkg asterisk-core-sounds-en-wav || [[ -f /usr/share/asterisk/sounds/en/hello-world.wav ]] ||
 	missing+=(asterisk-core-sounds-en-wav)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v flac >/dev/null 2>&1 || missing+=(flac)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
