@@ -24,11 +24,20 @@ pub struct Decoded {
 /// A damaged or foreign object is an `InvalidData` error (after writing
 /// whatever came before the damage).
 pub fn decode_from<R: Read + Seek>(object: R, out: impl Write) -> io::Result<Decoded> {
+    rebuild(object, out, true)
+}
+
+/// [`decode_from`]; `check_md5` as for [`decoder::decode_frames`].
+pub(super) fn rebuild<R: Read + Seek>(
+    object: R,
+    out: impl Write,
+    check_md5: bool,
+) -> io::Result<Decoded> {
     let mut input = HashingReader::new(BufReader::with_capacity(CHUNK, object));
     let mut wav = HashingWriter::new(out);
     let meta = read_metadata(&mut input, &mut wav)?;
     let streaminfo = meta.streaminfo.ok_or_else(|| invalid("no STREAMINFO"))?;
-    let samples = decoder::decode_frames(&streaminfo, &mut input, &mut wav)?;
+    let samples = decoder::decode_frames(&streaminfo, &mut input, &mut wav, check_md5)?;
     let (params, total) = parse_streaminfo(&streaminfo);
     let frame_bytes = u64::from(params.channels * params.bits_per_sample / 8);
     if samples != total || samples * frame_bytes != meta.data_size {
