@@ -70,9 +70,18 @@ pub enum EncodeError {
     RoundTrip(String),
 }
 
-/// Encodes the WAV `source` into a FLAC object written to `dest` from its
-/// start (a fresh staging file), then decodes `dest` back and checks that it
-/// rebuilds the original's SHA-256 and size: an `Ok` object is verified.
+/// Encodes the WAV `source` into a FLAC object written to `dest`, then
+/// decodes `dest` back and checks that it rebuilds the original's SHA-256
+/// and size: an `Ok` object is verified, and its SHA-256 is that of the bytes
+/// the check read.
+///
+/// `source` is read once, front to back (after `wav::inspect` walked its
+/// chunk headers); the caller keeps its identity checks around this call.
+/// `dest` must be empty and open for reading and writing (a fresh staging
+/// file: `OpenOptions::new().read(true).write(true).create_new(true)`); it is
+/// written from its start, with seeks (the blocks of chunks after the samples
+/// and STREAMINFO are written last). On `NotFlacable` the caller rewinds
+/// `source` and uses another codec; on any error `dest` is to be discarded.
 pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
     mut source: R,
     mut dest: W,

@@ -435,16 +435,15 @@ fn check_rebuild(layout: &WavLayout) -> Result<(), InspectError> {
 /// stereo, WAVE_FORMAT_EXTENSIBLE with the default channel mask otherwise.
 pub fn reference_fmt(channels: u16, sample_rate: u32, bits: u16) -> Vec<u8> {
     let extensible = bits != 16 || channels > 2;
-    let align = channels * (bits / 8);
+    // Wrapping, like the C it mirrors: never a panic on a hostile STREAMINFO.
+    let align = channels.wrapping_mul(bits / 8);
+    let format_tag = if extensible {
+        tag::EXTENSIBLE
+    } else {
+        tag::PCM
+    };
     let mut body = Vec::with_capacity(40);
-    body.extend_from_slice(
-        &(if extensible {
-            tag::EXTENSIBLE
-        } else {
-            tag::PCM
-        })
-        .to_le_bytes(),
-    );
+    body.extend_from_slice(&format_tag.to_le_bytes());
     body.extend_from_slice(&channels.to_le_bytes());
     body.extend_from_slice(&sample_rate.to_le_bytes());
     body.extend_from_slice(&(sample_rate.wrapping_mul(u32::from(align))).to_le_bytes());
