@@ -17,7 +17,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::wav::{self, Chunk, InspectError, NotFlacable, WavLayout};
+use super::wav::{self, Chunk, InspectError, NotFlacable, WavLayout, read_full};
 use crate::digest::CHUNK;
 
 mod decoder;
@@ -324,20 +324,6 @@ fn read_exact_or_changed(r: &mut impl Read, buf: &mut [u8]) -> Result<(), Encode
         return Err(EncodeError::Changed("it shrank"));
     }
     Ok(())
-}
-
-/// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// What the stream carries, as STREAMINFO says it.

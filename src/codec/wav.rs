@@ -203,7 +203,7 @@ fn inspect_chunks<R: Read + Seek>(mut reader: R) -> Result<WavLayout, InspectErr
 /// Checks the 12-byte RIFF header; returns where the RIFF chunk ends.
 fn read_riff_header(r: &mut impl Read, file_size: u64) -> Result<u64, InspectError> {
     let mut head = [0u8; 12];
-    let got = read_up_to(r, &mut head)?;
+    let got = read_full(r, &mut head)?;
     let head = &head[..got];
     if head.len() < 12 || &head[..4] != b"RIFF" || &head[8..12] != b"WAVE" {
         return Err(not_riff(head));
@@ -277,7 +277,7 @@ fn walk_chunks(
 fn read_chunk_header(r: &mut (impl Read + Seek), offset: u64) -> Result<Chunk, InspectError> {
     let mut header = [0u8; 8];
     r.seek(SeekFrom::Start(offset))?;
-    if read_up_to(r, &mut header)? < 8 {
+    if read_full(r, &mut header)? < 8 {
         return Err(unfit(format!(
             "file ends inside the chunk header at {offset}"
         )));
@@ -501,7 +501,7 @@ fn le32(b: &[u8]) -> u32 {
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
