@@ -61,10 +61,14 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 have_prompts || missing+=(asterisk-core-sounds-en-wav)
 # rustc links with cc, and zstd, SQLite and aws-lc are C compiled by build scripts.
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# libflac-sys builds the bundled libFLAC with cmake.
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 # cargo fetches crates over HTTPS.
 have_pkg ca-certificates || [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
 if [[ $mode == test ]]; then
 	command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+	# The FLAC round-trip tests run the reference decoder.
+	command -v flac >/dev/null 2>&1 || missing+=(flac)
 	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)

@@ -15,6 +15,9 @@ use crate::recording::{FileIdentity, Recording};
 
 mod zstd;
 
+pub mod flac;
+pub mod wav;
+
 /// The outcome of encoding one recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

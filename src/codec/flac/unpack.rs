@@ -1,0 +1,249 @@
+//! Rebuilding the original WAV from a FLAC object: the stored `riff` blocks
+//! before the samples are written as they are read, the frames are decoded
+//! into PCM as they arrive, and the blocks stored for chunks after the
+//! samples are read again (by seeking back) at the end. Memory stays bounded.
+
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+
+use super::{APPLICATION, HashingReader, RIFF_ID, STREAMINFO, decoder, invalid, parse_streaminfo};
+use crate::codec::wav::reference_fmt;
+use crate::digest::{CHUNK, HashingWriter};
+
+/// What decoding an object produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// SHA-256 and size of the rebuilt WAV.
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// SHA-256 and size of the object as read.
+    pub object_sha256: [u8; 32],
+    pub object_size: u64,
+}
+
+/// Decodes a FLAC object made by [`super::encode`] into `out`, streaming.
+/// A damaged or foreign object is an `InvalidData` error (after writing
+/// whatever came before the damage).
+pub fn decode_from<R: Read + Seek>(object: R, out: impl Write) -> io::Result<Decoded> {
+    rebuild(object, out, true)
+}
+
+/// [`decode_from`]; `check_md5` as for [`decoder::decode_frames`].
+pub(super) fn rebuild<R: Read + Seek>(
+    object: R,
+    out: impl Write,
+    check_md5: bool,
+) -> io::Result<Decoded> {
+    let mut input = HashingReader::new(BufReader::with_capacity(CHUNK, object));
+    let mut wav = HashingWriter::new(out);
+    let meta = read_metadata(&mut input, &mut wav)?;
+    let streaminfo = meta.streaminfo.ok_or_else(|| invalid("no STREAMINFO"))?;
+    let samples = decoder::decode_frames(&streaminfo, &mut input, &mut wav, check_md5)?;
+    let (params, total) = parse_streaminfo(&streaminfo);
+    let frame_bytes = u64::from(params.channels * params.bits_per_sample / 8);
+    if samples != total || samples * frame_bytes != meta.data_size {
+        return Err(invalid(format!(
+            "object holds {samples} samples; STREAMINFO says {total}, the data chunk {} bytes",
+            meta.data_size
+        )));
+    }
+    if meta.data_size % 2 == 1 {
+        wav.write_all(&[0])?;
+    }
+    let (mut reader, object_sha256, object_size) = input.finish();
+    for (offset, len) in meta.tail {
+        reader.seek(SeekFrom::Start(offset))?;
+        copy_exact(&mut reader, &mut wav, len)?;
+    }
+    wav.flush()?;
+    let (_, sha256, size) = wav.finish();
+    Ok(Decoded {
+        sha256,
+        size,
+        object_sha256,
+        object_size,
+    })
+}
+
+/// The metadata section as it is walked: STREAMINFO, where the next `riff`
+/// block goes, and what the stored chunks add up to.
+#[derive(Default)]
+struct Metadata {
+    streaminfo: Option<[u8; 34]>,
+    phase: Phase,
+    riff_size: u64,
+    /// Bytes of stored chunks (headers and pad bytes included), data excluded.
+    chunk_bytes: u64,
+    data_size: u64,
+    /// (offset in the object, length) of the chunks stored for after the samples.
+    tail: Vec<(u64, u64)>,
+}
+
+/// Where the next `riff` block goes.
+#[derive(Default, PartialEq)]
+enum Phase {
+    #[default]
+    RiffHeader,
+    BeforeData,
+    AfterData,
+}
+
+/// Walks the metadata blocks, writing the stored WAV header chunks to `wav`.
+fn read_metadata(
+    input: &mut HashingReader<impl Read>,
+    wav: &mut impl Write,
+) -> io::Result<Metadata> {
+    let mut magic = [0u8; 4];
+    read_exact(input, &mut magic)?;
+    if &magic != b"fLaC" {
+        return Err(invalid("not a FLAC object"));
+    }
+    let mut meta = Metadata::default();
+    loop {
+        let mut header = [0u8; 4];
+        read_exact(input, &mut header)?;
+        let (last, kind) = (header[0] & 0x80 != 0, header[0] & 0x7f);
+        let len = u64::from(u32::from_be_bytes([0, header[1], header[2], header[3]]));
+        match kind {
+            STREAMINFO if meta.streaminfo.is_none() && len == 34 => {
+                let mut body = [0u8; 34];
+                read_exact(input, &mut body)?;
+                meta.streaminfo = Some(body);
+            }
+            _ if meta.streaminfo.is_none() => {
+                return Err(invalid("STREAMINFO is not the first block"));
+            }
+            STREAMINFO | 127 => return Err(invalid("invalid metadata block")),
+            APPLICATION if len >= 4 => {
+                let mut id = [0u8; 4];
+                read_exact(input, &mut id)?;
+                if &id == RIFF_ID {
+                    meta.riff_block(input, wav, len - 4)?;
+                } else {
+                    copy_exact(input, &mut io::sink(), len - 4)?;
+                }
+            }
+            _ => copy_exact(input, &mut io::sink(), len)?,
+        }
+        if last {
+            break;
+        }
+    }
+    meta.check_sizes()?;
+    Ok(meta)
+}
+
+impl Metadata {
+    /// One stored chunk: written now if it comes before the samples,
+    /// remembered (offset, length) if it comes after them.
+    fn riff_block(
+        &mut self,
+        input: &mut HashingReader<impl Read>,
+        wav: &mut impl Write,
+        len: u64,
+    ) -> io::Result<()> {
+        match self.phase {
+            Phase::RiffHeader => {
+                let mut riff = [0u8; 12];
+                if len != 12 {
+                    return Err(invalid("first stored chunk is not a RIFF header"));
+                }
+                read_exact(input, &mut riff)?;
+                if &riff[..4] != b"RIFF" || &riff[8..] != b"WAVE" {
+                    return Err(invalid("first stored chunk is not a RIFF header"));
+                }
+                self.riff_size =
+                    u64::from(u32::from_le_bytes([riff[4], riff[5], riff[6], riff[7]]));
+                wav.write_all(&riff)?;
+                self.phase = Phase::BeforeData;
+            }
+            Phase::BeforeData => {
+                let mut header = [0u8; 8];
+                if len < 8 {
+                    return Err(invalid("stored chunk shorter than its header"));
+                }
+                read_exact(input, &mut header)?;
+                wav.write_all(&header)?;
+                match &header[..4] {
+                    b"data" if len == 8 => {
+                        self.data_size = u64::from(u32::from_le_bytes([
+                            header[4], header[5], header[6], header[7],
+                        ]));
+                        self.phase = Phase::AfterData;
+                    }
+                    b"data" => return Err(invalid("stored data chunk header has a body")),
+                    b"fmt " => self.fmt_block(input, wav, len - 8)?,
+                    _ => copy_exact(input, wav, len - 8)?,
+                }
+                self.chunk_bytes += len;
+            }
+            Phase::AfterData => {
+                self.tail.push((input.read, len));
+                self.chunk_bytes += len;
+                copy_exact(input, &mut io::sink(), len)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored `fmt ` body must be the one flac -d writes for STREAMINFO's
+    /// format, or the reference tool would not rebuild the original.
+    fn fmt_block(
+        &mut self,
+        input: &mut impl Read,
+        wav: &mut impl Write,
+        len: u64,
+    ) -> io::Result<()> {
+        let streaminfo = self
+            .streaminfo
+            .as_ref()
+            .ok_or_else(|| invalid("no STREAMINFO"))?;
+        let (params, _) = parse_streaminfo(streaminfo);
+        let expected = reference_fmt(
+            params.channels as u16,
+            params.sample_rate,
+            params.bits_per_sample as u16,
+        );
+        if len != expected.len() as u64 {
+            return Err(invalid("stored fmt chunk does not match STREAMINFO"));
+        }
+        let mut body = vec![0u8; expected.len()];
+        read_exact(input, &mut body)?;
+        if body != expected {
+            return Err(invalid("stored fmt chunk does not match STREAMINFO"));
+        }
+        wav.write_all(&body)
+    }
+
+    /// The stored RIFF size must be what the stored chunks and samples add up
+    /// to (what flac -d writes back).
+    fn check_sizes(&self) -> io::Result<()> {
+        if self.phase != Phase::AfterData {
+            return Err(invalid("object has no stored WAV header"));
+        }
+        if self.riff_size != 4 + self.chunk_bytes + self.data_size.div_ceil(2) * 2 {
+            return Err(invalid("stored RIFF size does not match the stored chunks"));
+        }
+        Ok(())
+    }
+}
+
+fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
+    input.read_exact(buf).map_err(truncated)
+}
+
+/// Copies exactly `len` bytes; a short input means a truncated object.
+fn copy_exact(input: &mut impl Read, out: &mut impl Write, len: u64) -> io::Result<()> {
+    let copied = io::copy(&mut input.take(len), out)?;
+    if copied != len {
+        return Err(invalid("object is truncated"));
+    }
+    Ok(())
+}
+
+fn truncated(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        invalid("object is truncated")
+    } else {
+        e
+    }
+}
