@@ -19,6 +19,8 @@ garage_dir=${RECVAULT_GARAGE_DIR:-$repo_root/.work/garage}
 
 scripts/install-deps.sh test
 scripts/garage.sh start "$garage_dir"
+# The VICIdial database tests need MariaDB on 127.0.0.1:3306.
+scripts/mariadb.sh
 
 # The S3 conformance tests read RECVAULT_TEST_S3_* from the environment.
 set -a

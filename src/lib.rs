@@ -49,5 +49,6 @@ pub mod retrieve;
 pub mod spool;
 pub mod store;
 pub mod units;
+pub mod vicidial;
 
 pub use error::{Error, Result};

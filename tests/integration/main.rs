@@ -14,3 +14,4 @@ mod proxy;
 mod recovery;
 mod retention;
 mod store_conformance;
+mod vicidial;

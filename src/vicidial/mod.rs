@@ -1,0 +1,18 @@
+//! VICIdial's side of a recording: its configuration file
+//! (`/etc/astguiclient.conf`), its database (which call, campaign, lead and
+//! agent a recording belongs to; the listen link in `recording_log.location`;
+//! GDPR erasure requests; admin users for playback), read the way VICIdial's
+//! own scripts read them.
+//!
+//! This module knows nothing of the ledger, the pipeline or the store: callers
+//! pass file names and ids in and get plain values or a [`db::DbError`] that
+//! says whether to retry.
+
+pub mod astguiclient;
+pub mod attribution;
+pub mod db;
+pub mod deletion_queue;
+pub mod location;
+pub mod servers;
+pub mod settings;
+pub mod users;

@@ -1,0 +1,493 @@
+//! Where the VICIdial database is and how to log in: `astguiclient.conf`,
+//! optionally overridden by a DSN or a key file named in recvault's TOML.
+//! The password is a [`Secret`]: no Debug, Display or error ever shows it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::astguiclient::{self, Astguiclient};
+use crate::config::ConfigError;
+
+/// A password. Debug and Display print `<redacted>`; only [`Secret::expose`]
+/// gives the text, for the one place that logs in.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a password.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The password itself: only for logging in and for scrubbing messages.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How to reach VICIdial's database, and which server this box is in it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbSettings {
+    /// Host name or IP; `localhost` means the local Unix socket when one
+    /// exists, as VICIdial's Perl DBI does.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Database name (`asterisk` on a stock install).
+    pub database: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: Secret,
+    /// This box's `server_ip` in `recording_log` and `servers` (`VARserver_ip`).
+    pub server_ip: String,
+}
+
+impl fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DbSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("server_ip", &self.server_ip)
+            .finish()
+    }
+}
+
+impl fmt::Display for DbSettings {
+    /// `user@host:port/database`: what logs and errors name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
+    }
+}
+
+/// What recvault's `[vicidial]` section says about the connection; the config
+/// layer fills it from the TOML and calls [`resolve`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionSource {
+    /// `astguiclient` (default `/etc/astguiclient.conf`).
+    pub astguiclient: PathBuf,
+    /// `dsn`: `mysql://user:pass@host:port/database`; what it names overrides the file.
+    pub dsn: Option<Secret>,
+    /// `key_file`: a TOML file with `password` (and optionally `user`) that
+    /// overrides the file's and the DSN's credentials.
+    pub key_file: Option<PathBuf>,
+    /// `server_ip`: overrides `VARserver_ip`.
+    pub server_ip: Option<String>,
+}
+
+impl Default for ConnectionSource {
+    fn default() -> ConnectionSource {
+        ConnectionSource {
+            astguiclient: PathBuf::from(astguiclient::DEFAULT_PATH),
+            dsn: None,
+            key_file: None,
+            server_ip: None,
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSource")
+            .field("astguiclient", &self.astguiclient)
+            .field("dsn", &self.dsn.as_ref().map(|_| "<redacted>"))
+            .field("key_file", &self.key_file)
+            .field("server_ip", &self.server_ip)
+            .finish()
+    }
+}
+
+/// The connection settings, plus `astguiclient.conf` when it was read (its
+/// `PATHDONEmonitor` and `VARHTTP_path` matter for listen links).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// How to connect.
+    pub db: DbSettings,
+    /// The parsed `astguiclient.conf`, if it was read.
+    pub astguiclient: Option<Astguiclient>,
+}
+
+/// Builds the connection settings: `astguiclient.conf` first (required unless
+/// a DSN is given), then the DSN, then the key file, then `server_ip`.
+/// Errors name `config_file` and the `[vicidial]` key, never the secret.
+pub fn resolve(config_file: &Path, source: &ConnectionSource) -> Result<Resolved, ConfigError> {
+    let invalid = |key: &str, problem: String| ConfigError::Invalid {
+        file: config_file.to_path_buf(),
+        key: format!("vicidial.{key}"),
+        problem,
+    };
+    let conf = match Astguiclient::load(&source.astguiclient) {
+        Ok(conf) => Some(conf),
+        // With a DSN the file only adds VARserver_ip; without one it is required.
+        Err(ConfigError::Read { source: e, .. })
+            if source.dsn.is_some() && e.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let mut db = match &conf {
+        Some(c) => DbSettings {
+            host: c.db_server.clone(),
+            port: c.db_port,
+            database: c.db_database.clone(),
+            user: c.db_user.clone(),
+            password: Secret::new(c.db_pass.clone()),
+            server_ip: c.server_ip.clone().unwrap_or_default(),
+        },
+        None => DbSettings {
+            host: "localhost".into(),
+            port: 3306,
+            database: "asterisk".into(),
+            user: "cron".into(),
+            password: Secret::default(),
+            server_ip: String::new(),
+        },
+    };
+    if let Some(dsn) = &source.dsn {
+        let dsn = parse_dsn(dsn.expose()).map_err(|p| invalid("dsn", p))?;
+        dsn.apply(&mut db);
+    }
+    if let Some(file) = &source.key_file {
+        let key = read_key_file(file).map_err(|p| invalid("key_file", p))?;
+        if let Some(user) = key.user {
+            db.user = user;
+        }
+        db.password = Secret::new(key.password);
+    }
+    if let Some(ip) = &source.server_ip {
+        db.server_ip = ip.clone();
+    }
+    if db.server_ip.is_empty() {
+        let problem = format!(
+            "this server's IP is unknown: `{}` sets no VARserver_ip; set vicidial.server_ip",
+            source.astguiclient.display()
+        );
+        return Err(invalid("server_ip", problem));
+    }
+    Ok(Resolved {
+        db,
+        astguiclient: conf,
+    })
+}
+
+/// The parts of `mysql://user:pass@host:port/database` (also `mariadb://`);
+/// each part is optional except the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dsn {
+    /// Percent-decoded user.
+    pub user: Option<String>,
+    /// Percent-decoded password.
+    pub password: Option<Secret>,
+    /// Host name or IP (IPv6 without brackets).
+    pub host: String,
+    /// Port.
+    pub port: Option<u16>,
+    /// Percent-decoded database name.
+    pub database: Option<String>,
+}
+
+impl Dsn {
+    fn apply(self, db: &mut DbSettings) {
+        db.host = self.host;
+        if let Some(port) = self.port {
+            db.port = port;
+        }
+        if let Some(user) = self.user {
+            db.user = user;
+        }
+        if let Some(password) = self.password {
+            db.password = password;
+        }
+        if let Some(database) = self.database {
+            db.database = database;
+        }
+    }
+}
+
+/// Parses a DSN. The error describes the problem without quoting the DSN,
+/// which may hold a password.
+pub fn parse_dsn(text: &str) -> Result<Dsn, String> {
+    let rest = ["mysql://", "mariadb://"]
+        .iter()
+        .find_map(|scheme| strip_prefix_ignore_case(text.trim(), scheme))
+        .ok_or("must start with mysql:// or mariadb://")?;
+    if rest.contains(['?', '#']) {
+        return Err("must not have a query string or fragment (`?`, `#`)".into());
+    }
+    let (authority, database) = match rest.split_once('/') {
+        Some((a, d)) => (a, Some(d)),
+        None => (rest, None),
+    };
+    // The password may hold `@`: the host part follows the last one.
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((c, h)) => (Some(c), h),
+        None => (None, authority),
+    };
+    let (user, password) = match credentials {
+        None => (None, None),
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u), Some(p)),
+            None => (Some(c), None),
+        },
+    };
+    let (host, port) = split_host_port(host_port)?;
+    if host.is_empty() {
+        return Err("names no host".into());
+    }
+    let decode = |part: &str, what: &str| {
+        percent_decode(part).ok_or_else(|| format!("has a bad percent-escape in the {what}"))
+    };
+    let database = match database {
+        None | Some("") => None,
+        Some(d) if d.contains('/') => return Err("has more than one path segment".into()),
+        Some(d) => Some(decode(d, "database name")?),
+    };
+    Ok(Dsn {
+        user: user.map(|u| decode(u, "user")).transpose()?,
+        password: password
+            .map(|p| decode(p, "password").map(Secret::new))
+            .transpose()?,
+        host: host.to_string(),
+        port,
+        database,
+    })
+}
+
+fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
+    let head = text.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &text[prefix.len()..])
+}
+
+fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
+    let bad_port = || "has a port that is not a number from 1 to 65535".to_string();
+    let parse_port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(bad_port)
+    };
+    if let Some(inner) = text.strip_prefix('[') {
+        let (host, after) = inner.split_once(']').ok_or("has an unclosed `[`")?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host, Some(parse_port(p)?))),
+            None if after.is_empty() => Ok((host, None)),
+            None => Err("has text after `]`".into()),
+        };
+    }
+    match text.split_once(':') {
+        Some((host, p)) => Ok((host, Some(parse_port(p)?))),
+        None => Ok((text, None)),
+    }
+}
+
+/// Percent-decodes `text`; None for a bad escape or non-UTF-8 bytes.
+fn percent_decode(text: &str) -> Option<String> {
+    String::from_utf8(crate::recording::key::decode_name(text)?).ok()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    user: Option<String>,
+    password: String,
+}
+
+fn read_key_file(file: &Path) -> Result<KeyFile, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+    // A TOML parse error could quote the password: only say what is expected.
+    toml::from_str(&text).map_err(|_| {
+        format!(
+            "`{}` must hold `password = \"...\"` and optionally `user = \"...\"`",
+            file.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD: &str = "Pa55:w@rd/x";
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn source(conf: PathBuf) -> ConnectionSource {
+        ConnectionSource {
+            astguiclient: conf,
+            ..ConnectionSource::default()
+        }
+    }
+
+    const CONF: &str = "VARserver_ip => 10.0.0.5\nVARDB_server => 10.0.0.9\nVARDB_pass => s3cret\nVARDB_port => 3307\n";
+
+    #[test]
+    fn from_astguiclient_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = write(dir.path(), "astguiclient.conf", CONF);
+        let r = resolve(Path::new("/etc/recvault/recvault.toml"), &source(conf)).unwrap();
+        assert_eq!(r.db.to_string(), "cron@10.0.0.9:3307/asterisk");
+        assert_eq!(r.db.password.expose(), "s3cret");
+        assert_eq!(r.db.server_ip, "10.0.0.5");
+        assert!(r.astguiclient.is_some());
+    }
+
+    #[test]
+    fn dsn_then_key_file_then_server_ip_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = write(dir.path(), "astguiclient.conf", CONF);
+        let key = write(
+            dir.path(),
+            "vicidial.key",
+            "user = \"recvault\"\npassword = \"k3y\"\n",
+        );
+        let mut s = source(conf);
+        s.dsn = Some(Secret::new("mysql://ro:dsnpass@db.example:3310/vici"));
+        let r = resolve(Path::new("/r.toml"), &s).unwrap();
+        assert_eq!(r.db.to_string(), "ro@db.example:3310/vici");
+        assert_eq!(r.db.password.expose(), "dsnpass");
+        s.key_file = Some(key);
+        s.server_ip = Some("10.0.0.77".into());
+        let r = resolve(Path::new("/r.toml"), &s).unwrap();
+        assert_eq!(r.db.to_string(), "recvault@db.example:3310/vici");
+        assert_eq!(r.db.password.expose(), "k3y");
+        assert_eq!(r.db.server_ip, "10.0.0.77");
+    }
+
+    #[test]
+    fn dsn_without_astguiclient_needs_server_ip() {
+        let mut s = source(PathBuf::from("/nonexistent/astguiclient.conf"));
+        s.dsn = Some(Secret::new("mysql://u:p@127.0.0.1/asterisk"));
+        let e = resolve(Path::new("/r.toml"), &s).unwrap_err().to_string();
+        assert!(
+            e.contains("/r.toml") && e.contains("vicidial.server_ip"),
+            "{e}"
+        );
+        s.server_ip = Some("10.0.0.5".into());
+        let r = resolve(Path::new("/r.toml"), &s).unwrap();
+        assert_eq!(r.db.to_string(), "u@127.0.0.1:3306/asterisk");
+        assert!(r.astguiclient.is_none());
+        // Without a DSN the file is required, and the error names it.
+        let e = resolve(Path::new("/r.toml"), &source("/nonexistent/a.conf".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/a.conf"), "{e}");
+    }
+
+    #[test]
+    fn dsn_forms() {
+        let d = parse_dsn("mysql://cron:1234@localhost/asterisk").unwrap();
+        assert_eq!(d.user.as_deref(), Some("cron"));
+        assert_eq!(d.password.as_ref().map(Secret::expose), Some("1234"));
+        assert_eq!((d.host.as_str(), d.port), ("localhost", None));
+        assert_eq!(d.database.as_deref(), Some("asterisk"));
+        // Percent-escapes, `@` and `:` in the password, IPv6, a port.
+        let d = parse_dsn("MariaDB://us%20er:p%40ss:w@rd@[::1]:3307/db%2D1").unwrap();
+        assert_eq!(d.user.as_deref(), Some("us er"));
+        assert_eq!(d.password.unwrap().expose(), "p@ss:w@rd");
+        assert_eq!((d.host.as_str(), d.port), ("::1", Some(3307)));
+        assert_eq!(d.database.as_deref(), Some("db-1"));
+        let d = parse_dsn("mysql://10.0.0.9").unwrap();
+        assert_eq!((d.user, d.password, d.database), (None, None, None));
+    }
+
+    #[test]
+    fn bad_dsns_are_explained_without_the_password() {
+        for (dsn, expect) in [
+            ("postgres://u:SECRETPW@h/db", "mysql://"),
+            ("mysql://u:SECRETPW@h:99999/db", "port"),
+            ("mysql://u:SECRETPW@h:0/db", "port"),
+            ("mysql://u:SECRETPW@/db", "host"),
+            ("mysql://u:SECRETPW@h/db?ssl=1", "query"),
+            ("mysql://u:SECRETPW%zz@h/db", "percent"),
+            ("mysql://u:SECRETPW@[::1/db", "["),
+            ("mysql://u:SECRETPW@h/db/x", "path"),
+        ] {
+            let e = parse_dsn(dsn).unwrap_err();
+            assert!(e.contains(expect), "{dsn}: {e}");
+            assert!(!e.contains("SECRETPW"), "{e}");
+            let s = ConnectionSource {
+                astguiclient: "/nonexistent".into(),
+                dsn: Some(Secret::new(dsn)),
+                key_file: None,
+                server_ip: Some("1.2.3.4".into()),
+            };
+            let e = resolve(Path::new("/r.toml"), &s).unwrap_err().to_string();
+            assert!(e.contains("vicidial.dsn") && !e.contains("SECRETPW"), "{e}");
+        }
+    }
+
+    #[test]
+    fn bad_key_file_never_quotes_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = write(dir.path(), "astguiclient.conf", CONF);
+        let key = write(dir.path(), "k", &format!("password = {PASSWORD}\n"));
+        let mut s = source(conf);
+        s.key_file = Some(key);
+        let e = resolve(Path::new("/r.toml"), &s).unwrap_err().to_string();
+        assert!(
+            e.contains("vicidial.key_file") && e.contains("password = "),
+            "{e}"
+        );
+        assert!(!e.contains(PASSWORD), "{e}");
+        s.key_file = Some(dir.path().join("missing"));
+        let e = resolve(Path::new("/r.toml"), &s).unwrap_err().to_string();
+        assert!(e.contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn password_never_in_debug_or_display() {
+        let db = DbSettings {
+            host: "h".into(),
+            port: 3306,
+            database: "asterisk".into(),
+            user: "cron".into(),
+            password: Secret::new(PASSWORD),
+            server_ip: "10.0.0.5".into(),
+        };
+        let s = ConnectionSource {
+            dsn: Some(Secret::new(format!("mysql://u:{PASSWORD}@h/db"))),
+            ..ConnectionSource::default()
+        };
+        let dsn = parse_dsn(&format!("mysql://u:{PASSWORD}@h/db"));
+        for shown in [
+            format!("{db:?}"),
+            db.to_string(),
+            format!("{s:?}"),
+            format!("{dsn:?}"),
+            format!("{}", db.password),
+        ] {
+            assert!(
+                !shown.contains(PASSWORD) && !shown.contains("Pa55"),
+                "{shown}"
+            );
+        }
+    }
+}
