@@ -53,11 +53,18 @@ pub(super) async fn hold(
                     to: super::date_end(to)?,
                 });
             }
-            let (id, covered) = hold::add(&ledger, &actor, now_secs(), &case, &reason, &selectors)?;
+            let placed = hold::add(&ledger, &actor, now_secs(), &case, &reason, &selectors)?;
             writeln!(
                 out,
-                "hold #{id} placed for case {case}: covers {covered} recordings now, and any that arrive and match"
+                "hold #{} placed for case {case}: covers {} recordings now, and any that arrive and match",
+                placed.id, placed.covered
             )?;
+            if placed.being_deleted > 0 {
+                eprintln!(
+                    "recvault: warning: {} of them were already being deleted when the hold was placed (their deletion started first); see `recvault hold show {case}`",
+                    placed.being_deleted
+                );
+            }
             case
         }
         HoldCommand::Release { case, reason } => {

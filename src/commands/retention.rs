@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::governance::retention::sweep_now;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
+use crate::ledger::retention::DueSummary;
 use crate::recording::key::display_name;
 use crate::units::{human_bytes, local_time, now_secs};
 
@@ -44,11 +45,12 @@ pub(super) async fn retention(
             let r = sweep_now(config, &Actor::current()).await?;
             writeln!(
                 out,
-                "deleted {} recordings ({} stored, {} local copies), {} held, {} failed",
+                "deleted {} recordings ({} stored, {} local copies), {} held, {} not yet archived (kept), {} failed",
                 r.deleted,
                 human_bytes(r.object_bytes),
                 r.local_removed,
                 r.held,
+                r.unarchived,
                 r.failed
             )?;
             for (campaign, n) in &r.by_campaign {
@@ -84,73 +86,87 @@ fn plan_report(
             "due\tid\tcampaign\tcall time\tbytes stored\trule\tname"
         )?;
     }
-    // campaign -> (due, bytes, held)
-    let mut totals: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
     let mut write_err = None;
     ledger.for_each_due_summary(policy, until, only, |d| {
         let campaign = d.campaign.as_deref().unwrap_or("-");
-        let bytes = d.bytes;
+        let kept = d.held || (!d.archived && !policy.delete_unarchived);
         let t = match totals.get_mut(campaign) {
             Some(t) => t,
             None => totals.entry(campaign.to_string()).or_default(),
         };
-        if d.held {
-            t.2 += 1;
-        } else {
-            t.0 += 1;
-            t.1 += bytes;
-        }
+        t.add(d, kept);
         if totals_only {
             return true;
         }
-        let when = if d.held {
-            "held".to_string()
-        } else if d.due_at <= now {
-            "now".to_string()
-        } else {
-            local_time(d.due_at)
+        let when = match (d.held, kept) {
+            (true, _) => "held".to_string(),
+            (false, true) => "unarchived".to_string(),
+            _ if d.due_at <= now => "now".to_string(),
+            _ => local_time(d.due_at),
         };
         let line = writeln!(
             out,
-            "{when}\t{}\t{campaign}\t{}{}\t{bytes}\t{}\t{}",
+            "{when}\t{}\t{campaign}\t{}{}\t{}\t{}\t{}",
             d.id,
             local_time(d.time),
             if d.call_time_known { "" } else { " (mtime)" },
+            d.bytes,
             d.rule,
             display_name(&d.name)
         );
-        match line {
-            Ok(()) => true,
-            Err(e) => {
-                write_err = Some(e);
-                false
-            }
-        }
+        line.map_err(|e| write_err = Some(e)).is_ok()
     })?;
     if let Some(e) = write_err {
         return Err(e.into());
     }
-    writeln!(
-        out,
-        "{:<20} {:>10} {:>12} {:>8}",
-        "campaign", "due", "bytes", "held"
-    )?;
-    let mut sum = (0, 0, 0);
-    for (campaign, (n, bytes, held)) in &totals {
+    let row = |out: &mut dyn Write, name: &str, t: &Totals| {
         writeln!(
             out,
-            "{campaign:<20} {n:>10} {:>12} {held:>8}",
-            human_bytes(*bytes)
-        )?;
-        sum = (sum.0 + n, sum.1 + bytes, sum.2 + held);
-    }
+            "{name:<20} {:>10} {:>12} {:>8} {:>10}",
+            t.due,
+            human_bytes(t.bytes),
+            t.held,
+            t.unarchived
+        )
+    };
     writeln!(
         out,
-        "{:<20} {:>10} {:>12} {:>8}",
-        "total",
-        sum.0,
-        human_bytes(sum.1),
-        sum.2
+        "{:<20} {:>10} {:>12} {:>8} {:>10}",
+        "campaign", "due", "bytes", "held", "unarchived"
     )?;
+    let mut sum = Totals::default();
+    for (campaign, t) in &totals {
+        row(out, campaign, t)?;
+        sum.due += t.due;
+        sum.bytes += t.bytes;
+        sum.held += t.held;
+        sum.unarchived += t.unarchived;
+    }
+    row(out, "total", &sum)?;
     Ok(())
+}
+
+/// A campaign's line in the plan's totals.
+#[derive(Default)]
+struct Totals {
+    /// Due and deleted at the next sweep, and their bytes.
+    due: u64,
+    bytes: u64,
+    /// Due but kept: under a legal hold, or never archived.
+    held: u64,
+    unarchived: u64,
+}
+
+impl Totals {
+    fn add(&mut self, d: &DueSummary<'_>, kept: bool) {
+        match (d.held, kept) {
+            (true, _) => self.held += 1,
+            (false, true) => self.unarchived += 1,
+            (false, false) => {
+                self.due += 1;
+                self.bytes += d.bytes;
+            }
+        }
+    }
 }

@@ -34,6 +34,13 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         "unattributed: {} (file name did not match [naming] template)",
         ledger.unattributed_count()?
     )?;
+    let disputed = ledger.name_time_disputed()?;
+    if disputed > 0 {
+        writeln!(
+            out,
+            "name dates not believed: {disputed} (more than [naming] time_tolerance from the file's time; retention counts from the file's time)"
+        )?;
+    }
     let active = ledger
         .holds()?
         .iter()

@@ -23,11 +23,13 @@ pub(super) struct RawConfig {
 pub(super) struct RawNaming {
     pub(super) template: Option<String>,
     pub(super) dir_campaigns: Option<BTreeMap<PathBuf, String>>,
+    pub(super) time_tolerance: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRetention {
+    pub(super) delete_unarchived: Option<bool>,
     pub(super) default: Option<String>,
     pub(super) sweep_every: Option<String>,
     pub(super) campaigns: Option<BTreeMap<String, String>>,

@@ -62,6 +62,9 @@ pub struct RetentionPolicy {
     pub campaigns: BTreeMap<String, Keep>,
     /// How often the daemon sweeps.
     pub sweep_every: Duration,
+    /// Whether a recording that is due but was never archived may be
+    /// deleted (its local copy, the only one). Off: it is archived first.
+    pub delete_unarchived: bool,
 }
 
 impl Default for RetentionPolicy {
@@ -71,6 +74,7 @@ impl Default for RetentionPolicy {
             default: Keep::Forever,
             campaigns: BTreeMap::new(),
             sweep_every: Duration::from_secs(3600),
+            delete_unarchived: false,
         }
     }
 }
@@ -128,6 +132,9 @@ impl RetentionPolicy {
         for (c, k) in &self.campaigns {
             s.push_str(&format!(", {c} = {k}"));
         }
+        if self.delete_unarchived {
+            s.push_str(", delete_unarchived = true");
+        }
         s
     }
 }
@@ -146,6 +153,7 @@ mod tests {
             ]
             .into(),
             sweep_every: Duration::from_secs(3600),
+            delete_unarchived: false,
         }
     }
 

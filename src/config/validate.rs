@@ -245,9 +245,15 @@ fn naming(
         }
         dir_campaigns.insert(dir, campaign);
     }
+    let time_tolerance =
+        v.duration("naming.time_tolerance", raw.time_tolerance.as_deref(), "1d")?;
+    if time_tolerance < Duration::from_secs(60) {
+        return Err(v.invalid("naming.time_tolerance", "must be at least 1m"));
+    }
     Ok(Naming {
         template,
         dir_campaigns,
+        time_tolerance,
     })
 }
 
@@ -275,5 +281,6 @@ fn retention(v: &Validator<'_>, raw: RawRetention) -> Result<RetentionPolicy, Co
         default,
         campaigns,
         sweep_every,
+        delete_unarchived: raw.delete_unarchived.unwrap_or(false),
     })
 }

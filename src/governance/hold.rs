@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::error::{Error, HoldProblem};
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
-pub use crate::ledger::holds::{Hold, Selector};
+pub use crate::ledger::holds::{Hold, HoldPlaced, Selector};
 use crate::store::{Store, StoreError};
 
 impl Selector {
@@ -52,7 +52,8 @@ fn check_selectors(selectors: &[Selector]) -> Option<HoldProblem> {
     })
 }
 
-/// Places a hold. Returns its id and how many recordings it covers now.
+/// Places a hold. Returns its id, how many recordings it covers now, and how
+/// many of those were already being deleted when it committed.
 pub fn add(
     ledger: &Ledger,
     actor: &Actor,
@@ -60,7 +61,7 @@ pub fn add(
     case_id: &str,
     reason: &str,
     selectors: &[Selector],
-) -> Result<(i64, u64), Error> {
+) -> Result<HoldPlaced, Error> {
     if case_id.trim().is_empty() || reason.trim().is_empty() {
         return Err(refused(case_id, HoldProblem::NoReason));
     }
@@ -147,7 +148,7 @@ mod tests {
             call_time: Some(time),
             phone: Some(phone.to_string()),
             agent: Some("a1".to_string()),
-            lead_id: None,
+            ..Attribution::default()
         };
         fixtures::insert(ledger, &file, &call, State::Settled)
     }
@@ -166,7 +167,7 @@ mod tests {
         let b = insert(&ledger, "b.wav", "SALES", "777", 100);
         let c = insert(&ledger, "c.wav", "COLLECT", "555", 100);
         let d = insert(&ledger, "d.wav", "SALES", "555", 900);
-        let (_, n) = add(
+        let placed = add(
             &ledger,
             &actor(),
             1,
@@ -183,7 +184,7 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(n, 1);
+        assert_eq!((placed.covered, placed.being_deleted), (1, 0));
         let held: Vec<bool> = [a, b, c, d]
             .iter()
             .map(|id| ledger.is_held(*id).unwrap())

@@ -14,6 +14,7 @@ use crate::governance::audit::note_policy;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, Actor, NewEntry};
 use crate::ledger::lock::InstanceLock;
+use crate::ledger::reservations::Deletion;
 use crate::ledger::retention::{Due, DueCursor};
 use crate::recording::Recording;
 use crate::recording::key::display_name;
@@ -34,6 +35,11 @@ pub struct Sweep<'a> {
     pub skip: &'a HashSet<i64>,
     /// Stop after this many batches (the daemon comes back soon); `usize::MAX` for all.
     pub max_batches: usize,
+    /// Checked between batches: true stops the sweep once the batch under
+    /// way is deleted and recorded (shutdown). Never stops a batch midway.
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+    /// Called after each batch (the daemon's watchdog ping).
+    pub progress: &'a (dyn Fn() + Sync),
 }
 
 /// What a sweep did.
@@ -46,6 +52,9 @@ pub struct SweepReport {
     pub local_removed: u64,
     /// Due but under a legal hold: kept.
     pub held: u64,
+    /// Due but never archived: kept until archived (unless
+    /// `[retention] delete_unarchived`).
+    pub unarchived: u64,
     /// Due but not deleted this time (store refused, local file undeletable).
     pub failed: u64,
     /// Deleted per campaign (`-` for none).
@@ -55,11 +64,17 @@ pub struct SweepReport {
 }
 
 impl Sweep<'_> {
-    /// Deletes what is due at `now`, batch by batch.
+    /// Deletes what is due at `now`, batch by batch — after finishing any
+    /// deletion an interrupted run had reserved.
     pub async fn run(&self, now: i64) -> Result<SweepReport, Error> {
         let mut report = SweepReport::default();
+        self.finish_interrupted(now, &mut report).await?;
         let mut cursor = DueCursor::default();
         for _ in 0..self.max_batches {
+            if (self.stop)() {
+                report.more = true;
+                return Ok(report);
+            }
             let policy = self.policy.clone();
             let (due, next) = self
                 .ledger
@@ -74,6 +89,12 @@ impl Sweep<'_> {
             }
             let (held, due): (Vec<_>, Vec<_>) = due.into_iter().partition(|d| d.held);
             report.held += held.len() as u64;
+            // Nothing is deleted without an archived copy unless the
+            // operator asked for exactly that.
+            let (due, unarchived): (Vec<_>, Vec<_>) = due
+                .into_iter()
+                .partition(|d| d.archived || self.policy.delete_unarchived);
+            report.unarchived += unarchived.len() as u64;
             let due: Vec<Due> = due
                 .into_iter()
                 .filter(|d| !self.skip.contains(&d.rec.id))
@@ -81,29 +102,74 @@ impl Sweep<'_> {
             if !due.is_empty() {
                 self.delete_batch(now, due, &mut report).await?;
             }
+            (self.progress)();
         }
         report.more = true;
         Ok(report)
     }
 
+    /// Reserves `due` (the holds are checked in the same transaction, so a
+    /// hold committed before this still wins), then deletes what it reserved.
     async fn delete_batch(
         &self,
         now: i64,
         due: Vec<Due>,
         report: &mut SweepReport,
     ) -> Result<(), Error> {
-        // Checked again right before deleting: a hold placed since the
-        // selection still wins.
         let ids: Vec<i64> = due.iter().map(|d| d.rec.id).collect();
-        let held = self.ledger.call(move |l| l.held_now(&ids)).await?;
-        report.held += held.len() as u64;
-        let due: Vec<Due> = due
+        let reserved = self
+            .ledger
+            .call(move |l| l.reserve_for_retention(&ids, now))
+            .await?;
+        let (due, kept): (Vec<Due>, Vec<Due>) =
+            due.into_iter().partition(|d| reserved.contains(&d.rec.id));
+        report.held += kept.len() as u64;
+        self.delete_reserved(now, due, report).await
+    }
+
+    /// Finishes deletions a run interrupted (kill, power loss) had reserved:
+    /// a reservation is a commitment, made before any later hold.
+    async fn finish_interrupted(&self, now: i64, report: &mut SweepReport) -> Result<(), Error> {
+        let reserved = self
+            .ledger
+            .call(|l| l.reserved(Deletion::Retention))
+            .await?;
+        if reserved.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            recordings = reserved.len(),
+            "finishing retention deletions an interrupted run had started"
+        );
+        let due = reserved
             .into_iter()
-            .filter(|d| !held.contains(&d.rec.id))
+            .map(|rec| Due {
+                due_at: now,
+                rule: format!(
+                    "{} (resumed)",
+                    self.policy.rule_for(rec.campaign.as_deref())
+                ),
+                held: false,
+                archived: true,
+                rec,
+            })
             .collect();
-        // Objects first: a recording is only marked deleted once its object is gone.
+        self.delete_reserved(now, due, report).await
+    }
+
+    /// Deletes reserved recordings: objects first (a recording is only
+    /// marked deleted once its object is gone), then local copies, then one
+    /// ledger transaction recording them. What could not be deleted this time
+    /// has its reservation released.
+    async fn delete_reserved(
+        &self,
+        now: i64,
+        due: Vec<Due>,
+        report: &mut SweepReport,
+    ) -> Result<(), Error> {
         let remote = self.delete_objects(&due).await?;
         let mut done = Vec::new();
+        let mut undone = Vec::new();
         for d in due {
             let key_result = d
                 .rec
@@ -112,18 +178,23 @@ impl Sweep<'_> {
                 .and_then(|k| remote.get(k))
                 .cloned()
                 .unwrap_or(Ok(()));
-            if let Err(e) = key_result {
-                tracing::warn!(recording = %display_name(&d.rec.name), "retention could not delete the object: {e}");
-                report.failed += 1;
-                continue;
-            }
-            match self.remove_local(&d.rec).await {
+            let local = match key_result {
+                Ok(()) => self.remove_local(&d.rec).await,
+                Err(e) => Err(format!("could not delete the object: {e}")),
+            };
+            match local {
                 Ok(local) => done.push((d, local)),
                 Err(e) => {
-                    tracing::warn!(recording = %display_name(&d.rec.name), "retention could not delete the local copy: {e}");
+                    tracing::warn!(recording = %display_name(&d.rec.name), "retention {e}");
                     report.failed += 1;
+                    undone.push(d.rec.id);
                 }
             }
+        }
+        if !undone.is_empty() {
+            self.ledger
+                .call(move |l| l.release_reservations(&undone))
+                .await?;
         }
         let actor = self.actor.clone();
         let (done, recorded) = self
@@ -171,6 +242,7 @@ impl Sweep<'_> {
     /// Removes the local copy (and any staged object) if the ledger says
     /// there is one. Returns what happened to it, `None` if there was none.
     async fn remove_local(&self, rec: &Recording) -> Result<Option<&'static str>, String> {
+        let cannot = |e: String| format!("could not delete the local copy: {e}");
         let _ = std::fs::remove_file(self.staging.join(format!("{}.obj", rec.id)));
         if !rec.state.is_local() {
             return Ok(None);
@@ -178,8 +250,9 @@ impl Sweep<'_> {
         let (dirs, path, identity) = (self.spool_dirs.to_vec(), rec.path.clone(), rec.identity);
         tokio::task::spawn_blocking(move || remove_local_copy(&dirs, &path, identity))
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| cannot(e.to_string()))?
             .map(Some)
+            .map_err(cannot)
     }
 }
 
@@ -207,6 +280,8 @@ pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Er
         actor,
         skip: &HashSet::new(),
         max_batches: usize::MAX,
+        stop: &|| false,
+        progress: &|| {},
     }
     .run(now)
     .await?;

@@ -116,6 +116,17 @@ impl From<SelectorRow> for Selector {
     }
 }
 
+/// What placing a hold found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldPlaced {
+    pub id: i64,
+    /// Recordings it covers now.
+    pub covered: u64,
+    /// Of those, recordings whose deletion had already started (reserved
+    /// before the hold committed): they will be gone.
+    pub being_deleted: u64,
+}
+
 /// One `recvault hold add`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
@@ -171,15 +182,7 @@ impl Ledger {
 
     /// The cases whose active holds cover recording `id`.
     pub fn cases_holding(&self, id: i64) -> Result<Vec<String>, LedgerError> {
-        let sql = format!(
-            "SELECT DISTINCT c.case_id FROM holds c WHERE c.released_at IS NULL AND EXISTS ( \
-               SELECT 1 FROM recordings r WHERE r.id = ?1 AND {}) ORDER BY c.case_id",
-            covered_sql("h.id = c.id")
-        );
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(cases_holding_in(&*self.reader()?, id)?)
     }
 
     /// Records a new hold (already validated) with its audit entry. Returns
@@ -191,7 +194,7 @@ impl Ledger {
         case_id: &str,
         reason: &str,
         selectors: &[Selector],
-    ) -> Result<(i64, u64), LedgerError> {
+    ) -> Result<HoldPlaced, LedgerError> {
         let description = describe(selectors);
         self.write(|tx| {
             tx.execute(
@@ -200,13 +203,15 @@ impl Ledger {
             )?;
             let id = tx.last_insert_rowid();
             insert_selectors(tx, id, selectors)?;
-            let covered: i64 = tx.query_row(
+            // Those being deleted right now had their deletion reserved (and
+            // their holds checked) before this hold: it cannot save them.
+            let (covered, deleting): (i64, i64) = tx.query_row(
                 &format!(
-                    "SELECT COUNT(*) FROM recordings r WHERE {}",
+                    "SELECT COUNT(*), COUNT(r.deleting_at) FROM recordings r WHERE {}",
                     covered_sql("h.id = ?1")
                 ),
                 [id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             let entry = NewEntry {
                 action: Action::HoldAdd,
@@ -215,7 +220,11 @@ impl Ledger {
                 reason,
             };
             audit::append(tx, actor, now, &entry)?;
-            Ok((id, covered as u64))
+            Ok(HoldPlaced {
+                id,
+                covered: covered as u64,
+                being_deleted: deleting as u64,
+            })
         })
     }
 
@@ -332,6 +341,22 @@ impl Ledger {
         }
         Ok(())
     }
+}
+
+/// The cases whose active holds cover recording `id`, on `conn` (inside a
+/// caller's transaction where the answer must hold until it commits).
+pub(super) fn cases_holding_in(
+    conn: &rusqlite::Connection,
+    id: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let sql = format!(
+        "SELECT DISTINCT c.case_id FROM holds c WHERE c.released_at IS NULL AND EXISTS ( \
+           SELECT 1 FROM recordings r WHERE r.id = ?1 AND {}) ORDER BY c.case_id",
+        covered_sql("h.id = c.id")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
+    rows.collect()
 }
 
 /// The selectors as one line (`campaign=SALES phone=555…`).

@@ -35,6 +35,7 @@ pub mod holds;
 mod invariants;
 pub mod lock;
 mod queries;
+pub mod reservations;
 pub mod retention;
 mod rows;
 mod schema;

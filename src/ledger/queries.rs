@@ -217,12 +217,12 @@ impl Ledger {
     pub fn attribute_pending(&self, naming: &Naming) -> Result<usize, LedgerError> {
         let mut done = 0;
         loop {
-            let page: Vec<(i64, Vec<u8>, Vec<u8>)> = {
+            let page: Vec<(i64, Vec<u8>, Vec<u8>, i64)> = {
                 let conn = self.reader()?;
                 let mut stmt = conn.prepare_cached(
-                    "SELECT id, path, name FROM recordings WHERE attributed IS NULL ORDER BY id LIMIT 1000",
+                    "SELECT id, path, name, mtime_ns FROM recordings WHERE attributed IS NULL ORDER BY id LIMIT 1000",
                 )?;
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                     .collect::<Result<_, _>>()?
             };
             if page.is_empty() {
@@ -230,11 +230,11 @@ impl Ledger {
             }
             let mut conn = self.writer();
             let tx = conn.transaction()?;
-            for (id, path, name) in &page {
-                let call = naming.attribute(Path::new(OsStr::from_bytes(path)), name);
+            for (id, path, name, mtime_ns) in &page {
+                let call = naming.attribute(Path::new(OsStr::from_bytes(path)), name, *mtime_ns);
                 tx.execute(
                     "UPDATE recordings SET attributed = ?2, campaign = ?3, call_time = ?4, phone = ?5, \
-                     agent = ?6, lead_id = ?7 WHERE id = ?1",
+                     agent = ?6, lead_id = ?7, name_time = ?8 WHERE id = ?1",
                     params![
                         id,
                         call.matched,
@@ -242,13 +242,25 @@ impl Ledger {
                         call.call_time,
                         call.phone,
                         call.agent,
-                        call.lead_id
+                        call.lead_id,
+                        call.name_time
                     ],
                 )?;
             }
             tx.commit()?;
             done += page.len();
         }
+    }
+
+    /// Recordings whose file name's date was not believed (too far from the
+    /// file's mtime): retention counts from their mtime.
+    pub fn name_time_disputed(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self.reader()?.query_row(
+            "SELECT COUNT(*) FROM recordings WHERE name_time IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Recordings whose name did not match the naming template.

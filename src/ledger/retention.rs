@@ -29,6 +29,9 @@ pub struct Due {
     pub rule: String,
     /// Under an active legal hold: kept.
     pub held: bool,
+    /// Its object was verified in the store once. A recording never archived
+    /// is not deleted unless `[retention] delete_unarchived` says so.
+    pub archived: bool,
 }
 
 /// Recordings of one rule: a campaign with its own period, or the default.
@@ -87,9 +90,18 @@ fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
     out
 }
 
+/// One due recording of a page: what `map` read, and where it stands.
+struct PageRow<T> {
+    item: T,
+    retain_from: i64,
+    held: bool,
+    archived: bool,
+    id: i64,
+}
+
 /// One page of a group's due recordings after `after` (retain_from, id),
-/// oldest first: `cols` (read by `map`), then retain_from, held and id. The
-/// state test is the retention indexes' own condition.
+/// oldest first: `cols` (read by `map`), then retain_from, held, archived
+/// and id. The state test is the retention indexes' own condition.
 fn page_of<T>(
     ledger: &Ledger,
     group: &Group,
@@ -98,9 +110,9 @@ fn page_of<T>(
     limit: usize,
     (cols, ncols): (&str, usize),
     map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<(T, i64, bool, i64)>, LedgerError> {
+) -> Result<Vec<PageRow<T>>, LedgerError> {
     let sql = format!(
-        "SELECT {cols}, r.retain_from, {held}, r.id FROM recordings r \
+        "SELECT {cols}, r.retain_from, {held}, r.verified_at IS NOT NULL, r.id FROM recordings r \
          WHERE r.state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined') \
            AND {filter} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
          ORDER BY r.retain_from, r.id LIMIT ?",
@@ -114,12 +126,13 @@ fn page_of<T>(
     ledger.read(|conn| {
         let mut stmt = conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |row| {
-            Ok((
-                map(row)?,
-                row.get(ncols)?,
-                row.get(ncols + 1)?,
-                row.get(ncols + 2)?,
-            ))
+            Ok(PageRow {
+                item: map(row)?,
+                retain_from: row.get(ncols)?,
+                held: row.get(ncols + 1)?,
+                archived: row.get(ncols + 2)?,
+                id: row.get(ncols + 3)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     })
@@ -144,11 +157,12 @@ fn page(
     )?;
     Ok(rows
         .into_iter()
-        .map(|(rec, retain_from, held, _)| Due {
-            rec,
-            due_at: retain_from.saturating_add(group.keep),
+        .map(|row| Due {
+            rec: row.item,
+            due_at: row.retain_from.saturating_add(group.keep),
             rule: group.rule.clone(),
-            held,
+            held: row.held,
+            archived: row.archived,
         })
         .collect())
 }
@@ -217,22 +231,6 @@ impl Ledger {
         }
     }
 
-    /// Ids among `ids` that an active hold covers now.
-    pub fn held_now(&self, ids: &[i64]) -> Result<std::collections::HashSet<i64>, LedgerError> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let sql = format!(
-            "SELECT r.id FROM recordings r WHERE r.id IN ({}) AND {}",
-            vec!["?"; ids.len()].join(", "),
-            *HELD
-        );
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(ids), |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// One transaction: every recording of `done` whose object (and local
     /// copy, where `local` says one was removed) retention deleted moves to
     /// `remote_deleted` with its rule and time, one event and one audit entry
@@ -294,6 +292,8 @@ pub struct DueSummary<'a> {
     pub due_at: i64,
     pub rule: &'a str,
     pub held: bool,
+    /// See [`Due::archived`].
+    pub archived: bool,
 }
 
 impl Ledger {
@@ -317,21 +317,23 @@ impl Ledger {
                         row.get::<_, i64>(3)?,
                     ))
                 })?;
-                let Some(&(_, retain_from, _, id)) = rows.last() else {
+                let Some(last) = rows.last() else {
                     break;
                 };
-                after = (retain_from, id);
-                for ((name, campaign, call_time_known, bytes), retain_from, held, id) in rows {
+                after = (last.retain_from, last.id);
+                for row in rows {
+                    let (name, campaign, call_time_known, bytes) = row.item;
                     let summary = DueSummary {
-                        id,
+                        id: row.id,
                         name,
                         campaign,
-                        time: retain_from,
+                        time: row.retain_from,
                         call_time_known,
                         bytes: bytes.max(0) as u64,
-                        due_at: retain_from.saturating_add(group.keep),
+                        due_at: row.retain_from.saturating_add(group.keep),
                         rule: &group.rule,
-                        held,
+                        held: row.held,
+                        archived: row.archived,
                     };
                     if !visit(&summary) {
                         return Ok(());
@@ -363,6 +365,7 @@ mod tests {
             ]
             .into(),
             sweep_every: Duration::from_secs(3600),
+            delete_unarchived: false,
         }
     }
 

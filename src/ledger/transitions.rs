@@ -365,7 +365,10 @@ pub(super) fn apply(
     if !from.contains(&current) {
         return Err(conflict());
     }
-    let mut sql = String::from("UPDATE recordings SET state = ?1, updated_at = ?2");
+    // A recording that moves on is no longer reserved for a deletion.
+    let mut sql = String::from(
+        "UPDATE recordings SET state = ?1, updated_at = ?2, deleting_at = NULL, deleting_what = NULL",
+    );
     let mut values: Vec<&dyn ToSql> = vec![&to as &dyn ToSql, &now];
     for (i, (column, value)) in sets.iter().enumerate() {
         sql.push_str(&format!(", {column} = ?{}", i + 3));
@@ -399,8 +402,8 @@ fn insert_row(
 ) -> Result<i64, LedgerError> {
     tx.execute(
         "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, \
-           attributed, campaign, call_time, phone, agent, lead_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+           attributed, campaign, call_time, phone, agent, lead_id, name_time) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             id,
             file.path.as_os_str().as_bytes(),
@@ -417,6 +420,7 @@ fn insert_row(
             call.and_then(|c| c.phone.as_deref()),
             call.and_then(|c| c.agent.as_deref()),
             call.and_then(|c| c.lead_id.as_deref()),
+            call.and_then(|c| c.name_time),
         ],
     )?;
     Ok(tx.last_insert_rowid())

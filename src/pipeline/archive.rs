@@ -19,6 +19,7 @@ use crate::recording::key::{KeyInputs, display_name, encode_name};
 use crate::recording::{FileIdentity, Recording, State};
 use crate::spool;
 use crate::store::{Store, meta};
+use crate::units::now_secs;
 
 /// How a recording's processing ended this time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,11 +197,19 @@ impl Archiver {
             object_bytes: rec.object_size.unwrap_or(0),
         };
         let (id, name) = (rec.id, display_name(&rec.name));
-        // A held recording keeps its local copy too: no deletion of any kind.
-        let cases = self.ledger.call(move |l| l.cases_holding(id)).await?;
-        if !cases.is_empty() {
-            tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
-            return Ok(done);
+        // Reserved in the transaction that checks the holds: a hold placed
+        // before this point always keeps the local copy.
+        let reserved = self
+            .ledger
+            .call(move |l| l.reserve_local_delete(id, now_secs()))
+            .await?;
+        match reserved {
+            None => return Ok(Done::Waiting(State::Verified)),
+            Some(cases) if !cases.is_empty() => {
+                tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
+                return Ok(done);
+            }
+            Some(_) => {}
         }
         let (dirs, path, expected) = (
             self.config.spool.dirs.clone(),
@@ -210,8 +219,17 @@ impl Archiver {
         let removed =
             tokio::task::spawn_blocking(move || spool::remove_local_copy(&dirs, &path, expected))
                 .await
-                .map_err(|e| Error::Local(e.to_string()))?
-                .map_err(Error::Local)?;
+                .map_err(|e| Error::Local(e.to_string()))
+                .and_then(|r| r.map_err(Error::Local));
+        let removed = match removed {
+            Ok(removed) => removed,
+            Err(e) => {
+                self.ledger
+                    .call(move |l| l.release_reservations(&[id]))
+                    .await?;
+                return Err(e);
+            }
+        };
         let (record, actor) = (rec.clone(), self.actor.clone());
         self.ledger
             .call(move |l| l.local_copy_removed(&record, removed, &actor))

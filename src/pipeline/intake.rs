@@ -113,7 +113,7 @@ fn observe(
     let shown = display_name(&file.name);
     let Some(row) = row else {
         // Attribution happens once, as the recording enters the ledger.
-        let call = naming.attribute(&file.path, &file.name);
+        let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
         match special {
             None => {
                 ledger.insert(file, &call, State::Seen, "found")?;
@@ -149,7 +149,7 @@ fn observe(
             // A recording turned into a link or pipe: the old content is gone.
             ledger.gone(row.id, row.state, &format!("replaced by a {kind}"))?;
             tracing::warn!(path = %file.path.display(), "recording replaced by a {kind}; skipping it");
-            let call = naming.attribute(&file.path, &file.name);
+            let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
             ledger
                 .insert(file, &call, State::Quarantined, kind)
                 .map(|_| ())

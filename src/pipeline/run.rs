@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -164,6 +165,29 @@ async fn run_once(
     Ok(())
 }
 
+/// Runs a retention sweep if one is due. A shutdown meanwhile stops it
+/// between batches — a batch under way is deleted and recorded, never cut
+/// short. Returns true if shutdown was asked for.
+async fn sweep_unless_shutdown(
+    runner: &mut Runner,
+    shutdown: &mut Pin<&mut impl Future<Output = ()>>,
+    watchdog: &systemd::Watchdog,
+) -> bool {
+    let stop = AtomicBool::new(false);
+    let sweep = runner.sweep_if_due(&stop, watchdog);
+    tokio::pin!(sweep);
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            _ = &mut sweep => return stopping,
+            _ = shutdown.as_mut(), if !stopping => {
+                stopping = true;
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 async fn run_daemon(
     runner: &mut Runner,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
@@ -172,7 +196,7 @@ async fn run_daemon(
     let mut watch = SpoolWatch::start()?;
     let mut next_rescan = Instant::now();
     let mut pending: HashSet<PathBuf> = HashSet::new();
-    let mut watchdog = systemd::Watchdog::from_env();
+    let watchdog = systemd::Watchdog::from_env();
     if runner.archiver.is_none() {
         tracing::warn!(config = %runner.config.source.display(), "no store configured: nothing will be archived until [store] is set and the config reloaded");
     } else {
@@ -207,9 +231,8 @@ async fn run_daemon(
             runner.settle().await?;
         }
         runner.dispatch().await?;
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = runner.sweep_if_due() => {}
+        if sweep_unless_shutdown(runner, &mut shutdown, &watchdog).await {
+            break;
         }
         let mut wake = runner.next_wake(next_rescan).await;
         if let Some(deadline) = watchdog.deadline() {

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -14,7 +15,8 @@ use tokio::task::JoinSet;
 use super::archive::{Archiver, Done};
 use super::outage::{Outage, backoff};
 use super::run::RunSummary;
-use super::{intake, pressure, systemd};
+use super::systemd::{self, Watchdog};
+use super::{intake, pressure};
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::audit::note_policy;
@@ -277,7 +279,9 @@ impl Runner {
 
     /// Runs a retention sweep if one is due: a bounded number of batches,
     /// skipping recordings a worker holds; back soon if more are waiting.
-    pub(super) async fn sweep_if_due(&mut self) {
+    /// `stop` ends the sweep between batches (shutdown); `watchdog` is
+    /// pinged after each batch so a long sweep is not taken for a hang.
+    pub(super) async fn sweep_if_due(&mut self, stop: &AtomicBool, watchdog: &Watchdog) {
         if Instant::now() < self.next_sweep {
             return;
         }
@@ -296,11 +300,13 @@ impl Runner {
             actor: &self.actor,
             skip: &self.busy,
             max_batches: 20,
+            stop: &|| stop.load(Ordering::Relaxed),
+            progress: &|| watchdog.tick(),
         };
         match sweep.run(now_secs()).await {
             Ok(r) => {
-                if r.deleted + r.failed > 0 {
-                    tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
+                if r.deleted + r.failed + r.unarchived > 0 {
+                    tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, unarchived = r.unarchived, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
                 }
                 if r.more {
                     self.next_sweep = Instant::now() + Duration::from_secs(1);

@@ -30,7 +30,8 @@ pub fn stopping() {
 #[derive(Debug)]
 pub struct Watchdog {
     interval: Option<Duration>,
-    last: Instant,
+    // Behind a lock so long work (a retention sweep) can ping between batches.
+    last: std::sync::Mutex<Instant>,
 }
 
 impl Watchdog {
@@ -40,22 +41,25 @@ impl Watchdog {
             sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
         Watchdog {
             interval,
-            last: Instant::now(),
+            last: std::sync::Mutex::new(Instant::now()),
         }
     }
 
     /// Pings if due.
-    pub fn tick(&mut self) {
-        if let Some(interval) = self.interval
-            && self.last.elapsed() >= interval
-        {
+    pub fn tick(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= interval {
             let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
-            self.last = Instant::now();
+            *last = Instant::now();
         }
     }
 
     /// The latest moment the main loop must wake to ping in time.
     pub fn deadline(&self) -> Option<Instant> {
-        self.interval.map(|i| self.last + i)
+        let last = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        self.interval.map(|i| last + i)
     }
 }

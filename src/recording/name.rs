@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{Datelike, Local, NaiveDateTime, TimeZone};
 
@@ -264,6 +265,10 @@ pub struct Attribution {
     pub phone: Option<String>,
     pub agent: Option<String>,
     pub lead_id: Option<String>,
+    /// The time the name gave when it disagreed with the file's mtime by
+    /// more than [`Naming::time_tolerance`]: not trusted, so `call_time` is
+    /// `None` (retention counts from the mtime) and `status` flags it.
+    pub name_time: Option<i64>,
 }
 
 /// `[naming]`: the template and the per-directory campaigns.
@@ -273,7 +278,13 @@ pub struct Naming {
     /// Recordings in these spool directories belong to that campaign unless
     /// their name says otherwise.
     pub dir_campaigns: BTreeMap<PathBuf, String>,
+    /// How far a name's date may be from the file's mtime before the name is
+    /// not believed (a wrong clock, a copied or renamed file).
+    pub time_tolerance: Duration,
 }
+
+/// The default [`Naming::time_tolerance`].
+pub const DEFAULT_TIME_TOLERANCE: Duration = Duration::from_secs(86_400);
 
 impl Default for Naming {
     fn default() -> Naming {
@@ -283,6 +294,7 @@ impl Default for Naming {
                 parts: Vec::new(),
             }),
             dir_campaigns: BTreeMap::new(),
+            time_tolerance: DEFAULT_TIME_TOLERANCE,
         }
     }
 }
@@ -294,11 +306,29 @@ impl Naming {
         for (dir, c) in &self.dir_campaigns {
             s.push_str(&format!(", {} = {c}", dir.display()));
         }
+        if self.time_tolerance != DEFAULT_TIME_TOLERANCE {
+            let t = self.time_tolerance.as_secs();
+            s.push_str(&format!(", naming.time_tolerance = {t}s"));
+        }
         s
     }
 
-    /// Attributes the recording at `path` (file name `name`) to its call.
-    pub fn attribute(&self, path: &Path, name: &[u8]) -> Attribution {
+    /// Attributes the recording at `path` (file name `name`, last written at
+    /// `mtime_ns`) to its call. A name's date further than `time_tolerance`
+    /// from the mtime is kept aside as `name_time`, not used as the call time.
+    pub fn attribute(&self, path: &Path, name: &[u8], mtime_ns: i64) -> Attribution {
+        let mut call = self.attribute_by_name(path, name);
+        let mtime = mtime_ns.div_euclid(1_000_000_000);
+        let tolerance = i64::try_from(self.time_tolerance.as_secs()).unwrap_or(i64::MAX);
+        if let Some(t) = call.call_time
+            && t.abs_diff(mtime) > tolerance.unsigned_abs()
+        {
+            call.name_time = call.call_time.take();
+        }
+        call
+    }
+
+    fn attribute_by_name(&self, path: &Path, name: &[u8]) -> Attribution {
         let dir_campaign = path
             .parent()
             .and_then(|d| self.dir_campaigns.get(d))
@@ -311,6 +341,7 @@ impl Naming {
                 phone: f.phone,
                 agent: f.agent,
                 lead_id: f.lead_id,
+                name_time: None,
             },
             None => Attribution {
                 campaign: dir_campaign,
@@ -417,17 +448,53 @@ mod tests {
         let naming = Naming {
             template: t("CAMPAIGN_FULLDATE_CUSTPHONE"),
             dir_campaigns: [(PathBuf::from("/spool/sales"), "SALES".to_string())].into(),
+            time_tolerance: DEFAULT_TIME_TOLERANCE,
         };
         let a = naming.attribute(
             Path::new("/spool/sales/COLLECT_20260301-101500_555.wav"),
             b"COLLECT_20260301-101500_555.wav",
+            0,
         );
         assert_eq!(a.campaign.as_deref(), Some("COLLECT"), "the name wins");
-        let a = naming.attribute(Path::new("/spool/sales/odd.wav"), b"odd.wav");
+        let a = naming.attribute(Path::new("/spool/sales/odd.wav"), b"odd.wav", 0);
         assert!(!a.matched);
         assert_eq!(a.campaign.as_deref(), Some("SALES"));
         assert_eq!(a.call_time, None);
-        let a = naming.attribute(Path::new("/spool/other/odd.wav"), b"odd.wav");
+        let a = naming.attribute(Path::new("/spool/other/odd.wav"), b"odd.wav", 0);
         assert_eq!(a, Attribution::default());
+    }
+
+    #[test]
+    fn a_name_date_far_from_the_mtime_is_not_believed() {
+        let naming = Naming::default();
+        let name = b"20260301-101500_5551234567-all.wav";
+        let named = local(2026, 3, 1, 10, 15, 0);
+        let path = Path::new("/spool/a.wav");
+        let ns = |secs: i64| secs * 1_000_000_000;
+        // Written minutes after the call: the name is believed.
+        let a = naming.attribute(path, name, ns(named + 600));
+        assert_eq!((a.call_time, a.name_time), (Some(named), None));
+        // Written 400 days later (a copy, a wrong clock): the mtime counts.
+        let a = naming.attribute(path, name, ns(named + 400 * 86_400));
+        assert_eq!((a.call_time, a.name_time), (None, Some(named)));
+        assert_eq!(
+            a.phone.as_deref(),
+            Some("5551234567"),
+            "the rest still holds"
+        );
+        // Just inside and just outside the tolerance, both directions.
+        let day = 86_400;
+        assert!(
+            naming
+                .attribute(path, name, ns(named - day))
+                .call_time
+                .is_some()
+        );
+        assert!(
+            naming
+                .attribute(path, name, ns(named - day - 1))
+                .call_time
+                .is_none()
+        );
     }
 }

@@ -4,6 +4,7 @@
 mod common;
 mod crash;
 mod faults;
+mod hold_races;
 mod hostile;
 mod layout;
 mod local_faults;

@@ -24,6 +24,12 @@ fn call_name(campaign: &str, days_ago: i64, phone: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A file age matching a call `days_ago` days back (written an hour after
+/// it): a name whose date is far from the file's time is not believed.
+fn call_age(days_ago: i64) -> Duration {
+    Duration::from_secs(days_ago as u64 * 86400) + HOUR
+}
+
 fn append(path: &Path, text: &str) {
     let mut config = fs::read_to_string(path).unwrap();
     config.push_str(text);
@@ -80,7 +86,7 @@ fn due_objects_go_held_ones_stay_until_released_and_the_trail_verifies() {
             &site.spool,
             &call_name(campaign, *days, phone),
             &wav(1.0, i as u64),
-            HOUR,
+            call_age(*days),
         );
     }
     // A name the template does not match: dated by mtime, default policy.
@@ -245,7 +251,7 @@ fn due_objects_go_held_ones_stay_until_released_and_the_trail_verifies() {
 }
 
 #[test]
-fn holds_keep_local_copies_and_never_uploaded_recordings_expire() {
+fn holds_keep_local_copies_and_never_archived_recordings_wait_for_their_archive() {
     let g = garage();
     let mut site = Site::new("localhold");
     site.configure(
@@ -256,8 +262,11 @@ fn holds_keep_local_copies_and_never_uploaded_recordings_expire() {
     let old = call_name("OTHER", 300, "5551110000");
     let held = call_name("OTHER", 300, "5552220000");
     let young = call_name("OTHER", 10, "5553330000");
-    for (i, name) in [&old, &held, &young].into_iter().enumerate() {
-        put_recording(&site.spool, name, &wav(1.0, i as u64), HOUR);
+    for (i, (name, days)) in [(&old, 300), (&held, 300), (&young, 10)]
+        .into_iter()
+        .enumerate()
+    {
+        put_recording(&site.spool, name, &wav(1.0, i as u64), call_age(days));
     }
     run_ok(&site, &["run", "--once"]);
     assert_eq!(
@@ -277,14 +286,28 @@ fn holds_keep_local_copies_and_never_uploaded_recordings_expire() {
             "5552220000",
         ],
     );
+    let spool = site.spool.clone();
+    let exists = |name: &[u8]| spool.join(String::from_utf8_lossy(name).as_ref()).exists();
+    // Due, but never archived: the local file is the only copy, so it stays.
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(
+        run.contains("deleted 0 recordings") && run.contains("1 not yet archived"),
+        "{run}"
+    );
+    let plan = run_ok(&site, &["retention", "plan"]);
+    assert!(plan.contains("unarchived\t"), "{plan}");
+    assert!(exists(&old) && exists(&held) && exists(&young));
+    // Unless the operator asked for exactly that.
+    site.set_option("retention", "delete_unarchived", "true");
     let run = run_ok(&site, &["retention", "run"]);
     assert!(
         run.contains("deleted 1 recordings") && run.contains("1 local"),
         "{run}"
     );
-    let spool = site.spool.clone();
-    let exists = |name: &[u8]| spool.join(String::from_utf8_lossy(name).as_ref()).exists();
-    assert!(!exists(&old), "due and never uploaded: local copy deleted");
+    assert!(
+        !exists(&old),
+        "due, never uploaded, allowed: local copy deleted"
+    );
     assert!(exists(&held) && exists(&young));
     let trail = run_ok(&site, &["audit"]);
     assert!(
@@ -354,7 +377,7 @@ fn killing_the_daemon_during_sweeps_never_deletes_a_held_recording() {
         };
         let name = call_name("COLLECT", 100 + i, &phone);
         let bytes = wav(0.3, i as u64);
-        put_recording(&site.spool, &name, &bytes, HOUR);
+        put_recording(&site.spool, &name, &bytes, call_age(100 + i));
         if i % 4 == 0 {
             held.push((name, bytes))
         } else {
@@ -434,4 +457,51 @@ fn killing_the_daemon_during_sweeps_never_deletes_a_held_recording() {
     drop(ledger);
     run_ok(&site, &["ledger", "check"]);
     run_ok(&site, &["audit", "verify"]);
+}
+
+/// Issue 13.1: a file named for a call 400 days ago but written 5 days ago,
+/// never archived, was deleted by retention on the name's word alone.
+#[test]
+fn a_name_date_the_file_contradicts_never_makes_a_recording_due() {
+    let g = garage();
+    let mut site = Site::new("namedate");
+    site.configure(
+        Target::Garage(&g),
+        "settle = \"1s\"\nupload_after = \"30d\"",
+    );
+    append(
+        &site.config,
+        "\n[naming]\ntemplate = \"CAMPAIGN_FULLDATE_CUSTPHONE\"\n\n[retention]\ndefault = \"90d\"\n",
+    );
+    let copied = call_name("OTHER", 400, "5551110000");
+    let genuine = call_name("OTHER", 400, "5552220000");
+    let spool = site.spool.clone();
+    put_recording(
+        &spool,
+        &copied,
+        &wav(1.0, 1),
+        Duration::from_secs(5 * 86400),
+    );
+    put_recording(&spool, &genuine, &wav(1.0, 2), call_age(400));
+    let exists = |name: &[u8]| spool.join(String::from_utf8_lossy(name).as_ref()).exists();
+    // The genuine one is old enough to be archived at once; the copied one,
+    // by its file time, is not (upload_after counts from the file's time).
+    run_ok(&site, &["run", "--once"]);
+    let ledger = site.ledger();
+    let state = |name: &[u8]| ledger.find(name).unwrap()[0].state;
+    assert_eq!(state(&copied), State::Settled);
+    // Only the archived, genuinely old one goes; the copied one, never
+    // archived and not due by its file time, stays.
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(exists(&copied), "the only copy was deleted: {run}");
+    assert!(run.contains("deleted 1 recordings"), "{run}");
+    assert_eq!(state(&genuine), State::RemoteDeleted);
+    let status = run_ok(&site, &["status"]);
+    assert!(status.contains("name dates not believed: 1"), "{status}");
+    // Archived now, it is still counted from its file time: not due.
+    site.set_option("spool", "upload_after", "\"0s\"");
+    run_ok(&site, &["run", "--once"]);
+    let run = run_ok(&site, &["retention", "run"]);
+    assert!(run.contains("deleted 0 recordings"), "{run}");
+    assert_eq!(state(&copied), State::LocalDeleted);
 }
