@@ -487,13 +487,13 @@ fn a_name_date_the_file_contradicts_never_makes_a_recording_due() {
     // The genuine one is old enough to be archived at once; the copied one,
     // by its file time, is not (upload_after counts from the file's time).
     run_ok(&site, &["run", "--once"]);
-    let ledger = site.ledger();
-    let state = |name: &[u8]| ledger.find(name).unwrap()[0].state;
-    assert_eq!(state(&copied), State::Settled);
     // Only the archived, genuinely old one goes; the copied one, never
     // archived and not due by its file time, stays.
     let run = run_ok(&site, &["retention", "run"]);
     assert!(exists(&copied), "the only copy was deleted: {run}");
+    let ledger = site.ledger();
+    let state = |name: &[u8]| ledger.find(name).unwrap()[0].state;
+    assert_eq!(state(&copied), State::Settled);
     assert!(run.contains("deleted 1 recordings"), "{run}");
     assert_eq!(state(&genuine), State::RemoteDeleted);
     let status = run_ok(&site, &["status"]);
