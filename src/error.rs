@@ -11,6 +11,7 @@ use crate::codec::EncodeError;
 use crate::config::ConfigError;
 use crate::ledger::LedgerError;
 use crate::ledger::lock::LockError;
+use crate::recording::FailureKind;
 use crate::store::StoreError;
 
 /// Why something recvault was asked to do did not happen.
@@ -113,6 +114,17 @@ impl Error {
     /// the same way, so the daemon pauses uploads instead of retrying each.
     pub fn is_store_outage(&self) -> bool {
         matches!(self, Error::Store(e) if e.is_transient())
+    }
+
+    /// What kind of failure this is, for the ledger and for retry decisions.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            Error::Store(e) if e.is_transient() => FailureKind::StoreOutage,
+            Error::Store(StoreError::Local(_)) => FailureKind::Local,
+            Error::Store(_) => FailureKind::Refused,
+            Error::Verification(_) => FailureKind::Verification,
+            _ => FailureKind::Local,
+        }
     }
 
     /// The process exit code for this error: 2 for a bad config or command

@@ -12,6 +12,19 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Nanoseconds since the epoch (saturating: the clock can say anything).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(nanos)
+        .unwrap_or(0)
+}
+
+/// A duration in nanoseconds, saturating at `i64::MAX` (about 292 years).
+pub fn nanos(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
 /// Bytes as a person reads them (binary units).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

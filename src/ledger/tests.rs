@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::fixtures::{insert_plain, ledger, spool_file};
 use super::*;
-use crate::recording::State;
 use crate::recording::name::Attribution;
+use crate::recording::{FailureKind, State};
 use crate::units::now_secs;
 
 #[test]
@@ -62,7 +62,12 @@ fn failed_resumes_where_it_failed() {
     let (_dir, ledger) = ledger();
     let id = insert_plain(&ledger, "/s/a.wav", State::Compressed);
     ledger
-        .mark_failed(&ledger.recording(id).unwrap(), "store down", 0)
+        .mark_failed(
+            &ledger.recording(id).unwrap(),
+            FailureKind::StoreOutage,
+            "store down",
+            0,
+        )
         .unwrap();
     let rec = ledger.recording(id).unwrap();
     assert_eq!((rec.state, rec.attempts), (State::Failed, 1));
@@ -92,7 +97,12 @@ fn a_retry_parked_by_a_clock_set_back_is_due_now() {
     let now = now_secs();
     // Written a minute before the clock was set back a day.
     ledger
-        .mark_failed(&rec, "store down", now + 86_400 + 60)
+        .mark_failed(
+            &rec,
+            FailureKind::StoreOutage,
+            "store down",
+            now + 86_400 + 60,
+        )
         .unwrap();
     let queue = ledger.work_queue(0, now, false, 10).unwrap();
     assert_eq!(queue.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
@@ -104,7 +114,12 @@ fn a_retry_parked_by_a_clock_set_back_is_due_now() {
     // An ordinary back-off is still waited for.
     let id2 = insert_plain(&ledger, "/s/b.wav", State::Compressed);
     ledger
-        .mark_failed(&ledger.recording(id2).unwrap(), "store down", now + 60)
+        .mark_failed(
+            &ledger.recording(id2).unwrap(),
+            FailureKind::StoreOutage,
+            "store down",
+            now + 60,
+        )
         .unwrap();
     let queue = ledger.work_queue(0, now, false, 10).unwrap();
     assert!(!queue.iter().any(|r| r.id == id2));
@@ -117,4 +132,30 @@ fn reopening_keeps_data_and_schema() {
     let id = insert_plain(&Ledger::open(&path).unwrap(), "/s/a.wav", State::Seen);
     let again = Ledger::open(&path).unwrap();
     assert_eq!(again.recording(id).unwrap().name, b"a.wav");
+}
+
+#[test]
+fn an_ended_outage_reschedules_by_kind_not_by_wording() {
+    let (_dir, ledger) = ledger();
+    let later = now_secs() + 600;
+    let fail = |path: &str, kind, message| {
+        let id = insert_plain(&ledger, path, State::Compressed);
+        let rec = ledger.recording(id).unwrap();
+        ledger.mark_failed(&rec, kind, message, later).unwrap();
+        id
+    };
+    let outage = fail(
+        "/s/a.wav",
+        FailureKind::StoreOutage,
+        "put `k`: connection refused",
+    );
+    // Worded like an outage, but the store refused it: no retry storm.
+    let refused = fail(
+        "/s/b.wav",
+        FailureKind::Refused,
+        "store unavailable: AccessDenied",
+    );
+    assert_eq!(ledger.retry_store_failures_now().unwrap(), 1);
+    assert!(ledger.recording(outage).unwrap().retry_at.unwrap() < later);
+    assert_eq!(ledger.recording(refused).unwrap().retry_at, Some(later));
 }

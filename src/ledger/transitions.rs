@@ -11,7 +11,7 @@ use super::audit::{self, Action, Actor, NewEntry};
 use super::rows::{ArchivedObject, CompressedFacts, SpoolFile};
 use super::{Ledger, LedgerError};
 use crate::recording::name::Attribution;
-use crate::recording::{FileIdentity, Recording, State};
+use crate::recording::{FailureKind, FileIdentity, Recording, State};
 use crate::units::now_secs;
 
 /// The longest a failed step waits for its retry (the back-off's cap).
@@ -221,6 +221,7 @@ impl Ledger {
     pub fn mark_failed(
         &self,
         rec: &Recording,
+        kind: FailureKind,
         error: &str,
         retry_at: i64,
     ) -> Result<(), LedgerError> {
@@ -232,6 +233,7 @@ impl Ledger {
             State::Failed,
             &[
                 ("resume_state", &resume),
+                ("failure_kind", &kind.as_str()),
                 ("last_error", &error),
                 ("retry_at", &retry_at),
                 ("attempts", &attempts),
@@ -257,7 +259,7 @@ impl Ledger {
     /// store was unreachable are due again at once.
     pub fn retry_store_failures_now(&self) -> Result<usize, LedgerError> {
         Ok(self.writer().execute(
-            "UPDATE recordings SET retry_at = ?1 WHERE state = 'failed' AND last_error LIKE 'store unavailable:%'",
+            "UPDATE recordings SET retry_at = ?1 WHERE state = 'failed' AND failure_kind = 'store_outage'",
             [now_secs()],
         )?)
     }

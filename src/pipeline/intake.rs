@@ -10,6 +10,7 @@ use crate::recording::State;
 use crate::recording::key::display_name;
 use crate::recording::name::Naming;
 use crate::spool::{self, Scan};
+use crate::units::{nanos, now_ns};
 
 /// What one intake pass changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -181,15 +182,13 @@ pub fn settle(
     settle: Duration,
     busy: &HashSet<i64>,
 ) -> Result<usize, LedgerError> {
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0);
-    let settle_ns = settle.as_nanos() as i64;
+    let (now_ns, settle_ns) = (now_ns(), nanos(settle));
     let ripe: Vec<_> = ledger
         .seen()?
         .into_iter()
-        .filter(|r| !busy.contains(&r.id) && now_ns - r.identity.mtime_ns >= settle_ns)
+        .filter(|r| {
+            !busy.contains(&r.id) && now_ns.saturating_sub(r.identity.mtime_ns) >= settle_ns
+        })
         .collect();
     if ripe.is_empty() {
         return Ok(0);

@@ -26,7 +26,7 @@ use crate::ledger::{Ledger, MAX_RETRY_DELAY};
 use crate::recording::key::display_name;
 use crate::recording::{Recording, State};
 use crate::spool;
-use crate::units::{human_bytes, now_secs};
+use crate::units::{human_bytes, nanos, now_secs};
 
 pub(super) type TaskResult = (i64, Result<Done, Error>);
 
@@ -129,10 +129,9 @@ impl Runner {
         }
         self.under_pressure = !low.is_empty();
         if self.under_pressure {
-            return now.as_nanos() as i64;
+            return nanos(now);
         }
-        now.saturating_sub(self.config.spool.upload_after)
-            .as_nanos() as i64
+        nanos(now.saturating_sub(self.config.spool.upload_after))
     }
 
     /// True if an upload window is open now (logging when that changes).
@@ -250,10 +249,14 @@ impl Runner {
         };
         let retry = backoff(rec.attempts, Duration::from_secs(5), cap);
         let retry_at = now_secs() + retry.as_secs() as i64;
-        let (message, name) = (error.to_string(), display_name(&rec.name));
+        let (kind, message, name) = (
+            error.failure_kind(),
+            error.to_string(),
+            display_name(&rec.name),
+        );
         let marked = self
             .ledger
-            .call(move |l| l.mark_failed(&rec, &message, retry_at))
+            .call(move |l| l.mark_failed(&rec, kind, &message, retry_at))
             .await;
         if let Err(e) = marked {
             tracing::error!(recording = %name, "cannot record failure ({error}): {e}");

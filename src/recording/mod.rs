@@ -93,6 +93,30 @@ impl FromStr for State {
     }
 }
 
+/// Why a step failed, as far as retrying is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The store could not be reached: retried as soon as it answers again.
+    StoreOutage,
+    /// The store refused the request (credentials, a bad digest, no bucket).
+    Refused,
+    /// The store's copy did not match what was computed locally.
+    Verification,
+    /// Something local: the spool file, staging, the disk.
+    Local,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::StoreOutage => "store_outage",
+            FailureKind::Refused => "refused",
+            FailureKind::Verification => "verification",
+            FailureKind::Local => "local",
+        }
+    }
+}
+
 /// The identity of a spool file: if any of these change, it is not the file we hashed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileIdentity {
@@ -109,7 +133,11 @@ impl FileIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            // Saturating: a file can claim any mtime (past 2262 overflows i64 ns).
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
         }
     }
 }

@@ -313,3 +313,31 @@ fn a_5_gib_sparse_file_goes_up_in_parts_and_restores() {
             .unwrap();
     });
 }
+
+/// Issue 13.7: an mtime past 2262 overflowed nanoseconds (a panic in a debug
+/// build, a wrapped identity in release); one before 1970 is negative.
+#[test]
+fn mtimes_far_in_the_future_or_the_past_crash_nothing() {
+    let mut site = Site::new("mtimes");
+    site.configure(Target::Local, "settle = \"1s\"\nupload_after = \"0s\"");
+    let year_2300 = std::time::UNIX_EPOCH + Duration::from_secs(10_500_000_000);
+    let year_1960 = std::time::UNIX_EPOCH - Duration::from_secs(315_000_000);
+    for (name, when) in [("future.wav", year_2300), ("past.wav", year_1960)] {
+        let path = put_recording(&site.spool, name.as_bytes(), &wav(0.5, 7), HOUR);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 0);
+    // The one from 1960 is archived; the one from 2300 waits to "settle"
+    // (it is still being written, as far as its time says), in the ledger.
+    let states = site.states();
+    assert_eq!(states.get(&State::LocalDeleted), Some(&1), "{states:?}");
+    assert_eq!(states.get(&State::Seen), Some(&1), "{states:?}");
+    let ls = String::from_utf8_lossy(&site.recvault(&["ls"]).stdout).into_owned();
+    assert!(ls.contains("future.wav") && ls.contains("past.wav"), "{ls}");
+}

@@ -22,3 +22,8 @@ ALTER TABLE recordings ADD COLUMN name_time INTEGER;
 
 CREATE INDEX recordings_deleting ON recordings(id) WHERE deleting_at IS NOT NULL;
 CREATE INDEX recordings_name_time ON recordings(id) WHERE name_time IS NOT NULL;
+
+-- Failures recorded before failure_kind existed said what they were only in
+-- their wording; read it once, here.
+UPDATE recordings SET failure_kind = 'store_outage'
+    WHERE state = 'failed' AND last_error LIKE 'store unavailable:%';
