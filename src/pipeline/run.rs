@@ -24,8 +24,8 @@ use crate::governance::audit::note_policy;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::lock::InstanceLock;
-use crate::store;
 use crate::units::now_secs;
+use crate::{spool, store};
 
 /// How often a configured spool directory that is missing (or whose watch
 /// was lost) is looked for.
@@ -86,6 +86,14 @@ pub async fn run(
         (config.clone(), actor.clone(), archiver.is_some());
     ledger
         .call(move |l| {
+            // Removals cut short by a crash: their files go back to the spool
+            // (the instance lock keeps any other removal from running now).
+            for back in spool::recover_removals(&setup_config.spool.dirs) {
+                match back {
+                    Ok(path) => tracing::info!(path = %path.display(), "put back a file whose removal was interrupted"),
+                    Err(e) => tracing::error!("cannot put back a file whose removal was interrupted: {e}"),
+                }
+            }
             if has_store {
                 let cleaned = staging::clean(&setup_config.spool.staging, l)?;
                 if cleaned > 0 {

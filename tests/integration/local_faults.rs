@@ -103,6 +103,68 @@ fn give_to_nobody(site: &Site) -> (u32, u32) {
     (uid, gid)
 }
 
+/// `recvault` as `nobody` holding only CAP_LEASE, the way the systemd unit
+/// runs it (its own user, the capability granted, other users' processes
+/// invisible in /proc).
+fn recvault_as_nobody_with_cap_lease(site: &Site, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all,+lease", "--ambient-caps=+lease", "--"])
+        .arg(recvault_bin())
+        .arg("--config")
+        .arg(&site.config)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Issue 13.4: Asterisk (another user) is still writing a recording whose
+/// mtime says it settled long ago. Scanning /proc cannot see another user's
+/// writer under the unit; the kernel's lease answer can.
+#[test]
+fn a_recording_another_user_is_still_writing_is_left_alone() {
+    let mut site = Site::new("lease");
+    site.configure(Target::Local, DUE_NOW);
+    let bytes = wav(0.5, 1);
+    let path = put_recording(&site.spool, b"in-call.wav", &bytes, HOUR);
+    let (_, gid) = give_to_nobody(&site);
+    // Owned by the writer (uid 1), readable by recvault's group, as
+    // Asterisk's files are to the recvault user.
+    std::os::unix::fs::lchown(&path, Some(1), Some(gid)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let writer = Command::new("setpriv")
+        .args(["--reuid=1", "--regid=1", "--clear-groups", "--"])
+        .args(["sh", "-c", "exec 3>>\"$0\"; echo open; exec sleep 120"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = KillOnDrop(writer);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "open", "the writer did not start");
+
+    let out = recvault_as_nobody_with_cap_lease(&site, &["run", "--once"]);
+    expect_code(&out, 0);
+    assert_eq!(fs::read(&path).unwrap(), bytes, "left alone while written");
+    assert_eq!(site.states().get(&State::Seen), Some(&1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("cannot take a file lease"), "{err}");
+
+    drop(writer);
+    expect_code(
+        &recvault_as_nobody_with_cap_lease(&site, &["run", "--once"]),
+        0,
+    );
+    assert!(!path.exists(), "archived once the writer closed it");
+    assert_eq!(restore(&site, b"in-call.wav"), bytes);
+}
+
 #[test]
 fn an_unreadable_spool_file_is_listed_as_failed_and_left_alone() {
     let mut site = Site::new("eacces");
@@ -231,10 +293,10 @@ fn the_spool_directory_deleted_and_recreated_is_watched_again() {
     wait_for(Duration::from_secs(90), "after.wav archived", || {
         !after.exists()
     });
-    assert!(!doomed.exists());
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     assert_eq!(child.0.wait().unwrap().code(), Some(0));
     assert_eq!(restore(&site, b"after.wav"), bytes);
     let states = site.states();
     assert_eq!(states.get(&State::LocalDeleted), Some(&2), "{states:?}");
+    assert!(!doomed.exists());
 }
