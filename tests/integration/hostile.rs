@@ -75,6 +75,27 @@ fn archive_hostile_names(target: &str) -> usize {
             String::from_utf8_lossy(name)
         );
     }
+    // The store itself holds one object per recording, under the prefix,
+    // at the key the ledger records for it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listed: Vec<String> = rt.block_on(async {
+        let store: std::sync::Arc<dyn recvault::store::Store> = match target {
+            "garage" => g.store(64 << 20, 16 << 20).await,
+            _ => std::sync::Arc::new(recvault::store::LocalStore::new(site.root.join("store"))),
+        };
+        recording_objects(&*store, &site.prefix)
+            .await
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    });
+    assert_eq!(listed.len(), originals.len(), "{listed:?}");
+    let ledger = site.ledger();
+    for name in originals.keys() {
+        let rec = &ledger.find(name).unwrap()[0];
+        let key = rec.object_key.as_ref().unwrap();
+        assert!(listed.contains(key), "{key} not in the store");
+    }
     // Nothing escaped the store's root or prefix.
     if target == "local" {
         let store = site.root.join("store");
