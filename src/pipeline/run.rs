@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::archive::Archiver;
 use super::outage::Outage;
 use super::runner::Runner;
 use super::watch::{Seen, SpoolWatch};
+use super::workers::Workers;
 use super::{background, staging, systemd};
 use crate::config::Config;
 use crate::error::Error;
@@ -113,7 +113,7 @@ pub async fn run(
         ledger,
         archiver,
         store_name,
-        tasks: JoinSet::new(),
+        tasks: Workers::new(),
         busy: HashSet::new(),
         outage: Outage::default(),
         summary: RunSummary::default(),
@@ -162,7 +162,7 @@ async fn run_once(
             break;
         }
         tokio::select! {
-            joined = runner.tasks.join_next() => if let Some(j) = joined { runner.finish(j).await },
+            joined = runner.tasks.next() => if let Some(j) = joined { runner.finish(j).await },
             _ = &mut shutdown, if !stopping => {
                 stopping = true;
                 runner.drain(runner.config.daemon.shutdown_grace).await;
@@ -252,7 +252,7 @@ async fn run_daemon(
                 runner.reload().await;
                 next_rescan = Instant::now();
             }
-            joined = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
+            joined = runner.tasks.next(), if !runner.tasks.is_empty() => {
                 if let Some(j) = joined { runner.finish(j).await }
             }
             event = watch.events.recv() => {
