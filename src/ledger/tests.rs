@@ -193,3 +193,36 @@ fn a_scrub_sample_is_distinct_archived_recordings() {
     assert!(all.len() <= archived.len() && all.len() >= archived.len() / 2);
     assert_eq!(ledger.archived(None, None).unwrap().len(), archived.len());
 }
+
+/// Issue 13.6: a ledger call that takes long (here: until another task
+/// speaks) must not hold the async worker it was called from. On a runtime
+/// with one worker, a call run on that worker would wait forever for a task
+/// that can then never run; run off it, both finish.
+#[test]
+fn a_long_ledger_call_never_stalls_the_async_workers() {
+    let (_dir, ledger) = ledger();
+    let ledger = std::sync::Arc::new(ledger);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let call = ledger.call(move |l| {
+                rx.recv().unwrap();
+                l.totals()
+            });
+            let other = async move {
+                tokio::task::yield_now().await;
+                tx.send(()).unwrap();
+            };
+            let (totals, ()) = tokio::join!(call, other);
+            totals.unwrap();
+        });
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a ledger call held the only async worker: the runtime stalled");
+}
