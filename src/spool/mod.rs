@@ -1,7 +1,9 @@
-//! The spool on disk: finding recordings in the configured directories, and
-//! removing a local copy only while it is still the file that was archived.
-//! Never follows symlinks and never leaves the configured directories. Used
-//! by the pipeline (intake, the local delete) and by retention.
+//! The spool on disk: finding recordings in the configured directories
+//! (here), asking the kernel whether one is still being written
+//! (`writers`), and removing a local copy so that the removal itself proves
+//! it removes the file that was archived (`remove`). Never follows symlinks
+//! and never leaves the configured directories. Used by the pipeline
+//! (intake, the local delete) and by retention.
 
 use std::fs;
 use std::io;
