@@ -42,6 +42,7 @@ pub mod error;
 pub mod governance;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod recording;
 pub mod recovery;

@@ -63,6 +63,8 @@ pub struct NewEntry<'a> {
     pub subject: &'a str,
     /// Why: the rule, the operator's reason.
     pub reason: &'a str,
+    /// The recording the entry is about, if it is about one.
+    pub recording_id: Option<i64>,
 }
 
 /// One stored entry.
@@ -78,14 +80,20 @@ pub struct Entry {
     pub reason: String,
     pub prev_hash: String,
     pub hash: String,
+    pub recording_id: Option<i64>,
 }
 
 impl Entry {
     /// SHA-256 (hex) over a canonical serialization: a version tag, then each
-    /// field length-prefixed, in a fixed order, ending with `prev_hash`.
+    /// field length-prefixed, in a fixed order, ending with `prev_hash` (v1),
+    /// then the recording id for an entry about one recording (v2; entries
+    /// written before that column existed keep their v1 hash).
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(b"recvault-audit-v1\n");
+        h.update(match self.recording_id {
+            None => b"recvault-audit-v1\n",
+            Some(_) => b"recvault-audit-v2\n",
+        });
         let mut field = |bytes: Option<&[u8]>| match bytes {
             None => h.update(b"-\n"),
             Some(b) => {
@@ -103,6 +111,9 @@ impl Entry {
         field(Some(self.subject.as_bytes()));
         field(Some(self.reason.as_bytes()));
         field(Some(self.prev_hash.as_bytes()));
+        if let Some(id) = self.recording_id {
+            field(Some(id.to_string().as_bytes()));
+        }
         hex::encode(h.finalize())
     }
 }
@@ -142,11 +153,12 @@ pub(super) fn append(
         reason: new.reason.to_string(),
         prev_hash,
         hash: String::new(),
+        recording_id: new.recording_id,
     };
     entry.hash = entry.compute_hash();
     tx.execute(
-        "INSERT INTO audit (id, at, uid, user, action, case_id, subject, reason, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, \
+         recording_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             entry.id,
             entry.at,
@@ -157,7 +169,8 @@ pub(super) fn append(
             entry.subject,
             entry.reason,
             entry.prev_hash,
-            entry.hash
+            entry.hash,
+            entry.recording_id
         ],
     )?;
     Ok(entry.id)
@@ -184,10 +197,12 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         reason: r.get("reason")?,
         prev_hash: r.get("prev_hash")?,
         hash: r.get("hash")?,
+        recording_id: r.get("recording_id")?,
     })
 }
 
-const ENTRY_COLUMNS: &str = "id, at, uid, user, action, case_id, subject, reason, prev_hash, hash";
+const ENTRY_COLUMNS: &str =
+    "id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, recording_id";
 
 /// What a good verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,6 +345,7 @@ mod tests {
                     case_id: Some("C-1"),
                     subject: &format!("hold {n}"),
                     reason: "litigation",
+                    recording_id: None,
                 },
             )
             .unwrap();

@@ -9,15 +9,19 @@
 //! - `run`: the daemon's loop and `--once`; `runner`: the steps of that loop —
 //!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
 //!   `background`: ledger backups and scrubs on their schedules;
+//! - `services`: what runs beside the loop — `attribution` from VICIdial's
+//!   database, listen links, the HTTP server;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
+mod attribution;
 mod background;
 pub mod intake;
 mod outage;
 pub mod pressure;
 mod run;
 mod runner;
+mod services;
 pub use run::{RunOptions, RunSummary, run};
 pub mod staging;
 mod upload;

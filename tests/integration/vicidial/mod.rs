@@ -5,6 +5,8 @@
 //! are skipped with a message, except under CI (env CI set), where they fail.
 
 mod attribution;
+mod daemon;
+mod dialer;
 mod failures;
 mod location;
 mod queue;
