@@ -22,7 +22,7 @@ pub const PLAYBACK_OUTCOMES: [&str; 12] = [
     "partial",
     "redirected",
     "aborted",
-    "not_modified",
+    "error",
     "forbidden",
     "unauthorized",
     "not_found",

@@ -30,6 +30,8 @@ pub enum Action {
     RetentionRun,
     /// The retention or naming policy in force changed.
     PolicyChange,
+    /// Someone asked for a recording over HTTP (served, refused or not found).
+    Listen,
 }
 
 impl Action {
@@ -42,6 +44,7 @@ impl Action {
             Action::Restore => "restore",
             Action::RetentionRun => "retention-run",
             Action::PolicyChange => "policy-change",
+            Action::Listen => "listen",
         }
     }
 }
@@ -182,6 +185,10 @@ pub struct AuditFilter {
     /// Unix seconds, inclusive.
     pub since: Option<i64>,
     pub case_id: Option<String>,
+    /// Only entries with this action (`listen`, `local-delete`, …).
+    pub action: Option<String>,
+    /// Only entries about one of these recordings (ledger ids).
+    pub recordings: Option<Vec<i64>>,
 }
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -243,14 +250,26 @@ impl Ledger {
         mut visit: impl FnMut(&Entry) -> Result<(), E>,
     ) -> Result<(), E> {
         let conn = self.reader()?;
+        // A recording filter walks the recording index; the rest filter rows.
+        let recordings = match &filter.recordings {
+            None => String::new(),
+            Some(ids) => {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(
+                    "AND recording_id IS NOT NULL AND recording_id IN ({})",
+                    ids.join(", ")
+                )
+            }
+        };
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {ENTRY_COLUMNS} FROM audit WHERE (?1 IS NULL OR at >= ?1) \
-                 AND (?2 IS NULL OR case_id = ?2) ORDER BY id"
+                 AND (?2 IS NULL OR case_id = ?2) AND (?3 IS NULL OR action = ?3) {recordings} \
+                 ORDER BY id"
             ))
             .map_err(LedgerError::from)?;
         let mut rows = stmt
-            .query(params![filter.since, filter.case_id])
+            .query(params![filter.since, filter.case_id, filter.action])
             .map_err(LedgerError::from)?;
         while let Some(row) = rows.next().map_err(LedgerError::from)? {
             visit(&entry_from_row(row).map_err(LedgerError::from)?)?;

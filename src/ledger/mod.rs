@@ -35,6 +35,7 @@ mod copy;
 pub(crate) mod fixtures;
 pub mod holds;
 mod invariants;
+pub mod listens;
 pub mod lock;
 mod queries;
 pub mod reservations;

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::serve::{Parts, Server};
 use crate::store::Store;
 use crate::vicidial::db::{DbOptions, VicidialDb};
 
@@ -24,6 +25,7 @@ pub(super) struct Services {
     stop: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     db: Option<Arc<VicidialDb>>,
+    server: Option<Server>,
 }
 
 impl Services {
@@ -35,7 +37,6 @@ impl Services {
         store: Option<Arc<dyn Store>>,
         new_recordings: Arc<Notify>,
     ) -> Result<Services, Error> {
-        let _ = store;
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
         let db = config
@@ -54,12 +55,28 @@ impl Services {
             );
             tasks.push(("attribution", tokio::spawn(task)));
         }
-        Ok(Services { stop, tasks, db })
+        let parts = Parts {
+            ledger: ledger.clone(),
+            store,
+            db: db.clone(),
+            metrics: metrics.clone(),
+        };
+        let server = Server::start(config, parts).await?;
+        Ok(Services {
+            stop,
+            tasks,
+            db,
+            server,
+        })
     }
 
     /// Stops every companion: each finishes what it is doing (a batch in
     /// flight is recorded or not at all) within `grace`, else is abandoned.
     pub(super) async fn stop(self, grace: Duration) {
+        // Open responses finish and every listen is audited before the rest stops.
+        if let Some(server) = self.server {
+            server.stop(grace).await;
+        }
         self.stop.cancel();
         let deadline = tokio::time::Instant::now() + grace;
         for (name, mut task) in self.tasks {
