@@ -26,6 +26,7 @@ mod run;
 mod scrub;
 mod status;
 mod url;
+mod vicidial;
 
 /// Runs one command; `Ok` carries its exit code (1: it ran and found
 /// problems), `Err` is printed by `main`.
@@ -82,9 +83,9 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             url::url(&config, &recording, ttl, presigned, &mut stdout()).await
         }
         Command::Vicidial { action } => match action {
-            crate::cli::VicidialCommand::RestoreLocations { dry_run } => Err(Error::Usage(
-                format!("restore-locations --dry-run={dry_run}: not yet"),
-            )),
+            crate::cli::VicidialCommand::RestoreLocations { dry_run } => {
+                vicidial::restore_locations(&config, dry_run, &mut stdout()).await
+            }
         },
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }

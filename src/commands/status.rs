@@ -111,6 +111,12 @@ fn vicidial_attribution(
     if let Some(why) = c.last_failure.filter(|_| c.failed > 0) {
         writeln!(out, "  last database failure: {why}")?;
     }
+    let l = ledger.location_counts()?;
+    writeln!(
+        out,
+        "listen links in recording_log.location: {} written, {} waiting for the local copy to go, {} in progress, {} left alone (the row pointed elsewhere), {} restored",
+        l.rewritten, l.waiting, l.rewriting, l.skipped, l.restored
+    )?;
     Ok(())
 }
 

@@ -36,6 +36,7 @@ pub(crate) mod fixtures;
 pub mod holds;
 mod invariants;
 pub mod listens;
+pub mod locations;
 pub mod lock;
 mod queries;
 pub mod reservations;

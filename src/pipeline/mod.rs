@@ -10,13 +10,14 @@
 //!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
 //!   `background`: ledger backups and scrubs on their schedules;
 //! - `services`: what runs beside the loop — `attribution` from VICIdial's
-//!   database, listen links, the HTTP server;
+//!   database, listen links written into it (`location`), the HTTP server;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
 mod attribution;
 mod background;
 pub mod intake;
+mod location;
 mod outage;
 pub mod pressure;
 mod run;

@@ -12,10 +12,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::attribution;
+use super::location::Rewriter;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::serve::link::{self, Signer};
 use crate::serve::{Parts, Server};
 use crate::store::Store;
 use crate::vicidial::db::{DbOptions, VicidialDb};
@@ -62,6 +64,27 @@ impl Services {
             metrics: metrics.clone(),
         };
         let server = Server::start(config, parts).await?;
+        if let (Some(vc), Some(db)) = (&config.vicidial, &db) {
+            match (vc.rewrite_locations, &config.serve, link::base_url(config)) {
+                (true, Some(serve), Some(base)) => {
+                    let rewriter = Rewriter {
+                        ledger: ledger.clone(),
+                        db: db.clone(),
+                        config: vc.clone(),
+                        signer: Signer::load(&serve.key_file)?,
+                        base,
+                    };
+                    tasks.push((
+                        "listen links",
+                        tokio::spawn(rewriter.run(stop.child_token())),
+                    ));
+                }
+                (true, None, _) => tracing::warn!(
+                    "[vicidial] rewrite_locations is on but [serve] listen is not set: recording_log.location is left alone"
+                ),
+                _ => {}
+            }
+        }
         Ok(Services {
             stop,
             tasks,

@@ -47,7 +47,9 @@ pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -
         Err(Refusal::Expired) => return reply(StatusCode::FORBIDDEN, "this link has expired"),
         Ok(()) => {}
     }
+    // The id is signed: requests are filed under it from here on.
     asker.subject = format!("recording {} (link)", link.id);
+    asker.recording_id = Some(link.id);
     if let Some(auth) = &state.auth {
         let header = req
             .headers()

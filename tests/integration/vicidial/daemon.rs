@@ -144,6 +144,7 @@ async fn archiving_goes_on_while_the_database_is_down_and_attribution_follows() 
     let Some(mut d) = Dialer::new("vd_down", &g, DUE_NOW).await else {
         return;
     };
+    d.serve("");
     let relay = Relay::start(mariadb_port()).await;
     d.point_at(relay.port);
     relay.down();
@@ -170,6 +171,21 @@ async fn archiving_goes_on_while_the_database_is_down_and_attribution_follows() 
         count(d, "db_attribution = 'done'") == 2
     })
     .await;
+    d.wait_for(
+        2 * MINUTE,
+        "the location update once the database is back",
+        |d| {
+            d.try_ledger_value::<i64>("SELECT COUNT(*) FROM locations WHERE state = 'rewritten'")
+                .unwrap_or(0)
+                == 2
+        },
+    )
+    .await;
+    let location =
+        d.fx.text("SELECT location FROM recording_log WHERE recording_id = 3001")
+            .await
+            .unwrap();
+    assert!(location.contains(&format!(":{}/r/", d.port)), "{location}");
     d.stop();
     let campaign = |name: &str| -> Option<String> {
         d.ledger_value(&format!(

@@ -26,12 +26,19 @@ pub struct Dialer {
     pub astguiclient: PathBuf,
     pub log: PathBuf,
     pub daemon: Option<Child>,
+    /// The playback server's port, once [`Dialer::serve`] configured one.
+    pub port: u16,
 }
 
 impl Dialer {
     /// None (with a message) without MariaDB outside CI. The database is
     /// reached at MariaDB's own port until [`Dialer::point_at`] says otherwise.
     pub async fn new(test: &str, garage: &Garage, spool: &str) -> Option<Dialer> {
+        Dialer::on(test, Target::Garage(garage), spool).await
+    }
+
+    /// Like [`Dialer::new`], archiving to `target`.
+    pub async fn on(test: &str, target: Target<'_>, spool: &str) -> Option<Dialer> {
         let mut fx = Fixture::new(test, quick_options()).await?;
         let user = format!("rv_{}_{}", std::process::id(), fastrand::u32(..));
         let password = format!("Vici-S3cret-{}", fastrand::u64(..));
@@ -47,7 +54,7 @@ impl Dialer {
         ))
         .await;
         let mut site = Site::new(test);
-        site.configure(Target::Garage(garage), spool);
+        site.configure(target, spool);
         let astguiclient = site.root.join("astguiclient.conf");
         let log = site.root.join("daemon.log");
         let mut d = Dialer {
@@ -58,6 +65,7 @@ impl Dialer {
             astguiclient,
             log,
             daemon: None,
+            port: 0,
         };
         d.point_at(mariadb_port());
         let mut config = fs::read_to_string(&d.site.config).unwrap();
@@ -67,6 +75,27 @@ impl Dialer {
         ));
         fs::write(&d.site.config, config).unwrap();
         Some(d)
+    }
+
+    /// Adds a `[serve]` table (a free port, a link key) plus `extra`.
+    pub fn serve(&mut self, extra: &str) {
+        self.port = dead_port();
+        let mut config = fs::read_to_string(&self.site.config).unwrap();
+        config.push_str(&crate::serve::serve_table(
+            &self.site.root,
+            self.port,
+            extra,
+        ));
+        fs::write(&self.site.config, config).unwrap();
+    }
+
+    /// The path and query of a link (`http://10.0.0.5:port/r/…`) to ask
+    /// for on 127.0.0.1.
+    pub fn link_path(&self, link: &str) -> String {
+        let start = link
+            .find("/r/")
+            .unwrap_or_else(|| panic!("not a link: {link}"));
+        link[start..].to_string()
     }
 
     /// Writes `astguiclient.conf` as VICIdial's installer does, naming the

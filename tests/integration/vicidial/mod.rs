@@ -8,6 +8,7 @@ mod attribution;
 mod daemon;
 mod dialer;
 mod failures;
+mod listen;
 mod location;
 mod queue;
 mod relay;
