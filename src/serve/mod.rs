@@ -42,6 +42,11 @@ mod router;
 
 pub use playback::content_type as playback_content_type;
 
+/// Loads the TLS certificate and key as the server would (for `recvault check`).
+pub fn check_tls(files: &crate::config::TlsFiles) -> Result<(), Error> {
+    listener::tls_acceptor(files).map(drop)
+}
+
 /// What every request may use.
 pub struct State {
     pub config: ServeConfig,

@@ -162,6 +162,14 @@ async fn archiving_goes_on_while_the_database_is_down_and_attribution_follows() 
     .await;
     let status = output(&d.site.recvault(&["status"]));
     assert!(status.contains("2 database unavailable"), "{status}");
+    let health = crate::serve::fetch(d.port, "/healthz", &[]).await;
+    assert_eq!(health.status, 503, "{}", health.text());
+    assert!(
+        health.text().contains("database: unreachable"),
+        "{}",
+        health.text()
+    );
+    assert!(health.text().contains("store: ok"), "{}", health.text());
     assert!(
         status.contains("last database failure: database unavailable"),
         "{status}"
@@ -186,6 +194,8 @@ async fn archiving_goes_on_while_the_database_is_down_and_attribution_follows() 
             .await
             .unwrap();
     assert!(location.contains(&format!(":{}/r/", d.port)), "{location}");
+    let health = crate::serve::fetch(d.port, "/healthz", &[]).await;
+    assert_eq!(health.status, 200, "{}", health.text());
     d.stop();
     let campaign = |name: &str| -> Option<String> {
         d.ledger_value(&format!(

@@ -238,6 +238,17 @@ async fn listeners_log_in_as_vicidial_users() {
     .await;
     let file = d.call(6001, "SALES", "agent1", 1).await;
     let original = std::fs::read(d.site.spool.join(&file)).unwrap();
+    let check = d.site.recvault(&["check"]);
+    expect_code(&check, 0);
+    let check_text = output(&check);
+    assert!(
+        check_text.contains("link key") && check_text.contains("VICIdial database"),
+        "{check_text}"
+    );
+    assert!(
+        check_text.contains(&format!("{}@127.0.0.1", d.user)),
+        "{check_text}"
+    );
     d.start();
     d.wait_for(MINUTE, "archiving", |d| {
         recordings(d, "state = 'local_deleted'") == 1
@@ -294,5 +305,5 @@ async fn listeners_log_in_as_vicidial_users() {
     assert!(audit.contains("agent1 (refused: LevelTooLow)"), "{audit}");
     assert!(audit.contains("gone (refused: Inactive)"), "{audit}");
     assert!(!audit.contains("Sup3rvisor"), "{audit}");
-    d.assert_password_never_logged(&audit);
+    d.assert_password_never_logged(&format!("{audit}{check_text}"));
 }
