@@ -123,6 +123,8 @@ impl PlaybackCache {
     }
 
     fn entry(&self, rec: &Recording, key: &str) -> Result<Arc<Entry>, Failure> {
+        // Make room first: with `cache_size = "0"` nothing idle is reused.
+        self.evict();
         let now = self.started.elapsed().as_millis() as u64;
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(e) = entries.get(&rec.id)
@@ -159,8 +161,6 @@ impl PlaybackCache {
             permits: self.decodes.clone(),
         };
         tokio::spawn(job.run(writer, tx));
-        drop(entries);
-        self.evict();
         Ok(entry)
     }
 
@@ -325,5 +325,86 @@ impl Write for ProgressWriter {
     fn flush(&mut self) -> io::Result<()> {
         self.tx.send_replace(Progress::Decoding(self.written));
         self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Codec;
+    use crate::recording::FileIdentity;
+    use crate::recording::State;
+    use crate::store::{LocalStore, PutRequest};
+
+    /// A recording of `bytes`, its object stored under `key` in `store`.
+    async fn stored(dir: &Path, store: &LocalStore, key: &str, bytes: &[u8]) -> Recording {
+        let src = dir.join(format!("{key}.wav"));
+        fs::write(&src, bytes).unwrap();
+        let identity = FileIdentity::of(&fs::metadata(&src).unwrap());
+        let obj = dir.join(format!("{key}.obj"));
+        let enc = codec::encode(&src, identity, Codec::Zstd, 3, &obj).unwrap();
+        let metadata = Default::default();
+        let req = PutRequest {
+            key,
+            source: &obj,
+            size: enc.object_size,
+            sha256: enc.object_sha256,
+            metadata: &metadata,
+        };
+        store.put(&req).await.unwrap();
+        let (_d, ledger) = crate::ledger::fixtures::ledger();
+        let id =
+            crate::ledger::fixtures::insert_plain(&ledger, &format!("/s/{key}.wav"), State::Seen);
+        let mut rec = ledger.recording(id).unwrap();
+        rec.id = id + key.len() as i64;
+        rec.identity = identity;
+        rec.sha256 = Some(hex::encode(enc.sha256));
+        rec.codec = Some("zstd".into());
+        rec
+    }
+
+    async fn read_all(entry: &Entry) -> Vec<u8> {
+        let size = entry
+            .readable_past(entry.size.saturating_sub(1))
+            .await
+            .unwrap();
+        let mut out = vec![0u8; size as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&*entry.file, &mut out, 0).unwrap();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn decodes_once_checks_the_hash_and_keeps_only_what_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
+        let rec = stored(dir.path(), &store, "a", &data).await;
+        let cache =
+            PlaybackCache::new(&dir.path().join("cache"), 0, Arc::new(store.clone())).unwrap();
+        let first = cache.open(&rec, "a").await.unwrap();
+        let again = cache.open(&rec, "a").await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "one decode for two listeners");
+        assert_eq!(read_all(&first).await, data);
+        drop((first, again));
+        // cache_size 0: nobody reads it any more, so the next open decodes afresh.
+        let fresh = cache.open(&rec, "a").await.unwrap();
+        assert_eq!(read_all(&fresh).await, data);
+        assert_eq!(cache.usage().0, 1);
+        // Missing object; an object that is not the original.
+        let mut missing = rec.clone();
+        missing.id += 100;
+        assert_eq!(
+            cache.open(&missing, "nope").await.err(),
+            Some(Failure::Missing)
+        );
+        let mut wrong = rec.clone();
+        wrong.id += 200;
+        wrong.sha256 = Some("00".repeat(32));
+        let entry = cache.open(&wrong, "a").await;
+        let failed = match entry {
+            Err(f) => f,
+            Ok(e) => e.readable_past(e.size).await.unwrap_err(),
+        };
+        assert_eq!(failed, Failure::Damaged);
     }
 }

@@ -234,3 +234,40 @@ async fn bad_requests_get_clear_answers_and_leave_nothing_behind() {
             .any(|l| l.contains("bad_request (request target too long)"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_outside_allow_get_nothing_but_health_and_metrics_stay_local() {
+    let mut s = Served::new(
+        "serve_allow",
+        Target::Local,
+        DUE,
+        "allow = [\"10.0.0.0/8\"]\nmetrics_allow = [\"127.0.0.1\"]",
+    );
+    put_recording(
+        &s.site.spool,
+        b"x-all.wav",
+        &wav(1.0, 1),
+        Duration::from_secs(60),
+    );
+    s.start().await;
+    for _ in 0..100 {
+        if s.count("local_deleted") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let link = s.link(b"x-all.wav", &[]);
+    let r = fetch(s.port, &link, &[]).await;
+    assert_eq!(
+        (r.status, r.text().trim()),
+        (403, "your address may not play recordings")
+    );
+    assert_eq!(fetch(s.port, "/metrics", &[]).await.status, 200);
+    assert_eq!(fetch(s.port, "/nothing-here", &[]).await.status, 404);
+    s.stop();
+    let lines = audit_lines(&s.site, &["--action", "listen"]).join("\n");
+    assert!(
+        lines.contains("forbidden (your address may not play recordings)"),
+        "{lines}"
+    );
+}
