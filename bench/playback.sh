@@ -23,15 +23,19 @@ recvault=$target/release/recvault
 runs=${RUNS:-3}
 
 scripts/install-deps.sh test
-scripts/garage.sh start >/dev/null
-# shellcheck disable=SC1091
-source .work/garage/env
+# A Garage already running (its env exported, as scripts/test.sh does) is
+# used as is; else this repository's own is started.
+if [[ -z ${RECVAULT_TEST_S3_ENDPOINT:-} ]]; then
+    scripts/garage.sh start >/dev/null
+    # shellcheck disable=SC1091
+    source .work/garage/env
+fi
 cargo build --release --quiet --bin recvault
 
 mkdir -p "$work"
 corpus() { # name count seconds seed
     local dir=$work/$1
-    if [[ ! -f $dir/.complete ]]; then
+    if [[ ! -f $dir/.complete || $(find "$dir" -name "*.wav" | wc -l) -ne $2 ]]; then
         rm -rf "$dir"
         python3 scripts/sample-spool.py --count "$2" --min-seconds "$3" --max-seconds "$3" \
             --seed "$4" --out "$dir" --quiet
@@ -39,7 +43,7 @@ corpus() { # name count seconds seed
     fi
 }
 corpus long 50 600 81
-corpus batch 40 120 82
+corpus batch 120 120 82
 
 run_id=$(date +%s)
 spool=$work/spool
@@ -84,8 +88,16 @@ TOML
 
 rv() { "$recvault" --config "$work/recvault.toml" "$@"; }
 pid=""
+curls=()
+# Whatever happens, no daemon or client of this run is left behind.
+cleanup() {
+    for c in "${curls[@]}"; do kill "$c" 2>/dev/null || true; done
+    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
+    return 0
+}
+trap cleanup EXIT
 start() {
-    rv run 2>>"$work/daemon.log" &
+    "$recvault" --config "$work/recvault.toml" run 2>>"$work/daemon.log" &
     pid=$!
     for _ in $(seq 100); do
         curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return
@@ -94,7 +106,11 @@ start() {
     echo "daemon did not start" >&2
     exit 1
 }
-stop() { kill -TERM "$pid"; wait "$pid" || true; }
+stop() {
+    kill -TERM "$pid"
+    wait "$pid" || true
+    pid=""
+}
 archived() { rv status | awk '$1 == "local_deleted" {print $2}'; }
 wait_archived() { # count
     while [[ $(archived) != "$1" ]]; do sleep 0.2; done
@@ -142,19 +158,28 @@ archive_batch() { # prints seconds to archive the batch
 }
 peak_rss=0
 with_playbacks() {
-    echo 5 >"/proc/$pid/clear_refs"
-    local curls=()
+    # VmRSS sampled every 100 ms (a reset of VmHWM needs /proc/PID/clear_refs,
+    # which not every kernel offers).
+    (while kill -0 "$pid" 2>/dev/null; do
+        awk '/VmRSS/ {print $2}' "/proc/$pid/status"
+        sleep 0.1
+    done) >"$work/rss.txt" &
+    local sampler=$!
+    curls=()
     for l in "${links[@]}"; do
         curl -s -o /dev/null --limit-rate 256k "$l" &
         curls+=($!)
     done
     sleep 2
     archive_batch
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
     local hwm
-    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    hwm=$(sort -n "$work/rss.txt" | tail -1)
     ((hwm > peak_rss)) && peak_rss=$hwm
     for c in "${curls[@]}"; do kill "$c" 2>/dev/null || true; done
     wait "${curls[@]}" 2>/dev/null || true
+    curls=()
 }
 : >"$work/alone.txt"
 : >"$work/loaded.txt"
