@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use recvault::store::meta;
 
-use super::dialer::{DUE_NOW, Dialer};
+use super::dialer::{DUE_NOW, Dialer, output};
 use super::relay::Relay;
 use super::{SERVER_IP, mariadb_port};
 use crate::common::*;
@@ -20,14 +20,6 @@ fn append(site: &Site, text: &str) {
     let mut config = fs::read_to_string(&site.config).unwrap();
     config.push_str(text);
     fs::write(&site.config, config).unwrap();
-}
-
-fn output(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Recordings matching `condition` (0 before the daemon made the ledger).

@@ -272,6 +272,15 @@ fn futures_lite<F: Future>(f: F) -> Option<F::Output> {
     Some(tokio::task::block_in_place(|| handle.block_on(f)))
 }
 
+/// A command's stdout and stderr, as one text.
+pub fn output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();

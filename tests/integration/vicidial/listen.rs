@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::SERVER_IP;
-use super::dialer::{DUE_NOW, Dialer};
+use super::dialer::{DUE_NOW, Dialer, output};
 use crate::common::*;
 use crate::serve::{fetch, get};
 
@@ -22,14 +22,6 @@ fn recordings(d: &Dialer, condition: &str) -> i64 {
         "SELECT COUNT(*) FROM recordings WHERE {condition}"
     ))
     .unwrap_or(0)
-}
-
-fn output(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
