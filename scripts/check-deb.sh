@@ -238,6 +238,8 @@ expect_stat /usr/bin/recvault root:root 755
 expect_stat "$UNIT" root:root 644
 expect_stat /etc/recvault root:recvault 750
 expect_stat "$CONFIG" root:recvault 640
+expect_stat /etc/recvault/link.key root:recvault 640
+[[ $(tr -d '\n' </etc/recvault/link.key | wc -c) -ge 32 ]] || fail "/etc/recvault/link.key is shorter than 32 bytes"
 expect_stat "$STATE_DIR" recvault:recvault 750
 ok "installed ownership and modes"
 

@@ -70,6 +70,9 @@ if [[ $mode == test ]]; then
 	# The FLAC round-trip tests run the reference decoder.
 	command -v flac >/dev/null 2>&1 || missing+=(flac)
 	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+	# The playback tests fetch over HTTPS with curl, from a certificate openssl makes.
+	command -v curl >/dev/null 2>&1 || missing+=(curl)
+	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 fi

@@ -85,6 +85,14 @@ pub enum Command {
         /// Only entries about this legal-hold case.
         #[arg(long, value_name = "CASE")]
         case: Option<String>,
+        /// Only entries about this recording (file name, object key or
+        /// ledger id): who listened to it, and when.
+        #[arg(long, value_name = "NAME|KEY|ID")]
+        recording: Option<OsString>,
+        /// Only entries of this kind (listen, local-delete, retention-delete,
+        /// restore, hold-add, hold-release, retention-run, policy-change).
+        #[arg(long = "action", value_name = "ACTION")]
+        kind: Option<String>,
         #[command(subcommand)]
         action: Option<AuditCommand>,
     },
@@ -108,6 +116,33 @@ pub enum Command {
         /// Print a line for every object, not only for problems.
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// Print a signed listen link for a recording (what a CRM or an email to
+    /// a supervisor needs): it plays the original while the recording exists.
+    Url {
+        /// The recording's file name, object key or ledger id.
+        #[arg(value_name = "NAME|KEY|ID")]
+        recording: OsString,
+        /// How long the link works.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "15m",
+            conflicts_with = "permanent"
+        )]
+        ttl: String,
+        /// A link that never expires (like the ones written into VICIdial).
+        #[arg(long)]
+        permanent: bool,
+        /// A presigned URL of the stored object itself instead (S3 stores;
+        /// at most 7 days; playable directly only for recordings stored as is).
+        #[arg(long)]
+        presigned: bool,
+    },
+    /// VICIdial's side: listen links in recording_log.location.
+    Vicidial {
+        #[command(subcommand)]
+        action: VicidialCommand,
     },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
@@ -192,6 +227,19 @@ pub enum HoldCommand {
 pub enum AuditCommand {
     /// Check the hash chain; fails naming the first edited or removed entry.
     Verify,
+}
+
+/// `recvault vicidial …`
+#[derive(Debug, Subcommand)]
+pub enum VicidialCommand {
+    /// Put back every recording_log.location recvault replaced with a
+    /// listen link (e.g. before uninstalling), where it still holds that
+    /// link. Prints each change before making it. The daemon must be stopped.
+    RestoreLocations {
+        /// Only print what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `recvault ledger …`: the operator's tools for a damaged or lost ledger.

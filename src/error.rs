@@ -81,6 +81,10 @@ pub enum Error {
     HoldCopy { key: String, message: String },
     #[error("legal holds could not be restored from the store: {0}")]
     HoldsNotRecovered(Box<Error>),
+    /// VICIdial's database failed or refused; the message names the
+    /// database and what recvault was doing, never the password.
+    #[error("{message}")]
+    Database { message: String, retryable: bool },
     /// `recvault check` found the store not working; `step` says where.
     #[error("check failed: {step}: {message}")]
     Probe { step: &'static str, message: String },

@@ -11,12 +11,14 @@
 //! 2. [`pipeline`] (the way in: spool → store), [`governance`] (retention,
 //!    legal holds, the audit trail's rules), [`recovery`] (ledger backups,
 //!    rebuild, hold copies, scrubbing), [`retrieve`] (the way out: a
-//!    recording's original bytes back). [`error`] words their failures.
+//!    recording's original bytes back), [`vicidial`] (VICIdial's database),
+//!    [`serve`] (listen links, health, metrics over HTTP). [`error`] words
+//!    their failures.
 //! 3. [`ledger`] (everything recvault knows; the only place with SQL),
 //!    [`store`] (where objects live), [`codec`] (recording ⇄ object bytes),
 //!    [`spool`] (the recordings on disk).
 //! 4. [`recording`] (what a recording is) and [`config`] (what the operator
-//!    configured), over the leaves [`units`] and [`digest`].
+//!    configured), over the leaves [`units`], [`digest`] and [`metrics`].
 //!
 //! # Where a recording's bytes go
 //!
@@ -42,10 +44,12 @@ pub mod error;
 pub mod governance;
 pub mod ledger;
 pub mod logging;
+pub mod metrics;
 pub mod pipeline;
 pub mod recording;
 pub mod recovery;
 pub mod retrieve;
+pub mod serve;
 pub mod spool;
 pub mod store;
 pub mod units;

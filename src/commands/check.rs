@@ -1,12 +1,15 @@
 //! `recvault check [--offline]`: the config is valid (loading it proved
-//! that), the spool directories are readable, and the store works end to end.
+//! that), the spool directories are readable, the link key and TLS files
+//! load, VICIdial's database answers, and the store works end to end.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::serve::link::Signer;
 use crate::store::probe::{self, STEPS};
+use crate::vicidial::db::{DbOptions, VicidialDb};
 
 pub(super) async fn check(
     config: &Config,
@@ -19,6 +22,41 @@ pub(super) async fn check(
             Ok(_) => writeln!(out, "spool {}: readable", dir.display())?,
             // A warning: the daemon waits for a missing directory to appear.
             Err(e) => writeln!(out, "warning: spool {}: {e}", dir.display())?,
+        }
+    }
+    if let Some(serve) = &config.serve {
+        Signer::load(&serve.key_file)?;
+        if let Some(tls) = &serve.tls {
+            crate::serve::check_tls(tls)?;
+        }
+        writeln!(
+            out,
+            "serve {}: link key {} ok{}",
+            serve.listen,
+            serve.key_file.display(),
+            if serve.tls.is_some() {
+                ", TLS files ok"
+            } else {
+                ""
+            }
+        )?;
+    }
+    if let Some(vc) = &config.vicidial {
+        if offline {
+            writeln!(
+                out,
+                "VICIdial database {}: not contacted (--offline)",
+                vc.db
+            )?;
+        } else {
+            let db = VicidialDb::new(&vc.db, DbOptions::from_config(vc));
+            let answer = db.ping().await;
+            db.close().await;
+            answer.map_err(|e| Error::Probe {
+                step: "VICIdial database",
+                message: e.to_string(),
+            })?;
+            writeln!(out, "VICIdial database {}: ok", vc.db)?;
         }
     }
     let Some(store_config) = &config.store else {

@@ -25,6 +25,8 @@ mod retention;
 mod run;
 mod scrub;
 mod status;
+mod url;
+mod vicidial;
 
 /// Runs one command; `Ok` carries its exit code (1: it ran and found
 /// problems), `Err` is printed by `main`.
@@ -49,8 +51,18 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
         Command::Audit {
             since,
             case,
+            recording,
+            kind,
             action,
-        } => audit::audit(&config, since, case, action, &mut stdout()),
+        } => {
+            let filter = audit::Wanted {
+                since,
+                case,
+                recording,
+                kind,
+            };
+            audit::audit(&config, filter, action, &mut stdout())
+        }
         Command::Ledger { action } => ledger::ledger(&config, action, &mut stdout()).await,
         Command::Verify {
             sample,
@@ -61,6 +73,20 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             let sample = (!all).then_some(sample);
             scrub::scrub(&config, sample, since, verbose, &mut stdout()).await
         }
+        Command::Url {
+            recording,
+            ttl,
+            permanent,
+            presigned,
+        } => {
+            let ttl = (!permanent).then_some(ttl);
+            url::url(&config, &recording, ttl, presigned, &mut stdout()).await
+        }
+        Command::Vicidial { action } => match action {
+            crate::cli::VicidialCommand::RestoreLocations { dry_run } => {
+                vicidial::restore_locations(&config, dry_run, &mut stdout()).await
+            }
+        },
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

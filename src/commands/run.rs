@@ -51,26 +51,32 @@ fn reload_signal() -> tokio::sync::mpsc::UnboundedReceiver<()> {
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
-async fn shutdown_signal() {
+/// The handlers are installed here, before the daemon starts up, so a
+/// signal during a long start-up (a big spool's first scan) is not lost to
+/// the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    tracing::info!("signal received; stopping (send again to abort)");
-    tokio::spawn(async move {
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            std::future::pending::<()>().await;
+            return;
+        };
         tokio::select! {
             _ = term.recv() => {},
             _ = int.recv() => {},
         }
-        eprintln!("recvault: second signal; aborting (interrupted steps resume at next start)");
-        std::process::exit(130);
-    });
+        tracing::info!("signal received; stopping (send again to abort)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            eprintln!("recvault: second signal; aborting (interrupted steps resume at next start)");
+            std::process::exit(130);
+        });
+    }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::ledger::Ledger;
 use crate::recording::key::display_name;
 use crate::units::{human_bytes, local_time, now_secs};
 
@@ -31,9 +32,17 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
     writeln!(out, "{:<15} {:>10}", "total", total)?;
     writeln!(
         out,
-        "unattributed: {} (file name did not match [naming] template)",
-        ledger.unattributed_count()?
+        "unattributed: {} (no campaign from the file name{})",
+        ledger.unattributed_count()?,
+        if config.vicidial.is_some() {
+            " or VICIdial's database"
+        } else {
+            ""
+        }
     )?;
+    if config.vicidial.is_some() {
+        vicidial_attribution(&ledger, config, out)?;
+    }
     let disputed = ledger.name_time_disputed()?;
     if disputed > 0 {
         writeln!(
@@ -75,6 +84,40 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where attribution from VICIdial's database stands, and why what waits waits.
+fn vicidial_attribution(
+    ledger: &Ledger,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let c = ledger.attribution_counts()?;
+    let wait = config
+        .retention
+        .attribution_wait
+        .map(|w| humantime::format_duration(w).to_string())
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "VICIdial attribution: {} attributed, {} waiting ({} not asked yet, {} no recording_log row yet, {} database unavailable), {} gave up (no recording_log row within attribution_wait = {wait})",
+        c.done,
+        c.waiting(),
+        c.not_asked,
+        c.missing,
+        c.failed,
+        c.gave_up
+    )?;
+    if let Some(why) = c.last_failure.filter(|_| c.failed > 0) {
+        writeln!(out, "  last database failure: {why}")?;
+    }
+    let l = ledger.location_counts()?;
+    writeln!(
+        out,
+        "listen links in recording_log.location: {} written, {} waiting for the local copy to go, {} in progress, {} left alone (the row pointed elsewhere), {} restored",
+        l.rewritten, l.waiting, l.rewriting, l.skipped, l.restored
+    )?;
+    Ok(())
 }
 
 /// How long ago `secs` was, to the minute.

@@ -6,16 +6,22 @@ use std::time::Duration;
 
 use crate::recording::name::Naming;
 
+pub mod astguiclient;
+mod dsn;
 mod min_free;
 mod raw;
 pub mod retention;
+pub mod serve;
 mod store;
 mod validate;
+pub mod vicidial;
 pub mod windows;
 
 pub use min_free::MinFree;
 pub use retention::{Keep, RetentionPolicy};
+pub use serve::{Cidr, ServeConfig, TlsFiles};
 pub use store::{S3Config, S3Credentials, StoreBackend, StoreConfig, VerifyMode};
+pub use vicidial::{Secret, VicidialConfig};
 pub use windows::UploadWindows;
 
 /// Where the daemon and every operator tool look for the config by default.
@@ -56,6 +62,10 @@ pub struct Config {
     pub naming: Naming,
     /// `[retention]`: absent means keep everything for ever.
     pub retention: RetentionPolicy,
+    /// `[vicidial]`: `None` unless `enabled = true`.
+    pub vicidial: Option<VicidialConfig>,
+    /// `[serve]`: `None` unless `listen` is set.
+    pub serve: Option<ServeConfig>,
 }
 
 /// `[spool]`: which directories hold finished recordings and when to take them.

@@ -16,6 +16,8 @@ pub(super) struct RawConfig {
     pub(super) daemon: Option<RawDaemon>,
     pub(super) naming: Option<RawNaming>,
     pub(super) retention: Option<RawRetention>,
+    pub(super) vicidial: Option<super::vicidial::RawVicidial>,
+    pub(super) serve: Option<super::serve::RawServe>,
 }
 
 #[derive(Deserialize, Default)]

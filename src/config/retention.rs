@@ -65,6 +65,10 @@ pub struct RetentionPolicy {
     /// Whether a recording that is due but was never archived may be
     /// deleted (its local copy, the only one). Off: it is archived first.
     pub delete_unarchived: bool,
+    /// With `[vicidial]` on: how long a recording the database has not yet
+    /// attributed is kept back from retention (its campaign may still
+    /// change); after that the rule its file name gives applies.
+    pub attribution_wait: Option<Duration>,
 }
 
 impl Default for RetentionPolicy {
@@ -75,6 +79,7 @@ impl Default for RetentionPolicy {
             campaigns: BTreeMap::new(),
             sweep_every: Duration::from_secs(3600),
             delete_unarchived: false,
+            attribution_wait: None,
         }
     }
 }
@@ -135,6 +140,12 @@ impl RetentionPolicy {
         if self.delete_unarchived {
             s.push_str(", delete_unarchived = true");
         }
+        if let Some(wait) = self.attribution_wait {
+            s.push_str(&format!(
+                ", waits up to {} for VICIdial attribution",
+                humantime::format_duration(wait)
+            ));
+        }
         s
     }
 }
@@ -154,6 +165,7 @@ mod tests {
             .into(),
             sweep_every: Duration::from_secs(3600),
             delete_unarchived: false,
+            attribution_wait: None,
         }
     }
 

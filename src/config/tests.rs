@@ -172,3 +172,114 @@ fn shipped_example_config_parses() {
         "the shipped config must delete nothing until a policy is set"
     );
 }
+
+#[test]
+fn vicidial_and_serve_are_off_by_default() {
+    let c = parse("").unwrap();
+    assert!(c.vicidial.is_none() && c.serve.is_none());
+    assert_eq!(c.retention.attribution_wait, None);
+    let c = parse("[vicidial]\nenabled = false\nastguiclient = \"/nonexistent\"\n").unwrap();
+    assert!(c.vicidial.is_none(), "a disabled section reads nothing");
+}
+
+#[test]
+fn vicidial_reads_astguiclient_and_sets_the_retention_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("astguiclient.conf");
+    std::fs::write(
+        &conf,
+        "VARserver_ip => 10.0.0.5\nVARDB_server => 10.0.0.9\nVARDB_pass => hunter22\nPATHDONEmonitor => /data/monitorDONE\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[vicidial]\nenabled = true\nastguiclient = \"{}\"\nattribution_wait = \"2d\"\n",
+        conf.display()
+    );
+    let c = parse(&text).unwrap();
+    let v = c.vicidial.as_ref().unwrap();
+    assert_eq!(v.db.to_string(), "cron@10.0.0.9:3306/asterisk");
+    assert_eq!(v.db.server_ip, "10.0.0.5");
+    assert_eq!(v.done_monitor, PathBuf::from("/data/monitorDONE"));
+    assert_eq!(v.attribution_wait, Duration::from_secs(2 * 86400));
+    assert!(v.rewrite_locations);
+    assert_eq!(c.retention.attribution_wait, Some(v.attribution_wait));
+    assert!(!format!("{c:?}").contains("hunter22"), "password in Debug");
+    let e = refused(&format!("{text}pool_size = 9\n"));
+    assert!(e.contains("vicidial.pool_size"), "{e}");
+    let e = refused("[vicidial]\nenabled = true\nastguiclient = \"/nonexistent/a.conf\"\n");
+    assert!(e.contains("/nonexistent/a.conf"), "{e}");
+    let e = refused("[vicidial]\nenabled = true\ndsn = \"mysql://u:hunter22@h:0/db\"\n");
+    assert!(e.contains("vicidial.dsn") && !e.contains("hunter22"), "{e}");
+}
+
+#[test]
+fn serve_settings_and_their_errors() {
+    let c = parse("[serve]\nlisten = \"127.0.0.1:8089\"\n").unwrap();
+    let s = c.serve.unwrap();
+    assert_eq!(s.listen.port(), 8089);
+    assert_eq!(s.presign_ttl, Duration::from_secs(900));
+    assert_eq!(s.key_file, PathBuf::from("/etc/recvault/link.key"));
+    assert_eq!(
+        s.cache_dir,
+        PathBuf::from("/var/lib/recvault/staging/playback")
+    );
+    assert!(
+        s.allow
+            .iter()
+            .any(|r| r.contains("10.1.2.3".parse().unwrap()))
+    );
+    assert!(
+        !s.allow
+            .iter()
+            .any(|r| r.contains("8.8.8.8".parse().unwrap()))
+    );
+    assert!(s.auth_user_level.is_none() && s.tls.is_none() && s.redirect);
+    let c =
+        parse("[serve]\nlisten = \"[::]:8443\"\npublic_url = \"https://dialer1.example:8443/\"\n")
+            .unwrap();
+    assert_eq!(
+        c.serve.unwrap().public_url.as_deref(),
+        Some("https://dialer1.example:8443")
+    );
+    for (text, key) in [
+        ("listen = \"8089\"", "serve.listen"),
+        (
+            "listen = \"0.0.0.0:1\"\ntls_cert = \"/c.pem\"",
+            "serve.tls_key",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\nallow = [\"10.0.0.0/33\"]",
+            "serve.allow[0]",
+        ),
+        ("listen = \"0.0.0.0:1\"\nauth = \"vicidial\"", "serve.auth"),
+        ("listen = \"0.0.0.0:1\"\nauth = \"ldap\"", "serve.auth"),
+        (
+            "listen = \"0.0.0.0:1\"\npresign_ttl = \"8d\"",
+            "serve.presign_ttl",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\npublic_url = \"ftp://x\"",
+            "serve.public_url",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\npublic_url = \"http://x/a?b\"",
+            "serve.public_url",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\nclient_rate = 0",
+            "serve.client_rate",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\nkey_file = \"link.key\"",
+            "serve.key_file",
+        ),
+    ] {
+        let e = refused(&format!("[serve]\n{text}\n"));
+        assert!(e.contains(&format!("key `{key}`")), "{text}: {e}");
+    }
+    let long = format!("http://{}", "a".repeat(200));
+    let e = refused(&format!(
+        "[serve]\nlisten = \"0.0.0.0:1\"\npublic_url = \"{long}\"\n"
+    ));
+    assert!(e.contains("255"), "{e}");
+}

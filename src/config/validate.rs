@@ -93,7 +93,15 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     };
     let daemon = daemon(&v, raw.daemon.unwrap_or_default())?;
     let naming = naming(&v, raw.naming.unwrap_or_default(), &spool.dirs)?;
-    let retention = retention(&v, raw.retention.unwrap_or_default())?;
+    let mut retention = retention(&v, raw.retention.unwrap_or_default())?;
+    let vicidial = super::vicidial::parse_section(&v, raw.vicidial.unwrap_or_default())?;
+    retention.attribution_wait = vicidial.as_ref().map(|vc| vc.attribution_wait);
+    let serve = super::serve::parse_section(
+        &v,
+        raw.serve.unwrap_or_default(),
+        &spool.staging,
+        vicidial.is_some(),
+    )?;
     Ok(Config {
         source: path.to_path_buf(),
         spool,
@@ -103,6 +111,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         daemon,
         naming,
         retention,
+        vicidial,
+        serve,
     })
 }
 
@@ -282,5 +292,6 @@ fn retention(v: &Validator<'_>, raw: RawRetention) -> Result<RetentionPolicy, Co
         campaigns,
         sweep_every,
         delete_unarchived: raw.delete_unarchived.unwrap_or(false),
+        attribution_wait: None,
     })
 }

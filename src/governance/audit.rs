@@ -77,6 +77,7 @@ pub fn note_policy(
             case_id: None,
             subject: &format!("config {}", config.source.display()),
             reason: &current,
+            recording_id: None,
         },
     )?;
     tracing::info!(policy = %current, "retention policy in force");

@@ -296,6 +296,7 @@ pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Er
                 report.deleted, report.held, report.failed
             ),
             reason: "operator ran `recvault retention run`",
+            recording_id: None,
         },
     )?;
     Ok(report)

@@ -30,6 +30,8 @@ pub enum Action {
     RetentionRun,
     /// The retention or naming policy in force changed.
     PolicyChange,
+    /// Someone asked for a recording over HTTP (served, refused or not found).
+    Listen,
 }
 
 impl Action {
@@ -42,6 +44,7 @@ impl Action {
             Action::Restore => "restore",
             Action::RetentionRun => "retention-run",
             Action::PolicyChange => "policy-change",
+            Action::Listen => "listen",
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct NewEntry<'a> {
     pub subject: &'a str,
     /// Why: the rule, the operator's reason.
     pub reason: &'a str,
+    /// The recording the entry is about, if it is about one.
+    pub recording_id: Option<i64>,
 }
 
 /// One stored entry.
@@ -78,14 +83,20 @@ pub struct Entry {
     pub reason: String,
     pub prev_hash: String,
     pub hash: String,
+    pub recording_id: Option<i64>,
 }
 
 impl Entry {
     /// SHA-256 (hex) over a canonical serialization: a version tag, then each
-    /// field length-prefixed, in a fixed order, ending with `prev_hash`.
+    /// field length-prefixed, in a fixed order, ending with `prev_hash` (v1),
+    /// then the recording id for an entry about one recording (v2; entries
+    /// written before that column existed keep their v1 hash).
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(b"recvault-audit-v1\n");
+        h.update(match self.recording_id {
+            None => b"recvault-audit-v1\n",
+            Some(_) => b"recvault-audit-v2\n",
+        });
         let mut field = |bytes: Option<&[u8]>| match bytes {
             None => h.update(b"-\n"),
             Some(b) => {
@@ -103,6 +114,9 @@ impl Entry {
         field(Some(self.subject.as_bytes()));
         field(Some(self.reason.as_bytes()));
         field(Some(self.prev_hash.as_bytes()));
+        if let Some(id) = self.recording_id {
+            field(Some(id.to_string().as_bytes()));
+        }
         hex::encode(h.finalize())
     }
 }
@@ -142,11 +156,12 @@ pub(super) fn append(
         reason: new.reason.to_string(),
         prev_hash,
         hash: String::new(),
+        recording_id: new.recording_id,
     };
     entry.hash = entry.compute_hash();
     tx.execute(
-        "INSERT INTO audit (id, at, uid, user, action, case_id, subject, reason, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, \
+         recording_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             entry.id,
             entry.at,
@@ -157,7 +172,8 @@ pub(super) fn append(
             entry.subject,
             entry.reason,
             entry.prev_hash,
-            entry.hash
+            entry.hash,
+            entry.recording_id
         ],
     )?;
     Ok(entry.id)
@@ -169,6 +185,10 @@ pub struct AuditFilter {
     /// Unix seconds, inclusive.
     pub since: Option<i64>,
     pub case_id: Option<String>,
+    /// Only entries with this action (`listen`, `local-delete`, …).
+    pub action: Option<String>,
+    /// Only entries about one of these recordings (ledger ids).
+    pub recordings: Option<Vec<i64>>,
 }
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -184,10 +204,12 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         reason: r.get("reason")?,
         prev_hash: r.get("prev_hash")?,
         hash: r.get("hash")?,
+        recording_id: r.get("recording_id")?,
     })
 }
 
-const ENTRY_COLUMNS: &str = "id, at, uid, user, action, case_id, subject, reason, prev_hash, hash";
+const ENTRY_COLUMNS: &str =
+    "id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, recording_id";
 
 /// What a good verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,14 +250,26 @@ impl Ledger {
         mut visit: impl FnMut(&Entry) -> Result<(), E>,
     ) -> Result<(), E> {
         let conn = self.reader()?;
+        // A recording filter walks the recording index; the rest filter rows.
+        let recordings = match &filter.recordings {
+            None => String::new(),
+            Some(ids) => {
+                let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+                format!(
+                    "AND recording_id IS NOT NULL AND recording_id IN ({})",
+                    ids.join(", ")
+                )
+            }
+        };
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {ENTRY_COLUMNS} FROM audit WHERE (?1 IS NULL OR at >= ?1) \
-                 AND (?2 IS NULL OR case_id = ?2) ORDER BY id"
+                 AND (?2 IS NULL OR case_id = ?2) AND (?3 IS NULL OR action = ?3) {recordings} \
+                 ORDER BY id"
             ))
             .map_err(LedgerError::from)?;
         let mut rows = stmt
-            .query(params![filter.since, filter.case_id])
+            .query(params![filter.since, filter.case_id, filter.action])
             .map_err(LedgerError::from)?;
         while let Some(row) = rows.next().map_err(LedgerError::from)? {
             visit(&entry_from_row(row).map_err(LedgerError::from)?)?;
@@ -330,6 +364,7 @@ mod tests {
                     case_id: Some("C-1"),
                     subject: &format!("hold {n}"),
                     reason: "litigation",
+                    recording_id: None,
                 },
             )
             .unwrap();

@@ -218,6 +218,7 @@ impl Ledger {
                 case_id: Some(case_id),
                 subject: &format!("hold #{id}: {description} (covers {covered} recordings now)"),
                 reason,
+                recording_id: None,
             };
             audit::append(tx, actor, now, &entry)?;
             Ok(HoldPlaced {
@@ -249,6 +250,7 @@ impl Ledger {
                     case_id: Some(case_id),
                     subject: &format!("{n} hold(s) of case {case_id}"),
                     reason,
+                    recording_id: None,
                 };
                 audit::append(tx, actor, now, &entry)?;
             }

@@ -8,6 +8,7 @@
 //! - `queries`: what the pipeline and the commands ask;
 //! - `holds`, `audit`, `retention`: the tables (and the one SQL predicate
 //!   "held") behind legal holds, the audit trail and retention;
+//! - `attribution`: what VICIdial's database said about each call;
 //! - `invariants`: `recvault ledger check`; `copy`: consistent file copies;
 //!   `lock`: one daemon per ledger.
 //!
@@ -27,12 +28,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+pub mod attribution;
 pub mod audit;
 mod copy;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod holds;
 mod invariants;
+pub mod listens;
+pub mod locations;
 pub mod lock;
 mod queries;
 pub mod reservations;

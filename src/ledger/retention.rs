@@ -40,9 +40,21 @@ struct Group {
     args: Vec<String>,
     keep: i64,
     rule: String,
+    /// Seconds a recording still waiting for VICIdial's attribution is kept
+    /// back (from when it was first seen).
+    attribution_wait: Option<i64>,
 }
 
 fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
+    let wait = policy.attribution_wait.map(|w| w.as_secs() as i64);
+    let mut out: Vec<Group> = groups_of(policy, only);
+    for g in &mut out {
+        g.attribution_wait = wait;
+    }
+    out
+}
+
+fn groups_of(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
     let mut out = Vec::new();
     for (campaign, keep) in &policy.campaigns {
         if only.is_some_and(|o| o != campaign) {
@@ -54,6 +66,7 @@ fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
                 args: vec![campaign.clone()],
                 keep,
                 rule: policy.rule_for(Some(campaign)).to_string(),
+                attribution_wait: None,
             });
         }
     }
@@ -68,6 +81,7 @@ fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
             args: vec![c.to_string()],
             keep,
             rule,
+            attribution_wait: None,
         }),
         None => {
             let names: Vec<String> = policy.campaigns.keys().cloned().collect();
@@ -84,6 +98,7 @@ fn groups(policy: &RetentionPolicy, only: Option<&str>) -> Vec<Group> {
                 args: names,
                 keep,
                 rule,
+                attribution_wait: None,
             });
         }
     }
@@ -111,16 +126,29 @@ fn page_of<T>(
     (cols, ncols): (&str, usize),
     map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<PageRow<T>>, LedgerError> {
+    // A recording VICIdial's database has not attributed yet may turn out
+    // to be another campaign's: kept back until `attribution_wait` passed.
+    let waiting = match group.attribution_wait {
+        Some(_) => {
+            "AND NOT ((r.db_attribution IS NULL OR r.db_attribution IN ('missing', 'failed')) \
+             AND r.first_seen > ?)"
+        }
+        None => "",
+    };
     let sql = format!(
         "SELECT {cols}, r.retain_from, {held}, r.verified_at IS NOT NULL, r.id FROM recordings r \
          WHERE r.state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined') \
-           AND {filter} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
+           AND {filter} {waiting} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
          ORDER BY r.retain_from, r.id LIMIT ?",
         held = *HELD,
         filter = group.filter,
     );
     let cutoff = now.saturating_sub(group.keep);
+    let wait_cutoff = now.saturating_sub(group.attribution_wait.unwrap_or(0));
     let mut args: Vec<&dyn ToSql> = group.args.iter().map(|a| a as &dyn ToSql).collect();
+    if group.attribution_wait.is_some() {
+        args.push(&wait_cutoff);
+    }
     let limit = limit as i64;
     args.extend([&cutoff as &dyn ToSql, &after.0, &after.1, &limit]);
     ledger.read(|conn| {
@@ -267,6 +295,7 @@ impl Ledger {
                     case_id: None,
                     subject: &audit::subject(r),
                     reason: &format!("{}: due {}; {what}", d.rule, local_time(d.due_at)),
+                    recording_id: Some(r.id),
                 };
                 audit::append(tx, actor, now, &entry)?;
                 tracing::debug!(recording = %display_name(&r.name), campaign = r.campaign.as_deref().unwrap_or("-"), rule = %d.rule, "deleted by retention");
@@ -366,6 +395,7 @@ mod tests {
             .into(),
             sweep_every: Duration::from_secs(3600),
             delete_unarchived: false,
+            attribution_wait: None,
         }
     }
 
@@ -429,6 +459,52 @@ mod tests {
         assert_eq!(
             due_names(&ledger, now, None),
             [f("collect-old"), f("none-old"), ("other-old".into(), true)]
+        );
+    }
+
+    #[test]
+    fn recordings_waiting_for_vicidial_are_kept_back_until_the_wait_is_over() {
+        use crate::ledger::attribution::{DbAnswer, DbAttribution};
+        let (_dir, ledger) = crate::ledger::fixtures::ledger();
+        let id = insert(&ledger, "vici", None, 200);
+        let now = 20_000 * DAY;
+        let first_seen = ledger.recording(id).unwrap().first_seen;
+        let mut waiting = policy();
+        waiting.attribution_wait = Some(Duration::from_secs(7 * DAY as u64));
+        let due = |p: &RetentionPolicy, at: i64| {
+            let mut n = Vec::new();
+            ledger
+                .for_each_due(p, at, None, |d| {
+                    n.push(d.rule.clone());
+                    true
+                })
+                .unwrap();
+            n
+        };
+        // Without [vicidial] it falls under the default at once; with it,
+        // not while the database may still name its campaign.
+        assert_eq!(due(&policy(), now), ["retention.default = 180d"]);
+        let soon = first_seen.max(now);
+        assert!(due(&waiting, soon).is_empty());
+        // Attributed to SALES (kept for ever): never due.
+        let todo = ledger.attribution_todo(i64::MAX / 2, 10).unwrap();
+        let sales = DbAnswer::Found(DbAttribution {
+            vicidial_recording_id: 7,
+            campaign: Some("SALES".into()),
+            source: "outbound",
+            ..DbAttribution::default()
+        });
+        ledger
+            .record_attributions(soon, Duration::from_secs(60), &[(todo[0].clone(), sales)])
+            .unwrap();
+        assert!(due(&waiting, soon + 8 * DAY).is_empty());
+        // Never attributed: due under the default once the wait is over.
+        let other = insert(&ledger, "other", None, 200);
+        let seen = ledger.recording(other).unwrap().first_seen;
+        assert!(due(&waiting, seen.max(now)).is_empty());
+        assert_eq!(
+            due(&waiting, seen.max(now) + 8 * DAY),
+            ["retention.default = 180d"]
         );
     }
 

@@ -13,7 +13,7 @@ use crate::recording::{FileIdentity, Recording, State};
 /// The columns [`from_row`] reads, in its order.
 pub(super) const COLUMNS: &str = "id, path, name, dev, ino, size, mtime_ns, state, resume_state, sha256, object_key, \
      object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at, \
-     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by";
+     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by, call_length, vicidial_recording_id";
 
 /// How many columns [`COLUMNS`] names: a query that selects more after them
 /// reads those from this index on.
@@ -74,6 +74,8 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
         lead_id: row.get(24)?,
         deleted_at: row.get(25)?,
         deleted_by: row.get(26)?,
+        call_length: row.get(27)?,
+        vicidial_recording_id: row.get(28)?,
     })
 }
 

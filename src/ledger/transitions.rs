@@ -175,6 +175,7 @@ impl Ledger {
                 case_id: None,
                 subject: &audit::subject(rec),
                 reason: &format!("object verified in the store; {how}"),
+                recording_id: Some(rec.id),
             };
             audit::append(tx, actor, now, &entry).map(|_| ())
         })

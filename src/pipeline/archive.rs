@@ -15,6 +15,7 @@ use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::audit::Actor;
 use crate::ledger::{CompressedFacts, Ledger, LedgerError};
+use crate::metrics::Metrics;
 use crate::recording::key::{KeyInputs, display_name, encode_name};
 use crate::recording::{FileIdentity, Recording, State};
 use crate::spool;
@@ -38,6 +39,12 @@ pub struct Archiver {
     pub(super) store: Arc<dyn Store>,
     /// Who the audit trail names for local deletes.
     actor: Actor,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// A value as object metadata may carry it (HTTP header text).
+fn encode_text(text: &str) -> String {
+    encode_name(text.as_bytes())
 }
 
 impl Archiver {
@@ -46,6 +53,7 @@ impl Archiver {
         store_config: StoreConfig,
         ledger: Arc<Ledger>,
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
     ) -> Archiver {
         Archiver {
             config,
@@ -53,6 +61,7 @@ impl Archiver {
             ledger,
             store,
             actor: Actor::current(),
+            metrics,
         }
     }
 
@@ -171,8 +180,23 @@ impl Archiver {
         )
     }
 
-    /// The metadata stored with the object: enough to rebuild the ledger row.
+    /// The metadata stored with the object: enough to rebuild the ledger
+    /// row, and what is known about the call by then (from the file name or
+    /// VICIdial's database).
     pub(super) fn object_metadata(&self, rec: &Recording) -> BTreeMap<String, String> {
+        let call = [
+            (meta::CAMPAIGN, rec.campaign.as_deref().map(encode_text)),
+            (meta::AGENT, rec.agent.as_deref().map(encode_text)),
+            (meta::LEAD_ID, rec.lead_id.as_deref().map(encode_text)),
+            (meta::PHONE, rec.phone.as_deref().map(encode_text)),
+            (meta::CALL_TIME, rec.call_time.map(|t| t.to_string())),
+            (meta::CALL_LENGTH, rec.call_length.map(|l| l.to_string())),
+            (
+                meta::VICIDIAL_RECORDING_ID,
+                rec.vicidial_recording_id.map(|r| r.to_string()),
+            ),
+        ];
+        let call = call.into_iter().filter_map(|(k, v)| Some((k, v?)));
         [
             (meta::SHA256, rec.object_sha256.clone().unwrap_or_default()),
             (
@@ -187,6 +211,7 @@ impl Archiver {
             (meta::RECORDING_ID, rec.id.to_string()),
         ]
         .into_iter()
+        .chain(call)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

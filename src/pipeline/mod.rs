@@ -10,15 +10,20 @@
 //!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
 //!   `background`: ledger backups and scrubs on their schedules; `workers`:
 //!   the archive tasks in flight, each handing its recording back however it ends;
+//! - `services`: what runs beside the loop — `attribution` from VICIdial's
+//!   database, listen links written into it (`location`), the HTTP server;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
+mod attribution;
 mod background;
 pub mod intake;
+mod location;
 mod outage;
 pub mod pressure;
 mod run;
 mod runner;
+mod services;
 pub use run::{RunOptions, RunSummary, run};
 pub mod staging;
 mod upload;

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::archive::Archiver;
 use super::outage::Outage;
 use super::runner::Runner;
+use super::services::Services;
 use super::watch::{Seen, SpoolWatch};
 use super::workers::Workers;
 use super::{background, staging, systemd};
@@ -24,8 +25,10 @@ use crate::governance::audit::note_policy;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::lock::InstanceLock;
+use crate::metrics::Metrics;
+use crate::spool;
+use crate::store::{self, Store, metered::MeteredStore};
 use crate::units::now_secs;
-use crate::{spool, store};
 
 /// How often a configured spool directory that is missing (or whose watch
 /// was lost) is looked for.
@@ -55,14 +58,22 @@ pub struct RunSummary {
 pub(super) async fn build_archiver(
     config: &Arc<Config>,
     ledger: &Arc<Ledger>,
+    metrics: &Arc<Metrics>,
 ) -> Result<(Option<Arc<Archiver>>, String), Error> {
     let Some(store_config) = config.store.clone() else {
         return Ok((None, "no store".to_string()));
     };
     let store = store::open(&store_config).await?;
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(store, metrics.clone()));
     std::fs::create_dir_all(&config.spool.staging).map_err(Error::io(&config.spool.staging))?;
     let name = store.describe();
-    let archiver = Archiver::new(config.clone(), store_config, ledger.clone(), store);
+    let archiver = Archiver::new(
+        config.clone(),
+        store_config,
+        ledger.clone(),
+        store,
+        metrics.clone(),
+    );
     Ok((Some(Arc::new(archiver)), name))
 }
 
@@ -80,7 +91,8 @@ pub async fn run(
         return Err(Error::NoStore(config.source.clone()));
     }
     let config = Arc::new(config);
-    let (archiver, store_name) = build_archiver(&config, &ledger).await?;
+    let metrics = Arc::new(Metrics::default());
+    let (archiver, store_name) = build_archiver(&config, &ledger, &metrics).await?;
     let actor = Actor::current();
     let (setup_config, setup_actor, has_store) =
         (config.clone(), actor.clone(), archiver.is_some());
@@ -122,18 +134,31 @@ pub async fn run(
         window_closed: false,
         next_sweep: Instant::now(),
         actor,
+        metrics: metrics.clone(),
+        new_recordings: Arc::new(Notify::new()),
     };
     let mut chores = Vec::new();
     if let Some(store_config) = config.store.as_ref().filter(|_| !options.once) {
         chores.extend(background::spawn_backups(&config, store_config, &runner.ledger).await?);
         chores.extend(background::spawn_scrub(&config, store_config, &runner.ledger).await?);
     }
+    let services = match options.once {
+        true => None,
+        false => {
+            let store = runner.archiver.as_ref().map(|a| a.store().clone());
+            let wake = runner.new_recordings.clone();
+            Some(Services::start(&config, &runner.ledger, &metrics, store, wake).await?)
+        }
+    };
     tokio::pin!(shutdown);
     let result = if options.once {
         run_once(&mut runner, shutdown).await
     } else {
         run_daemon(&mut runner, shutdown, reload).await
     };
+    if let Some(services) = services {
+        services.stop(config.daemon.shutdown_grace).await;
+    }
     for task in chores {
         task.abort();
     }

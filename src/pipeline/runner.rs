@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use super::archive::{Archiver, Done};
 use super::outage::{Outage, backoff};
 use super::run::RunSummary;
@@ -22,6 +24,7 @@ use crate::governance::audit::note_policy;
 use crate::governance::retention::Sweep;
 use crate::ledger::audit::Actor;
 use crate::ledger::{Ledger, MAX_RETRY_DELAY};
+use crate::metrics::{self, Metrics};
 use crate::recording::key::display_name;
 use crate::recording::{Recording, State};
 use crate::spool;
@@ -49,6 +52,9 @@ pub(super) struct Runner {
     /// When the next retention sweep is due.
     pub(super) next_sweep: Instant,
     pub(super) actor: Actor,
+    pub(super) metrics: Arc<Metrics>,
+    /// Woken when intake finds new recordings (attribution asks at once).
+    pub(super) new_recordings: Arc<Notify>,
 }
 
 impl Runner {
@@ -79,13 +85,17 @@ impl Runner {
         if report != intake::IntakeReport::default() {
             tracing::debug!(?report, "spool scanned");
         }
+        if report.new > 0 {
+            self.new_recordings.notify_one();
+        }
         self.settle().await
     }
 
     /// Brings the paths inotify named into the ledger.
     pub(super) async fn intake_paths(&mut self, paths: HashSet<PathBuf>) -> Result<(), Error> {
         let (config, busy) = (self.config.clone(), self.busy.clone());
-        self.ledger
+        let report = self
+            .ledger
             .call(move |l| {
                 let spool = &config.spool;
                 intake::reconcile_paths(
@@ -98,6 +108,9 @@ impl Runner {
                 )
             })
             .await?;
+        if report.new > 0 {
+            self.new_recordings.notify_one();
+        }
         self.settle().await
     }
 
@@ -228,6 +241,7 @@ impl Runner {
 
     async fn failed(&mut self, id: i64, error: Error) {
         self.summary.failed += 1;
+        metrics::inc(&self.metrics.failures);
         let rec = match self.ledger.call(move |l| l.recording(id)).await {
             Ok(r) => r,
             Err(e) => {
@@ -308,7 +322,9 @@ impl Runner {
             stop: &|| stop.load(Ordering::Relaxed),
             progress: &|| watchdog.tick(),
         };
-        match sweep.run(now_secs()).await {
+        let result = sweep.run(now_secs()).await;
+        self.metrics.last_sweep.store(now_secs(), Ordering::Relaxed);
+        match result {
             Ok(r) => {
                 if r.deleted + r.failed + r.unarchived > 0 {
                     tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, unarchived = r.unarchived, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
@@ -390,7 +406,8 @@ impl Runner {
             )));
         }
         let new = Arc::new(new);
-        let (archiver, name) = super::run::build_archiver(&new, &self.ledger).await?;
+        let (archiver, name) =
+            super::run::build_archiver(&new, &self.ledger, &self.metrics).await?;
         Ok((new, archiver, name))
     }
 

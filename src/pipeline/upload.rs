@@ -8,6 +8,7 @@ use super::archive::Archiver;
 use crate::config::VerifyMode;
 use crate::digest;
 use crate::error::Error;
+use crate::metrics;
 use crate::recording::Recording;
 use crate::store::{ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
 
@@ -69,7 +70,10 @@ impl Archiver {
                     .await?);
             }
         };
-        Ok(self.ledger.call(move |l| l.uploaded(id, &checksum)).await?)
+        self.ledger.call(move |l| l.uploaded(id, &checksum)).await?;
+        metrics::inc(&self.metrics.uploads);
+        metrics::add(&self.metrics.bytes_out, size);
+        Ok(())
     }
 
     pub(super) async fn verify(&self, rec: &Recording) -> Result<(), Error> {
@@ -105,6 +109,8 @@ impl Archiver {
             return Err(Error::Verification(problem));
         }
         self.ledger.call(move |l| l.verified(id)).await?;
+        metrics::inc(&self.metrics.verifications);
+        metrics::add(&self.metrics.bytes_in, rec.identity.size);
         let _ = fs::remove_file(self.staging_path(id));
         if self.store_config.object_lock_legal_hold
             && self.ledger.call(move |l| l.is_held(id)).await?
@@ -243,6 +249,8 @@ mod tests {
             lead_id: None,
             deleted_at: None,
             deleted_by: None,
+            call_length: None,
+            vicidial_recording_id: None,
         }
     }
 

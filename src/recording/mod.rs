@@ -176,6 +176,10 @@ pub struct Recording {
     pub deleted_at: Option<i64>,
     /// The retention rule that deleted it.
     pub deleted_by: Option<String>,
+    /// The call's length in seconds, from VICIdial's database.
+    pub call_length: Option<i64>,
+    /// Its `recording_log.recording_id` in VICIdial's database, once attributed.
+    pub vicidial_recording_id: Option<i64>,
 }
 
 impl Recording {

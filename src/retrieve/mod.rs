@@ -114,6 +114,7 @@ pub async fn restore(
                 case_id: None,
                 subject: &subject(&rec),
                 reason: &format!("restored to {} (SHA-256 verified)", output.display()),
+                recording_id: Some(rec.id),
             },
         )?;
         Ok(decoded.1)

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
+    single_part_checksum,
 };
 use crate::digest::{self, HashingWriter};
 
@@ -283,6 +284,15 @@ impl Store for LocalStore {
             Ok(n)
         })
         .await
+    }
+
+    async fn open(&self, key: &str) -> Result<Option<ObjectReader>, StoreError> {
+        let source = self.object_path(key)?;
+        match tokio::fs::File::open(&source).await {
+            Ok(f) => Ok(Some(Box::new(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable("cannot open", &source, e)),
+        }
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

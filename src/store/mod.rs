@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -11,6 +12,7 @@ use base64::Engine;
 use crate::config::{StoreBackend, StoreConfig};
 
 mod local;
+pub mod metered;
 pub mod probe;
 mod s3;
 pub mod throttle;
@@ -36,6 +38,16 @@ pub mod meta {
     pub const HOST: &str = "host";
     /// The recording's id in that host's ledger.
     pub const RECORDING_ID: &str = "recording-id";
+    /// What is known about the call when the object is stored (campaign or
+    /// in-group, agent, lead, phone, unix call time, length in seconds,
+    /// VICIdial's `recording_log.recording_id`), each key-encoded.
+    pub const CAMPAIGN: &str = "campaign";
+    pub const AGENT: &str = "agent";
+    pub const LEAD_ID: &str = "lead-id";
+    pub const PHONE: &str = "phone";
+    pub const CALL_TIME: &str = "call-time";
+    pub const CALL_LENGTH: &str = "call-length";
+    pub const VICIDIAL_RECORDING_ID: &str = "vicidial-recording-id";
 }
 
 /// Why a store call failed, and whether trying again can help.
@@ -89,6 +101,9 @@ pub struct ObjectInfo {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// An object's bytes as they arrive from the store.
+pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
@@ -109,6 +124,20 @@ pub trait Store: Send + Sync {
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
     /// Streams `key` into the file `dest` (created or truncated); returns bytes written.
     async fn get(&self, key: &str, dest: &Path) -> Result<u64, StoreError>;
+    /// `key`'s bytes, to read as they arrive (bounded memory); `None` if absent.
+    async fn open(&self, key: &str) -> Result<Option<ObjectReader>, StoreError>;
+    /// A URL from which anyone holding it may GET `key` until `ttl` has
+    /// passed, answered with `content_type`; `None` where the store has no
+    /// such URLs.
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_type: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (key, ttl, content_type);
+        Ok(None)
+    }
     /// Removes `key`; absent keys are not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Removes many keys (S3: DeleteObjects, up to [`DELETE_BATCH`] per

@@ -5,8 +5,6 @@
 //! plain `x-amz-checksum-sha256` header, per part for multipart uploads.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,15 +21,19 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete,
     ObjectIdentifier, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
 };
-use sha2::{Digest, Sha256};
 
 use super::{
-    DELETE_BATCH, ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError,
-    single_part_checksum,
+    DELETE_BATCH, ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store,
+    StoreError, single_part_checksum,
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
 use crate::store::throttle::{PacedFile, RateLimiter};
+
+mod parts;
+mod read;
+
+use parts::{composite_checksum, part_digests};
 
 /// A bucket (and endpoint) reached through the S3 API.
 pub struct S3Store {
@@ -403,42 +405,6 @@ impl S3Store {
     }
 }
 
-/// SHA-256 of each `part_size` slice of a file.
-fn part_digests(path: &Path, size: u64, part_size: u64) -> std::io::Result<Vec<[u8; 32]>> {
-    let mut file = File::open(path)?;
-    let mut digests = Vec::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut offset = 0;
-    while offset < size {
-        let len = part_size.min(size - offset);
-        file.seek(SeekFrom::Start(offset))?;
-        let mut hasher = Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let want = (left as usize).min(buf.len());
-            file.read_exact(&mut buf[..want])?;
-            hasher.update(&buf[..want]);
-            left -= want as u64;
-        }
-        digests.push(hasher.finalize().into());
-        offset += len;
-    }
-    Ok(digests)
-}
-
-/// The checksum S3 reports for a multipart object: SHA-256 of the part digests, `-N`.
-pub fn composite_checksum(parts: &[[u8; 32]]) -> String {
-    let mut hasher = Sha256::new();
-    for p in parts {
-        hasher.update(p);
-    }
-    format!(
-        "{}-{}",
-        single_part_checksum(&hasher.finalize().into()),
-        parts.len()
-    )
-}
-
 #[async_trait]
 impl Store for S3Store {
     fn describe(&self) -> String {
@@ -507,6 +473,19 @@ impl Store for S3Store {
             .await
             .map_err(|e| StoreError::Local(format!("cannot sync {}: {e}", dest.display())))?;
         Ok(n)
+    }
+
+    async fn open(&self, key: &str) -> Result<Option<ObjectReader>, StoreError> {
+        self.open_object(key).await
+    }
+
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+        content_type: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.presign(key, ttl, content_type).await.map(Some)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

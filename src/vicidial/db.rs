@@ -44,6 +44,17 @@ pub struct DbOptions {
     pub query_timeout: Duration,
 }
 
+impl DbOptions {
+    /// The pool and deadlines `[vicidial]` configures.
+    pub fn from_config(config: &crate::config::VicidialConfig) -> DbOptions {
+        DbOptions {
+            pool_size: config.pool_size,
+            connect_timeout: config.connect_timeout,
+            query_timeout: config.query_timeout,
+        }
+    }
+}
+
 impl Default for DbOptions {
     fn default() -> DbOptions {
         DbOptions {
@@ -89,6 +100,15 @@ impl DbError {
     /// What recvault was doing (`"attributing recordings"`, …).
     pub fn action(&self) -> &'static str {
         self.action
+    }
+}
+
+impl From<DbError> for crate::error::Error {
+    fn from(e: DbError) -> crate::error::Error {
+        crate::error::Error::Database {
+            retryable: e.is_retryable(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -6,13 +6,15 @@
 //!
 //! This module knows nothing of the ledger, the pipeline or the store: callers
 //! pass file names and ids in and get plain values or a [`db::DbError`] that
-//! says whether to retry.
+//! says whether to retry. How to reach the database is configuration
+//! (`config::vicidial`, `config::astguiclient`), re-exported here.
 
-pub mod astguiclient;
 pub mod attribution;
 pub mod db;
 pub mod deletion_queue;
 pub mod location;
 pub mod servers;
-pub mod settings;
 pub mod users;
+
+pub use crate::config::astguiclient;
+pub use crate::config::vicidial as settings;

@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("units", 5),
     ("digest", 5),
     ("logging", 5),
+    ("metrics", 5),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -14,5 +14,6 @@ mod pipeline;
 mod proxy;
 mod recovery;
 mod retention;
+mod serve;
 mod store_conformance;
 mod vicidial;

@@ -5,7 +5,10 @@
 //! are skipped with a message, except under CI (env CI set), where they fail.
 
 mod attribution;
+mod daemon;
+mod dialer;
 mod failures;
+mod listen;
 mod location;
 mod queue;
 mod relay;

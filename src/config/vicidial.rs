@@ -1,14 +1,19 @@
-//! Where the VICIdial database is and how to log in: `astguiclient.conf`,
-//! optionally overridden by a DSN or a key file named in recvault's TOML.
-//! The password is a [`Secret`]: no Debug, Display or error ever shows it.
+//! `[vicidial]`: whether recvault reads VICIdial's database, where it is and
+//! how to log in (`astguiclient.conf`, optionally overridden by a DSN or a
+//! key file named in recvault's TOML), and how long retention waits for an
+//! attribution. The password is a [`Secret`]: no Debug, Display or error
+//! ever shows it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
 use super::astguiclient::{self, Astguiclient};
-use crate::config::ConfigError;
+pub use super::dsn::{Dsn, parse_dsn};
+use super::validate::Validator;
 
 /// A password. Debug and Display print `<redacted>`; only [`Secret::expose`]
 /// gives the text, for the one place that logs in.
@@ -128,6 +133,108 @@ pub struct Resolved {
     pub astguiclient: Option<Astguiclient>,
 }
 
+/// Where VICIdial keeps finished recordings (`PATHDONEmonitor`) when
+/// `astguiclient.conf` does not say.
+pub const DEFAULT_DONE_MONITOR: &str = "/var/spool/asterisk/monitorDONE";
+
+/// `[vicidial]`, validated: present only with `enabled = true`.
+#[derive(Debug, Clone)]
+pub struct VicidialConfig {
+    /// How to reach the database, and this server's `server_ip`.
+    pub db: DbSettings,
+    /// Connections at most (1–4).
+    pub pool_size: u32,
+    /// How long to wait for a connection.
+    pub connect_timeout: Duration,
+    /// How long one query may take.
+    pub query_timeout: Duration,
+    /// How long retention waits for a recording's attribution from the
+    /// database before it applies the file name's (or the default) rule.
+    pub attribution_wait: Duration,
+    /// Whether `recording_log.location` is pointed at recvault's listen link
+    /// once the local copy is gone (needs `[serve]`).
+    pub rewrite_locations: bool,
+    /// `PATHDONEmonitor`: Apache serves it as `/RECORDINGS/`; locations are
+    /// compared against paths under it.
+    pub done_monitor: PathBuf,
+}
+
+/// `[vicidial]` as written.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVicidial {
+    enabled: Option<bool>,
+    astguiclient: Option<PathBuf>,
+    dsn: Option<String>,
+    key_file: Option<PathBuf>,
+    server_ip: Option<String>,
+    attribution_wait: Option<String>,
+    pool_size: Option<u32>,
+    connect_timeout: Option<String>,
+    query_timeout: Option<String>,
+    rewrite_locations: Option<bool>,
+}
+
+/// Validates `[vicidial]`; `None` unless `enabled = true`. Reads
+/// `astguiclient.conf` and the key file, as the daemon will.
+pub(super) fn parse_section(
+    v: &Validator<'_>,
+    raw: RawVicidial,
+) -> Result<Option<VicidialConfig>, ConfigError> {
+    if !raw.enabled.unwrap_or(false) {
+        return Ok(None);
+    }
+    let source = ConnectionSource {
+        astguiclient: match raw.astguiclient {
+            Some(p) => v.absolute("vicidial.astguiclient", p)?,
+            None => PathBuf::from(astguiclient::DEFAULT_PATH),
+        },
+        dsn: raw.dsn.map(Secret::new),
+        key_file: raw
+            .key_file
+            .map(|p| v.absolute("vicidial.key_file", p))
+            .transpose()?,
+        server_ip: raw.server_ip,
+    };
+    let resolved = resolve(v.file, &source)?;
+    let pool_size = raw.pool_size.unwrap_or(2);
+    if !(1..=4).contains(&pool_size) {
+        return Err(v.invalid(
+            "vicidial.pool_size",
+            format!("{pool_size} is out of range 1..=4 (the database serves the dialer first)"),
+        ));
+    }
+    let positive = |key: &str, value: Option<&str>, default: &str| {
+        let d = v.duration(key, value, default)?;
+        if d.is_zero() {
+            return Err(v.invalid(key, "must be more than 0s"));
+        }
+        Ok(d)
+    };
+    let done_monitor = resolved
+        .astguiclient
+        .as_ref()
+        .and_then(|a| a.done_monitor.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
+    Ok(Some(VicidialConfig {
+        db: resolved.db,
+        pool_size,
+        connect_timeout: positive(
+            "vicidial.connect_timeout",
+            raw.connect_timeout.as_deref(),
+            "3s",
+        )?,
+        query_timeout: positive("vicidial.query_timeout", raw.query_timeout.as_deref(), "5s")?,
+        attribution_wait: v.duration(
+            "vicidial.attribution_wait",
+            raw.attribution_wait.as_deref(),
+            "7d",
+        )?,
+        rewrite_locations: raw.rewrite_locations.unwrap_or(true),
+        done_monitor,
+    }))
+}
+
 /// Builds the connection settings: `astguiclient.conf` first (required unless
 /// a DSN is given), then the DSN, then the key file, then `server_ip`.
 /// Errors name `config_file` and the `[vicidial]` key, never the secret.
@@ -190,122 +297,6 @@ pub fn resolve(config_file: &Path, source: &ConnectionSource) -> Result<Resolved
         db,
         astguiclient: conf,
     })
-}
-
-/// The parts of `mysql://user:pass@host:port/database` (also `mariadb://`);
-/// each part is optional except the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dsn {
-    /// Percent-decoded user.
-    pub user: Option<String>,
-    /// Percent-decoded password.
-    pub password: Option<Secret>,
-    /// Host name or IP (IPv6 without brackets).
-    pub host: String,
-    /// Port.
-    pub port: Option<u16>,
-    /// Percent-decoded database name.
-    pub database: Option<String>,
-}
-
-impl Dsn {
-    fn apply(self, db: &mut DbSettings) {
-        db.host = self.host;
-        if let Some(port) = self.port {
-            db.port = port;
-        }
-        if let Some(user) = self.user {
-            db.user = user;
-        }
-        if let Some(password) = self.password {
-            db.password = password;
-        }
-        if let Some(database) = self.database {
-            db.database = database;
-        }
-    }
-}
-
-/// Parses a DSN. The error describes the problem without quoting the DSN,
-/// which may hold a password.
-pub fn parse_dsn(text: &str) -> Result<Dsn, String> {
-    let rest = ["mysql://", "mariadb://"]
-        .iter()
-        .find_map(|scheme| strip_prefix_ignore_case(text.trim(), scheme))
-        .ok_or("must start with mysql:// or mariadb://")?;
-    if rest.contains(['?', '#']) {
-        return Err("must not have a query string or fragment (`?`, `#`)".into());
-    }
-    let (authority, database) = match rest.split_once('/') {
-        Some((a, d)) => (a, Some(d)),
-        None => (rest, None),
-    };
-    // The password may hold `@`: the host part follows the last one.
-    let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, authority),
-    };
-    let (user, password) = match credentials {
-        None => (None, None),
-        Some(c) => match c.split_once(':') {
-            Some((u, p)) => (Some(u), Some(p)),
-            None => (Some(c), None),
-        },
-    };
-    let (host, port) = split_host_port(host_port)?;
-    if host.is_empty() {
-        return Err("names no host".into());
-    }
-    let decode = |part: &str, what: &str| {
-        percent_decode(part).ok_or_else(|| format!("has a bad percent-escape in the {what}"))
-    };
-    let database = match database {
-        None | Some("") => None,
-        Some(d) if d.contains('/') => return Err("has more than one path segment".into()),
-        Some(d) => Some(decode(d, "database name")?),
-    };
-    Ok(Dsn {
-        user: user.map(|u| decode(u, "user")).transpose()?,
-        password: password
-            .map(|p| decode(p, "password").map(Secret::new))
-            .transpose()?,
-        host: host.to_string(),
-        port,
-        database,
-    })
-}
-
-fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> {
-    let head = text.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &text[prefix.len()..])
-}
-
-fn split_host_port(text: &str) -> Result<(&str, Option<u16>), String> {
-    let bad_port = || "has a port that is not a number from 1 to 65535".to_string();
-    let parse_port = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(bad_port)
-    };
-    if let Some(inner) = text.strip_prefix('[') {
-        let (host, after) = inner.split_once(']').ok_or("has an unclosed `[`")?;
-        return match after.strip_prefix(':') {
-            Some(p) => Ok((host, Some(parse_port(p)?))),
-            None if after.is_empty() => Ok((host, None)),
-            None => Err("has text after `]`".into()),
-        };
-    }
-    match text.split_once(':') {
-        Some((host, p)) => Ok((host, Some(parse_port(p)?))),
-        None => Ok((text, None)),
-    }
-}
-
-/// Percent-decodes `text`; None for a bad escape or non-UTF-8 bytes.
-fn percent_decode(text: &str) -> Option<String> {
-    String::from_utf8(crate::recording::key::decode_name(text)?).ok()
 }
 
 #[derive(Deserialize)]
@@ -399,23 +390,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/a.conf"), "{e}");
-    }
-
-    #[test]
-    fn dsn_forms() {
-        let d = parse_dsn("mysql://cron:1234@localhost/asterisk").unwrap();
-        assert_eq!(d.user.as_deref(), Some("cron"));
-        assert_eq!(d.password.as_ref().map(Secret::expose), Some("1234"));
-        assert_eq!((d.host.as_str(), d.port), ("localhost", None));
-        assert_eq!(d.database.as_deref(), Some("asterisk"));
-        // Percent-escapes, `@` and `:` in the password, IPv6, a port.
-        let d = parse_dsn("MariaDB://us%20er:p%40ss:w@rd@[::1]:3307/db%2D1").unwrap();
-        assert_eq!(d.user.as_deref(), Some("us er"));
-        assert_eq!(d.password.unwrap().expose(), "p@ss:w@rd");
-        assert_eq!((d.host.as_str(), d.port), ("::1", Some(3307)));
-        assert_eq!(d.database.as_deref(), Some("db-1"));
-        let d = parse_dsn("mysql://10.0.0.9").unwrap();
-        assert_eq!((d.user, d.password, d.database), (None, None, None));
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// Where VICIdial keeps its server configuration.
 pub const DEFAULT_PATH: &str = "/etc/astguiclient.conf";

@@ -1,0 +1,319 @@
+//! `GET /r/<id>/<signature>`: the original recording, byte for byte — from
+//! the local copy while it exists, else decoded from the store (through the
+//! playback cache), or a redirect to a presigned store URL where the object
+//! is the original itself. The address, the signature (and expiry), the
+//! optional VICIdial login and the ledger are checked in that order; every
+//! answer names its reason: 403 bad or expired link, 401 login, 404 unknown,
+//! 410 deleted (when and by what), 503 with Retry-After when the store or
+//! the database is down, 416 for a Range outside the recording.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use super::body::{Body, Source};
+use super::cache::Failure;
+use super::link::{self, Refusal};
+use super::range::{self, Wanted};
+use super::router::{Asker, Via, audit, outcome, reply, with};
+use super::{State, auth::Verdict};
+use crate::codec;
+use crate::config::Codec;
+use crate::ledger::LedgerError;
+use crate::ledger::audit::subject;
+use crate::recording::{FileIdentity, Recording, State as Step};
+use crate::spool;
+use crate::units::{local_time, now_secs};
+
+/// Seconds a client is told to wait when the store or database is down.
+const RETRY_AFTER: &str = "30";
+
+/// Answers a request for a recording; `asker` learns the user and recording.
+pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -> Response<Body> {
+    if !state.config.allow.iter().any(|c| c.contains(asker.client)) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            "your address may not play recordings",
+        );
+    }
+    let Some(link) = link::parse(req.uri().path(), req.uri().query()) else {
+        return reply(StatusCode::FORBIDDEN, "not a valid recording link");
+    };
+    match state.signer.check(&link, now_secs()) {
+        Err(Refusal::BadSignature) => return reply(StatusCode::FORBIDDEN, "bad signature"),
+        Err(Refusal::Expired) => return reply(StatusCode::FORBIDDEN, "this link has expired"),
+        Ok(()) => {}
+    }
+    // The id is signed: requests are filed under it from here on.
+    asker.subject = format!("recording {} (link)", link.id);
+    asker.recording_id = Some(link.id);
+    if let Some(auth) = &state.auth {
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match auth.check(header).await {
+            Verdict::Allowed(user) => asker.user = Some(user),
+            Verdict::Missing => return login(),
+            Verdict::Denied { user, reason } => {
+                tracing::info!(client = %asker.client, user = %user, ?reason, "listener refused");
+                asker.user = Some(format!("{user} (refused: {reason:?})"));
+                return login();
+            }
+            Verdict::Unavailable => {
+                let r = reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cannot check your login now (VICIdial's database is unavailable)",
+                );
+                return with(r, header::RETRY_AFTER, RETRY_AFTER);
+            }
+        }
+    }
+    let id = link.id;
+    let rec = match state.ledger.call(move |l| l.recording(id)).await {
+        Ok(rec) => rec,
+        Err(LedgerError::NoSuchRecording(_)) => {
+            return reply(StatusCode::NOT_FOUND, "no such recording");
+        }
+        Err(e) => {
+            tracing::warn!("playback: ledger: {e}");
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger is busy; try again",
+            );
+            return with(r, header::RETRY_AFTER, "5");
+        }
+    };
+    asker.recording_id = Some(rec.id);
+    asker.subject = subject(&rec);
+    answer(state, req, asker, &rec).await
+}
+
+/// Serves `rec` from wherever its bytes are.
+async fn answer<B>(
+    state: &Arc<State>,
+    req: &Request<B>,
+    asker: &Asker,
+    rec: &Recording,
+) -> Response<Body> {
+    if rec.state == Step::RemoteDeleted || rec.deleted_at.is_some() {
+        let why = format!(
+            "this recording was deleted on {} ({})",
+            rec.deleted_at.map(local_time).unwrap_or_else(|| "-".into()),
+            rec.deleted_by.as_deref().unwrap_or("retention")
+        );
+        return reply(StatusCode::GONE, &why);
+    }
+    if let Some((file, size)) = local_copy(state, rec) {
+        return respond(
+            state,
+            req,
+            asker,
+            rec,
+            Source::File(Arc::new(file)),
+            size,
+            "local copy",
+        );
+    }
+    let Some(key) = rec.object_key.as_deref().filter(|_| rec.is_stored()) else {
+        let why = match rec.state {
+            Step::Gone => "this recording was removed before it was archived",
+            _ => "this recording is not archived yet and its local copy is not readable",
+        };
+        return reply(StatusCode::NOT_FOUND, why);
+    };
+    let (Some(store), Some(cache)) = (&state.store, &state.cache) else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "no store is configured");
+    };
+    if state.config.redirect && codec::codec_of(rec) == Codec::None {
+        match store
+            .presign_get(key, state.config.presign_ttl, content_type(&rec.name))
+            .await
+        {
+            Ok(Some(url)) => {
+                let mut r = with(
+                    reply(StatusCode::FOUND, "stored as is: redirected to the store"),
+                    header::LOCATION,
+                    &url,
+                );
+                r.extensions_mut().insert(Via("redirect"));
+                return r;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(key = %key, "cannot presign (streaming instead): {e}"),
+        }
+    }
+    match cache.open(rec, key).await {
+        Ok(entry) => {
+            let size = entry.size;
+            respond(state, req, asker, rec, Source::Cached(entry), size, "store")
+        }
+        Err(Failure::Unavailable) => {
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the store is unavailable; try again later",
+            );
+            with(r, header::RETRY_AFTER, RETRY_AFTER)
+        }
+        Err(Failure::Missing) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the recording's object is missing from the store",
+        ),
+        Err(Failure::Damaged) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the stored object does not decode to the original",
+        ),
+        Err(Failure::Local) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot write the playback cache",
+        ),
+    }
+}
+
+/// The local copy, if it is still the recording's file (not a link, not a
+/// replacement): opened, with its size.
+fn local_copy(state: &State, rec: &Recording) -> Option<(File, u64)> {
+    if !rec.state.is_local() || !spool::in_spool(&state.spool_dirs, &rec.path) {
+        return None;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&rec.path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    // Still being written (seen): whatever is there; later, only the file hashed.
+    let ours = rec.state == Step::Seen || FileIdentity::of(&meta) == rec.identity;
+    (meta.is_file() && ours).then_some((file, meta.len()))
+}
+
+/// The response for `size` bytes of `source`: whole, a range, or 416.
+fn respond<B>(
+    state: &Arc<State>,
+    req: &Request<B>,
+    asker: &Asker,
+    rec: &Recording,
+    source: Source,
+    size: u64,
+    via: &'static str,
+) -> Response<Body> {
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let (status, start, end) = match range::resolve(range.as_deref(), size) {
+        Wanted::Whole => (StatusCode::OK, 0, size),
+        Wanted::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        Wanted::Unsatisfiable => {
+            let r = reply(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range outside the recording",
+            );
+            return with(r, header::CONTENT_RANGE, &format!("bytes */{size}"));
+        }
+    };
+    let body = if req.method() == Method::HEAD {
+        Body::empty()
+    } else {
+        let (state, asker) = (state.clone(), asker.clone());
+        Body::stream(
+            source,
+            start,
+            end,
+            Box::new(move |sent, complete| {
+                let outcome = if complete { outcome(status) } else { "aborted" };
+                let why = if complete {
+                    String::new()
+                } else {
+                    "the client went away".into()
+                };
+                audit(&state, &asker, (outcome, status.as_u16(), sent, via), why);
+            }),
+        )
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&rec.name)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if let Some(sha) = rec.sha256.as_deref()
+        && let Ok(v) = HeaderValue::from_str(&format!("\"{sha}\""))
+    {
+        h.insert(header::ETAG, v);
+    }
+    let name: String = String::from_utf8_lossy(&rec.name)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    // A HEAD's empty body is audited by the router, like any short answer.
+    r.extensions_mut().insert(Via(via));
+    r
+}
+
+/// 401 asking for VICIdial credentials.
+fn login() -> Response<Body> {
+    let r = reply(StatusCode::UNAUTHORIZED, "log in with your VICIdial user");
+    with(
+        r,
+        header::WWW_AUTHENTICATE,
+        "Basic realm=\"recvault\", charset=\"UTF-8\"",
+    )
+}
+
+/// The original's media type, by its file name's extension.
+pub fn content_type(name: &[u8]) -> &'static str {
+    let ext = name
+        .rsplit(|b| *b == b'.')
+        .next()
+        .map(|e| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_slice() {
+        b"wav" => "audio/wav",
+        b"mp3" => "audio/mpeg",
+        b"gsm" => "audio/x-gsm",
+        b"ogg" | b"opus" => "audio/ogg",
+        b"flac" => "audio/flac",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_follow_the_extension() {
+        assert_eq!(
+            content_type(b"20260301-101500_5551234567-all.wav"),
+            "audio/wav"
+        );
+        assert_eq!(content_type(b"x-all.MP3"), "audio/mpeg");
+        assert_eq!(content_type(b"x.gsm"), "audio/x-gsm");
+        assert_eq!(content_type(b"noext"), "application/octet-stream");
+    }
+}

@@ -1,0 +1,241 @@
+//! One request: the checks every request passes (rate per client, length,
+//! method), then `/r/…` (playback), `/healthz`, `/metrics`, or 404. Also the
+//! response helpers and the audit hand-over every recording request ends in.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+
+use super::body::Body;
+use super::listens::Listen;
+use super::{State, health, playback};
+use crate::units::now_secs;
+
+/// The longest request target (path and query) answered; a link is ~70.
+const MAX_TARGET: usize = 2048;
+
+/// Who asked, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Asker {
+    pub client: IpAddr,
+    pub user_agent: String,
+    /// The authenticated VICIdial user, once known.
+    pub user: Option<String>,
+    /// The recording, once the link named one the ledger knows.
+    pub recording_id: Option<i64>,
+    /// What was asked for, as the audit entry names it.
+    pub subject: String,
+}
+
+/// Answers one request.
+pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> Response<Body> {
+    let client = match peer.ip() {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let recording = req.uri().path().starts_with("/r/");
+    let mut asker = Asker {
+        client,
+        user_agent: text(req.headers().get(header::USER_AGENT), 200),
+        user: None,
+        recording_id: None,
+        subject: format!("link {}", shorten(target, 120)),
+    };
+    if !state.limit.admit(client) {
+        let r = with(
+            reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from your address; slow down",
+            ),
+            header::RETRY_AFTER,
+            "1",
+        );
+        return finish(&state, &asker, recording, r);
+    }
+    if target.len() > MAX_TARGET {
+        let r = reply(StatusCode::URI_TOO_LONG, "request target too long");
+        return finish(&state, &asker, recording, r);
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let r = with(
+            reply(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
+            header::ALLOW,
+            "GET, HEAD",
+        );
+        return finish(&state, &asker, recording, r);
+    }
+    let path = req.uri().path();
+    match path {
+        "/healthz" | "/metrics" => {
+            if !state
+                .config
+                .metrics_allow
+                .iter()
+                .any(|c| c.contains(client))
+            {
+                return reply(StatusCode::FORBIDDEN, "not from your address");
+            }
+            if path == "/healthz" {
+                health::healthz(&state).await
+            } else {
+                health::metrics(&state).await
+            }
+        }
+        _ if recording => {
+            let r = playback::serve(&state, &req, &mut asker).await;
+            // A streamed body reports itself when it ends.
+            match r.body() {
+                Body::Stream(_) => r,
+                Body::Text(_) => finish(&state, &asker, true, r),
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// Records a recording request's audit entry and outcome, then answers.
+pub fn finish(state: &State, asker: &Asker, recording: bool, r: Response<Body>) -> Response<Body> {
+    if recording {
+        let outcome = outcome(r.status());
+        let bytes = match r.body() {
+            Body::Text(Some(b)) if r.status().is_success() => b.len() as u64,
+            _ => 0,
+        };
+        let via = r.extensions().get::<Via>().map(|v| v.0).unwrap_or("-");
+        let note = match r.body() {
+            Body::Text(Some(b)) if r.status().as_u16() >= 300 => {
+                shorten(String::from_utf8_lossy(b).trim(), 100)
+            }
+            _ => String::new(),
+        };
+        audit(
+            state,
+            asker,
+            (outcome, r.status().as_u16(), bytes, via),
+            note,
+        );
+    }
+    r
+}
+
+/// Hands one request's entry — (outcome, status, bytes, via) and why it was
+/// refused — to the audit writer, and counts its outcome.
+pub fn audit(
+    state: &State,
+    asker: &Asker,
+    (outcome, status, bytes, via): (&'static str, u16, u64, &'static str),
+    note: String,
+) {
+    state.metrics.playback(outcome);
+    crate::metrics::add(&state.metrics.playback_bytes, bytes);
+    state.listens.record(Listen {
+        at: now_secs(),
+        recording_id: asker.recording_id,
+        subject: asker.subject.clone(),
+        user: asker.user.clone(),
+        client: asker.client,
+        user_agent: asker.user_agent.clone(),
+        outcome,
+        status,
+        bytes,
+        via,
+        note,
+    });
+}
+
+/// Where a response's bytes came from (kept in its extensions for the audit).
+#[derive(Debug, Clone, Copy)]
+pub struct Via(pub &'static str);
+
+/// The `outcome` a status stands for.
+pub fn outcome(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "served",
+        206 => "partial",
+        301..=308 => "redirected",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        410 => "gone",
+        429 => "too_many",
+        503 => "unavailable",
+        400..=499 => "bad_request",
+        _ => "error",
+    }
+}
+
+/// A short plain-text answer.
+pub fn reply(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Body::text(format!("{text}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `r` with one more header.
+pub fn with(mut r: Response<Body>, name: header::HeaderName, value: &str) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+    r
+}
+
+/// A header's text, printable and at most `max` characters.
+fn text(value: Option<&HeaderValue>, max: usize) -> String {
+    let s = value
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    shorten(&s, max)
+}
+
+/// `s` without control characters, cut to `max` characters.
+pub fn shorten(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_and_texts() {
+        assert_eq!(outcome(StatusCode::PARTIAL_CONTENT), "partial");
+        assert_eq!(outcome(StatusCode::FOUND), "redirected");
+        assert_eq!(outcome(StatusCode::RANGE_NOT_SATISFIABLE), "bad_request");
+        assert_eq!(outcome(StatusCode::INTERNAL_SERVER_ERROR), "error");
+        for o in [
+            "served",
+            "partial",
+            "redirected",
+            "unauthorized",
+            "forbidden",
+            "not_found",
+            "gone",
+            "too_many",
+            "unavailable",
+            "bad_request",
+            "error",
+        ] {
+            assert!(crate::metrics::PLAYBACK_OUTCOMES.contains(&o), "{o}");
+        }
+        assert_eq!(shorten("a\u{7}b\ncd", 3), "abc…");
+        assert_eq!(shorten("abc", 3), "abc");
+    }
+}
