@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::recording::name::Naming;
 
+mod backends;
 mod min_free;
 mod raw;
 pub mod retention;
@@ -13,6 +14,10 @@ mod store;
 mod validate;
 pub mod windows;
 
+pub use backends::{
+    AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, Secret, SftpConfig, SshKey,
+    parse_host_key,
+};
 pub use min_free::MinFree;
 pub use retention::{Keep, RetentionPolicy};
 pub use store::{S3Config, S3Credentials, StoreBackend, StoreConfig, VerifyMode};

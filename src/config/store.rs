@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::backends::{AzureConfig, GcsConfig, SftpConfig, parse_azure, parse_gcs, parse_sftp};
 use super::raw::{RawKeyFile, RawStore};
 use super::validate::Validator;
 use super::{ConfigError, UploadWindows};
@@ -38,6 +39,9 @@ pub struct StoreConfig {
 pub enum StoreBackend {
     S3(S3Config),
     Local { path: PathBuf },
+    Azure(AzureConfig),
+    Gcs(GcsConfig),
+    Sftp(SftpConfig),
 }
 
 /// How hard verification looks at an uploaded object.
@@ -138,10 +142,13 @@ pub(super) fn parse_store(
                 )?,
             })
         }
+        "azure" => StoreBackend::Azure(parse_azure(v, &raw)?),
+        "gcs" => StoreBackend::Gcs(parse_gcs(v, &raw)?),
+        "sftp" => StoreBackend::Sftp(parse_sftp(v, &raw)?),
         other => {
             return Err(v.invalid(
                 "store.kind",
-                format!("`{other}` is not a store kind; use \"s3\", \"local\" or \"none\""),
+                format!("`{other}` is not a store kind; use \"s3\", \"azure\", \"gcs\", \"sftp\", \"local\" or \"none\""),
             ));
         }
     };

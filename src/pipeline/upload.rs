@@ -9,7 +9,7 @@ use crate::config::VerifyMode;
 use crate::digest;
 use crate::error::Error;
 use crate::recording::Recording;
-use crate::store::{ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
+use crate::store::{ObjectInfo, PutOutcome, PutRequest, Store, StoreError, meta};
 
 impl Archiver {
     pub(super) async fn upload(&self, rec: &Recording) -> Result<(), Error> {
@@ -83,7 +83,7 @@ impl Archiver {
                 .await?);
         };
         let mut problem = compare(rec, &info);
-        if problem.is_none() && self.store_config.verify == VerifyMode::Read {
+        if problem.is_none() && must_read_back(self.store_config.verify, &info, &*self.store) {
             problem = self.read_back(rec, &key).await?;
         }
         if let Some(problem) = problem {
@@ -132,8 +132,16 @@ impl Archiver {
         if hex::encode(sha) != want_sha || Some(size) != rec.object_size {
             return Ok(Some(format!("read-back hashes to {}", hex::encode(sha))));
         }
+        tracing::debug!(key = %key, bytes = size, "read back and hashed");
         Ok(None)
     }
+}
+
+/// True if the object must be downloaded and hashed before its local copy
+/// may go: `verify = "read"`, or a store whose word proves nothing for an
+/// object it reports no checksum for (SFTP; Azure blobs put in blocks).
+fn must_read_back(mode: VerifyMode, info: &ObjectInfo, store: &dyn Store) -> bool {
+    mode == VerifyMode::Read || (info.checksum.is_none() && store.unproven_needs_read_back())
 }
 
 /// True if `info` describes exactly this recording's object.

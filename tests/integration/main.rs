@@ -14,5 +14,7 @@ mod pipeline;
 mod proxy;
 mod recovery;
 mod retention;
+mod servers;
 mod store_conformance;
+mod stores;
 mod vicidial;
