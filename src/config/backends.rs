@@ -115,6 +115,37 @@ struct AzureKeyFile {
     sas_token: Option<String>,
 }
 
+/// Refuses keys that belong to another store kind: a `host` under
+/// `kind = "gcs"` is a mistake the operator should hear about.
+pub(super) fn foreign_keys(
+    v: &Validator<'_>,
+    raw: &RawStore,
+    kind: &str,
+) -> Result<(), ConfigError> {
+    let set: [(&str, bool, &[&str]); 8] = [
+        ("account", raw.account.is_some(), &["azure"]),
+        ("container", raw.container.is_some(), &["azure"]),
+        ("host", raw.host.is_some(), &["sftp"]),
+        ("port", raw.port.is_some(), &["sftp"]),
+        ("user", raw.user.is_some(), &["sftp"]),
+        ("host_key", raw.host_key.is_some(), &["sftp"]),
+        ("region", raw.region.is_some(), &["s3"]),
+        ("path_style", raw.path_style.is_some(), &["s3"]),
+    ];
+    for (key, present, kinds) in set {
+        if present && !kinds.contains(&kind) {
+            return Err(v.invalid(
+                &format!("store.{key}"),
+                format!(
+                    "only applies to store.kind = \"{}\", not \"{kind}\"",
+                    kinds.join("\" or \"")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn timeouts(v: &Validator<'_>, raw: &RawStore) -> Result<(Duration, Duration), ConfigError> {
     Ok((
         v.duration(
@@ -153,7 +184,11 @@ fn azure_name(
     name: String,
     container: bool,
 ) -> Result<String, ConfigError> {
-    let ok = (3..=63).contains(&name.len())
+    let max = if container { 63 } else { 24 };
+    let ok = (3..=max).contains(&name.len())
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || (container && b == b'-'));

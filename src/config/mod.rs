@@ -162,4 +162,6 @@ impl Config {
 }
 
 #[cfg(test)]
+mod backends_tests;
+#[cfg(test)]
 mod tests;

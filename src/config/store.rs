@@ -5,7 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::backends::{AzureConfig, GcsConfig, SftpConfig, parse_azure, parse_gcs, parse_sftp};
+use super::backends::{
+    AzureConfig, GcsConfig, SftpConfig, foreign_keys, parse_azure, parse_gcs, parse_sftp,
+};
 use super::raw::{RawKeyFile, RawStore};
 use super::validate::Validator;
 use super::{ConfigError, UploadWindows};
@@ -101,6 +103,9 @@ pub(super) fn parse_store(
     raw: RawStore,
 ) -> Result<Option<StoreConfig>, ConfigError> {
     let kind = raw.kind.clone().unwrap_or_else(|| "none".to_string());
+    if kind != "none" {
+        foreign_keys(v, &raw, &kind)?;
+    }
     let backend = match kind.as_str() {
         "none" => return Ok(None),
         "local" => {

@@ -191,6 +191,58 @@ fn is_digest_rejection(message: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A store that says only whether its word proves unproven objects.
+    struct Proves(bool);
+
+    #[async_trait::async_trait]
+    impl Store for Proves {
+        fn describe(&self) -> String {
+            "test".into()
+        }
+        async fn put(&self, _: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
+            unreachable!()
+        }
+        async fn head(&self, _: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            unreachable!()
+        }
+        async fn get(&self, _: &str, _: &std::path::Path) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        async fn delete_many(
+            &self,
+            _: &[String],
+        ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+            unreachable!()
+        }
+        async fn list(&self, _: &str) -> Result<Vec<crate::store::ListedObject>, StoreError> {
+            unreachable!()
+        }
+        fn unproven_needs_read_back(&self) -> bool {
+            !self.0
+        }
+    }
+
+    #[test]
+    fn objects_the_store_does_not_prove_are_read_back() {
+        let info = |checksum: Option<&str>| ObjectInfo {
+            size: 1,
+            checksum: checksum.map(str::to_string),
+            metadata: Default::default(),
+        };
+        let (sftp, s3) = (Proves(false), Proves(true));
+        assert!(must_read_back(VerifyMode::Checksum, &info(None), &sftp));
+        assert!(!must_read_back(
+            VerifyMode::Checksum,
+            &info(Some("x")),
+            &sftp
+        ));
+        assert!(!must_read_back(VerifyMode::Checksum, &info(None), &s3));
+        assert!(must_read_back(VerifyMode::Read, &info(Some("x")), &s3));
+    }
+
     #[test]
     fn digest_rejections_of_every_store_are_recognised() {
         // Garage's wording, seen through the fault proxy.

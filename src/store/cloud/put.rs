@@ -61,7 +61,7 @@ pub(super) fn b64(bytes: &[u8]) -> String {
 impl CloudStore {
     /// True once a probe showed the store refuses to overwrite on a
     /// conditional create. A failed probe is not remembered.
-    pub(super) async fn enforces_create_only(&self) -> bool {
+    pub async fn enforces_create_only(&self) -> bool {
         let probe = self
             .enforces_create_only
             .get_or_try_init(|| self.probe_create_only())

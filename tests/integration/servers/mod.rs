@@ -213,7 +213,7 @@ pub(super) fn workdir(name: &str) -> PathBuf {
             let pid = e
                 .file_name()
                 .to_str()
-                .and_then(|n| n.split('-').nth(1)?.parse::<u32>().ok());
+                .and_then(|n| n.rsplit('-').nth(1)?.parse::<u32>().ok());
             if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
                 let _ = std::fs::remove_dir_all(e.path());
             }

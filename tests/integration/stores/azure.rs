@@ -90,3 +90,55 @@ fn a_blob_put_in_blocks_is_read_back_before_its_local_copy_goes() {
     let checksum = large_object("az-blocks", Target::Azure(a), a.store(5 << 20, 5 << 20));
     assert_eq!(checksum, None);
 }
+
+#[test]
+fn a_sas_token_never_reaches_a_message_or_a_log() {
+    let Some(a) = servers::shared_azurite() else {
+        return;
+    };
+    // Azurite refuses this token (its signature is made up): every request fails.
+    let token =
+        "sv=2021-08-06&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=TOPSECRETSIGNATURE%3D";
+    check_names(
+        "az-sas",
+        Target::Azure(a),
+        |site| {
+            fs::write(
+                site.root.join("azure-key.toml"),
+                format!("sas_token = \"{token}\"\n"),
+            )
+            .unwrap()
+        },
+        &["store.key_file"],
+    );
+    let site = site("az-sas-run", Target::Azure(a));
+    fs::write(
+        site.root.join("azure-key.toml"),
+        format!("sas_token = \"{token}\"\n"),
+    )
+    .unwrap();
+    recordings(&site, 1, 5);
+    for args in [&["check"][..], &["run", "--once"]] {
+        let out = site
+            .command(args)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        let text = output(&out);
+        assert!(text.contains("127.0.0.1"), "the requests were made: {text}");
+        assert!(
+            !text.contains("TOPSECRETSIGNATURE") && !text.contains("sig="),
+            "{text}"
+        );
+    }
+    assert_eq!(archived(&site), 0);
+}
+
+#[test]
+fn azurite_refuses_a_second_create_itself() {
+    let Some(a) = servers::shared_azurite() else {
+        return;
+    };
+    // So the conformance list exercised If-None-Match: *, not the check before each put.
+    assert!(block_on(a.store(64 << 20, 16 << 20).enforces_create_only()));
+}

@@ -72,3 +72,15 @@ fn an_object_sent_in_chunks_is_still_proven_by_its_md5() {
     let checksum = large_object("gcs-chunks", Target::Gcs(g), g.store(5 << 20, 5 << 20));
     assert!(checksum.is_some_and(|c| !c.starts_with("md5:")));
 }
+
+#[test]
+fn fake_gcs_server_ignores_if_generation_match_so_puts_check_first() {
+    let Some(g) = servers::shared_gcs() else {
+        return;
+    };
+    // Real GCS enforces ifGenerationMatch=0; this emulator does not (for
+    // resumable uploads), and the store notices and heads before each put.
+    assert!(!block_on(
+        g.store(64 << 20, 16 << 20).enforces_create_only()
+    ));
+}

@@ -1,5 +1,10 @@
 //! The SFTP store against Debian's OpenSSH server.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
 use super::*;
 use crate::servers;
 
@@ -110,4 +115,101 @@ fn sftp_checks_name_the_setting_at_fault() {
         },
         &["store.key_file", "refused"],
     );
+}
+
+#[test]
+fn leftovers_of_a_killed_put_neither_block_nor_show() {
+    let Some(s) = servers::shared_sshd() else {
+        return;
+    };
+    let store = s.store();
+    let prefix = unique_prefix("sftp-leftovers");
+    let key = format!("{prefix}a/b.wav.zst");
+    // A put killed after linking its sidecar, before linking its object...
+    let side = s.root.join(".recvault-meta").join(format!("{key}.toml"));
+    fs::create_dir_all(side.parent().unwrap()).unwrap();
+    fs::write(
+        &side,
+        "size = 7\nchecksum = \"x\"\n[metadata]\nsha256 = \"stale\"\n",
+    )
+    .unwrap();
+    // ...and one killed while it wrote the object's temp file.
+    let dir = s.root.join(&prefix).join("a");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(".b.wav.zst.tmp-1-2"), b"partial").unwrap();
+    block_on(async {
+        assert_eq!(store.head(&key).await.unwrap(), None);
+        assert!(store.list(&prefix).await.unwrap().is_empty());
+        let bytes = b"the object".to_vec();
+        let tmp = tempfile::tempdir().unwrap();
+        let source = tmp.path().join("src");
+        fs::write(&source, &bytes).unwrap();
+        let sha = recvault::digest::sha256(&bytes);
+        let meta: BTreeMap<String, String> = [("sha256".to_string(), hex::encode(sha))].into();
+        let put = recvault::store::PutRequest {
+            key: &key,
+            source: &source,
+            size: 10,
+            sha256: sha,
+            metadata: &meta,
+        };
+        assert!(matches!(
+            store.put(&put).await.unwrap(),
+            recvault::store::PutOutcome::Created { .. }
+        ));
+        let info = store.head(&key).await.unwrap().unwrap();
+        assert_eq!(info.metadata, meta, "the stale sidecar was replaced");
+        assert_eq!(info.checksum, None, "a file server proves nothing");
+        let keys: Vec<String> = store
+            .list(&prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, vec![key.clone()]);
+    });
+}
+
+#[test]
+fn killing_the_daemon_mid_upload_loses_nothing() {
+    let Some(s) = servers::shared_sshd() else {
+        return;
+    };
+    let site = site("sftp-kill", Target::Sftp(s));
+    // Slow uploads, so the kill lands inside one.
+    site.set_option("store", "max_upload_rate", "\"256KiB\"");
+    let originals: BTreeMap<PathBuf, Vec<u8>> = (0..8u64)
+        .map(|i| {
+            let mut rng = fastrand::Rng::with_seed(i);
+            let bytes: Vec<u8> = (0..300_000 + i as usize).map(|_| rng.u8(..)).collect();
+            let name = format!("20260306-1200{i:02}_5552220{i:03}-all.wav");
+            (
+                put_recording(&site.spool, name.as_bytes(), &bytes, HOUR),
+                bytes,
+            )
+        })
+        .collect();
+    let mut daemon = site
+        .command(&["run"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500 + fastrand::u64(..1000)));
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGKILL) };
+    daemon.wait().unwrap();
+    for (path, bytes) in &originals {
+        if let Ok(now) = fs::read(path) {
+            assert_eq!(&now, bytes, "{} altered", path.display());
+        }
+    }
+    site.set_option("store", "max_upload_rate", "\"none\"");
+    expect_code(&site.recvault(&["run", "--once"]), 0);
+    assert_eq!(archived(&site), 8);
+    for (path, bytes) in &originals {
+        assert_eq!(sha256(&restore(&site, name_of(path))), sha256(bytes));
+    }
+    let objects = block_on(recording_objects(&*s.store(), &site.prefix));
+    assert_eq!(objects.len(), 8, "one object per recording: {objects:?}");
+    expect_code(&site.recvault(&["ledger", "check"]), 0);
 }
