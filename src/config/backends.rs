@@ -172,6 +172,11 @@ fn endpoint(v: &Validator<'_>, raw: &RawStore) -> Result<Option<String>, ConfigE
             "store.endpoint",
             "must start with https:// (or http:// for a local test server)",
         )),
+        // A SAS token pasted into the URL would end up in every log line.
+        Some(e) if e.contains('?') => Err(v.invalid(
+            "store.endpoint",
+            "must not carry a query: put a SAS token in the key file (sas_token = \"...\")",
+        )),
         Some(e) => Ok(Some(e.trim_end_matches('/').to_string())),
         None => Ok(None),
     }

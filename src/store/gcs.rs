@@ -95,12 +95,12 @@ fn explain(message: &str) -> Option<String> {
         || message.contains("Not Found") && message.contains("/b/")
     {
         "no such bucket: check store.bucket"
-    } else if message.contains("401")
+    } else if message.contains("status: 401")
         || message.contains("invalid_grant")
         || message.contains("Unauthorized")
     {
         "the credentials were refused: check store.key_file (a service account's JSON key) or the application-default credentials"
-    } else if message.contains("403") || message.contains("Forbidden") {
+    } else if message.contains("status: 403") || message.contains("Forbidden") {
         "the credentials may not do this: the service account needs Storage Object Admin (or create, get, list, delete) on the bucket"
     } else {
         return None;

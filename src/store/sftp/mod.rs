@@ -58,7 +58,18 @@ impl SftpStore {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(session::connect(&self.config).await?);
+        // Login and the subsystem get a bound too: a server that stalls
+        // after the handshake must not hang every worker.
+        let limit = self.config.connect_timeout + self.config.read_timeout;
+        let c = tokio::time::timeout(limit, session::connect(&self.config))
+            .await
+            .map_err(|_| {
+                StoreError::Transient(format!(
+                    "{}: no SFTP session within {limit:?}",
+                    self.describe()
+                ))
+            })??;
+        let c = Arc::new(c);
         *slot = Some(c.clone());
         Ok(c)
     }
