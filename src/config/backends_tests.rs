@@ -1,17 +1,7 @@
 //! `[store]` of the Azure, GCS and SFTP kinds: hostile and broken settings
 //! are refused naming the key, and no secret reaches Debug or an error.
+use super::tests::{parse, refused};
 use super::*;
-
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(Path::new("/etc/recvault/recvault.toml"), text)
-}
-
-fn refused(text: &str) -> String {
-    match parse(text) {
-        Ok(_) => panic!("accepted: {text}"),
-        Err(e) => e.to_string(),
-    }
-}
 
 /// A file in a fresh temp dir (kept alive by the returned guard).
 fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
