@@ -152,15 +152,28 @@ pub trait Store: Send + Sync {
 }
 
 /// `delete_many` for stores without a batch delete: one `delete` per key,
-/// `concurrency` at a time, results in order.
+/// `concurrency` at a time, results in order. Once a whole round fails as
+/// an outage, the rest are not tried (each would wait out a timeout) and
+/// carry that error.
 pub(crate) async fn delete_each(
     store: &dyn Store,
     keys: &[String],
     concurrency: usize,
 ) -> Vec<(String, Result<(), StoreError>)> {
     let mut out = Vec::with_capacity(keys.len());
+    let mut broken: Option<StoreError> = None;
     for chunk in keys.chunks(concurrency.max(1)) {
+        if let Some(e) = &broken {
+            out.extend(chunk.iter().map(|k| (k.clone(), Err(e.clone()))));
+            continue;
+        }
         let results = futures_util::future::join_all(chunk.iter().map(|k| store.delete(k))).await;
+        if results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(StoreError::is_transient))
+        {
+            broken = results.first().and_then(|r| r.clone().err());
+        }
         out.extend(chunk.iter().cloned().zip(results));
     }
     out
@@ -208,4 +221,62 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
 /// The checksum string a store reports for a single-part object with this SHA-256.
 pub fn single_part_checksum(sha256: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Deletes fail as an outage would; counts the attempts.
+    struct Down(AtomicUsize);
+
+    #[async_trait]
+    impl Store for Down {
+        fn describe(&self) -> String {
+            "down".into()
+        }
+        async fn put(&self, _: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
+            unreachable!()
+        }
+        async fn head(&self, _: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            unreachable!()
+        }
+        async fn get(&self, _: &str, _: &Path) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(StoreError::Transient("connection refused".into()))
+        }
+        async fn delete_many(
+            &self,
+            keys: &[String],
+        ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+            Ok(delete_each(self, keys, 16).await)
+        }
+        async fn list(&self, _: &str) -> Result<Vec<ListedObject>, StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_stops_one_by_one_deletes_after_one_round() {
+        let store = Down(AtomicUsize::new(0));
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let results = store.delete_many(&keys).await.unwrap();
+        assert_eq!(results.len(), 100);
+        assert!(
+            results
+                .iter()
+                .zip(&keys)
+                .all(|((k, r), want)| k == want && r.is_err())
+        );
+        assert_eq!(
+            store.0.load(Ordering::Relaxed),
+            16,
+            "only the first round was tried"
+        );
+    }
 }
