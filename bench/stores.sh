@@ -38,6 +38,7 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	rm -rf "$work/servers" "$work/runs"
 }
 trap cleanup EXIT
 
