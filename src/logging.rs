@@ -13,9 +13,21 @@ pub fn init(level: &str) {
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // The AWS SDK is chatty at info; its errors reach us as values anyway.
-    let filter = filter
+    let mut filter = filter
         .add_directive("aws_config=warn".parse().expect("static directive"))
         .add_directive("aws_smithy_runtime=warn".parse().expect("static directive"));
+    // Below info these log request URLs, where an Azure SAS token travels,
+    // and SSH internals: capped whatever RUST_LOG says.
+    for quiet in [
+        "reqwest",
+        "hyper_util",
+        "opendal",
+        "reqsign",
+        "russh",
+        "russh_sftp",
+    ] {
+        filter = filter.add_directive(format!("{quiet}=info").parse().expect("static directive"));
+    }
     let registry = tracing_subscriber::registry().with(filter);
     // systemd sets JOURNAL_STREAM for services whose output goes to the journal.
     if std::env::var_os("JOURNAL_STREAM").is_some()

@@ -7,21 +7,27 @@ use std::time::Duration;
 use crate::recording::name::Naming;
 
 pub mod astguiclient;
+mod backends;
 mod dsn;
 mod min_free;
 mod raw;
 pub mod retention;
+mod secret;
 pub mod serve;
 mod store;
 mod validate;
 pub mod vicidial;
 pub mod windows;
 
+pub use backends::{
+    AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, SftpConfig, SshKey, parse_host_key,
+};
 pub use min_free::MinFree;
 pub use retention::{Keep, RetentionPolicy};
+pub use secret::Secret;
 pub use serve::{Cidr, ServeConfig, TlsFiles};
 pub use store::{S3Config, S3Credentials, StoreBackend, StoreConfig, VerifyMode};
-pub use vicidial::{Secret, VicidialConfig};
+pub use vicidial::VicidialConfig;
 pub use windows::UploadWindows;
 
 /// Where the daemon and every operator tool look for the config by default.
@@ -166,5 +172,7 @@ impl Config {
     }
 }
 
+#[cfg(test)]
+mod backends_tests;
 #[cfg(test)]
 mod tests;

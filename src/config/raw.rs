@@ -78,6 +78,12 @@ pub(super) struct RawStore {
     pub(super) scrub_every: Option<String>,
     pub(super) scrub_sample: Option<usize>,
     pub(super) object_lock_legal_hold: Option<bool>,
+    pub(super) account: Option<String>,
+    pub(super) container: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) port: Option<u16>,
+    pub(super) user: Option<String>,
+    pub(super) host_key: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

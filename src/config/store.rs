@@ -5,6 +5,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::backends::{
+    AzureConfig, GcsConfig, SftpConfig, foreign_keys, parse_azure, parse_gcs, parse_sftp,
+};
 use super::raw::{RawKeyFile, RawStore};
 use super::validate::Validator;
 use super::{ConfigError, UploadWindows};
@@ -38,6 +41,9 @@ pub struct StoreConfig {
 pub enum StoreBackend {
     S3(S3Config),
     Local { path: PathBuf },
+    Azure(AzureConfig),
+    Gcs(GcsConfig),
+    Sftp(SftpConfig),
 }
 
 /// How hard verification looks at an uploaded object.
@@ -97,6 +103,9 @@ pub(super) fn parse_store(
     raw: RawStore,
 ) -> Result<Option<StoreConfig>, ConfigError> {
     let kind = raw.kind.clone().unwrap_or_else(|| "none".to_string());
+    if kind != "none" {
+        foreign_keys(v, &raw, &kind)?;
+    }
     let backend = match kind.as_str() {
         "none" => return Ok(None),
         "local" => {
@@ -138,10 +147,13 @@ pub(super) fn parse_store(
                 )?,
             })
         }
+        "azure" => StoreBackend::Azure(parse_azure(v, &raw)?),
+        "gcs" => StoreBackend::Gcs(parse_gcs(v, &raw)?),
+        "sftp" => StoreBackend::Sftp(parse_sftp(v, &raw)?),
         other => {
             return Err(v.invalid(
                 "store.kind",
-                format!("`{other}` is not a store kind; use \"s3\", \"local\" or \"none\""),
+                format!("`{other}` is not a store kind; use \"s3\", \"azure\", \"gcs\", \"sftp\", \"local\" or \"none\""),
             ));
         }
     };

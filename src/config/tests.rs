@@ -1,12 +1,12 @@
 //! Config validation: every error names the file and the key.
 use super::*;
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
+pub(super) fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("/etc/recvault/recvault.toml"), text)
 }
 
 /// The message a config that must be refused is refused with.
-fn refused(text: &str) -> String {
+pub(super) fn refused(text: &str) -> String {
     match parse(text) {
         Ok(_) => panic!("accepted: {text}"),
         Err(e) => e.to_string(),

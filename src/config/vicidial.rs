@@ -13,36 +13,8 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::astguiclient::{self, Astguiclient};
 pub use super::dsn::{Dsn, parse_dsn};
+pub use super::secret::Secret;
 use super::validate::Validator;
-
-/// A password. Debug and Display print `<redacted>`; only [`Secret::expose`]
-/// gives the text, for the one place that logs in.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a password.
-    pub fn new(text: impl Into<String>) -> Secret {
-        Secret(text.into())
-    }
-
-    /// The password itself: only for logging in and for scrubbing messages.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// How to reach VICIdial's database, and which server this box is in it.
 #[derive(Clone, PartialEq, Eq)]

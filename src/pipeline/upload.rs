@@ -144,6 +144,7 @@ impl Archiver {
         if hex::encode(sha) != want_sha || Some(size) != rec.object_size {
             return Ok(Some(format!("read-back hashes to {}", hex::encode(sha))));
         }
+        tracing::debug!(key = %key, bytes = size, "read back and hashed");
         Ok(None)
     }
 }

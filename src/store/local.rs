@@ -8,29 +8,18 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
+use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::{
     ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
     single_part_checksum,
 };
 use crate::digest::{self, HashingWriter};
 
-/// Sidecar metadata lives in this directory under the root, mirroring keys.
-const META_DIR: &str = ".recvault-meta";
-
 /// A directory used as an object store.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Sidecar {
-    size: u64,
-    /// SHA-256 of the bytes this store wrote, base64 (what S3 would report).
-    checksum: String,
-    metadata: BTreeMap<String, String>,
 }
 
 fn local(context: &str, path: &Path, e: io::Error) -> StoreError {
@@ -56,20 +45,12 @@ impl LocalStore {
     }
 
     fn object_path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let bad = key.is_empty()
-            || key.starts_with('/')
-            || key.starts_with(META_DIR)
-            || key
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..");
-        if bad {
-            return Err(StoreError::Permanent(format!("invalid object key `{key}`")));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
 
     fn sidecar_path(&self, key: &str) -> PathBuf {
-        self.root.join(META_DIR).join(format!("{key}.toml"))
+        self.root.join(sidecar_key(key))
     }
 
     fn put_blocking(
@@ -85,14 +66,11 @@ impl LocalStore {
         }
         let parent = target.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&parent).map_err(|e| unavailable("cannot create", &parent, e))?;
-        let tmp = parent.join(format!(
-            ".{}.tmp-{}-{}",
+        let tmp = parent.join(temp_name(
             target
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or("object"),
-            std::process::id(),
-            fastrand::u64(..)
         ));
         let result = self.write_new(&tmp, &target, key, source, sha256, metadata);
         let _ = fs::remove_file(&tmp);
@@ -133,7 +111,7 @@ impl LocalStore {
         let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&side_dir).map_err(|e| unavailable("cannot create", &side_dir, e))?;
         let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
-        let text = toml::to_string(&sidecar).map_err(|e| StoreError::Permanent(e.to_string()))?;
+        let text = sidecar.to_text()?;
         let write_side = || -> io::Result<()> {
             let mut f = File::create(&side_tmp)?;
             f.write_all(text.as_bytes())?;
@@ -172,8 +150,8 @@ impl LocalStore {
             Err(e) => return Err(unavailable("cannot stat", &target, e)),
         };
         let side = self.sidecar_path(key);
-        let sidecar: Option<Sidecar> = match fs::read_to_string(&side) {
-            Ok(text) => toml::from_str(&text).ok(),
+        let sidecar: Option<Sidecar> = match fs::read(&side) {
+            Ok(text) => Sidecar::parse(&text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(unavailable("cannot read", &side, e)),
         };
@@ -212,11 +190,8 @@ impl LocalStore {
                     .file_type()
                     .map_err(|e| unavailable("cannot stat", &path, e))?;
                 let name = entry.file_name();
-                // Skip the sidecars and our own temp files (`.{name}.tmp-…`),
-                // not every dot-name: keys such as `.recvault/…` (ledger
-                // backups) or `…/..wav.zst` are objects like any other.
-                let lossy = name.to_string_lossy();
-                if key == META_DIR || (lossy.starts_with('.') && lossy.contains(".tmp-")) {
+                // Skip the sidecars and our own temp files.
+                if key == META_DIR || is_temp_name(&name.to_string_lossy()) {
                     continue;
                 }
                 if file_type.is_dir() {
@@ -315,12 +290,7 @@ impl Store for LocalStore {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            let result = self.delete(key).await;
-            out.push((key.clone(), result));
-        }
-        Ok(out)
+        Ok(super::delete_each(self, keys, 1).await)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {

@@ -1,5 +1,7 @@
-//! The store: where objects live. One small trait, two backends (S3-compatible
-//! and a local directory), one conformance suite in `tests/` run against both.
+//! The store: where objects live. One small trait; backends for S3-compatible
+//! stores, Azure Blob and Google Cloud Storage (through OpenDAL, `cloud`),
+//! SFTP and a local directory; one conformance suite in `tests/` run against
+//! every one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,14 +13,21 @@ use base64::Engine;
 
 use crate::config::{StoreBackend, StoreConfig};
 
+pub mod azure;
+mod cloud;
+pub mod gcs;
 mod local;
 pub mod metered;
 pub mod probe;
 mod s3;
+pub mod sftp;
+mod sidecar;
 pub mod throttle;
 
+pub use cloud::CloudStore;
 pub use local::LocalStore;
 pub use s3::S3Store;
+pub use sftp::SftpStore;
 
 /// Metadata keys recvault writes on every object (as `x-amz-meta-*` on S3).
 pub mod meta {
@@ -48,6 +57,9 @@ pub mod meta {
     pub const CALL_TIME: &str = "call-time";
     pub const CALL_LENGTH: &str = "call-length";
     pub const VICIDIAL_RECORDING_ID: &str = "vicidial-recording-id";
+    /// MD5 (base64) of the object bytes, hashed in one pass with `sha256`
+    /// (Azure, GCS): the link from the store's own MD5 to our SHA-256.
+    pub const MD5: &str = "md5";
 }
 
 /// Why a store call failed, and whether trying again can help.
@@ -160,6 +172,34 @@ pub trait Store: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError>;
 }
 
+/// `delete_many` for stores without a batch delete: one `delete` per key,
+/// `concurrency` at a time, results in order. Once a whole round fails as
+/// an outage, the rest are not tried (each would wait out a timeout) and
+/// carry that error.
+pub(crate) async fn delete_each(
+    store: &dyn Store,
+    keys: &[String],
+    concurrency: usize,
+) -> Vec<(String, Result<(), StoreError>)> {
+    let mut out = Vec::with_capacity(keys.len());
+    let mut broken: Option<StoreError> = None;
+    for chunk in keys.chunks(concurrency.max(1)) {
+        if let Some(e) = &broken {
+            out.extend(chunk.iter().map(|k| (k.clone(), Err(e.clone()))));
+            continue;
+        }
+        let results = futures_util::future::join_all(chunk.iter().map(|k| store.delete(k))).await;
+        if results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(StoreError::is_transient))
+        {
+            broken = results.first().and_then(|r| r.clone().err());
+        }
+        out.extend(chunk.iter().cloned().zip(results));
+    }
+    out
+}
+
 /// The most keys one DeleteObjects request may carry (an S3 limit).
 pub const DELETE_BATCH: usize = 1000;
 
@@ -167,6 +207,25 @@ pub const DELETE_BATCH: usize = 1000;
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match &config.backend {
         StoreBackend::Local { path } => Arc::new(LocalStore::new(path.clone())),
+        StoreBackend::Azure(azure) => Arc::new(
+            azure::open(
+                azure,
+                config.multipart_threshold,
+                config.part_size,
+                config.max_upload_rate,
+            )?
+            .with_probe_prefix(&config.prefix),
+        ),
+        StoreBackend::Gcs(gcs) => Arc::new(
+            gcs::open(
+                gcs,
+                config.multipart_threshold,
+                config.part_size,
+                config.max_upload_rate,
+            )?
+            .with_probe_prefix(&config.prefix),
+        ),
+        StoreBackend::Sftp(sftp) => Arc::new(SftpStore::new(sftp, config.max_upload_rate)),
         StoreBackend::S3(s3) => Arc::new(
             S3Store::new(
                 s3,
@@ -183,4 +242,65 @@ pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
 /// The checksum string a store reports for a single-part object with this SHA-256.
 pub fn single_part_checksum(sha256: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Deletes fail as an outage would; counts the attempts.
+    struct Down(AtomicUsize);
+
+    #[async_trait]
+    impl Store for Down {
+        fn describe(&self) -> String {
+            "down".into()
+        }
+        async fn put(&self, _: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
+            unreachable!()
+        }
+        async fn head(&self, _: &str) -> Result<Option<ObjectInfo>, StoreError> {
+            unreachable!()
+        }
+        async fn get(&self, _: &str, _: &Path) -> Result<u64, StoreError> {
+            unreachable!()
+        }
+        async fn open(&self, _: &str) -> Result<Option<ObjectReader>, StoreError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str) -> Result<(), StoreError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Err(StoreError::Transient("connection refused".into()))
+        }
+        async fn delete_many(
+            &self,
+            keys: &[String],
+        ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+            Ok(delete_each(self, keys, 16).await)
+        }
+        async fn list(&self, _: &str) -> Result<Vec<ListedObject>, StoreError> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_stops_one_by_one_deletes_after_one_round() {
+        let store = Down(AtomicUsize::new(0));
+        let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+        let results = store.delete_many(&keys).await.unwrap();
+        assert_eq!(results.len(), 100);
+        assert!(
+            results
+                .iter()
+                .zip(&keys)
+                .all(|((k, r), want)| k == want && r.is_err())
+        );
+        assert_eq!(
+            store.0.load(Ordering::Relaxed),
+            16,
+            "only the first round was tried"
+        );
+    }
 }

@@ -104,6 +104,8 @@ pub struct Site {
     pub dirs: Vec<PathBuf>,
     pub config: PathBuf,
     pub prefix: String,
+    /// Environment the binary gets (GCS: `STORAGE_EMULATOR_HOST`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Which store a site's config points at.
@@ -115,6 +117,9 @@ pub enum Target<'a> {
     /// (the fault-injecting one in `proxy.rs`).
     Proxy(&'a Garage, u16),
     Local,
+    Azure(&'a crate::servers::Azurite),
+    Gcs(&'a crate::servers::FakeGcs),
+    Sftp(&'a crate::servers::Sshd),
 }
 
 impl Site {
@@ -130,6 +135,7 @@ impl Site {
             spool,
             config: PathBuf::new(),
             prefix: unique_prefix(test),
+            env: Vec::new(),
         }
     }
 
@@ -173,6 +179,14 @@ impl Site {
                 self.root.join("store").display(),
                 self.prefix
             ),
+            Target::Azure(a) => {
+                format!("{}prefix = \"{}\"\n", a.store_toml(&self.root), self.prefix)
+            }
+            Target::Gcs(g) => {
+                self.env = vec![("STORAGE_EMULATOR_HOST".into(), g.endpoint())];
+                format!("{}prefix = \"{}\"\n", g.store_toml(), self.prefix)
+            }
+            Target::Sftp(s) => format!("{}prefix = \"{}\"\n", s.store_toml(), self.prefix),
         };
         // The host's own free space must not decide a test: on a nearly full
         // disk (a CI machine's, once) the default min_free archives every
@@ -250,7 +264,9 @@ impl Site {
             .args(args)
             .env("RUST_LOG", "info");
         cmd.env_remove("AWS_ACCESS_KEY_ID")
-            .env_remove("AWS_SECRET_ACCESS_KEY");
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("STORAGE_EMULATOR_HOST")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

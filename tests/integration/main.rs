@@ -15,5 +15,7 @@ mod proxy;
 mod recovery;
 mod retention;
 mod serve;
+mod servers;
 mod store_conformance;
+mod stores;
 mod vicidial;
