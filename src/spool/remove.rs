@@ -99,6 +99,7 @@ pub(super) fn remove_with(
         return Ok(ARCHIVED);
     }
     put_back(&holding, &dir_fd, name).map_err(cannot)?;
+    holding.discard(&dir_fd);
     Ok(REPLACED)
 }
 
@@ -154,22 +155,34 @@ struct Holding {
 
 impl Holding {
     fn make(dir_fd: &OwnedFd) -> io::Result<Holding> {
-        match mkdir_at(dir_fd, OsStr::new(REMOVING)) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        }
         let name = OsString::from(format!("{:016x}", fastrand::u64(..)));
-        mkdir_at(dir_fd, holdings_name(&name).as_os_str())?;
+        let mut tries = 0;
+        loop {
+            match mkdir_at(dir_fd, OsStr::new(REMOVING)) {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            match mkdir_at(dir_fd, holdings_name(&name).as_os_str()) {
+                // Another removal just took `.recvault-removing/` away, empty.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 3 => tries += 1,
+                other => break other?,
+            }
+        }
         // NOFOLLOW: a link planted in its place must not lead elsewhere.
         let fd = open_dir(Some(dir_fd), holdings_name(&name).as_os_str(), true)?;
         Ok(Holding { fd, name })
     }
 
-    /// Removes the (empty) folder; a leftover is harmless and retried by [`recover`].
+    /// Removes the (empty) folder, and `.recvault-removing/` itself once no
+    /// other removal uses it, so the spool shows nothing of recvault's
+    /// between removals (VICIdial's scripts and Apache list it). A leftover
+    /// is harmless and retried by [`recover`].
     fn discard(&self, dir_fd: &OwnedFd) {
-        let path = cstring(holdings_name(&self.name).as_os_str());
-        // SAFETY: valid fd and NUL-terminated path.
-        unsafe { libc::unlinkat(dir_fd.as_raw_fd(), path.as_ptr(), libc::AT_REMOVEDIR) };
+        for path in [holdings_name(&self.name), PathBuf::from(REMOVING)] {
+            let path = cstring(path.as_os_str());
+            // SAFETY: valid fd and NUL-terminated path; ENOTEMPTY is fine.
+            unsafe { libc::unlinkat(dir_fd.as_raw_fd(), path.as_ptr(), libc::AT_REMOVEDIR) };
+        }
     }
 }
 

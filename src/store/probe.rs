@@ -91,7 +91,7 @@ async fn steps(
     let want = single_part_checksum(&sha);
     let checksum = match &info.checksum {
         Some(c) if *c == want => {
-            "the store reports the SHA-256 it computed: checked before a local copy may go"
+            "the store proves the bytes it holds (its checksum matches ours): checked before a local copy may go"
         }
         Some(c) => {
             return Err((

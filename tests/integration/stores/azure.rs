@@ -59,7 +59,11 @@ fn azure_checks_name_the_setting_at_fault() {
     let Some(a) = servers::shared_azurite() else {
         return;
     };
-    check_passes("az-check", Target::Azure(a), "checksum read back");
+    check_passes(
+        "az-check",
+        Target::Azure(a),
+        "the store proves the bytes it holds",
+    );
     check_names(
         "az-badkey",
         Target::Azure(a),

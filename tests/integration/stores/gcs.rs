@@ -54,7 +54,11 @@ fn gcs_checks_name_the_setting_at_fault() {
     let Some(g) = servers::shared_gcs() else {
         return;
     };
-    check_passes("gcs-check", Target::Gcs(g), "checksum read back");
+    check_passes(
+        "gcs-check",
+        Target::Gcs(g),
+        "the store proves the bytes it holds",
+    );
     check_names(
         "gcs-nobucket",
         Target::Gcs(g),

@@ -87,7 +87,11 @@ fn sftp_checks_name_the_setting_at_fault() {
     let Some(s) = servers::shared_sshd() else {
         return;
     };
-    check_passes("sftp-check", Target::Sftp(s), "read back and hashed");
+    check_passes(
+        "sftp-check",
+        Target::Sftp(s),
+        "every object is downloaded and hashed again",
+    );
     check_names(
         "sftp-nopath",
         Target::Sftp(s),
