@@ -156,6 +156,29 @@ impl Ledger {
         Ok(out)
     }
 
+    /// Count and bytes per codec of the objects in the store (or staged for
+    /// it): what each codec saves.
+    pub fn codec_totals(&self) -> Result<Vec<(String, StateTotals)>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT codec, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
+             FROM recordings WHERE codec IS NOT NULL AND object_size IS NOT NULL \
+             AND state IN ('compressed', 'uploaded', 'verified', 'local_deleted') \
+             GROUP BY codec ORDER BY codec",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StateTotals {
+                    count: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                    object_bytes: r.get::<_, i64>(3)? as u64,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The oldest recording not yet archived (mtime, ns), if any.
     pub fn oldest_waiting(&self) -> Result<Option<Recording>, LedgerError> {
         let conn = self.reader()?;

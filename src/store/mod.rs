@@ -68,6 +68,9 @@ pub struct PutRequest<'a> {
     pub size: u64,
     pub sha256: [u8; 32],
     pub metadata: &'a BTreeMap<String, String>,
+    /// The object's Content-Type (`audio/flac` lets a browser play a
+    /// presigned URL); stores without such a header may keep it aside.
+    pub content_type: &'a str,
 }
 
 /// The result of a put.

@@ -216,7 +216,7 @@ impl S3Store {
                 .body(body)
                 .content_length(req.size as i64)
                 .checksum_sha256(&checksum)
-                .content_type("application/octet-stream");
+                .content_type(req.content_type);
             for (k, v) in req.metadata {
                 put = put.metadata(k, v);
             }
@@ -248,20 +248,31 @@ impl S3Store {
         let part_size = self.part_size;
         let source = req.source.to_path_buf();
         let size = req.size;
-        let part_digests =
+        let (part_digests, whole) =
             tokio::task::spawn_blocking(move || part_digests(&source, size, part_size))
                 .await
                 .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
                 .map_err(|e| {
                     StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
                 })?;
+        if whole != req.sha256 {
+            // The store checks each part against its own hash only, so a
+            // file damaged since it was hashed is refused here, as a single
+            // PUT's `x-amz-checksum-sha256` would be.
+            return Err(StoreError::Permanent(format!(
+                "checksum mismatch for `{}`: sent {}, the file hashes to {}",
+                req.key,
+                hex::encode(req.sha256),
+                hex::encode(whole)
+            )));
+        }
         let mut create = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(req.key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .content_type("application/octet-stream");
+            .content_type(req.content_type);
         for (k, v) in req.metadata {
             create = create.metadata(k, v);
         }
@@ -403,10 +414,15 @@ impl S3Store {
     }
 }
 
-/// SHA-256 of each `part_size` slice of a file.
-fn part_digests(path: &Path, size: u64, part_size: u64) -> std::io::Result<Vec<[u8; 32]>> {
+/// SHA-256 of each `part_size` slice of a file, and of its first `size` bytes.
+fn part_digests(
+    path: &Path,
+    size: u64,
+    part_size: u64,
+) -> std::io::Result<(Vec<[u8; 32]>, [u8; 32])> {
     let mut file = File::open(path)?;
     let mut digests = Vec::new();
+    let mut whole = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0;
     while offset < size {
@@ -418,12 +434,13 @@ fn part_digests(path: &Path, size: u64, part_size: u64) -> std::io::Result<Vec<[
             let want = (left as usize).min(buf.len());
             file.read_exact(&mut buf[..want])?;
             hasher.update(&buf[..want]);
+            whole.update(&buf[..want]);
             left -= want as u64;
         }
         digests.push(hasher.finalize().into());
         offset += len;
     }
-    Ok(digests)
+    Ok((digests, whole.finalize().into()))
 }
 
 /// The checksum S3 reports for a multipart object: SHA-256 of the part digests, `-N`.

@@ -39,6 +39,7 @@ async fn put_bytes(
             size: bytes.len() as u64,
             sha256: sha,
             metadata: &m,
+            content_type: "audio/flac",
         })
         .await
 }
@@ -114,6 +115,7 @@ pub async fn wrong_checksum_is_refused(store: &dyn Store, prefix: &str, dir: &Pa
             size: bytes.len() as u64,
             sha256: wrong,
             metadata: &m,
+            content_type: "audio/flac",
         })
         .await
         .expect_err("a body that does not match its SHA-256 must be refused");
