@@ -152,12 +152,22 @@ pub fn encode(
         source: e,
     };
     let open_tmp = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+        };
+        match open() {
+            // The staging directory was removed while running: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
+                open()
+            }
+            other => other,
+        }
     };
     let job = Job {
         file: &file,
@@ -250,13 +260,21 @@ impl Job<'_> {
         Ok((encoded, staged))
     }
 
-    /// zstd or `none`: one pass, both sides hashed as they pass.
+    /// zstd or `none`: one pass, both sides hashed as they pass (once for
+    /// `none`, whose object is the original).
     fn stream<S: Write>(&self, codec: Codec, staged: S) -> Result<(Encoded, S), Failure> {
-        let mut object = HashingWriter::new(BufWriter::with_capacity(CHUNK, staged));
+        let mut object = BufWriter::with_capacity(CHUNK, staged);
         // Hashed below the buffer, so the copy moves whole CHUNK-sized reads.
         let mut original = BufReader::with_capacity(CHUNK, HashingReader::new(self.file));
+        let mut object_hash = None;
         let copied = match codec {
-            Codec::Zstd => zstd::encode(&mut original, &mut object, self.zstd, self.size),
+            Codec::Zstd => {
+                let mut hashing = HashingWriter::new(&mut object);
+                let done = zstd::encode(&mut original, &mut hashing, self.zstd, self.size);
+                let (_, sha, size) = hashing.finish();
+                object_hash = Some((sha, size));
+                done
+            }
             // (FLAC never gets here: `run` chose its fallback.)
             Codec::None | Codec::Flac => io::copy(&mut original, &mut object).map(drop),
         }
@@ -267,9 +285,9 @@ impl Job<'_> {
                 false => Failure::Staging(e),
             });
         }
-        let (writer, object_sha256, object_size) = object.finish();
         let (sha256, size) = original.into_inner().finish();
-        let staged = writer
+        let (object_sha256, object_size) = object_hash.unwrap_or((sha256, size));
+        let staged = object
             .into_inner()
             .map_err(|e| Failure::Staging(e.into_error()))?;
         let encoded = Encoded {

@@ -215,7 +215,7 @@ fn compress(v: &Validator<'_>, raw: RawCompress) -> Result<CompressConfig, Confi
 }
 
 fn daemon(v: &Validator<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
-    let workers = raw.workers.unwrap_or(4);
+    let workers = raw.workers.unwrap_or(16);
     if !(1..=64).contains(&workers) {
         return Err(v.invalid(
             "daemon.workers",

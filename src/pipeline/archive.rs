@@ -38,6 +38,10 @@ pub struct Archiver {
     pub(super) store: Arc<dyn Store>,
     /// Who the audit trail names for local deletes.
     actor: Actor,
+    /// Compressing is CPU work: at most one recording per core at once, so
+    /// the other recordings in flight wait on the store meanwhile (the next
+    /// one is compressed while this one uploads).
+    compress_slots: tokio::sync::Semaphore,
 }
 
 impl Archiver {
@@ -47,12 +51,15 @@ impl Archiver {
         ledger: Arc<Ledger>,
         store: Arc<dyn Store>,
     ) -> Archiver {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let slots = cores.min(config.daemon.workers);
         Archiver {
             config,
             store_config,
             ledger,
             store,
             actor: Actor::current(),
+            compress_slots: tokio::sync::Semaphore::new(slots),
         }
     }
 
@@ -99,16 +106,15 @@ impl Archiver {
             _ => compress.codec_for(rec.campaign.as_deref()),
         };
         let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
-        let staging = self.config.spool.staging.clone();
-        let encoded = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&staging).map_err(|e| EncodeError::Staging {
-                path: staging.display().to_string(),
-                source: e,
-            })?;
-            codec::encode(&path, identity, codec, zstd, &dest)
-        })
-        .await
-        .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
+        let _slot = self
+            .compress_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Local(format!("compress slot: {e}")))?;
+        let encoded =
+            tokio::task::spawn_blocking(move || codec::encode(&path, identity, codec, zstd, &dest))
+                .await
+                .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
         let (id, name) = (rec.id, display_name(&rec.name));
         let encoded = match encoded {
             Ok(e) => e,

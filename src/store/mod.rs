@@ -11,6 +11,7 @@ use base64::Engine;
 use crate::config::{StoreBackend, StoreConfig};
 
 mod local;
+mod parts;
 pub mod probe;
 mod s3;
 pub mod throttle;

@@ -5,8 +5,6 @@
 //! plain `x-amz-checksum-sha256` header, per part for multipart uploads.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +21,6 @@ use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete,
     ObjectIdentifier, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
 };
-use sha2::{Digest, Sha256};
 
 use super::{
     DELETE_BATCH, ListedObject, ObjectInfo, PutOutcome, PutRequest, Store, StoreError,
@@ -31,6 +28,7 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
+use crate::store::parts::{composite_checksum, part_digests};
 use crate::store::throttle::{PacedFile, RateLimiter};
 
 /// A bucket (and endpoint) reached through the S3 API.
@@ -248,24 +246,14 @@ impl S3Store {
         let part_size = self.part_size;
         let source = req.source.to_path_buf();
         let size = req.size;
-        let (part_digests, whole) =
+        let part_digests =
             tokio::task::spawn_blocking(move || part_digests(&source, size, part_size))
                 .await
                 .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
                 .map_err(|e| {
                     StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
                 })?;
-        if whole != req.sha256 {
-            // The store checks each part against its own hash only, so a
-            // file damaged since it was hashed is refused here, as a single
-            // PUT's `x-amz-checksum-sha256` would be.
-            return Err(StoreError::Permanent(format!(
-                "checksum mismatch for `{}`: sent {}, the file hashes to {}",
-                req.key,
-                hex::encode(req.sha256),
-                hex::encode(whole)
-            )));
-        }
+        let part_digests = part_digests.matching(req)?;
         let mut create = self
             .client
             .create_multipart_upload()
@@ -412,48 +400,6 @@ impl S3Store {
             })
             .collect())
     }
-}
-
-/// SHA-256 of each `part_size` slice of a file, and of its first `size` bytes.
-fn part_digests(
-    path: &Path,
-    size: u64,
-    part_size: u64,
-) -> std::io::Result<(Vec<[u8; 32]>, [u8; 32])> {
-    let mut file = File::open(path)?;
-    let mut digests = Vec::new();
-    let mut whole = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut offset = 0;
-    while offset < size {
-        let len = part_size.min(size - offset);
-        file.seek(SeekFrom::Start(offset))?;
-        let mut hasher = Sha256::new();
-        let mut left = len;
-        while left > 0 {
-            let want = (left as usize).min(buf.len());
-            file.read_exact(&mut buf[..want])?;
-            hasher.update(&buf[..want]);
-            whole.update(&buf[..want]);
-            left -= want as u64;
-        }
-        digests.push(hasher.finalize().into());
-        offset += len;
-    }
-    Ok((digests, whole.finalize().into()))
-}
-
-/// The checksum S3 reports for a multipart object: SHA-256 of the part digests, `-N`.
-pub fn composite_checksum(parts: &[[u8; 32]]) -> String {
-    let mut hasher = Sha256::new();
-    for p in parts {
-        hasher.update(p);
-    }
-    format!(
-        "{}-{}",
-        single_part_checksum(&hasher.finalize().into()),
-        parts.len()
-    )
 }
 
 #[async_trait]
