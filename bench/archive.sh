@@ -185,7 +185,7 @@ if [[ ${E2E_ONLY:-0} != 1 ]]; then
         done
         if ((ok)); then
             line+=$(awk -v i="$tin" -v o="$tout" -v c="$tcpu" -v h="$th" \
-                'BEGIN {printf " %14.0f %7.1f%% %12.1f", o, 100 * o / i, c / h}')
+                'BEGIN {printf " %14.0f %7.1f%% %12.2f", o, 100 * o / i, c / h}')
         fi
         say "$line"
     done
