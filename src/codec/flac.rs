@@ -6,6 +6,9 @@
 //! the original, with recvault ([`decode`]) or without it
 //! (`flac -d --keep-foreign-metadata`).
 //!
+//! STREAMINFO's MD5 is left unset (see `encoder.rs`): the object's metadata
+//! carries the original's SHA-256 instead.
+//!
 //! Object layout: `fLaC`, STREAMINFO, `riff` blocks (RIFF header, chunks
 //! before the samples, the 8-byte data chunk header, chunks after the
 //! samples), then the frames. Encoding reads the recording once, front to

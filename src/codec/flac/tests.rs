@@ -74,6 +74,7 @@ fn every_kind_round_trips_bit_exact() {
         assert_eq!(enc.codec, Codec::Flac, "{name}");
         let (params, samples) = parse_streaminfo(&object[8..42].try_into().unwrap());
         assert_eq!(samples, layout.samples(), "{name}");
+        assert_eq!(object[26..42], [0; 16], "{name}: MD5 left unset");
         assert_eq!(
             (params.channels, params.sample_rate),
             (u32::from(layout.format.channels), layout.format.sample_rate)
