@@ -13,6 +13,10 @@ use rusqlite::{OptionalExtension, params};
 use super::rows::{COLUMNS, ListFilter, LocalRow, StateTotals, from_row, identity_at};
 use super::transitions::MAX_RETRY_DELAY;
 use super::{Ledger, LedgerError};
+
+/// Recordings whose object should be in the store (the predicate of the
+/// partial index `recordings_archived`, word for word, so it is used).
+const ARCHIVED: &str = "state IN ('verified', 'local_deleted') AND object_key IS NOT NULL";
 use crate::recording::name::Naming;
 use crate::recording::{Recording, State};
 use crate::units::now_secs;
@@ -287,19 +291,48 @@ impl Ledger {
         sample: Option<usize>,
     ) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.reader()?;
-        let order = if sample.is_some() {
-            "RANDOM()"
-        } else {
-            "mtime_ns, id"
+        let Some(sample) = sample else {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM recordings WHERE {ARCHIVED} \
+                 AND (?1 IS NULL OR mtime_ns >= ?1 * 1000000000) ORDER BY mtime_ns, id"
+            ))?;
+            let rows = stmt.query_map([since], from_row)?;
+            return Ok(rows.collect::<Result<_, _>>()?);
         };
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM recordings WHERE state IN ('verified', 'local_deleted') \
-             AND object_key IS NOT NULL AND (?1 IS NULL OR mtime_ns >= ?1 * 1000000000) \
-             ORDER BY {order} LIMIT ?2"
+        // A sample without sorting the whole ledger: random points in the
+        // id range, each taking the first archived recording at or after it
+        // through the partial index (a few lookups, whatever the size).
+        let end = |order: &str| {
+            conn.query_row(
+                &format!(
+                    "SELECT id FROM recordings INDEXED BY recordings_archived \
+                     WHERE {ARCHIVED} ORDER BY id {order} LIMIT 1"
+                ),
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+        };
+        let (Some(low), Some(high)) = (end("ASC")?, end("DESC")?) else {
+            return Ok(Vec::new());
+        };
+        let mut next = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM recordings INDEXED BY recordings_archived \
+             WHERE {ARCHIVED} AND id >= ?1 \
+             AND (?2 IS NULL OR mtime_ns >= ?2 * 1000000000) ORDER BY id LIMIT 1"
         ))?;
-        let limit = sample.map(|n| n as i64).unwrap_or(-1);
-        let rows = stmt.query_map(params![since, limit], from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut picked = std::collections::BTreeMap::new();
+        // Repeats are dropped; a few more tries than wanted make up for them.
+        for _ in 0..sample.saturating_mul(3) {
+            if picked.len() == sample {
+                break;
+            }
+            let point = fastrand::i64(low..=high);
+            if let Some(rec) = next.query_row(params![point, since], from_row).optional()? {
+                picked.entry(rec.id).or_insert(rec);
+            }
+        }
+        Ok(picked.into_values().collect())
     }
 
     /// Recordings whose object key or file name is `wanted`, newest first.

@@ -159,3 +159,70 @@ fn an_ended_outage_reschedules_by_kind_not_by_wording() {
     assert!(ledger.recording(outage).unwrap().retry_at.unwrap() < later);
     assert_eq!(ledger.recording(refused).unwrap().retry_at, Some(later));
 }
+
+#[test]
+fn a_scrub_sample_is_distinct_archived_recordings() {
+    let (_dir, ledger) = ledger();
+    assert!(ledger.archived(None, Some(5)).unwrap().is_empty());
+    let mut archived = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        let state = if i % 3 == 0 {
+            State::Settled
+        } else {
+            State::LocalDeleted
+        };
+        let id = insert_plain(&ledger, &format!("/s/{i}.wav"), state);
+        if state == State::LocalDeleted {
+            ledger
+                .execute_raw(&format!(
+                    "UPDATE recordings SET object_key = 'k{i}' WHERE id = {id}"
+                ))
+                .unwrap();
+            archived.insert(id);
+        }
+    }
+    for _ in 0..20 {
+        let sample = ledger.archived(None, Some(5)).unwrap();
+        let ids: std::collections::BTreeSet<_> = sample.iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), sample.len(), "no repeats");
+        assert!(!ids.is_empty() && ids.len() <= 5);
+        assert!(ids.is_subset(&archived), "{ids:?}");
+    }
+    // Asking for more than there are gives at most all of them.
+    let all = ledger.archived(None, Some(1000)).unwrap();
+    assert!(all.len() <= archived.len() && all.len() >= archived.len() / 2);
+    assert_eq!(ledger.archived(None, None).unwrap().len(), archived.len());
+}
+
+/// Issue 13.6: a ledger call that takes long (here: until another task
+/// speaks) must not hold the async worker it was called from. On a runtime
+/// with one worker, a call run on that worker would wait forever for a task
+/// that can then never run; run off it, both finish.
+#[test]
+fn a_long_ledger_call_never_stalls_the_async_workers() {
+    let (_dir, ledger) = ledger();
+    let ledger = std::sync::Arc::new(ledger);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let call = ledger.call(move |l| {
+                rx.recv().unwrap();
+                l.totals()
+            });
+            let other = async move {
+                tokio::task::yield_now().await;
+                tx.send(()).unwrap();
+            };
+            let (totals, ()) = tokio::join!(call, other);
+            totals.unwrap();
+        });
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a ledger call held the only async worker: the runtime stalled");
+}

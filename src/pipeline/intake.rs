@@ -193,14 +193,14 @@ pub fn settle(
     if ripe.is_empty() {
         return Ok(0);
     }
-    let ids: HashSet<(u64, u64)> = ripe
+    let files: Vec<_> = ripe
         .iter()
-        .map(|r| (r.identity.dev, r.identity.ino))
+        .map(|r| (r.id, r.path.as_path(), r.identity))
         .collect();
-    let writing = spool::open_for_writing(&ids);
+    let writing = spool::being_written(&files);
     let mut settled = 0;
     for rec in &ripe {
-        if writing.contains(&(rec.identity.dev, rec.identity.ino)) {
+        if writing.contains(&rec.id) {
             continue;
         }
         ledger.settled(rec.id)?;

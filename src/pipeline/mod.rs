@@ -8,7 +8,8 @@
 //!   and verify, then delete the local copy; `staging` holds objects between;
 //! - `run`: the daemon's loop and `--once`; `runner`: the steps of that loop —
 //!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
-//!   `background`: ledger backups and scrubs on their schedules;
+//!   `background`: ledger backups and scrubs on their schedules; `workers`:
+//!   the archive tasks in flight, each handing its recording back however it ends;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
@@ -22,5 +23,6 @@ pub use run::{RunOptions, RunSummary, run};
 pub mod staging;
 mod upload;
 mod watch;
+mod workers;
 
 pub mod systemd;

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::archive::Archiver;
 use super::outage::Outage;
 use super::runner::Runner;
 use super::watch::{Seen, SpoolWatch};
+use super::workers::Workers;
 use super::{background, staging, systemd};
 use crate::config::Config;
 use crate::error::Error;
@@ -24,8 +24,8 @@ use crate::governance::audit::note_policy;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::lock::InstanceLock;
-use crate::store;
 use crate::units::now_secs;
+use crate::{spool, store};
 
 /// How often a configured spool directory that is missing (or whose watch
 /// was lost) is looked for.
@@ -86,6 +86,14 @@ pub async fn run(
         (config.clone(), actor.clone(), archiver.is_some());
     ledger
         .call(move |l| {
+            // Removals cut short by a crash: their files go back to the spool
+            // (the instance lock keeps any other removal from running now).
+            for back in spool::recover_removals(&setup_config.spool.dirs) {
+                match back {
+                    Ok(path) => tracing::info!(path = %path.display(), "put back a file whose removal was interrupted"),
+                    Err(e) => tracing::error!("cannot put back a file whose removal was interrupted: {e}"),
+                }
+            }
             if has_store {
                 let cleaned = staging::clean(&setup_config.spool.staging, l)?;
                 if cleaned > 0 {
@@ -105,7 +113,7 @@ pub async fn run(
         ledger,
         archiver,
         store_name,
-        tasks: JoinSet::new(),
+        tasks: Workers::new(),
         busy: HashSet::new(),
         outage: Outage::default(),
         summary: RunSummary::default(),
@@ -154,7 +162,7 @@ async fn run_once(
             break;
         }
         tokio::select! {
-            joined = runner.tasks.join_next() => if let Some(j) = joined { runner.finish(j).await },
+            joined = runner.tasks.next() => if let Some(j) = joined { runner.finish(j).await },
             _ = &mut shutdown, if !stopping => {
                 stopping = true;
                 runner.drain(runner.config.daemon.shutdown_grace).await;
@@ -244,7 +252,7 @@ async fn run_daemon(
                 runner.reload().await;
                 next_rescan = Instant::now();
             }
-            joined = runner.tasks.join_next(), if !runner.tasks.is_empty() => {
+            joined = runner.tasks.next(), if !runner.tasks.is_empty() => {
                 if let Some(j) = joined { runner.finish(j).await }
             }
             event = watch.events.recv() => {

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
-
 use super::archive::{Archiver, Done};
 use super::outage::{Outage, backoff};
 use super::run::RunSummary;
 use super::systemd::{self, Watchdog};
+use super::workers::Workers;
 use super::{intake, pressure};
 use crate::config::Config;
 use crate::error::Error;
@@ -28,7 +27,9 @@ use crate::recording::{Recording, State};
 use crate::spool;
 use crate::units::{human_bytes, nanos, now_secs};
 
-pub(super) type TaskResult = (i64, Result<Done, Error>);
+/// What an archive task ended with: its recording and its outcome, or how
+/// it ended without one (a panic, an abort at shutdown).
+pub(super) type TaskResult = (i64, Result<Result<Done, Error>, tokio::task::JoinError>);
 
 pub(super) struct Runner {
     pub(super) config: Arc<Config>,
@@ -36,7 +37,7 @@ pub(super) struct Runner {
     /// `None` while no store is configured: the daemon then only waits.
     pub(super) archiver: Option<Arc<Archiver>>,
     pub(super) store_name: String,
-    pub(super) tasks: JoinSet<TaskResult>,
+    pub(super) tasks: Workers<Result<Done, Error>>,
     pub(super) busy: HashSet<i64>,
     pub(super) outage: Outage,
     pub(super) summary: RunSummary,
@@ -193,18 +194,19 @@ impl Runner {
         };
         self.busy.insert(id);
         self.tasks
-            .spawn(async move { (id, archiver.process(id).await) });
+            .spawn(id, async move { archiver.process(id).await });
     }
 
-    pub(super) async fn finish(&mut self, joined: Result<TaskResult, tokio::task::JoinError>) {
-        let (id, result) = match joined {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("archive task failed: {e}");
-                return;
-            }
-        };
+    pub(super) async fn finish(&mut self, (id, ended): TaskResult) {
         self.busy.remove(&id);
+        let result = match ended {
+            Ok(result) => result,
+            // Aborted at shutdown: it resumes from its recorded state.
+            Err(e) if e.is_cancelled() => return,
+            // A bug: the recording waits its back-off like any failure,
+            // instead of holding a worker slot forever.
+            Err(e) => Err(Error::Local(format!("archive step panicked: {e}"))),
+        };
         match result {
             Ok(Done::Archived {
                 bytes,
@@ -401,7 +403,7 @@ impl Runner {
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                joined = self.tasks.join_next() => match joined {
+                joined = self.tasks.next() => match joined {
                     Some(j) => self.finish(j).await,
                     None => return,
                 },

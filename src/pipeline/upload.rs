@@ -84,7 +84,13 @@ impl Archiver {
                 .call(move |l| l.upload_again(id, None, "object missing on read-back"))
                 .await?);
         };
-        let mut problem = compare(rec, &info);
+        let mut problem = match check_object(rec, &info) {
+            // Our own metadata read back proves nothing about the bytes: a
+            // store that reports no checksum has its object hashed again.
+            Ok(Proof::MetadataOnly) => self.read_back(rec, &key).await?,
+            Ok(Proof::StoreChecksum) => None,
+            Err(problem) => Some(problem),
+        };
         if problem.is_none() && self.store_config.verify == VerifyMode::Read {
             problem = self.read_back(rec, &key).await?;
         }
@@ -144,12 +150,25 @@ fn is_our_object(rec: &Recording, info: &ObjectInfo) -> bool {
         && info.metadata.get(meta::SHA256) == rec.object_sha256.as_ref()
 }
 
-/// Compares the store's view of an object with the ledger's; `Some(problem)`
-/// on any mismatch. This is the gate before a local copy may be deleted.
-pub fn compare(rec: &Recording, info: &ObjectInfo) -> Option<String> {
+/// What the store's answer about an object proves, once nothing in it
+/// contradicts the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The store reported its own checksum of the bytes it holds (SHA-256,
+    /// or the multipart composite of SHA-256s), equal to the one expected.
+    StoreChecksum,
+    /// The store reported no checksum: only our own metadata came back,
+    /// which says nothing about the bytes. The object must be read back.
+    MetadataOnly,
+}
+
+/// Compares the store's view of an object with the ledger's: the gate
+/// before a local copy may be deleted. `Err(problem)` on any mismatch;
+/// otherwise what the answer proves.
+pub fn check_object(rec: &Recording, info: &ObjectInfo) -> Result<Proof, String> {
     let want_size = rec.object_size.unwrap_or(0);
     if info.size != want_size {
-        return Some(format!(
+        return Err(format!(
             "size {} in store, {} expected",
             info.size, want_size
         ));
@@ -157,18 +176,20 @@ pub fn compare(rec: &Recording, info: &ObjectInfo) -> Option<String> {
     let want_sha = rec.object_sha256.clone().unwrap_or_default();
     let meta_sha = info.metadata.get(meta::SHA256);
     if let Some(got) = meta_sha.filter(|s| **s != want_sha) {
-        return Some(format!(
+        return Err(format!(
             "metadata sha256 {got} in store, {want_sha} expected"
         ));
     }
     match (&info.checksum, &rec.store_checksum) {
         (Some(got), Some(want)) if got != want => {
-            Some(format!("checksum {got} in store, {want} expected"))
+            Err(format!("checksum {got} in store, {want} expected"))
         }
-        (None, _) if meta_sha.is_none() => {
-            Some("the store reports neither a checksum nor our metadata".to_string())
+        (Some(_), Some(_)) => Ok(Proof::StoreChecksum),
+        _ if meta_sha.is_none() => {
+            Err("the store reports neither a checksum nor our metadata".to_string())
         }
-        _ => None,
+        // Nothing to compare a checksum with, or none reported.
+        _ => Ok(Proof::MetadataOnly),
     }
 }
 
@@ -183,7 +204,114 @@ fn is_digest_rejection(message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::recording::{FileIdentity, State};
+    use crate::store::single_part_checksum;
+
+    const SHA: [u8; 32] = [7; 32];
+
+    /// An uploaded recording whose object is 100 bytes hashing to `SHA`.
+    fn uploaded() -> Recording {
+        Recording {
+            id: 1,
+            path: PathBuf::from("/spool/a.wav"),
+            name: b"a.wav".to_vec(),
+            identity: FileIdentity {
+                dev: 1,
+                ino: 2,
+                size: 300,
+                mtime_ns: 0,
+            },
+            state: State::Uploaded,
+            resume_state: None,
+            sha256: Some(hex::encode([9; 32])),
+            object_key: Some("k".into()),
+            object_size: Some(100),
+            object_sha256: Some(hex::encode(SHA)),
+            store_checksum: Some(single_part_checksum(&SHA)),
+            codec: Some("zstd".into()),
+            attempts: 0,
+            last_error: None,
+            retry_at: None,
+            first_seen: 0,
+            updated_at: 0,
+            campaign: None,
+            call_time: None,
+            phone: None,
+            agent: None,
+            lead_id: None,
+            deleted_at: None,
+            deleted_by: None,
+        }
+    }
+
+    /// What a store holding exactly that object reports.
+    fn reported() -> ObjectInfo {
+        ObjectInfo {
+            size: 100,
+            checksum: Some(single_part_checksum(&SHA)),
+            metadata: BTreeMap::from([(meta::SHA256.to_string(), hex::encode(SHA))]),
+        }
+    }
+
+    #[test]
+    fn the_store_s_own_checksum_proves_the_object() {
+        assert_eq!(
+            check_object(&uploaded(), &reported()),
+            Ok(Proof::StoreChecksum)
+        );
+        // A multipart composite is compared the same way.
+        let mut rec = uploaded();
+        rec.store_checksum = Some("Y29tcG9zaXRl-3".into());
+        let mut info = reported();
+        info.checksum = rec.store_checksum.clone();
+        assert_eq!(check_object(&rec, &info), Ok(Proof::StoreChecksum));
+    }
+
+    #[test]
+    fn metadata_alone_proves_nothing_and_asks_for_a_read_back() {
+        let mut info = reported();
+        info.checksum = None;
+        assert_eq!(check_object(&uploaded(), &info), Ok(Proof::MetadataOnly));
+        // A checksum with nothing in the ledger to compare it with: the same.
+        let mut rec = uploaded();
+        rec.store_checksum = None;
+        assert_eq!(check_object(&rec, &reported()), Ok(Proof::MetadataOnly));
+    }
+
+    #[test]
+    fn every_mismatch_is_a_problem() {
+        let rec = uploaded();
+        let mut info = reported();
+        info.size = 99;
+        let size = check_object(&rec, &info).unwrap_err();
+        assert!(size.contains("size 99"), "{size}");
+
+        let mut info = reported();
+        info.metadata
+            .insert(meta::SHA256.to_string(), hex::encode([8; 32]));
+        let meta = check_object(&rec, &info).unwrap_err();
+        assert!(meta.contains("metadata sha256"), "{meta}");
+
+        let mut info = reported();
+        info.checksum = Some(single_part_checksum(&[8; 32]));
+        let checksum = check_object(&rec, &info).unwrap_err();
+        assert!(checksum.contains("checksum"), "{checksum}");
+
+        let mut info = reported();
+        info.checksum = None;
+        info.metadata.clear();
+        let nothing = check_object(&rec, &info).unwrap_err();
+        assert!(nothing.contains("neither"), "{nothing}");
+
+        // A store checksum but no metadata is still proven by the checksum.
+        let mut info = reported();
+        info.metadata.clear();
+        assert_eq!(check_object(&rec, &info), Ok(Proof::StoreChecksum));
+    }
 
     #[test]
     fn digest_rejections_of_every_store_are_recognised() {

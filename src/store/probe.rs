@@ -91,7 +91,9 @@ async fn steps(
     };
     let want = single_part_checksum(&sha);
     let checksum = match &info.checksum {
-        Some(c) if *c == want => "checksum read back",
+        Some(c) if *c == want => {
+            "the store reports the SHA-256 it computed: checked before a local copy may go"
+        }
         Some(c) => {
             return Err((
                 "head",
@@ -99,7 +101,7 @@ async fn steps(
             ));
         }
         None if info.metadata.get(meta::SHA256) == Some(&hex::encode(sha)) => {
-            "no checksum reported; metadata matches"
+            "the store reports no checksum of its own: every object is downloaded and hashed again before its local copy may go"
         }
         None => return Err(("head", "store reports neither checksum nor metadata".into())),
     };

@@ -363,3 +363,46 @@ pub fn restore(site: &Site, name: &[u8]) -> Vec<u8> {
     fs::remove_file(&out_path).unwrap();
     bytes
 }
+
+/// Starts the daemon, waits (at most `limit`) until `in_progress` says the
+/// ledger shows the work a kill should interrupt, then SIGKILLs it. Returns
+/// whether the kill landed there (`false`: the moment never came). The
+/// ledger is read with a plain connection, as the daemon writes it.
+pub fn kill_when(
+    site: &Site,
+    limit: Duration,
+    mut in_progress: impl FnMut(&rusqlite::Connection) -> bool,
+) -> bool {
+    let mut child = site
+        .command(&["run"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let mut landed = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(conn) = rusqlite::Connection::open_with_flags(
+            site.ledger_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) && in_progress(&conn)
+        {
+            landed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    landed
+}
+
+/// How many recordings the ledger at `conn` holds that match `condition`
+/// (an SQL expression over the `recordings` table); 0 if it cannot tell.
+pub fn count_where(conn: &rusqlite::Connection, condition: &str) -> i64 {
+    conn.query_row(
+        &format!("SELECT COUNT(*) FROM recordings WHERE {condition}"),
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or(0)
+}

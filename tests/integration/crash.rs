@@ -157,15 +157,18 @@ fn sigkill_at_many_moments_loses_nothing() {
     add(RECORDINGS / 4, &mut hashes, &mut originals);
     let per_cycle = (RECORDINGS - RECORDINGS / 4).div_ceil(KILLS - 4);
 
+    // Every moment aimed at equally often, in a random order.
+    let mut schedule: Vec<Moment> = (0..KILLS).map(|i| MOMENTS[i % MOMENTS.len()]).collect();
+    rng.shuffle(&mut schedule);
     let mut hit: BTreeMap<Moment, usize> = BTreeMap::new();
     let mut missed = 0;
-    for cycle in 0..KILLS {
-        let aim = MOMENTS[rng.usize(..MOMENTS.len())];
+    for (cycle, &aim) in schedule.iter().enumerate() {
         let mut child = site
             .command(&["run"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let started = Instant::now();
         let conn = loop {
             // The daemon creates the ledger; poll it with a plain reader.
             if site.ledger_path().exists()
@@ -173,6 +176,10 @@ fn sigkill_at_many_moments_loses_nothing() {
             {
                 break c;
             }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no ledger 30 s after start"
+            );
             std::thread::sleep(Duration::from_millis(5));
         };
         let random_at = Instant::now() + Duration::from_millis(rng.u64(50..1500));
@@ -215,6 +222,16 @@ fn sigkill_at_many_moments_loses_nothing() {
     }
     assert_eq!(originals.len(), RECORDINGS);
     eprintln!("kills survived: {KILLS}, landed {hit:?}, {missed} aimed moments not reached");
+    // A loop whose kills all missed their moments would prove nothing:
+    // each step was interrupted at least twice, and few kills missed.
+    for moment in &MOMENTS[..4] {
+        let n = hit.get(moment).copied().unwrap_or(0);
+        assert!(n >= 2, "only {n} kills landed while {moment:?}: {hit:?}");
+    }
+    assert!(
+        missed * 4 <= KILLS,
+        "{missed} of {KILLS} kills missed their moment"
+    );
 
     let out = site.recvault(&["run", "--once"]);
     expect_code(&out, 0);

@@ -286,3 +286,49 @@ fn a_store_that_stops_reading_mid_body_times_out() {
     assert_all_archived(&site, &g, &originals);
     eprintln!("faults injected: uploads stalled mid-body x{stalled}");
 }
+
+/// Issue 13.5: a store that reports no checksum of its own. Our metadata
+/// read back is all its HEAD says, which proves nothing about the bytes:
+/// the object is downloaded and hashed before any local copy goes. Here
+/// the store also serves damaged bytes: nothing may be deleted; once it
+/// serves the right ones (still without a checksum), everything archives,
+/// each object read back once.
+#[test]
+fn a_store_without_checksums_has_every_object_read_back() {
+    let g = garage();
+    let (site, proxy) = proxied_site("nochecksum", &g);
+    let originals = recordings(&site, 4, 31);
+    let reads = |fault: Fault| {
+        move |s: &Seen| match s.method.as_str() {
+            "HEAD" => Fault::NoChecksum,
+            "GET" if !s.target.contains("list-type") && !s.target.contains("?location") => fault,
+            _ => Fault::Pass,
+        }
+    };
+    proxy.set_rule(reads(Fault::CorruptResponse));
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 1);
+    for (path, bytes) in &originals {
+        assert_eq!(&fs::read(path).unwrap(), bytes, "{}", path.display());
+    }
+    assert_eq!(site.states().get(&State::Failed), Some(&4));
+    let status = String::from_utf8_lossy(&site.recvault(&["status"]).stdout).into_owned();
+    assert!(status.contains("read-back hashes to"), "{status}");
+
+    proxy.set_rule(reads(Fault::NoChecksum));
+    let seen_before = proxy.log().len();
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 0);
+    for path in originals.keys() {
+        assert!(!path.exists(), "{} archived", path.display());
+    }
+    let gets = proxy.log()[seen_before..]
+        .iter()
+        .filter(|s| s.method == "GET" && s.target.contains(".wav"))
+        .count();
+    assert_eq!(gets, 4, "each object read back once");
+    for (path, bytes) in &originals {
+        let name = path.file_name().unwrap().as_encoded_bytes();
+        assert_eq!(&restore(&site, name), bytes);
+    }
+}

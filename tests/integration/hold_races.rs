@@ -29,48 +29,74 @@ fn put_calls(site: &Site) -> Vec<String> {
         .collect()
 }
 
+/// One hold placed during the race: its case, the recording it names, and
+/// whether `hold add` warned that the recording's deletion had started.
+/// (A recording may be named by several holds: each is judged on its own.)
+struct Placed {
+    case: String,
+    name: String,
+    warned: bool,
+}
+
 /// Places `HOLDS` holds, one recording each, at random moments while
-/// `running` lasts. Returns each held name with whether `hold add` warned
-/// that its deletion had already started.
-fn hold_while(
-    site: &Site,
-    names: &[String],
-    running: &mut std::process::Child,
-) -> Vec<(String, bool)> {
+/// `running` lasts.
+fn hold_while(site: &Site, names: &[String], running: &mut std::process::Child) -> Vec<Placed> {
     let mut rng = fastrand::Rng::with_seed(13);
     let mut placed = Vec::new();
     for i in 0..HOLDS {
         std::thread::sleep(Duration::from_millis(rng.u64(5..60)));
-        let name = &names[rng.usize(..names.len())];
+        let (case, name) = (format!("RACE-{i}"), names[rng.usize(..names.len())].clone());
         let out = site.recvault(&[
             "hold",
             "add",
-            &format!("RACE-{i}"),
+            &case,
             "--reason",
             "race",
             "--recording",
-            name,
+            &name,
         ]);
         expect_code(&out, 0);
         let warned = String::from_utf8_lossy(&out.stderr).contains("already being deleted");
-        placed.push((name.clone(), warned));
+        placed.push(Placed { case, name, warned });
     }
     let status = running.wait().unwrap();
     assert!(status.success(), "the deleting run failed: {status:?}");
     placed
 }
 
-/// The audit trail as (id, action, subject) lines.
-fn trail(site: &Site) -> Vec<(u64, String, String)> {
+/// One audit entry: its id, action, case id (`-` for none) and subject.
+struct Entry {
+    id: u64,
+    action: String,
+    case: String,
+    subject: String,
+}
+
+/// The audit trail, in order.
+fn trail(site: &Site) -> Vec<Entry> {
     let out: Output = site.recvault(&["audit"]);
     expect_code(&out, 0);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f[0].parse().unwrap(), f[3].to_string(), f[5].to_string())
+            Entry {
+                id: f[0].parse().unwrap(),
+                action: f[3].to_string(),
+                case: f[4].to_string(),
+                subject: f[5].to_string(),
+            }
         })
         .collect()
+}
+
+/// The audit entry of the hold placed for `case`.
+fn hold_entry(entries: &[Entry], case: &str) -> u64 {
+    entries
+        .iter()
+        .find(|e| e.action == "hold-add" && e.case == case)
+        .unwrap_or_else(|| panic!("no hold-add entry for {case}"))
+        .id
 }
 
 /// Checks the trail: for every hold placed without a warning, no deletion
@@ -79,37 +105,29 @@ fn trail(site: &Site) -> Vec<(u64, String, String)> {
 /// picks from the trail — which the caller requires to be more than a few.
 fn judge(
     site: &Site,
-    placed: &[(String, bool)],
+    placed: &[Placed],
     action: &str,
-    window: impl Fn(&[(u64, String, String)], &BTreeMap<String, u64>) -> (u64, u64),
+    window: impl Fn(&[Entry], &BTreeMap<String, u64>) -> (u64, u64),
 ) -> usize {
     let entries = trail(site);
-    let mut hold_at: BTreeMap<&str, u64> = BTreeMap::new();
     let mut deleted_at: BTreeMap<String, u64> = BTreeMap::new();
-    for (id, act, subject) in &entries {
-        if act == "hold-add" {
-            for (name, _) in placed {
-                if subject.contains(&format!("recording={name} ")) {
-                    hold_at.entry(name.as_str()).or_insert(*id);
-                }
-            }
-        } else if act == action
-            && let Some(name) = subject.split('`').nth(1)
-        {
-            deleted_at.insert(name.to_string(), *id);
+    for e in entries.iter().filter(|e| e.action == action) {
+        if let Some(name) = e.subject.split('`').nth(1) {
+            deleted_at.insert(name.to_string(), e.id);
         }
     }
     let (first, last) = window(&entries, &deleted_at);
     let mut mid_run = 0;
-    for (name, warned) in placed {
-        let held = hold_at[name.as_str()];
+    for p in placed {
+        let held = hold_entry(&entries, &p.case);
         mid_run += usize::from(held > first && held < last);
-        if let Some(&gone) = deleted_at.get(name)
+        if let Some(&gone) = deleted_at.get(&p.name)
             && gone > held
         {
             assert!(
-                *warned,
-                "{name}: deleted (audit entry {gone}) after a hold committed (entry {held}) that did not warn"
+                p.warned,
+                "{}: deleted (audit entry {gone}) after hold {} committed (entry {held}) without a warning",
+                p.name, p.case
             );
         }
     }
@@ -149,17 +167,17 @@ fn holds_placed_during_retention_sweeps_always_win_or_say_they_came_too_late() {
         let at = |action: &str| {
             entries
                 .iter()
-                .filter(|(_, a, _)| a == action)
-                .map(|(id, _, _)| *id)
+                .filter(|e| e.action == action)
+                .map(|e| e.id)
                 .max()
                 .unwrap_or(0)
         };
         (at("policy-change"), at("retention-run"))
     });
-    assert!(mid >= 3, "only {mid} holds landed mid-sweep: {placed:?}");
+    assert!(mid >= 3, "only {mid} holds landed mid-sweep");
     // Every held recording the sweep did not reserve first is still stored.
     let ledger = site.ledger();
-    for (name, warned) in &placed {
+    for Placed { name, warned, .. } in &placed {
         let rec = ledger.find(name.as_bytes()).unwrap().remove(0);
         if !warned && rec.state != recvault::recording::State::RemoteDeleted {
             let key = rec.object_key.unwrap();
@@ -188,20 +206,20 @@ fn holds_placed_while_local_copies_are_removed_always_win_or_say_they_came_too_l
         mid >= 3,
         "only {mid} holds landed while local copies were removed"
     );
-    for (name, warned) in &placed {
-        let deleted_before = !site.spool.join(name).exists();
-        if deleted_before && !warned {
+    let entries = trail(&site);
+    for p in &placed {
+        let deleted_before = !site.spool.join(&p.name).exists();
+        if deleted_before && !p.warned {
             // Gone without a warning: the trail must show it went first.
-            let entries = trail(&site);
-            let hold = entries
-                .iter()
-                .find(|(_, a, s)| a == "hold-add" && s.contains(&format!("recording={name} ")));
-            let gone = entries
-                .iter()
-                .find(|(_, a, s)| a == "local-delete" && s.contains(&format!("`{name}`")));
+            let hold = hold_entry(&entries, &p.case);
+            let gone = entries.iter().find(|e| {
+                e.action == "local-delete" && e.subject.contains(&format!("`{}`", p.name))
+            });
             assert!(
-                matches!((gone, hold), (Some(g), Some(h)) if g.0 < h.0),
-                "{name}: local copy gone although its hold committed first"
+                gone.is_some_and(|g| g.id < hold),
+                "{}: local copy gone although hold {} committed first",
+                p.name,
+                p.case
             );
         }
     }

@@ -75,6 +75,27 @@ fn archive_hostile_names(target: &str) -> usize {
             String::from_utf8_lossy(name)
         );
     }
+    // The store itself holds one object per recording, under the prefix,
+    // at the key the ledger records for it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listed: Vec<String> = rt.block_on(async {
+        let store: std::sync::Arc<dyn recvault::store::Store> = match target {
+            "garage" => g.store(64 << 20, 16 << 20).await,
+            _ => std::sync::Arc::new(recvault::store::LocalStore::new(site.root.join("store"))),
+        };
+        recording_objects(&*store, &site.prefix)
+            .await
+            .into_iter()
+            .map(|o| o.key)
+            .collect()
+    });
+    assert_eq!(listed.len(), originals.len(), "{listed:?}");
+    let ledger = site.ledger();
+    for name in originals.keys() {
+        let rec = &ledger.find(name).unwrap()[0];
+        let key = rec.object_key.as_ref().unwrap();
+        assert!(listed.contains(key), "{key} not in the store");
+    }
     // Nothing escaped the store's root or prefix.
     if target == "local" {
         let store = site.root.join("store");
@@ -256,6 +277,52 @@ fn a_file_replaced_between_settle_and_upload_archives_the_new_content() {
         .unwrap();
     expect_code(&site.recvault(&["run", "--once"]), 0);
     assert_eq!(restore(&site, b"rewritten.wav"), rewritten);
+}
+
+/// Issue 13.3: a removal cut short by a crash after it moved the file into
+/// `.recvault-removing/` and before it unlinked it. The next run puts the
+/// file back and removes it properly; nothing is lost or left behind.
+#[test]
+fn a_removal_cut_short_is_put_back_and_finished() {
+    let mut site = Site::new("cutshort");
+    site.configure(Target::Local, DUE_NOW);
+    let bytes = wav(1.0, 5);
+    let path = put_recording(&site.spool, b"held-then-cut.wav", &bytes, HOUR);
+    // Held: archived and verified, its local copy kept.
+    let hold = |args: &[&str]| expect_code(&site.recvault(args), 0);
+    hold(&[
+        "hold",
+        "add",
+        "CUT-1",
+        "--reason",
+        "test",
+        "--recording",
+        "held-then-cut.wav",
+    ]);
+    expect_code(&site.recvault(&["run", "--once"]), 0);
+    assert_eq!(site.states().get(&State::Verified), Some(&1));
+    // What a crash mid-removal leaves: the file in its holding folder.
+    let holding = site
+        .spool
+        .join(".recvault-removing")
+        .join("00000000cafe0001");
+    fs::create_dir_all(&holding).unwrap();
+    fs::rename(&path, holding.join("held-then-cut.wav")).unwrap();
+    hold(&["hold", "release", "CUT-1", "--reason", "done"]);
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 0);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("put back a file whose removal was interrupted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!path.exists());
+    assert!(!holding.exists(), "its holding folder is removed");
+    assert_eq!(site.states().get(&State::LocalDeleted), Some(&1));
+    let rec = &site.ledger().find(b"held-then-cut.wav").unwrap()[0];
+    assert_eq!(rec.last_error, None, "{rec:?}");
+    assert_eq!(restore(&site, b"held-then-cut.wav"), bytes);
 }
 
 /// A 5 GiB sparse file through the multipart path. Stored uncompressed

@@ -44,6 +44,12 @@ fn mount_tmpfs(dir: &Path, size: &str) -> Option<()> {
         err.contains("permission denied") || err.contains("must be superuser"),
         "mount failed: {err}"
     );
+    // CI runs as root, where the mount must work: a skip there would pass
+    // the test without running it.
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "cannot mount a tmpfs under CI: {err}"
+    );
     eprintln!("SKIPPED: cannot mount a tmpfs here (EPERM): {err}");
     None
 }
@@ -101,6 +107,68 @@ fn give_to_nobody(site: &Site) -> (u32, u32) {
         }
     }
     (uid, gid)
+}
+
+/// `recvault` as `nobody` holding only CAP_LEASE, the way the systemd unit
+/// runs it (its own user, the capability granted, other users' processes
+/// invisible in /proc).
+fn recvault_as_nobody_with_cap_lease(site: &Site, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all,+lease", "--ambient-caps=+lease", "--"])
+        .arg(recvault_bin())
+        .arg("--config")
+        .arg(&site.config)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// Issue 13.4: Asterisk (another user) is still writing a recording whose
+/// mtime says it settled long ago. Scanning /proc cannot see another user's
+/// writer under the unit; the kernel's lease answer can.
+#[test]
+fn a_recording_another_user_is_still_writing_is_left_alone() {
+    let mut site = Site::new("lease");
+    site.configure(Target::Local, DUE_NOW);
+    let bytes = wav(0.5, 1);
+    let path = put_recording(&site.spool, b"in-call.wav", &bytes, HOUR);
+    let (_, gid) = give_to_nobody(&site);
+    // Owned by the writer (uid 1), readable by recvault's group, as
+    // Asterisk's files are to the recvault user.
+    std::os::unix::fs::lchown(&path, Some(1), Some(gid)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+    let writer = Command::new("setpriv")
+        .args(["--reuid=1", "--regid=1", "--clear-groups", "--"])
+        .args(["sh", "-c", "exec 3>>\"$0\"; echo open; exec sleep 120"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = KillOnDrop(writer);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "open", "the writer did not start");
+
+    let out = recvault_as_nobody_with_cap_lease(&site, &["run", "--once"]);
+    expect_code(&out, 0);
+    assert_eq!(fs::read(&path).unwrap(), bytes, "left alone while written");
+    assert_eq!(site.states().get(&State::Seen), Some(&1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("cannot take a file lease"), "{err}");
+
+    drop(writer);
+    expect_code(
+        &recvault_as_nobody_with_cap_lease(&site, &["run", "--once"]),
+        0,
+    );
+    assert!(!path.exists(), "archived once the writer closed it");
+    assert_eq!(restore(&site, b"in-call.wav"), bytes);
 }
 
 #[test]
@@ -220,7 +288,7 @@ fn the_spool_directory_deleted_and_recreated_is_watched_again() {
     wait_for(Duration::from_secs(60), "before.wav archived", || {
         !first.exists()
     });
-    let doomed = put_recording(&site.spool, b"doomed.wav", &wav(0.5, 2), Duration::ZERO);
+    put_recording(&site.spool, b"doomed.wav", &wav(0.5, 2), Duration::ZERO);
     fs::remove_dir_all(&site.spool).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     fs::create_dir(&site.spool).unwrap();
@@ -231,10 +299,22 @@ fn the_spool_directory_deleted_and_recreated_is_watched_again() {
     wait_for(Duration::from_secs(90), "after.wav archived", || {
         !after.exists()
     });
-    assert!(!doomed.exists());
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     assert_eq!(child.0.wait().unwrap().code(), Some(0));
     assert_eq!(restore(&site, b"after.wav"), bytes);
     let states = site.states();
     assert_eq!(states.get(&State::LocalDeleted), Some(&2), "{states:?}");
+    // doomed.wav went with the directory before it could be archived: the
+    // ledger must not claim it was, and the store holds no object for it.
+    for rec in site.ledger().find(b"doomed.wav").unwrap() {
+        assert!(rec.object_key.is_none(), "{rec:?}");
+        assert!(!matches!(rec.state, State::Verified | State::LocalDeleted));
+    }
+    let store = recvault::store::LocalStore::new(site.root.join("store"));
+    let objects = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(recording_objects(&store, &site.prefix));
+    let keys: Vec<_> = objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains("doomed")), "{keys:?}");
 }

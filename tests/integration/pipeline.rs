@@ -186,10 +186,10 @@ fn killing_the_daemon_at_random_moments_loses_nothing() {
     let g = garage();
     let mut site = Site::new("kill");
     let mut originals: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-    for i in 0..24u64 {
+    for i in 0..40u64 {
         let name = format!("20260302-{:06}_555{i:07}-all.wav", 90000 + i);
-        // Two above the 5 MiB multipart threshold set below.
-        let bytes = if i % 12 == 5 {
+        // Three above the 5 MiB multipart threshold set below.
+        let bytes = if i % 13 == 5 {
             let mut rng = fastrand::Rng::with_seed(i);
             (0..(6 << 20) + 777).map(|_| rng.u8(..)).collect()
         } else {
@@ -211,15 +211,19 @@ fn killing_the_daemon_at_random_moments_loses_nothing() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(g.store(5 << 20, 5 << 20));
     let mut rng = fastrand::Rng::with_seed(7);
+    let mut landed = 0;
     for _ in 0..8 {
-        let mut child = site
-            .command(&["run"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.u64(150..1200)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        // Killed once a recording is between steps (compressed, uploaded or
+        // verified but its local copy not yet removed), after a random few
+        // more of them, so the kills land at different steps.
+        let after = rng.i64(0..3);
+        let mut first = None;
+        landed += usize::from(kill_when(&site, Duration::from_secs(60), |conn| {
+            let between = count_where(conn, "state IN ('compressed', 'uploaded', 'verified')");
+            let done = count_where(conn, "state = 'local_deleted'");
+            let base = *first.get_or_insert(done);
+            between > 0 && done >= base + after
+        }));
         // Every local copy that is gone has a verified object holding exactly its bytes.
         let ledger = site.ledger();
         for (path, bytes) in &originals {
@@ -244,6 +248,9 @@ fn killing_the_daemon_at_random_moments_loses_nothing() {
             assert_eq!(info.metadata.get("original-sha256"), Some(&sha256(bytes)));
         }
     }
+    // Kills that all came before any work started would prove nothing.
+    eprintln!("{landed} of 8 kills landed between steps");
+    assert!(landed >= 6, "only {landed} of 8 kills landed between steps");
     expect_code(&site.recvault(&["run", "--once"]), 0);
     for (path, bytes) in &originals {
         assert!(!path.exists());

@@ -33,6 +33,12 @@ pub enum Fault {
     Corrupt,
     /// Forward, but at most `bytes_per_sec` of body (keeps uploads in flight).
     Slow { bytes_per_sec: u64 },
+    /// Forward; drop every `x-amz-checksum-*` header from the response (a
+    /// store that reports no checksum of its own).
+    NoChecksum,
+    /// Forward; flip one byte of the response body and drop its checksum
+    /// headers (a store that reports none and serves damaged bytes).
+    CorruptResponse,
 }
 
 /// One request as the proxy saw it.
@@ -238,7 +244,7 @@ fn handle(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
     let back = thread::spawn({
         let aborted = aborted.clone();
         move || {
-            let _ = io::copy(&mut from_up, &mut to_client);
+            let _ = pump_response(&mut from_up, &mut to_client, fault);
             if !aborted.load(Ordering::SeqCst) {
                 let _ = to_client.shutdown(Shutdown::Write);
             }
@@ -329,6 +335,41 @@ fn send_body(
         sent = end;
     }
     Ok(true)
+}
+
+/// Copies the response back; for the response faults, its head without
+/// checksum headers (and, for `CorruptResponse`, one body byte flipped).
+/// Meant for HEAD and GET: an interim `100 Continue` is passed on as is.
+fn pump_response(from: &mut TcpStream, to: &mut TcpStream, fault: Fault) -> io::Result<()> {
+    if !matches!(fault, Fault::NoChecksum | Fault::CorruptResponse) {
+        return io::copy(from, to).map(|_| ());
+    }
+    let Some((head, mut body)) = read_head(from)? else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&head).into_owned();
+    if text.starts_with("HTTP/1.1 100") {
+        to.write_all(&head)?;
+        to.write_all(&body)?;
+        return io::copy(from, to).map(|_| ());
+    }
+    let kept: String = text
+        .split_inclusive("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("x-amz-checksum-"))
+        .collect();
+    to.write_all(kept.as_bytes())?;
+    if fault == Fault::CorruptResponse {
+        if body.is_empty() {
+            let mut chunk = [0u8; 8192];
+            let n = from.read(&mut chunk)?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+        if let Some(b) = body.first_mut() {
+            *b ^= 0x5a;
+        }
+    }
+    to.write_all(&body)?;
+    io::copy(from, to).map(|_| ())
 }
 
 fn drain(conn: &mut TcpStream, mut len: u64) -> io::Result<()> {

@@ -3,11 +3,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use recvault::recording::State;
 
 use crate::common::*;
+use crate::proxy::{Fault, Proxy};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DUE_NOW: &str = "settle = \"1s\"\nupload_after = \"0s\"";
@@ -393,19 +394,47 @@ fn killing_the_daemon_during_sweeps_never_deletes_a_held_recording() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(g.store(64 << 20, 16 << 20));
+    // The daemon sweeps as it starts. Through a proxy, kills land while
+    // deletions are reserved in the ledger: inside a DeleteObjects request
+    // that trickles, right after the reservation, and (last) just after
+    // DeleteObjects went through, before or after the ledger's commit.
+    let proxy = Proxy::garage(&g);
+    site.set_option(
+        "store",
+        "endpoint",
+        &format!("\"http://127.0.0.1:{}\"", proxy.port),
+    );
     let mut rng = fastrand::Rng::with_seed(11);
-    // The daemon sweeps as it starts: kills land before, inside and after the
-    // DeleteObjects call and the ledger commit that follows it.
     let mut swept_by_daemon = 0;
-    for _ in 0..12 {
-        let mut child = site
-            .command(&["run"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.u64(5..150)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    let mut landed = 0;
+    const CYCLES: usize = 11;
+    for cycle in 0..CYCLES {
+        let (in_request, after_request) = (cycle % 2 == 0 && cycle < 10, cycle == 10);
+        proxy.set_rule(move |seen| match seen.target.contains("?delete") {
+            true if in_request => Fault::Slow {
+                bytes_per_sec: 2000,
+            },
+            _ => Fault::Pass,
+        });
+        let seen_before = proxy.log().len();
+        let delay = Duration::from_millis(rng.u64(0..30));
+        let mut sent_at = None;
+        landed += usize::from(kill_when(&site, Duration::from_secs(60), |conn| {
+            let reserved = count_where(conn, "deleting_at IS NOT NULL") > 0;
+            if in_request {
+                return reserved && proxy.writes_in_flight() > 0;
+            }
+            if !after_request {
+                return reserved;
+            }
+            let sent = proxy.log()[seen_before..]
+                .iter()
+                .any(|s| s.target.contains("?delete"));
+            if sent && sent_at.is_none() {
+                sent_at = Some(Instant::now());
+            }
+            sent_at.is_some_and(|t| t.elapsed() >= delay)
+        }));
         swept_by_daemon = site
             .states()
             .get(&State::RemoteDeleted)
@@ -423,6 +452,13 @@ fn killing_the_daemon_during_sweeps_never_deletes_a_held_recording() {
             );
         }
     }
+    // Kills that all came before or after the sweep would prove nothing.
+    eprintln!("{landed} of {CYCLES} kills landed while deletions were reserved");
+    assert!(
+        landed >= 8,
+        "only {landed} of {CYCLES} kills landed mid-sweep"
+    );
+    proxy.set(Fault::Pass);
     let swept = run_ok(&site, &["retention", "run"]);
     assert!(swept.contains("held"), "{swept}");
     eprintln!("{swept_by_daemon} deleted by killed daemons, then: {swept}");

@@ -52,12 +52,44 @@ async fn get_bytes(store: &dyn Store, dir: &Path, key: &str) -> Vec<u8> {
     bytes
 }
 
+/// What a backend reports, on head, as its own checksum of an object's bytes.
+#[derive(Debug, Clone, Copy)]
+pub enum Reports {
+    /// Base64 SHA-256 of the whole object; from `multipart_from` bytes up,
+    /// S3's composite: SHA-256 of the `part_size` parts' SHA-256s, `-N`.
+    Sha256 { multipart_from: u64, part_size: u64 },
+}
+
+impl Reports {
+    /// The checksum the store must report for an object holding `bytes`,
+    /// computed here from the bytes alone.
+    fn expected(self, bytes: &[u8]) -> Option<String> {
+        let Reports::Sha256 {
+            multipart_from,
+            part_size,
+        } = self;
+        if (bytes.len() as u64) < multipart_from {
+            return Some(single_part_checksum(&digest::sha256(bytes)));
+        }
+        let parts: Vec<[u8; 32]> = bytes
+            .chunks(part_size as usize)
+            .map(digest::sha256)
+            .collect();
+        let joined: Vec<u8> = parts.concat();
+        Some(format!(
+            "{}-{}",
+            single_part_checksum(&digest::sha256(&joined)),
+            parts.len()
+        ))
+    }
+}
+
 fn random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..len).map(|_| rng.u8(..)).collect()
 }
 
-pub async fn put_head_get_delete(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn put_head_get_delete(store: &dyn Store, prefix: &str, dir: &Path, reports: Reports) {
     let key = format!("{prefix}host/2026/03/01/a%20b.wav.zst");
     let bytes = random(300_000, 1);
     let sha = digest::sha256(&bytes);
@@ -75,15 +107,17 @@ pub async fn put_head_get_delete(store: &dyn Store, prefix: &str, dir: &Path) {
         info.metadata.get("original-name").map(String::as_str),
         Some("a%20b.wav")
     );
-    if let Some(c) = &info.checksum {
-        assert_eq!(c, &single_part_checksum(&sha), "store-reported checksum");
-    }
+    assert_eq!(
+        info.checksum,
+        reports.expected(&bytes),
+        "the checksum the store reports"
+    );
     assert_eq!(get_bytes(store, dir, &key).await, bytes);
     store.delete(&key).await.unwrap();
     assert_eq!(store.head(&key).await.unwrap(), None);
 }
 
-pub async fn never_overwrites(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn never_overwrites(store: &dyn Store, prefix: &str, dir: &Path, _reports: Reports) {
     let key = format!("{prefix}dup.wav.zst");
     let first = random(1000, 2);
     put_bytes(store, dir, &key, &first).await.unwrap();
@@ -101,7 +135,12 @@ pub async fn never_overwrites(store: &dyn Store, prefix: &str, dir: &Path) {
     assert_eq!(get_bytes(store, dir, &key).await, first);
 }
 
-pub async fn wrong_checksum_is_refused(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn wrong_checksum_is_refused(
+    store: &dyn Store,
+    prefix: &str,
+    dir: &Path,
+    _reports: Reports,
+) {
     let key = format!("{prefix}corrupt.wav.zst");
     let bytes = random(5000, 4);
     let source = dir.join("corrupt-src");
@@ -123,14 +162,19 @@ pub async fn wrong_checksum_is_refused(store: &dyn Store, prefix: &str, dir: &Pa
     assert_eq!(store.head(&key).await.unwrap(), None, "nothing stored");
 }
 
-pub async fn missing_objects(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn missing_objects(store: &dyn Store, prefix: &str, dir: &Path, _reports: Reports) {
     let key = format!("{prefix}never-written");
     assert_eq!(store.head(&key).await.unwrap(), None);
     store.delete(&key).await.unwrap();
     assert!(store.get(&key, &dir.join("missing")).await.is_err());
 }
 
-pub async fn large_object_round_trips(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn large_object_round_trips(
+    store: &dyn Store,
+    prefix: &str,
+    dir: &Path,
+    reports: Reports,
+) {
     // Above the 5 MiB multipart threshold the S3 backend is built with here.
     let key = format!("{prefix}big.wav.zst");
     let bytes = random((12 * MIB + 12345) as usize, 5);
@@ -138,25 +182,27 @@ pub async fn large_object_round_trips(store: &dyn Store, prefix: &str, dir: &Pat
     let PutOutcome::Created { checksum } = outcome else {
         panic!("{outcome:?}")
     };
+    // What put announced is what the store reports, and both are what the
+    // bytes alone say it must be.
+    assert_eq!(Some(&checksum), reports.expected(&bytes).as_ref());
     let info = store.head(&key).await.unwrap().unwrap();
     assert_eq!(info.size, bytes.len() as u64);
     assert_eq!(
         info.metadata.get("sha256"),
         Some(&hex::encode(digest::sha256(&bytes)))
     );
-    if let Some(reported) = &info.checksum {
-        assert_eq!(
-            reported, &checksum,
-            "reported checksum is the one put announced"
-        );
-    }
+    assert_eq!(
+        info.checksum,
+        reports.expected(&bytes),
+        "the checksum the store reports"
+    );
     assert_eq!(
         digest::sha256(&get_bytes(store, dir, &key).await),
         digest::sha256(&bytes)
     );
 }
 
-pub async fn list_by_prefix(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn list_by_prefix(store: &dyn Store, prefix: &str, dir: &Path, _reports: Reports) {
     for k in ["a/2", "a/1", "b/1"] {
         put_bytes(store, dir, &format!("{prefix}{k}"), k.as_bytes())
             .await
@@ -168,7 +214,7 @@ pub async fn list_by_prefix(store: &dyn Store, prefix: &str, dir: &Path) {
     assert!(listed.iter().all(|o| o.size == 3));
 }
 
-pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path, _reports: Reports) {
     let name = recvault::recording::key::encode_name(b"-x \"quote\" 'q' \n\xff~.wav");
     let key = format!("{prefix}{name}~7.zst");
     put_bytes(store, dir, &key, b"odd").await.unwrap();
@@ -183,7 +229,12 @@ pub async fn odd_keys(store: &dyn Store, prefix: &str, dir: &Path) {
     );
 }
 
-pub async fn delete_many_in_batches(store: &dyn Store, prefix: &str, dir: &Path) {
+pub async fn delete_many_in_batches(
+    store: &dyn Store,
+    prefix: &str,
+    dir: &Path,
+    _reports: Reports,
+) {
     // More than one DeleteObjects request's worth, a few absent keys among them.
     let mut keys = Vec::new();
     for i in 0..1005 {
@@ -213,9 +264,11 @@ pub async fn delete_many_in_batches(store: &dyn Store, prefix: &str, dir: &Path)
 }
 
 macro_rules! conformance {
-    ($backend:ident, $make:expr) => {
+    ($backend:ident, $reports:expr, $make:expr) => {
         mod $backend {
             use super::*;
+
+            const REPORTS: Reports = $reports;
 
             async fn setup(test: &str) -> (Arc<dyn Store>, String, tempfile::TempDir) {
                 let dir = tempfile::tempdir().unwrap();
@@ -233,17 +286,31 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (store, prefix, dir) = setup(stringify!($name)).await;
-                super::$name(&*store, &prefix, dir.path()).await;
+                super::$name(&*store, &prefix, dir.path(), REPORTS).await;
             }
         )*
     };
 }
 
-conformance!(local, |dir| {
-    let root = dir.join("store");
-    Box::pin(async move { Arc::new(LocalStore::new(root)) as Arc<dyn Store> })
-});
+// The local store hashes what it wrote, in one piece.
+conformance!(
+    local,
+    Reports::Sha256 {
+        multipart_from: u64::MAX,
+        part_size: 0
+    },
+    |dir| {
+        let root = dir.join("store");
+        Box::pin(async move { Arc::new(LocalStore::new(root)) as Arc<dyn Store> })
+    }
+);
 
-conformance!(s3_garage, |_dir| Box::pin(async {
-    garage().store(5 * MIB, 5 * MIB).await
-}));
+// Built with a 5 MiB multipart threshold and part size.
+conformance!(
+    s3_garage,
+    Reports::Sha256 {
+        multipart_from: 5 * MIB,
+        part_size: 5 * MIB
+    },
+    |_dir| Box::pin(async { garage().store(5 * MIB, 5 * MIB).await })
+);

@@ -1,9 +1,10 @@
-//! The spool on disk: finding recordings in the configured directories, and
-//! removing a local copy only while it is still the file that was archived.
-//! Never follows symlinks and never leaves the configured directories. Used
-//! by the pipeline (intake, the local delete) and by retention.
+//! The spool on disk: finding recordings in the configured directories
+//! (here), asking the kernel whether one is still being written
+//! (`writers`), and removing a local copy so that the removal itself proves
+//! it removes the file that was archived (`remove`). Never follows symlinks
+//! and never leaves the configured directories. Used by the pipeline
+//! (intake, the local delete) and by retention.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +13,12 @@ use std::path::{Path, PathBuf};
 
 use crate::ledger::SpoolFile;
 use crate::recording::FileIdentity;
+
+mod remove;
+mod writers;
+
+pub use remove::{REMOVING, recover as recover_removals, remove_local_copy};
+pub use writers::being_written;
 
 /// What a scan found in the spool directories.
 #[derive(Debug, Default)]
@@ -125,96 +132,24 @@ pub fn scan(dirs: &[PathBuf], ignore: &[String]) -> Scan {
     out
 }
 
-/// Of the given (dev, inode) pairs, those some process has open for writing,
-/// read from /proc. Processes we may not inspect are skipped: the settle time
-/// is the main guard, this only catches slow writers.
-pub fn open_for_writing(candidates: &HashSet<(u64, u64)>) -> HashSet<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let mut found = HashSet::new();
-    if candidates.is_empty() {
-        return found;
-    }
-    let Ok(procs) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for proc_entry in procs.flatten() {
-        let pid = proc_entry.file_name();
-        if !pid.as_bytes().iter().all(u8::is_ascii_digit) {
-            continue;
-        }
-        let fd_dir = proc_entry.path().join("fd");
-        let Ok(fds) = fs::read_dir(&fd_dir) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Ok(meta) = fs::metadata(fd.path()) else {
-                continue;
-            };
-            let id = (meta.dev(), meta.ino());
-            if !candidates.contains(&id) {
-                continue;
-            }
-            let info = proc_entry.path().join("fdinfo").join(fd.file_name());
-            let Ok(text) = fs::read_to_string(info) else {
-                continue;
-            };
-            let flags = text
-                .lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-                .unwrap_or(0);
-            let mode = flags & libc::O_ACCMODE as u32;
-            if mode == libc::O_WRONLY as u32 || mode == libc::O_RDWR as u32 {
-                found.insert(id);
-            }
-        }
-    }
-    found
-}
-
-/// True if `path` lies directly in one of the configured directories.
+/// True if `path` lies directly in one of the configured directories: its
+/// parent is the same directory (device and inode) as one of them, whatever
+/// path names either; where the parent cannot be looked at (removed), its
+/// path must equal a configured one.
 pub fn in_spool(dirs: &[PathBuf], path: &Path) -> bool {
-    path.parent().is_some_and(|p| dirs.iter().any(|d| d == p))
-}
-
-/// Removes a recording's local file if it is still the file that was
-/// recorded (same identity) and inside a spool directory. A file replaced
-/// since is a new recording and stays. Returns what happened.
-pub fn remove_local_copy(
-    dirs: &[PathBuf],
-    path: &std::path::Path,
-    expected: FileIdentity,
-) -> Result<&'static str, String> {
-    if !in_spool(dirs, path) {
-        return Err(format!(
-            "{} is not in a configured spool directory; not deleting it",
-            path.display()
-        ));
-    }
-    let remove = || -> io::Result<&'static str> {
-        let meta = match fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok("local copy already gone");
-            }
-            Err(e) => return Err(e),
-        };
-        if !meta.is_file() || FileIdentity::of(&meta) != expected {
-            return Ok("local file was replaced after archiving; the new file is a new recording");
-        }
-        fs::remove_file(path)?;
-        if let Some(dir) = path.parent() {
-            crate::digest::sync_dir(dir)?;
-        }
-        Ok("archived")
+    use std::os::unix::fs::MetadataExt;
+    let Some(parent) = path.parent() else {
+        return false;
     };
-    remove().map_err(|e| format!("cannot delete {}: {e}", path.display()))
+    match fs::metadata(parent) {
+        Ok(m) => m.is_dir() && remove::is_spool_dir(dirs, m.dev(), m.ino()),
+        Err(_) => dirs.iter().any(|d| d == parent),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn globs() {
@@ -256,20 +191,5 @@ mod tests {
         let s = scan(&[PathBuf::from("/nonexistent/recvault")], &[]);
         assert_eq!(s.unreadable.len(), 1);
         assert!(s.listed_dirs.is_empty());
-    }
-
-    #[test]
-    fn detects_a_writer() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("growing.wav");
-        let mut f = fs::File::create(&path).unwrap();
-        f.write_all(b"abc").unwrap();
-        let m = fs::metadata(&path).unwrap();
-        let id = (m.dev(), m.ino());
-        let set: HashSet<_> = [id].into();
-        assert!(open_for_writing(&set).contains(&id));
-        drop(f);
-        assert!(!open_for_writing(&set).contains(&id));
     }
 }

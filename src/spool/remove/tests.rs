@@ -1,0 +1,203 @@
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+use super::*;
+
+fn identity_of(path: &Path) -> FileIdentity {
+    FileIdentity::of(&fs::symlink_metadata(path).unwrap())
+}
+
+fn spool() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("monitorDONE");
+    fs::create_dir(&dir).unwrap();
+    (tmp, dir)
+}
+
+/// Files left in `.recvault-removing/` (a removal that finished leaves none).
+fn held(dir: &Path) -> Vec<PathBuf> {
+    let Ok(subs) = fs::read_dir(dir.join(REMOVING)) else {
+        return Vec::new();
+    };
+    subs.flatten()
+        .flat_map(|s| fs::read_dir(s.path()).unwrap().flatten().map(|f| f.path()))
+        .collect()
+}
+
+/// Writes `bytes` to a temp name and renames it over `path`: a new inode.
+fn swap_in(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_extension("swap-tmp");
+    fs::write(&tmp, bytes).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn the_archived_file_is_removed_and_nothing_is_left_behind() {
+    let (_tmp, dir) = spool();
+    let path = dir.join("a.wav");
+    fs::write(&path, b"archived bytes").unwrap();
+    let id = identity_of(&path);
+    assert_eq!(
+        remove_local_copy(std::slice::from_ref(&dir), &path, id),
+        Ok(ARCHIVED)
+    );
+    assert!(!path.exists());
+    assert!(held(&dir).is_empty());
+    assert_eq!(fs::read_dir(dir.join(REMOVING)).unwrap().count(), 0);
+    // Once more: nothing there.
+    assert_eq!(
+        remove_local_copy(std::slice::from_ref(&dir), &path, id),
+        Ok(ALREADY_GONE)
+    );
+}
+
+#[test]
+fn a_file_swapped_in_at_the_last_moment_survives() {
+    let (_tmp, dir) = spool();
+    let path = dir.join("call.wav");
+    fs::write(&path, b"the archived call").unwrap();
+    let archived = identity_of(&path);
+    // Between the look and the removal, another recording takes the name.
+    let removed = remove_with(std::slice::from_ref(&dir), &path, archived, || {
+        swap_in(&path, b"a different call, never archived")
+    });
+    assert_eq!(removed, Ok(REPLACED));
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"a different call, never archived"
+    );
+    assert!(held(&dir).is_empty());
+}
+
+#[test]
+fn a_file_rewritten_in_place_is_not_removed() {
+    let (_tmp, dir) = spool();
+    let path = dir.join("call.wav");
+    fs::write(&path, b"first").unwrap();
+    let archived = identity_of(&path);
+    let removed = remove_with(std::slice::from_ref(&dir), &path, archived, || {
+        fs::write(&path, b"second, longer").unwrap()
+    });
+    assert_eq!(removed, Ok(REPLACED));
+    assert_eq!(fs::read(&path).unwrap(), b"second, longer");
+}
+
+#[test]
+fn only_files_in_a_spool_directory_are_removed() {
+    let (tmp, dir) = spool();
+    let elsewhere = tmp.path().join("elsewhere.wav");
+    fs::write(&elsewhere, b"x").unwrap();
+    let id = identity_of(&elsewhere);
+    assert!(remove_local_copy(std::slice::from_ref(&dir), &elsewhere, id).is_err());
+    assert!(elsewhere.exists());
+    // Through `..` out of the spool: the directory opened decides, not the text.
+    let sneaky = dir.join("..").join("elsewhere.wav");
+    assert!(remove_local_copy(std::slice::from_ref(&dir), &sneaky, id).is_err());
+    assert!(elsewhere.exists());
+}
+
+#[test]
+fn the_spool_is_recognised_through_a_link_to_it() {
+    let (tmp, dir) = spool();
+    let link = tmp.path().join("spool-link");
+    std::os::unix::fs::symlink(&dir, &link).unwrap();
+    // Configured by its link, recorded by its real path (or the reverse).
+    let path = dir.join("b.wav");
+    fs::write(&path, b"bytes").unwrap();
+    assert!(crate::spool::in_spool(std::slice::from_ref(&link), &path));
+    assert!(crate::spool::in_spool(
+        std::slice::from_ref(&dir),
+        &link.join("b.wav")
+    ));
+    let id = identity_of(&path);
+    assert_eq!(remove_local_copy(&[link], &path, id), Ok(ARCHIVED));
+    assert!(!path.exists());
+}
+
+#[test]
+fn recover_puts_back_what_a_crash_left_and_never_replaces() {
+    let (_tmp, dir) = spool();
+    // A crash after the rename: two files held, one of whose names was
+    // taken again since.
+    for (sub, name, bytes) in [
+        ("00000000000000aa", "free.wav", b"held one".as_slice()),
+        ("00000000000000bb", "taken.wav", b"held two".as_slice()),
+    ] {
+        let holding = dir.join(REMOVING).join(sub);
+        fs::create_dir_all(&holding).unwrap();
+        fs::write(holding.join(name), bytes).unwrap();
+    }
+    fs::write(dir.join("taken.wav"), b"the new file").unwrap();
+    let back: Vec<PathBuf> = recover(std::slice::from_ref(&dir))
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(back.len(), 2);
+    assert_eq!(fs::read(dir.join("free.wav")).unwrap(), b"held one");
+    assert_eq!(fs::read(dir.join("taken.wav")).unwrap(), b"the new file");
+    let kept: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("recvault-kept-")
+        })
+        .map(|e| fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(kept, vec![b"held two".to_vec()]);
+    assert!(held(&dir).is_empty());
+}
+
+/// Up to this many spins before the swap: about the time a removal takes
+/// to look, so swaps land before, during and after it.
+const SPIN: u32 = 4000;
+
+/// Another process renames new recordings over the name while removals
+/// run: a file that was never archived is never the one removed.
+#[test]
+fn racing_renames_never_lose_an_unarchived_file() {
+    let (_tmp, dir) = spool();
+    let path = dir.join("busy.wav");
+    let mut replaced = 0;
+    for round in 0..300u32 {
+        fs::write(&path, format!("archived {round}")).unwrap();
+        let archived = identity_of(&path);
+        let newcomer = format!("newcomer {round}");
+        let start = Arc::new(Barrier::new(2));
+        let swapper = {
+            let (path, newcomer, start) = (path.clone(), newcomer.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for _ in 0..fastrand::u32(0..SPIN) {
+                    std::hint::spin_loop();
+                }
+                swap_in(&path, newcomer.as_bytes());
+            })
+        };
+        start.wait();
+        let outcome = remove_local_copy(std::slice::from_ref(&dir), &path, archived).unwrap();
+        swapper.join().unwrap();
+        replaced += usize::from(outcome == REPLACED);
+        // Wherever it ended up, the newcomer is still there.
+        let survivors: Vec<Vec<u8>> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| fs::read(e.path()).unwrap())
+            .collect();
+        assert!(
+            survivors.contains(&newcomer.clone().into_bytes()),
+            "round {round}: the unarchived newcomer was lost ({outcome})"
+        );
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_file() {
+                fs::remove_file(e.path()).unwrap();
+            }
+        }
+    }
+    // Both orders happened: some removals won the race, some saw the swap.
+    eprintln!("the swap came first in {replaced} of 300 rounds");
+    assert!(replaced > 0 && replaced < 300, "replaced {replaced} of 300");
+}
