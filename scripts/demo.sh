@@ -54,7 +54,7 @@ upload_after = "0s"
 staging = "$demo/staging"
 
 [compress]
-codec = "zstd"
+codec = "flac"
 level = 3
 
 [store]
@@ -69,7 +69,7 @@ echo "==> recvault run --once"
 rv run --once
 echo "==> recvault status"
 rv status
-echo "==> recvault ls   (id, state, call time, bytes, object key, file name)"
+echo "==> recvault ls   (id, state, call time, bytes, codec, object key, file name)"
 listing=$(rv ls)
 echo "$listing"
 
@@ -77,7 +77,7 @@ archived=$(grep -c $'\tlocal_deleted\t' <<<"$listing" || true)
 ((archived == count)) || fail "$archived of $count recordings archived and deleted locally; see the listing above"
 
 # One real archived recording: its object key (unique, unlike VICIdial names).
-IFS=$'\t' read -r _id _state _time _bytes key name <<<"$(grep -m 1 $'\tlocal_deleted\t' <<<"$listing")"
+IFS=$'\t' read -r _id _state _time _bytes _codec key name <<<"$(grep -m 1 $'\tlocal_deleted\t' <<<"$listing")"
 restored=$demo/restored/$name
 mkdir -p "$demo/restored"
 restore=("$recvault" --config "$demo/recvault.toml" restore "$key" -o "$restored")

@@ -69,8 +69,9 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 have_pkg ca-certificates || [[ -f /etc/ssl/certs/ca-certificates.crt ]] || missing+=(ca-certificates)
 if [[ $mode == test ]]; then
 	command -v rclone >/dev/null 2>&1 || missing+=(rclone)
-	# The FLAC round-trip tests run the reference decoder.
+	# The round-trip tests restore objects with the reference tools alone.
 	command -v flac >/dev/null 2>&1 || missing+=(flac)
+	command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 	# The playback tests fetch over HTTPS with curl, from a certificate openssl makes.
 	command -v curl >/dev/null 2>&1 || missing+=(curl)

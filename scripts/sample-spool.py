@@ -12,13 +12,24 @@ File names follow VICIdial's default template FULLDATE_CUSTPHONE plus the
 file's mtime is set to the time in its name. Output is deterministic for a given
 --seed and --end-date. Files are written in chunks; memory use does not grow
 with the recording length.
+
+--hard makes calls harder to compress, as real ones are: each call has two
+of a dozen voices (the prompts resampled to other pitches and speeds), its own
+speaking levels, line noise under the speech as well as in the pauses, some
+mains hum, and now and then a stretch of hold music (Debian's
+asterisk-moh-opsound-wav). --format writes the same calls as mu-law or A-law
+WAV, or as stereo (one party per channel, as MixMonitor can). --moh writes
+recordings of hold music alone. These use Python's audioop (3.12 and older;
+on 3.13+ `pip install audioop-lts`).
 """
 
 import argparse
 import datetime as dt
 import glob
+import math
 import os
 import random
+import struct
 import subprocess
 import sys
 import time
@@ -67,7 +78,22 @@ def parse_args():
         "(exit status 2 if there is none)",
     )
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--hard",
+        action="store_true",
+        help="calls as hard to compress as real ones: many voices and levels, "
+        "line noise under speech, hum, hold music",
+    )
+    p.add_argument(
+        "--format",
+        choices=("pcm", "ulaw", "alaw", "stereo"),
+        default="pcm",
+        help="sample format of --hard calls (default pcm: 16-bit mono)",
+    )
+    p.add_argument("--moh", action="store_true", help="recordings of hold music only (implies --hard)")
     a = p.parse_args()
+    if a.moh or a.format != "pcm":
+        a.hard = True
     if a.out is None and not a.print_sounds:
         p.error("the following arguments are required: --out")
     if a.count < 0 or a.min_seconds <= 0 or a.max_seconds < a.min_seconds:
@@ -256,6 +282,149 @@ def write_wav(path, frames, parts):
     os.replace(tmp, path)
 
 
+MOH_DIRS = ("/usr/share/asterisk/moh", "/var/lib/asterisk/moh")
+
+
+def load_audioop():
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import audioop
+        return audioop
+    except ImportError:
+        sys.exit("sample-spool: --hard needs audioop (Python 3.13+: pip install audioop-lts)")
+
+
+class Hard:
+    """Calls made harder to compress; see the module doc."""
+
+    VOICES = 12
+
+    def __init__(self, rng, clips, args):
+        self.ao = load_audioop()
+        self.rng, self.args = rng, args
+        self.voices = [self.voice(clips) for _ in range(self.VOICES)]
+        self.moh = [m for m in map(read_prompt, self.moh_paths()) if m] or [b"\0\0" * RATE]
+        # One 50 Hz and one 60 Hz period pattern, a whole number of periods per second.
+        self.hum = {
+            f: array("h", (int(1000 * math.sin(2 * math.pi * f * i / RATE)) for i in range(RATE))).tobytes()
+            for f in (50, 60)
+        }
+
+    @staticmethod
+    def moh_paths():
+        for d in MOH_DIRS:
+            if os.path.isdir(d):
+                return sorted(glob.glob(os.path.join(d, "*.wav")))
+        return []
+
+    def voice(self, clips):
+        """A speaker: 60 prompts resampled by one factor (pitch and pace change together)."""
+        factor = self.rng.uniform(0.8, 1.25)
+        out_rate = int(RATE * factor)
+        picked = [self.rng.choice(clips) for _ in range(60)]
+        return [self.ao.ratecv(c, SAMPLE_WIDTH, 1, RATE, out_rate, None)[0] for c in picked]
+
+    def noise(self, n, sigma):
+        """n samples of line noise (triangular, never repeating: zstd must not find copies)."""
+        k = sigma / 26755.0
+        a = self.ao.mul(self.rng.randbytes(2 * n), SAMPLE_WIDTH, k)
+        b = self.ao.mul(self.rng.randbytes(2 * n), SAMPLE_WIDTH, k)
+        return self.ao.add(a, b, SAMPLE_WIDTH)
+
+    def line(self, n):
+        """What the line adds to a party's n samples: noise of a level drawn per call, and hum."""
+        sigma = math.exp(self.rng.uniform(math.log(6), math.log(90)))
+        out = self.noise(n, sigma)
+        if self.rng.random() < 0.5:
+            hum = self.hum[self.rng.choice((50, 60))]
+            hum = self.ao.mul(hum, SAMPLE_WIDTH, self.rng.uniform(0.02, 0.12))
+            reps = hum * (n * SAMPLE_WIDTH // len(hum) + 1)
+            out = self.ao.add(out, reps[: n * SAMPLE_WIDTH], SAMPLE_WIDTH)
+        return out
+
+    def tracks(self, frames):
+        """The two parties' signals (agent, customer), each frames long, silent while the other talks."""
+        rng, ao = self.rng, self.ao
+        voices = rng.sample(self.voices, 2)
+        gains = (rng.uniform(0.45, 1.1), rng.uniform(0.12, 0.8))
+        parts = ([], [])
+        left = frames * SAMPLE_WIDTH
+        speaker = rng.randrange(2)
+        while left > 0:
+            if rng.random() < 0.04:
+                # The customer is put on hold: music, on the agent's side.
+                moh = rng.choice(self.moh)
+                n = int(rng.uniform(15, 90) * RATE) * SAMPLE_WIDTH
+                start = rng.randrange(0, max(2, len(moh) - n) // 2) * 2
+                seg = ao.mul(moh[start : start + n], SAMPLE_WIDTH, rng.uniform(0.3, 0.8))
+            else:
+                seg = b"".join(
+                    ao.mul(rng.choice(voices[speaker]), SAMPLE_WIDTH, gains[speaker])
+                    + b"\0\0" * int(rng.uniform(0.05, 0.4) * RATE)
+                    for _ in range(rng.randint(1, 5))
+                )
+            seg = seg[:left]
+            parts[speaker].append(seg)
+            parts[1 - speaker].append(b"\0" * len(seg))
+            left -= len(seg)
+            pause = b"\0\0" * int(rng.uniform(0.2, 2.5) * RATE)
+            pause = pause[:left]
+            for p in parts:
+                p.append(pause)
+            left -= len(pause)
+            speaker ^= 1
+        return [ao.add(b"".join(p), self.line(frames), SAMPLE_WIDTH) for p in parts]
+
+    def moh_only(self, frames):
+        """Hold music looped to frames, with line noise."""
+        moh = self.rng.choice(self.moh)
+        music = (moh * (frames * SAMPLE_WIDTH // len(moh) + 1))[: frames * SAMPLE_WIDTH]
+        music = self.ao.mul(music, SAMPLE_WIDTH, self.rng.uniform(0.4, 0.9))
+        return self.ao.add(music, self.line(frames), SAMPLE_WIDTH)
+
+    def write(self, path, frames):
+        ao, fmt = self.ao, self.args.format
+        if self.args.moh:
+            mono = self.moh_only(frames)
+        else:
+            agent, customer = self.tracks(frames)
+            if fmt == "stereo":
+                stereo = ao.add(
+                    ao.tostereo(agent, SAMPLE_WIDTH, 1, 0),
+                    ao.tostereo(customer, SAMPLE_WIDTH, 0, 1),
+                    SAMPLE_WIDTH,
+                )
+                return write_raw_wav(path, 1, 2, 16, stereo)
+            mono = ao.add(agent, customer, SAMPLE_WIDTH)
+        if fmt == "ulaw":
+            return write_raw_wav(path, 7, 1, 8, ao.lin2ulaw(mono, SAMPLE_WIDTH))
+        if fmt == "alaw":
+            return write_raw_wav(path, 6, 1, 8, ao.lin2alaw(mono, SAMPLE_WIDTH))
+        return write_raw_wav(path, 1, 1, 16, mono)
+
+
+def write_raw_wav(path, tag, channels, bits, data):
+    """A WAV as Asterisk (PCM: 44-byte header) or sox (G.711: fmt of 18 bytes and a fact chunk) writes it."""
+    align = channels * bits // 8
+    fmt = struct.pack("<HHIIHH", tag, channels, RATE, RATE * align, align, bits)
+    chunks = []
+    if tag != 1:
+        fmt += b"\0\0"
+        chunks.append(b"fact" + struct.pack("<II", 4, len(data) // align))
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"".join(chunks)
+    body += b"data" + struct.pack("<I", len(data))
+    pad = b"\0" if len(data) % 2 else b""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", len(body) + len(data) + len(pad)) + body)
+        f.write(data)
+        f.write(pad)
+    os.replace(tmp, path)
+
+
 def main():
     args = parse_args()
     sounds = find_sounds(args.sounds)
@@ -287,11 +456,15 @@ def main():
 
     started = time.monotonic()
     total = 0
+    hard = Hard(rng, clips, args) if args.hard else None
     for folder, name, when, frames in entries:
         d = os.path.join(args.out, folder)
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, name)
-        write_wav(path, frames, pieces(rng, frames, (agent, customer), noise))
+        if hard:
+            hard.write(path, frames)
+        else:
+            write_wav(path, frames, pieces(rng, frames, (agent, customer), noise))
         t = time.mktime(when.timetuple())  # VICIdial names carry server-local time
         os.utime(path, (t, t))
         total += os.path.getsize(path)

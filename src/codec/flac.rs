@@ -6,25 +6,29 @@
 //! the original, with recvault ([`decode`]) or without it
 //! (`flac -d --keep-foreign-metadata`).
 //!
+//! STREAMINFO's MD5 is left unset (see `encoder.rs`): the object's metadata
+//! carries the original's SHA-256 instead.
+//!
 //! Object layout: `fLaC`, STREAMINFO, `riff` blocks (RIFF header, chunks
 //! before the samples, the 8-byte data chunk header, chunks after the
 //! samples), then the frames. Encoding reads the recording once, front to
-//! back, hashing it as it goes; memory stays bounded whatever the file size.
+//! back, hashing it as it goes; decoding reads the object once, front to
+//! back (the chunks after the samples, at most [`MAX_TAIL`] bytes, wait in
+//! memory until the samples are out); memory stays bounded whatever the
+//! file size.
 
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-
-use sha2::{Digest, Sha256};
 
 use super::wav::{self, Chunk, InspectError, NotFlacable, WavLayout, read_full};
-use crate::digest::CHUNK;
+use super::{Codec, Decoded, Encoded};
+use crate::digest::{CHUNK, HashingReader};
 
 mod decoder;
 mod encoder;
 mod unpack;
 
-pub use unpack::{Decoded, decode_from};
+pub use unpack::decode_from;
 
 /// Content-Type of stored `.flac` objects (browsers play it directly).
 pub const CONTENT_TYPE: &str = "audio/flac";
@@ -34,20 +38,9 @@ const RIFF_ID: &[u8; 4] = b"riff";
 const STREAMINFO: u8 = 0;
 const APPLICATION: u8 = 2;
 
-/// The outcome of encoding one recording, checked by decoding it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// SHA-256 and size of the original WAV, read once while encoding.
-    pub sha256: [u8; 32],
-    pub size: u64,
-    /// SHA-256 and size of the object, as read back by the round-trip check.
-    pub object_sha256: [u8; 32],
-    pub object_size: u64,
-    /// Samples per channel, channels and rate: the call's duration.
-    pub samples: u64,
-    pub channels: u16,
-    pub sample_rate: u32,
-}
+/// Most bytes of WAV chunks after the samples an object made here carries:
+/// the decoder holds them in memory while the samples stream past.
+pub const MAX_TAIL: u64 = 1 << 20;
 
 /// Why encoding did not produce a verified FLAC object.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +66,7 @@ pub enum EncodeError {
 /// Encodes the WAV `source` into a FLAC object written to `dest`, then
 /// decodes `dest` back and checks that it rebuilds the original's SHA-256
 /// and size: an `Ok` object is verified, and its SHA-256 is that of the bytes
-/// the check read.
+/// the check read (the object's [`Encoded`] says [`Codec::Flac`]).
 ///
 /// `source` is read once, front to back (after `wav::inspect` walked its
 /// chunk headers); the caller keeps its identity checks around this call.
@@ -90,6 +83,15 @@ pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
         InspectError::NotFlacable(n) => EncodeError::NotFlacable(n),
         InspectError::Io(e) => EncodeError::Read(e),
     })?;
+    let tail: u64 = layout.tail().iter().map(Chunk::stored_len).sum();
+    if tail > MAX_TAIL {
+        return Err(EncodeError::NotFlacable(NotFlacable {
+            reason: format!(
+                "{tail} bytes of chunks after the samples (FLAC is used up to {MAX_TAIL})"
+            ),
+            already_compressed: false,
+        }));
+    }
     source.seek(SeekFrom::Start(0)).map_err(EncodeError::Read)?;
     let mut original = HashingReader::new(BufReader::with_capacity(CHUNK, source));
     dest.seek(SeekFrom::Start(0)).map_err(EncodeError::Write)?;
@@ -97,7 +99,7 @@ pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
     write_object(&layout, &mut original, &mut object)?;
     object.flush().map_err(EncodeError::Write)?;
     drop(object);
-    let (_, sha256, size) = original.finish();
+    let (sha256, size) = original.finish();
 
     dest.seek(SeekFrom::Start(0)).map_err(EncodeError::Write)?;
     // The SHA-256 comparison below is stronger than libFLAC's MD5 check.
@@ -111,36 +113,24 @@ pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
         return Err(EncodeError::RoundTrip(mismatch(&back, &sha256, size)));
     }
     Ok(Encoded {
+        codec: Codec::Flac,
+        fallback: None,
         sha256,
         size,
         object_sha256: back.object_sha256,
         object_size: back.object_size,
-        samples: layout.samples(),
-        channels: layout.format.channels,
-        sample_rate: layout.format.sample_rate,
     })
 }
 
 /// Decodes a staged or downloaded object and checks that it rebuilds exactly
 /// the original (`sha256`, `size`). Returns the object's own SHA-256 and
 /// size; a damaged object is an `InvalidData` error.
-pub fn verify<R: Read + Seek>(
-    object: R,
-    sha256: &[u8; 32],
-    size: u64,
-) -> io::Result<([u8; 32], u64)> {
+pub fn verify(object: impl Read, sha256: &[u8; 32], size: u64) -> io::Result<([u8; 32], u64)> {
     let back = decode_from(object, io::sink())?;
     if (back.sha256, back.size) != (*sha256, size) {
         return Err(invalid(mismatch(&back, sha256, size)));
     }
     Ok((back.object_sha256, back.object_size))
-}
-
-/// Decodes the object at `object` into `out` (progressively, frame by frame),
-/// returning the SHA-256 and size of the rebuilt WAV.
-pub fn decode(object: &Path, out: impl Write) -> io::Result<([u8; 32], u64)> {
-    let decoded = decode_from(std::fs::File::open(object)?, out)?;
-    Ok((decoded.sha256, decoded.size))
 }
 
 fn mismatch(back: &Decoded, sha256: &[u8; 32], size: u64) -> String {
@@ -353,37 +343,6 @@ fn guarded<T>(f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
 
 fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
-}
-
-/// A reader that hashes and counts every byte read through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            read: 0,
-        }
-    }
-
-    /// The wrapped reader, the SHA-256 and the count of what was read.
-    fn finish(self) -> (R, [u8; 32], u64) {
-        (self.inner, self.hasher.finalize().into(), self.read)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

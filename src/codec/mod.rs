@@ -1,15 +1,19 @@
 //! Codecs: encoding a recording into its object and back, streaming, hashing
 //! both sides as the bytes pass so memory stays bounded whatever the size.
-//! This file owns the file handling every codec shares (the source must stay
-//! the file that settled; the object is written to a temp name and renamed);
-//! each codec (`zstd`, or `none`: stored as is) only turns bytes into bytes.
+//! This file owns what every codec shares: which codec a recording really
+//! gets (FLAC where it carries the file byte-for-byte, else zstd, or `none`
+//! for audio that is already compressed), the file handling (the source must
+//! stay the file that settled; the object is written to a temp name and
+//! renamed), and the one decode entry point, [`decode`], that restore and
+//! playback use. Each codec (`flac`, `zstd`, `none`: stored as is) only
+//! turns bytes into bytes.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
-use crate::config::Codec;
+pub use crate::config::{Codec, ZstdSettings};
 use crate::digest::{CHUNK, HashingReader, HashingWriter};
 use crate::recording::{FileIdentity, Recording};
 
@@ -21,8 +25,46 @@ pub mod wav;
 /// The outcome of encoding one recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
+    /// The codec the object is in: the one asked for, or its fallback.
+    pub codec: Codec,
+    /// Why the codec asked for was not used, if it was not.
+    pub fallback: Option<Fallback>,
+    /// SHA-256 and size of the original, read once while encoding.
     pub sha256: [u8; 32],
     pub size: u64,
+    /// SHA-256 and size of the object as staged.
+    pub object_sha256: [u8; 32],
+    pub object_size: u64,
+}
+
+/// Why a recording for which FLAC was asked is stored another way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fallback {
+    /// FLAC cannot carry it byte-for-byte (µ-law, MP3, a lying header, …):
+    /// expected, decided per recording.
+    NotFlacable(wav::NotFlacable),
+    /// The FLAC object did not decode back to the original: a fault of the
+    /// encoder, the memory or the staging disk. Never stored; an operator
+    /// should hear of it.
+    RoundTrip(String),
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fallback::NotFlacable(n) => write!(f, "not FLAC-able: {n}"),
+            Fallback::RoundTrip(why) => write!(f, "FLAC round trip failed: {why}"),
+        }
+    }
+}
+
+/// What decoding an object produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoded {
+    /// SHA-256 and size of the decoded bytes (the original's, if all is well).
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// SHA-256 and size of the object as read.
     pub object_sha256: [u8; 32],
     pub object_size: u64,
 }
@@ -44,18 +86,44 @@ pub enum EncodeError {
     Staging { path: String, source: io::Error },
 }
 
+/// The end of an object's key for a codec (`.flac`, `.zst`, nothing).
+pub fn suffix(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Flac => ".flac",
+        Codec::Zstd => ".zst",
+        Codec::None => "",
+    }
+}
+
+/// The Content-Type an object is stored with: `audio/flac` lets a browser
+/// play a FLAC object from a presigned URL; a `none` object is typed by the
+/// recording's file name.
+pub fn content_type(codec: Codec, name: &[u8]) -> &'static str {
+    let ext = name.rsplit(|&b| b == b'.').next().unwrap_or_default();
+    match codec {
+        Codec::Flac => flac::CONTENT_TYPE,
+        Codec::Zstd => "application/zstd",
+        Codec::None if ext.eq_ignore_ascii_case(b"mp3") => "audio/mpeg",
+        Codec::None if ext.eq_ignore_ascii_case(b"ogg") => "audio/ogg",
+        Codec::None if ext.eq_ignore_ascii_case(b"wav") => "audio/wav",
+        Codec::None => "application/octet-stream",
+    }
+}
+
 /// Encodes `source` into `dest` (written as `dest` + `.tmp`, then renamed),
-/// provided `source` still has identity `expected` before and after.
+/// provided `source` still has identity `expected` before and after. With
+/// [`Codec::Flac`] the object is FLAC only if it decoded back to the
+/// original; otherwise the recording falls back (see [`Fallback`]).
 pub fn encode(
     source: &Path,
     expected: FileIdentity,
     codec: Codec,
-    level: i32,
+    zstd: ZstdSettings,
     dest: &Path,
 ) -> Result<Encoded, EncodeError> {
-    let read_err = |source_err: io::Error| EncodeError::Read {
+    let read_err = |e: io::Error| EncodeError::Read {
         path: source.display().to_string(),
-        source: source_err,
+        source: e,
     };
     let file = match OpenOptions::new()
         .read(true)
@@ -83,47 +151,169 @@ pub fn encode(
         path: tmp.display().to_string(),
         source: e,
     };
-    let out = File::create(&tmp).map_err(staging_err)?;
-    let mut object = HashingWriter::new(BufWriter::with_capacity(CHUNK, out));
-    // Hashed below the buffer, so the copy moves whole CHUNK-sized reads.
-    let mut original = BufReader::with_capacity(CHUNK, HashingReader::new(&file));
-    let copied = match codec {
-        Codec::Zstd => zstd::encode(&mut original, &mut object, level),
-        Codec::None => io::copy(&mut original, &mut object).map(drop),
-    }
-    .and_then(|()| object.flush());
-    let result = copied.map_err(|e| match original.get_ref().failed() {
-        true => read_err(e),
-        false => staging_err(e),
-    });
-    let (writer, object_sha256, object_size) = object.finish();
-    let (sha256, size) = original.into_inner().finish();
-    let finished = result.and_then(|()| {
-        // Still the same file, and we read all of it?
-        check(&file)?;
-        if size != expected.size {
-            return Err(EncodeError::Changed(None));
+    let open_tmp = || {
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+        };
+        match open() {
+            // The staging directory was removed while running: make it again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
+                open()
+            }
+            other => other,
         }
-        // No fsync: a staging copy damaged by power loss cannot pass the
-        // store's SHA-256 check on upload, and is then compressed again.
-        drop(
-            writer
-                .into_inner()
-                .map_err(|e| staging_err(e.into_error()))?,
-        );
-        fs::rename(&tmp, dest).map_err(staging_err)?;
-        Ok(())
-    });
-    if let Err(e) = finished {
+    };
+    let job = Job {
+        file: &file,
+        size: expected.size,
+        codec,
+        zstd,
+    };
+    let finished = job
+        .run(open_tmp)
+        .map_err(|e| match e {
+            Failure::Read(e) => read_err(e),
+            Failure::Staging(e) => staging_err(e),
+            Failure::Changed => EncodeError::Changed(None),
+        })
+        .and_then(|(encoded, staged)| {
+            // Still the same file, and we read all of it?
+            check(&file)?;
+            if encoded.size != expected.size {
+                return Err(EncodeError::Changed(None));
+            }
+            // No fsync: a staging copy damaged by power loss cannot pass the
+            // store's SHA-256 check on upload, and is then compressed again.
+            drop(staged);
+            fs::rename(&tmp, dest).map_err(staging_err)?;
+            Ok(encoded)
+        });
+    if finished.is_err() {
+        // A failed read may be the file changing under us: say so if it did.
         let _ = fs::remove_file(&tmp);
-        return Err(e);
+        check(&file)?;
     }
-    Ok(Encoded {
-        sha256,
-        size,
-        object_sha256,
-        object_size,
-    })
+    finished
+}
+
+/// Why [`Job::run`] failed, before it is given paths.
+enum Failure {
+    Read(io::Error),
+    Staging(io::Error),
+    Changed,
+}
+
+/// One recording's encoding, apart from paths: what a test can feed a
+/// staging file that misbehaves.
+struct Job<'a> {
+    file: &'a File,
+    size: u64,
+    codec: Codec,
+    zstd: ZstdSettings,
+}
+
+impl Job<'_> {
+    /// Encodes into a staging file `open_staging` makes (empty, read+write;
+    /// called again for a fallback), returning it with the outcome.
+    fn run<S: Read + Write + Seek>(
+        &self,
+        mut open_staging: impl FnMut() -> io::Result<S>,
+    ) -> Result<(Encoded, S), Failure> {
+        let mut codec = self.codec;
+        let mut fallback = None;
+        if codec == Codec::Flac {
+            let mut staged = open_staging().map_err(Failure::Staging)?;
+            match flac::encode(self.file, &mut staged) {
+                Ok(encoded) => return Ok((encoded, staged)),
+                Err(flac::EncodeError::NotFlacable(mut why)) => {
+                    if !why.already_compressed && self.is_raw_gsm() {
+                        why.reason = "GSM 6.10 audio (headerless .gsm)".into();
+                        why.already_compressed = true;
+                    }
+                    codec = match why.already_compressed {
+                        true => Codec::None,
+                        false => Codec::Zstd,
+                    };
+                    fallback = Some(Fallback::NotFlacable(why));
+                }
+                Err(flac::EncodeError::RoundTrip(why)) => {
+                    codec = Codec::Zstd;
+                    fallback = Some(Fallback::RoundTrip(why));
+                }
+                Err(flac::EncodeError::Read(e)) => return Err(Failure::Read(e)),
+                Err(flac::EncodeError::Write(e)) => return Err(Failure::Staging(e)),
+                Err(flac::EncodeError::Changed(_)) => return Err(Failure::Changed),
+            }
+            (&*self.file)
+                .seek(SeekFrom::Start(0))
+                .map_err(Failure::Read)?;
+        }
+        let staged = open_staging().map_err(Failure::Staging)?;
+        let (mut encoded, staged) = self.stream(codec, staged)?;
+        encoded.fallback = fallback;
+        Ok((encoded, staged))
+    }
+
+    /// zstd or `none`: one pass, both sides hashed as they pass (once for
+    /// `none`, whose object is the original).
+    fn stream<S: Write>(&self, codec: Codec, staged: S) -> Result<(Encoded, S), Failure> {
+        let mut object = BufWriter::with_capacity(CHUNK, staged);
+        // Hashed below the buffer, so the copy moves whole CHUNK-sized reads.
+        let mut original = BufReader::with_capacity(CHUNK, HashingReader::new(self.file));
+        let mut object_hash = None;
+        let copied = match codec {
+            Codec::Zstd => {
+                let mut hashing = HashingWriter::new(&mut object);
+                let done = zstd::encode(&mut original, &mut hashing, self.zstd, self.size);
+                let (_, sha, size) = hashing.finish();
+                object_hash = Some((sha, size));
+                done
+            }
+            // (FLAC never gets here: `run` chose its fallback.)
+            Codec::None | Codec::Flac => io::copy(&mut original, &mut object).map(drop),
+        }
+        .and_then(|()| object.flush());
+        if let Err(e) = copied {
+            return Err(match original.get_ref().failed() {
+                true => Failure::Read(e),
+                false => Failure::Staging(e),
+            });
+        }
+        let (sha256, size) = original.into_inner().finish();
+        let (object_sha256, object_size) = object_hash.unwrap_or((sha256, size));
+        let staged = object
+            .into_inner()
+            .map_err(|e| Failure::Staging(e.into_error()))?;
+        let encoded = Encoded {
+            codec,
+            fallback: None,
+            sha256,
+            size,
+            object_sha256,
+            object_size,
+        };
+        Ok((encoded, staged))
+    }
+
+    /// True for a headerless GSM 6.10 file (VICIdial's `.gsm`): whole
+    /// 33-byte frames, each starting with the 0xD signature nibble.
+    fn is_raw_gsm(&self) -> bool {
+        const FRAME: u64 = 33;
+        if self.size == 0 || !self.size.is_multiple_of(FRAME) {
+            return false;
+        }
+        let mut head = vec![0u8; self.size.min(FRAME * 64) as usize];
+        if self.file.read_exact_at(&mut head, 0).is_err() {
+            return false;
+        }
+        head.chunks_exact(FRAME as usize).all(|f| f[0] >> 4 == 0xD)
+    }
 }
 
 /// The codec a recording's object was written with (zstd for rows older
@@ -135,118 +325,34 @@ pub fn codec_of(rec: &Recording) -> Codec {
         .unwrap_or(Codec::Zstd)
 }
 
-/// Decodes an object file into `out`, returning the SHA-256 and size of the
-/// decoded bytes (which must equal the original's).
-pub fn decode(codec: Codec, object: &Path, out: impl Write) -> io::Result<([u8; 32], u64)> {
-    decode_stream(codec, File::open(object)?, out)
-}
-
-/// Decodes an object read as it arrives (a store's download stream) into
-/// `out`, in bounded memory, returning the SHA-256 and size of the decoded
-/// bytes. Playback and restore both come through here: every codec's
-/// decoder belongs in this one match.
-pub fn decode_stream(
-    codec: Codec,
-    object: impl io::Read,
-    out: impl Write,
-) -> io::Result<([u8; 32], u64)> {
-    let input = BufReader::with_capacity(CHUNK, object);
+/// Decodes an object (as a file, a download stream, …) into `out`, reading
+/// it once, front to back, and writing the original as it goes, in bounded
+/// memory: the one way from an object back to its recording, for restore
+/// and for playback. Returns the SHA-256 and size of what was written (to
+/// compare with the ledger's) and of the object as read. A damaged object is
+/// an `InvalidData` error, after whatever came before the damage was written.
+pub fn decode(codec: Codec, object: impl Read, out: impl Write) -> io::Result<Decoded> {
+    if codec == Codec::Flac {
+        return flac::decode_from(object, out);
+    }
+    let mut input = BufReader::with_capacity(CHUNK, HashingReader::new(object));
     let mut writer = HashingWriter::new(out);
     match codec {
-        Codec::Zstd => zstd::decode(input, &mut writer)?,
-        Codec::None => {
-            let mut input = input;
-            io::copy(&mut input, &mut writer)?;
-        }
+        Codec::Zstd => zstd::decode(&mut input, &mut writer)?,
+        Codec::None | Codec::Flac => drop(io::copy(&mut input, &mut writer)?),
     }
+    // Whatever follows a zstd frame is part of the object: hash it too.
+    io::copy(&mut input, &mut io::sink())?;
     writer.flush()?;
-    let (_, sha, size) = writer.finish();
-    Ok((sha, size))
+    let (_, sha256, size) = writer.finish();
+    let (object_sha256, object_size) = input.into_inner().finish();
+    Ok(Decoded {
+        sha256,
+        size,
+        object_sha256,
+        object_size,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Read as _;
-
-    /// A reader that returns at most 7 bytes per read.
-    struct Trickle<R>(R);
-
-    impl<R: io::Read> io::Read for Trickle<R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(7);
-            self.0.read(&mut buf[..n])
-        }
-    }
-
-    fn identity(path: &Path) -> FileIdentity {
-        FileIdentity::of(&fs::metadata(path).unwrap())
-    }
-
-    #[test]
-    fn zstd_round_trip_is_bit_exact() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("a.wav");
-        let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
-        fs::write(&src, &data).unwrap();
-        let obj = dir.path().join("a.obj");
-        let enc = encode(&src, identity(&src), Codec::Zstd, 3, &obj).unwrap();
-        assert_eq!(enc.size, data.len() as u64);
-        assert_eq!(enc.sha256, crate::digest::sha256(&data));
-        assert_eq!(
-            enc.object_sha256,
-            crate::digest::sha256(&fs::read(&obj).unwrap())
-        );
-        assert!(enc.object_size < enc.size);
-        let mut back = Vec::new();
-        let (sha, size) = decode(Codec::Zstd, &obj, &mut back).unwrap();
-        assert_eq!((sha, size), (enc.sha256, enc.size));
-        assert_eq!(back, data);
-        // The same from a stream that hands over a few bytes at a time.
-        let trickle = io::Cursor::new(fs::read(&obj).unwrap()).take(u64::MAX);
-        let mut again = Vec::new();
-        let got = decode_stream(Codec::Zstd, Trickle(trickle), &mut again).unwrap();
-        assert_eq!(got, (enc.sha256, enc.size));
-        // A damaged object fails instead of decoding to something else.
-        let mut damaged = fs::read(&obj).unwrap();
-        let mid = damaged.len() / 2;
-        damaged[mid] ^= 0x55;
-        let bad = decode_stream(Codec::Zstd, &damaged[..], io::sink());
-        assert!(bad.is_err() || bad.unwrap().0 != enc.sha256);
-        assert!(!obj.with_extension("tmp").exists());
-    }
-
-    #[test]
-    fn a_changed_file_is_not_encoded() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("a.wav");
-        fs::write(&src, b"first").unwrap();
-        let id = identity(&src);
-        fs::write(&src, b"second, longer").unwrap();
-        let obj = dir.path().join("a.obj");
-        let err = encode(&src, id, Codec::Zstd, 3, &obj).unwrap_err();
-        assert!(matches!(err, EncodeError::Changed(Some(_))), "{err}");
-        assert!(!obj.exists() && !obj.with_extension("tmp").exists());
-    }
-
-    #[test]
-    fn symlinks_and_missing_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let real = dir.path().join("real");
-        fs::write(&real, b"x").unwrap();
-        let link = dir.path().join("link.wav");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        let obj = dir.path().join("o");
-        let err = encode(&link, identity(&real), Codec::Zstd, 3, &obj).unwrap_err();
-        assert!(matches!(err, EncodeError::Changed(None)), "{err}");
-        let err = encode(
-            &dir.path().join("nope"),
-            identity(&real),
-            Codec::Zstd,
-            3,
-            &obj,
-        )
-        .unwrap_err();
-        assert!(matches!(err, EncodeError::Gone), "{err}");
-    }
-}
+mod tests;

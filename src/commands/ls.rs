@@ -1,5 +1,6 @@
 //! `recvault ls`: one tab-separated line per recording the ledger knows —
-//! id, state, time, size, object key, name (scripts and the demo read it).
+//! id, state, time, size, codec, object key, name (scripts and the demo
+//! read it).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -38,14 +39,19 @@ pub(super) fn ls(
     Ok(ExitCode::SUCCESS)
 }
 
-/// One line of `recvault ls`, tab-separated: id, state, time, size, key, name.
+/// One line of `recvault ls`, tab-separated: id, state, time, size, codec
+/// (the one the object is in, `-` before compression), key, name.
 fn ls_line(r: &Recording) -> String {
     format!(
-        "{}\t{}\t{}\t{}\t{}\t{}",
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
         r.id,
         r.state,
         local_time(r.time_secs()),
         r.identity.size,
+        r.codec
+            .as_deref()
+            .filter(|_| r.object_size.is_some())
+            .unwrap_or("-"),
         r.object_key.as_deref().unwrap_or("-"),
         display_name(&r.name)
     )

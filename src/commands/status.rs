@@ -30,6 +30,24 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         )?;
     }
     writeln!(out, "{:<15} {:>10}", "total", total)?;
+    let codecs = ledger.codec_totals()?;
+    if !codecs.is_empty() {
+        writeln!(out, "stored as (objects in the store or staged for it):")?;
+        for (codec, t) in codecs {
+            let percent = match t.bytes {
+                0 => 100.0,
+                b => t.object_bytes as f64 * 100.0 / b as f64,
+            };
+            writeln!(
+                out,
+                "  {:<13} {:>10} {:>12} {:>12} {percent:>5.1}%",
+                codec,
+                t.count,
+                human_bytes(t.bytes),
+                human_bytes(t.object_bytes)
+            )?;
+        }
+    }
     writeln!(
         out,
         "unattributed: {} (no campaign from the file name{})",

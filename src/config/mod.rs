@@ -1,6 +1,7 @@
 //! Configuration: the TOML as the operator wrote it (`Raw*`), then the
 //! validated settings everything downstream uses without re-checking.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -94,15 +95,52 @@ pub struct SpoolConfig {
 }
 
 /// `[compress]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CompressConfig {
+    /// The codec asked for; each recording may fall back (see [`Codec::Flac`]).
     pub codec: Codec,
+    /// Per-campaign codecs, overriding `codec` (by exact campaign id).
+    pub campaigns: BTreeMap<String, Codec>,
+    /// zstd's settings, wherever zstd is used.
+    pub zstd: ZstdSettings,
+}
+
+impl CompressConfig {
+    /// The codec asked for recordings of `campaign`.
+    pub fn codec_for(&self, campaign: Option<&str>) -> Codec {
+        campaign
+            .and_then(|c| self.campaigns.get(c))
+            .copied()
+            .unwrap_or(self.codec)
+    }
+}
+
+/// zstd's level and long-distance matching (`[compress] level`, `long`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZstdSettings {
+    /// 1..=19.
     pub level: i32,
+    /// Long-distance matching with a 128 MiB window (`zstd --long`): more
+    /// memory, for long recordings that repeat themselves.
+    pub long: bool,
+}
+
+impl Default for ZstdSettings {
+    fn default() -> Self {
+        ZstdSettings {
+            level: 3,
+            long: false,
+        }
+    }
 }
 
 /// How a recording is encoded into its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
+    /// Lossless FLAC for the PCM WAV it can carry byte-for-byte; any other
+    /// recording falls back to zstd, or to `none` where it is already
+    /// compressed (MP3, Ogg, GSM).
+    Flac,
     Zstd,
     /// Stored as is (already-compressed MP3/GSM spools).
     None,
@@ -111,12 +149,14 @@ pub enum Codec {
 impl Codec {
     pub fn as_str(self) -> &'static str {
         match self {
+            Codec::Flac => "flac",
             Codec::Zstd => "zstd",
             Codec::None => "none",
         }
     }
     pub fn parse(s: &str) -> Option<Codec> {
         match s {
+            "flac" => Some(Codec::Flac),
             "zstd" => Some(Codec::Zstd),
             "none" => Some(Codec::None),
             _ => None,

@@ -54,6 +54,8 @@ pub(super) struct RawSpool {
 pub(super) struct RawCompress {
     pub(super) codec: Option<String>,
     pub(super) level: Option<i32>,
+    pub(super) long: Option<bool>,
+    pub(super) campaigns: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -171,6 +171,36 @@ fn shipped_example_config_parses() {
         c.retention.keeps_everything(),
         "the shipped config must delete nothing until a policy is set"
     );
+    assert_eq!(c.compress.codec, Codec::Flac, "FLAC ships as the default");
+}
+
+#[test]
+fn codecs_default_to_flac_and_campaigns_override_them() {
+    let c = parse("").unwrap();
+    assert_eq!(c.compress.codec_for(None), Codec::Flac);
+    assert_eq!(c.compress.zstd, ZstdSettings::default());
+    let c = parse(
+        "[compress]\ncodec = \"zstd\"\nlevel = 19\nlong = true\n[compress.campaigns]\nSALES = \"flac\"\nMP3ONLY = \"none\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.compress.codec_for(None), Codec::Zstd);
+    assert_eq!(c.compress.codec_for(Some("OTHER")), Codec::Zstd);
+    assert_eq!(c.compress.codec_for(Some("SALES")), Codec::Flac);
+    assert_eq!(c.compress.codec_for(Some("MP3ONLY")), Codec::None);
+    assert_eq!(
+        c.compress.zstd,
+        ZstdSettings {
+            level: 19,
+            long: true
+        }
+    );
+    let e = refused("[compress.campaigns]\nSALES = \"mp3\"\n");
+    assert!(e.contains("key `compress.campaigns.SALES`"), "{e}");
+    assert!(e.contains("`flac`, `zstd` or `none`"), "{e}");
+    let e = refused("[compress]\ncodec = \"FLAC\"\n");
+    assert!(e.contains("key `compress.codec`"), "{e}");
+    let e = refused("[compress]\nlong = \"yes\"\n");
+    assert!(e.contains("long"), "{e}");
 }
 
 #[test]

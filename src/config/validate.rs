@@ -9,7 +9,7 @@ use super::raw::{RawCompress, RawConfig, RawDaemon, RawLedger, RawNaming, RawRet
 use super::store::parse_store;
 use super::{
     Codec, CompressConfig, Config, ConfigError, DEFAULT_LEDGER_PATH, DaemonConfig, Keep,
-    LedgerConfig, MinFree, RetentionPolicy, SpoolConfig, local_hostname,
+    LedgerConfig, MinFree, RetentionPolicy, SpoolConfig, ZstdSettings, local_hostname,
 };
 use crate::recording::name::{DEFAULT_NAME_TEMPLATE, NameTemplate, Naming};
 use crate::units::parse_bytes;
@@ -193,22 +193,39 @@ fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolCo
 }
 
 fn compress(v: &Validator<'_>, raw: RawCompress) -> Result<CompressConfig, ConfigError> {
-    let codec_text = raw.codec.unwrap_or_else(|| "zstd".to_string());
-    let codec = Codec::parse(&codec_text).ok_or_else(|| {
-        v.invalid(
-            "compress.codec",
-            format!("`{codec_text}` is not a codec; use `zstd` or `none`"),
-        )
-    })?;
+    let codec = |key: &str, text: &str| {
+        Codec::parse(text).ok_or_else(|| {
+            v.invalid(
+                key,
+                format!("`{text}` is not a codec; use `flac`, `zstd` or `none`"),
+            )
+        })
+    };
+    let default = codec("compress.codec", raw.codec.as_deref().unwrap_or("flac"))?;
+    let mut campaigns = BTreeMap::new();
+    for (campaign, text) in raw.campaigns.unwrap_or_default() {
+        let key = format!("compress.campaigns.{campaign}");
+        if campaign.trim().is_empty() {
+            return Err(v.invalid(&key, "campaign id must not be empty"));
+        }
+        campaigns.insert(campaign, codec(&key, &text)?);
+    }
     let level = raw.level.unwrap_or(3);
     if !(1..=19).contains(&level) {
         return Err(v.invalid("compress.level", format!("{level} is out of range 1..=19")));
     }
-    Ok(CompressConfig { codec, level })
+    Ok(CompressConfig {
+        codec: default,
+        campaigns,
+        zstd: ZstdSettings {
+            level,
+            long: raw.long.unwrap_or(false),
+        },
+    })
 }
 
 fn daemon(v: &Validator<'_>, raw: RawDaemon) -> Result<DaemonConfig, ConfigError> {
-    let workers = raw.workers.unwrap_or(4);
+    let workers = raw.workers.unwrap_or(16);
     if !(1..=64).contains(&workers) {
         return Err(v.invalid(
             "daemon.workers",

@@ -139,16 +139,7 @@ impl Ledger {
             "SELECT state, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
              FROM recordings GROUP BY state",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                StateTotals {
-                    count: r.get::<_, i64>(1)? as u64,
-                    bytes: r.get::<_, i64>(2)? as u64,
-                    object_bytes: r.get::<_, i64>(3)? as u64,
-                },
-            ))
-        })?;
+        let rows = stmt.query_map([], totals_row)?;
         let mut out = Vec::new();
         for row in rows {
             let (state, totals) = row?;
@@ -158,6 +149,20 @@ impl Ledger {
         }
         out.sort_by_key(|(s, _)| *s);
         Ok(out)
+    }
+
+    /// Count and bytes per codec of the objects in the store (or staged for
+    /// it): what each codec saves.
+    pub fn codec_totals(&self) -> Result<Vec<(String, StateTotals)>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT codec, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
+             FROM recordings WHERE codec IS NOT NULL AND object_size IS NOT NULL \
+             AND state IN ('compressed', 'uploaded', 'verified', 'local_deleted') \
+             GROUP BY codec ORDER BY codec",
+        )?;
+        let rows = stmt.query_map([], totals_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The oldest recording not yet archived (mtime, ns), if any.
@@ -340,4 +345,16 @@ impl Ledger {
         let rows = stmt.query_map([wanted], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// A (group, count, bytes, object bytes) row of a totals query.
+fn totals_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, StateTotals)> {
+    Ok((
+        r.get(0)?,
+        StateTotals {
+            count: r.get::<_, i64>(1)? as u64,
+            bytes: r.get::<_, i64>(2)? as u64,
+            object_bytes: r.get::<_, i64>(3)? as u64,
+        },
+    ))
 }

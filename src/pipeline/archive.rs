@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 
-use crate::codec::{self, EncodeError};
+use crate::codec::{self, Codec, EncodeError, Fallback};
 use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::audit::Actor;
@@ -40,6 +40,10 @@ pub struct Archiver {
     /// Who the audit trail names for local deletes.
     actor: Actor,
     pub(super) metrics: Arc<Metrics>,
+    /// Compressing is CPU work: at most one recording per core at once, so
+    /// the other recordings in flight wait on the store meanwhile (the next
+    /// one is compressed while this one uploads).
+    compress_slots: tokio::sync::Semaphore,
 }
 
 /// A value as object metadata may carry it (HTTP header text).
@@ -55,6 +59,8 @@ impl Archiver {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
     ) -> Archiver {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let slots = cores.min(config.daemon.workers);
         Archiver {
             config,
             store_config,
@@ -62,6 +68,7 @@ impl Archiver {
             store,
             actor: Actor::current(),
             metrics,
+            compress_slots: tokio::sync::Semaphore::new(slots),
         }
     }
 
@@ -100,22 +107,23 @@ impl Archiver {
             )));
         }
         let dest = self.staging_path(rec.id);
-        let (path, identity, codec, level) = (
-            rec.path.clone(),
-            rec.identity,
-            self.config.compress.codec,
-            self.config.compress.level,
-        );
-        let staging = self.config.spool.staging.clone();
-        let encoded = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&staging).map_err(|e| EncodeError::Staging {
-                path: staging.display().to_string(),
-                source: e,
-            })?;
-            codec::encode(&path, identity, codec, level, &dest)
-        })
-        .await
-        .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
+        let compress = &self.config.compress;
+        // Compressed before (staging lost): the same codec again, so the key
+        // and the object an interrupted upload may have stored stay the same.
+        let codec = match (&rec.object_key, rec.codec.as_deref().and_then(Codec::parse)) {
+            (Some(_), Some(before)) => before,
+            _ => compress.codec_for(rec.campaign.as_deref()),
+        };
+        let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
+        let _slot = self
+            .compress_slots
+            .acquire()
+            .await
+            .map_err(|e| Error::Local(format!("compress slot: {e}")))?;
+        let encoded =
+            tokio::task::spawn_blocking(move || codec::encode(&path, identity, codec, zstd, &dest))
+                .await
+                .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
         let (id, name) = (rec.id, display_name(&rec.name));
         let encoded = match encoded {
             Ok(e) => e,
@@ -140,30 +148,43 @@ impl Archiver {
             }
             Err(e) => return Err(e.into()),
         };
+        match &encoded.fallback {
+            Some(why @ Fallback::RoundTrip(_)) => {
+                tracing::error!(recording = %name, codec = encoded.codec.as_str(), "{why}; the FLAC object was discarded");
+            }
+            Some(why) => {
+                tracing::debug!(recording = %name, codec = encoded.codec.as_str(), "{why}");
+            }
+            None => {}
+        }
+        let used = encoded.codec;
+        // A key rendered for another codec (the config changed since) names
+        // the wrong format: render it again.
+        let key = match &rec.object_key {
+            Some(k) if rec.codec.as_deref() == Some(used.as_str()) => k.clone(),
+            _ => self.render_key(rec, used, false),
+        };
         let mut facts = CompressedFacts {
             sha256: hex::encode(encoded.sha256),
-            object_key: match &rec.object_key {
-                Some(k) => k.clone(),
-                None => self.render_key(rec, false),
-            },
+            object_key: key,
             object_size: encoded.object_size,
             object_sha256: hex::encode(encoded.object_sha256),
-            codec: codec.as_str().to_string(),
+            codec: used.as_str().to_string(),
         };
         let first = facts.clone();
         match self.ledger.call(move |l| l.compressed(id, &first)).await {
             // Another recording has that key (VICIdial names repeat): a unique one.
             Err(LedgerError::KeyTaken(_)) => {
-                facts.object_key = self.render_key(rec, true);
+                facts.object_key = self.render_key(rec, used, true);
                 Ok(self.ledger.call(move |l| l.compressed(id, &facts)).await?)
             }
             other => Ok(other?),
         }
     }
 
-    /// The object key of `rec`; `unique` adds its id (for a name whose plain
-    /// key is taken).
-    pub(super) fn render_key(&self, rec: &Recording, unique: bool) -> String {
+    /// The object key of `rec` stored with `codec`; `unique` adds its id
+    /// (for a name whose plain key is taken).
+    pub(super) fn render_key(&self, rec: &Recording, codec: Codec, unique: bool) -> String {
         let time = Utc
             .timestamp_opt(rec.time_secs(), 0)
             .single()
@@ -175,6 +196,7 @@ impl Archiver {
                 time,
                 name: &rec.name,
                 id: rec.id,
+                suffix: codec::suffix(codec),
             },
             unique,
         )

@@ -5,6 +5,7 @@
 use std::fs;
 
 use super::archive::Archiver;
+use crate::codec;
 use crate::config::VerifyMode;
 use crate::digest;
 use crate::error::Error;
@@ -40,6 +41,7 @@ impl Archiver {
             size,
             sha256,
             metadata: &metadata,
+            content_type: codec::content_type(codec::codec_of(rec), &rec.name),
         };
         let outcome = match self.store.put(&request).await {
             Err(StoreError::Permanent(msg)) if is_digest_rejection(&msg) => {
@@ -57,7 +59,7 @@ impl Archiver {
                     .unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
             }
             PutOutcome::Exists(_) => {
-                let fresh = self.render_key(rec, true);
+                let fresh = self.render_key(rec, codec::codec_of(rec), true);
                 if &fresh == key {
                     return Err(Error::Verification(format!(
                         "a different object already exists at `{key}` and no other key is free"
@@ -98,7 +100,7 @@ impl Archiver {
         }
         if let Some(problem) = problem {
             // Never delete the local file; upload under a fresh key next time.
-            let fresh = self.render_key(rec, true);
+            let fresh = self.render_key(rec, codec::codec_of(rec), true);
             tracing::error!(key = %key, problem = %problem, "verification failed; the local copy stays");
             if fresh != key {
                 let why = format!("verification failed: {problem}");

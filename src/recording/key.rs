@@ -4,7 +4,9 @@
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 /// The object key template unless `[store] key_template` says otherwise.
-pub const DEFAULT_KEY_TEMPLATE: &str = "{prefix}{host}/{yyyy}/{mm}/{dd}/{name}.zst";
+/// `{ext}` is the codec's suffix (`.flac`, `.zst`, or nothing for objects
+/// stored as they are); a template without it gets it at the end.
+pub const DEFAULT_KEY_TEMPLATE: &str = "{prefix}{host}/{yyyy}/{mm}/{dd}/{name}{ext}";
 
 /// A parsed `[store] key_template`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,7 @@ enum Part {
     Hour,
     Name,
     Id,
+    Ext,
 }
 
 /// What a key is made from.
@@ -34,10 +37,14 @@ pub struct KeyInputs<'a> {
     /// The file name as bytes.
     pub name: &'a [u8],
     pub id: i64,
+    /// The codec's suffix (`.flac`, `.zst`, ``).
+    pub suffix: &'a str,
 }
 
 impl KeyTemplate {
-    /// Parses a template such as `{prefix}{host}/{yyyy}/{mm}/{dd}/{name}.zst`.
+    /// Parses a template such as `{prefix}{host}/{yyyy}/{mm}/{dd}/{name}{ext}`.
+    /// A literal `.zst` at the end (wave 1's default, before FLAC) is read
+    /// as `{ext}`: a key always names its object's real format.
     pub fn parse(text: &str) -> Result<KeyTemplate, String> {
         let mut parts = Vec::new();
         let mut rest = text;
@@ -58,17 +65,26 @@ impl KeyTemplate {
                 "hh" => Part::Hour,
                 "name" => Part::Name,
                 "id" => Part::Id,
+                "ext" => Part::Ext,
                 other => {
                     return Err(format!(
-                        "unknown placeholder `{{{other}}}`; known: {{prefix}} {{host}} {{yyyy}} {{mm}} {{dd}} {{hh}} {{name}} {{id}}"
+                        "unknown placeholder `{{{other}}}`; known: {{prefix}} {{host}} {{yyyy}} {{mm}} {{dd}} {{hh}} {{name}} {{id}} {{ext}}"
                     ));
                 }
             };
             parts.push(part);
             rest = &rest[close + 1..];
         }
+        if let Some(text) = rest.strip_suffix(".zst") {
+            rest = text;
+        }
         if !rest.is_empty() {
             parts.push(Part::Text(rest.to_string()));
+        }
+        match parts.iter().filter(|p| **p == Part::Ext).count() {
+            0 => parts.push(Part::Ext),
+            1 if parts.last() == Some(&Part::Ext) => {}
+            _ => return Err("{ext} may appear once, at the end".to_string()),
         }
         if !parts.iter().any(|p| matches!(p, Part::Name | Part::Id)) {
             return Err("must contain {name} or {id} so keys identify recordings".to_string());
@@ -99,6 +115,7 @@ impl KeyTemplate {
                     }
                 }
                 Part::Id => out.push_str(&k.id.to_string()),
+                Part::Ext => out.push_str(k.suffix),
             }
         }
         out
@@ -197,6 +214,7 @@ mod tests {
             time: Utc.with_ymd_and_hms(2026, 3, 1, 10, 15, 0).unwrap(),
             name,
             id: 42,
+            suffix: ".zst",
         }
     }
 
@@ -213,6 +231,29 @@ mod tests {
             u,
             "rec/dialer1/2026/03/01/20260301-101500_5551234567-all.wav~42.zst"
         );
+    }
+
+    #[test]
+    fn keys_end_in_the_codec_suffix_whatever_the_template() {
+        let name = b"a-all.wav";
+        for template in [
+            DEFAULT_KEY_TEMPLATE,
+            "{prefix}{host}/{yyyy}/{mm}/{dd}/{name}.zst",
+            "{prefix}{host}/{name}",
+        ] {
+            let t = KeyTemplate::parse(template).unwrap();
+            for (suffix, want) in [(".flac", "a-all.wav.flac"), ("", "a-all.wav")] {
+                let k = t.render(
+                    &KeyInputs {
+                        suffix,
+                        ..inputs(name)
+                    },
+                    false,
+                );
+                assert!(k.ends_with(&format!("/{want}")), "{template}: {k}");
+            }
+        }
+        assert!(KeyTemplate::parse("{name}{ext}/x").is_err());
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub async fn backup(
                 size,
                 sha256,
                 metadata: &metadata,
+                content_type: "application/zstd",
             })
             .await?;
         if let PutOutcome::Exists(_) = outcome {

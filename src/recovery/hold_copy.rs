@@ -67,6 +67,7 @@ pub async fn publish(
             size: text.len() as u64,
             sha256: sha,
             metadata: &metadata,
+            content_type: "application/toml",
         })
         .await;
     let _ = std::fs::remove_file(&file);

@@ -4,10 +4,11 @@
 //! codec.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
 use crate::codec;
+use crate::digest::CHUNK;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, Actor, NewEntry, subject};
@@ -89,10 +90,10 @@ pub async fn restore(
         let codec = codec::codec_of(&rec);
         let (object_in, decoded_out) = (object_tmp.clone(), output_tmp.clone());
         let decoded = tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
-            let mut out = File::create(&decoded_out)?;
-            let r = codec::decode(codec, &object_in, &mut out)?;
-            out.sync_all()?;
-            Ok(r)
+            let mut out = BufWriter::with_capacity(CHUNK, File::create(&decoded_out)?);
+            let r = codec::decode(codec, File::open(&object_in)?, &mut out)?;
+            out.into_inner()?.sync_all()?;
+            Ok((r.sha256, r.size))
         })
         .await
         .map_err(|e| Error::Local(e.to_string()))?

@@ -259,11 +259,10 @@ impl Decode {
             handle: Handle::current(),
             failed: read_failed.clone(),
         };
-        let decoded =
-            tokio::task::spawn_blocking(move || codec::decode_stream(codec, source, sink))
-                .await
-                .map_err(|_| Failure::Local)?;
-        let (sha, size) = decoded.map_err(|e| {
+        let decoded = tokio::task::spawn_blocking(move || codec::decode(codec, source, sink))
+            .await
+            .map_err(|_| Failure::Local)?;
+        let decoded = decoded.map_err(|e| {
             tracing::debug!(key = %self.key, "playback decode: {e}");
             if read_failed.load(Ordering::Relaxed) {
                 Failure::Unavailable
@@ -278,7 +277,7 @@ impl Decode {
             }
         })?;
         let want = self.rec.sha256.as_deref().unwrap_or_default();
-        if hex::encode(sha) != want || size != self.rec.identity.size {
+        if hex::encode(decoded.sha256) != want || decoded.size != self.rec.identity.size {
             return Err(Failure::Damaged);
         }
         Ok(())
@@ -342,7 +341,7 @@ mod tests {
         fs::write(&src, bytes).unwrap();
         let identity = FileIdentity::of(&fs::metadata(&src).unwrap());
         let obj = dir.join(format!("{key}.obj"));
-        let enc = codec::encode(&src, identity, Codec::Zstd, 3, &obj).unwrap();
+        let enc = codec::encode(&src, identity, Codec::Zstd, Default::default(), &obj).unwrap();
         let metadata = Default::default();
         let req = PutRequest {
             key,
@@ -350,6 +349,7 @@ mod tests {
             size: enc.object_size,
             sha256: enc.object_sha256,
             metadata: &metadata,
+            content_type: "application/zstd",
         };
         store.put(&req).await.unwrap();
         let (_d, ledger) = crate::ledger::fixtures::ledger();

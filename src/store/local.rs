@@ -22,6 +22,14 @@ pub struct LocalStore {
     root: PathBuf,
 }
 
+/// What a put hands over besides the key.
+struct Sent<'a> {
+    source: &'a Path,
+    sha256: [u8; 32],
+    metadata: BTreeMap<String, String>,
+    content_type: String,
+}
+
 fn local(context: &str, path: &Path, e: io::Error) -> StoreError {
     StoreError::Local(format!("{context} {}: {e}", path.display()))
 }
@@ -59,6 +67,7 @@ impl LocalStore {
         source: &Path,
         sha256: [u8; 32],
         metadata: BTreeMap<String, String>,
+        content_type: String,
     ) -> Result<PutOutcome, StoreError> {
         let target = self.object_path(key)?;
         if let Some(info) = self.head_blocking(key)? {
@@ -72,7 +81,13 @@ impl LocalStore {
                 .and_then(|n| n.to_str())
                 .unwrap_or("object"),
         ));
-        let result = self.write_new(&tmp, &target, key, source, sha256, metadata);
+        let sent = Sent {
+            source,
+            sha256,
+            metadata,
+            content_type,
+        };
+        let result = self.write_new(&tmp, &target, key, sent);
         let _ = fs::remove_file(&tmp);
         result
     }
@@ -82,10 +97,14 @@ impl LocalStore {
         tmp: &Path,
         target: &Path,
         key: &str,
-        source: &Path,
-        sha256: [u8; 32],
-        metadata: BTreeMap<String, String>,
+        sent: Sent<'_>,
     ) -> Result<PutOutcome, StoreError> {
+        let Sent {
+            source,
+            sha256,
+            metadata,
+            content_type,
+        } = sent;
         let mut input = File::open(source).map_err(|e| local("cannot open", source, e))?;
         let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
         let mut writer = HashingWriter::new(out);
@@ -106,6 +125,7 @@ impl LocalStore {
             size,
             checksum: checksum.clone(),
             metadata,
+            content_type: Some(content_type),
         };
         let side = self.sidecar_path(key);
         let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
@@ -226,13 +246,14 @@ impl Store for LocalStore {
 
     async fn put(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let this = self.clone();
-        let (key, source, sha, meta) = (
+        let (key, source, sha, meta, content_type) = (
             req.key.to_string(),
             req.source.to_path_buf(),
             req.sha256,
             req.metadata.clone(),
+            req.content_type.to_string(),
         );
-        blocking(move || this.put_blocking(&key, &source, sha, meta)).await
+        blocking(move || this.put_blocking(&key, &source, sha, meta, content_type)).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {

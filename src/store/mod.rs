@@ -18,6 +18,7 @@ mod cloud;
 pub mod gcs;
 mod local;
 pub mod metered;
+mod parts;
 pub mod probe;
 mod s3;
 pub mod sftp;
@@ -92,6 +93,9 @@ pub struct PutRequest<'a> {
     pub size: u64,
     pub sha256: [u8; 32],
     pub metadata: &'a BTreeMap<String, String>,
+    /// The object's Content-Type (`audio/flac` lets a browser play a
+    /// presigned URL); stores without such a header may keep it aside.
+    pub content_type: &'a str,
 }
 
 /// The result of a put.

@@ -75,6 +75,7 @@ async fn steps(
         size: body.len() as u64,
         sha256: sha,
         metadata: &metadata,
+        content_type: "application/octet-stream",
     };
     match store.put(&request).await {
         Ok(PutOutcome::Created { .. }) => {}

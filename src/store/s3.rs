@@ -28,12 +28,10 @@ use super::{
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
+use crate::store::parts::{composite_checksum, part_digests};
 use crate::store::throttle::{PacedFile, RateLimiter};
 
-mod parts;
 mod read;
-
-use parts::{composite_checksum, part_digests};
 
 /// A bucket (and endpoint) reached through the S3 API.
 pub struct S3Store {
@@ -218,7 +216,7 @@ impl S3Store {
                 .body(body)
                 .content_length(req.size as i64)
                 .checksum_sha256(&checksum)
-                .content_type("application/octet-stream");
+                .content_type(req.content_type);
             for (k, v) in req.metadata {
                 put = put.metadata(k, v);
             }
@@ -257,13 +255,14 @@ impl S3Store {
                 .map_err(|e| {
                     StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
                 })?;
+        let part_digests = part_digests.matching(req)?;
         let mut create = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(req.key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .content_type("application/octet-stream");
+            .content_type(req.content_type);
         for (k, v) in req.metadata {
             create = create.metadata(k, v);
         }

@@ -18,6 +18,9 @@ pub struct Sidecar {
     /// SHA-256 of the bytes the store wrote, base64 (what S3 would report).
     pub checksum: String,
     pub metadata: BTreeMap<String, String>,
+    /// What S3 would keep as the object's Content-Type.
+    #[serde(default)]
+    pub content_type: Option<String>,
 }
 
 impl Sidecar {

@@ -1,6 +1,7 @@
 //! recvault's integration tests: one binary, real parts (Garage on 127.0.0.1,
 //! the real `recvault` executable, real files).
 
+mod codecs;
 mod common;
 mod crash;
 mod faults;

@@ -236,6 +236,7 @@ fn verify_finds_missing_and_altered_objects() {
                 size: bytes.len() as u64,
                 sha256: recvault::digest::sha256(&bytes),
                 metadata: &meta,
+                content_type: "application/zstd",
             })
             .await
             .unwrap();

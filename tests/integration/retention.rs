@@ -56,9 +56,9 @@ fn stored_names(g: &Garage, site: &Site) -> Vec<String> {
         })
         .into_iter()
         .map(|o| {
-            // `CAMPAIGN_DATE_PHONE-all.wav.zst` -> `CAMPAIGN_PHONE`
+            // `CAMPAIGN_DATE_PHONE-all.wav.flac` -> `CAMPAIGN_PHONE`
             let file = o.key.rsplit('/').next().unwrap();
-            let file = file.trim_end_matches(".zst").trim_end_matches("-all.wav");
+            let file = file.trim_end_matches(".flac").trim_end_matches("-all.wav");
             let campaign = file.split('_').next().unwrap();
             format!("{campaign}_{}", file.rsplit('_').next().unwrap())
         })

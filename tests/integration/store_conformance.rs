@@ -42,6 +42,7 @@ async fn put_bytes(
             size: bytes.len() as u64,
             sha256: sha,
             metadata: &m,
+            content_type: "audio/flac",
         })
         .await
 }
@@ -165,6 +166,7 @@ pub async fn wrong_checksum_is_refused(
             size: bytes.len() as u64,
             sha256: wrong,
             metadata: &m,
+            content_type: "audio/flac",
         })
         .await
         .expect_err("a body that does not match its SHA-256 must be refused");

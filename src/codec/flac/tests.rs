@@ -70,11 +70,14 @@ fn round_trip(wav: &[u8]) -> (Encoded, Vec<u8>) {
 fn every_kind_round_trips_bit_exact() {
     for (name, wav) in kinds() {
         let layout = wav::inspect(Cursor::new(&wav)).unwrap();
-        let (enc, _) = round_trip(&wav);
-        assert_eq!(enc.samples, layout.samples(), "{name}");
+        let (enc, object) = round_trip(&wav);
+        assert_eq!(enc.codec, Codec::Flac, "{name}");
+        let (params, samples) = parse_streaminfo(&object[8..42].try_into().unwrap());
+        assert_eq!(samples, layout.samples(), "{name}");
+        assert_eq!(object[26..42], [0; 16], "{name}: MD5 left unset");
         assert_eq!(
-            (enc.channels, enc.sample_rate),
-            (layout.format.channels, layout.format.sample_rate)
+            (params.channels, params.sample_rate),
+            (u32::from(layout.format.channels), layout.format.sample_rate)
         );
     }
 }
@@ -178,6 +181,56 @@ fn inputs_flac_cannot_carry_fall_back_without_writing() {
 }
 
 #[test]
+fn chunks_after_the_samples_are_bounded_both_ways() {
+    // Over MAX_TAIL after the samples: the decoder would have to hold them.
+    let mut wav = WavFile::asterisk(100);
+    wav.after.push((b"big1", vec![7; (MAX_TAIL / 2) as usize]));
+    wav.after.push((b"big2", vec![8; (MAX_TAIL / 2) as usize]));
+    let err = encode(Cursor::new(wav.bytes()), Cursor::new(Vec::new())).unwrap_err();
+    assert!(
+        matches!(&err, EncodeError::NotFlacable(n) if n.reason.contains("after the samples")),
+        "{err}"
+    );
+    // Just under it: FLAC, and a plain reader decodes it.
+    wav.after.pop();
+    let (_, object) = round_trip(&wav.bytes());
+    let mut back = Vec::new();
+    decode_from(&object[..], &mut back).unwrap();
+    assert!(back == wav.bytes());
+    // A hostile object with more after the samples than the decoder holds
+    // is refused before it is buffered.
+    let mut hostile = b"fLaC".to_vec();
+    let head: Vec<_> = blocks(&object)
+        .into_iter()
+        .take_while(|(_, _, body)| !body[4..].starts_with(b"big1"))
+        .collect();
+    let mut add = |body: &[u8], last: bool| {
+        hostile.push(if last { 0x80 } else { 0 } | head_kind(body));
+        hostile.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hostile.extend_from_slice(body);
+    };
+    for (_, _, body) in &head {
+        add(body, false);
+    }
+    let mut big = b"riffJUNK".to_vec();
+    big.extend_from_slice(&((1u32 << 24) - 17).to_le_bytes());
+    big.resize((1 << 24) - 1, 0);
+    add(&big, false);
+    add(&big, true);
+    let err = decode_from(&hostile[..], io::sink()).unwrap_err();
+    assert!(err.to_string().contains("after the samples"), "{err}");
+}
+
+/// The block type of a body [`blocks`] returned: STREAMINFO is 34 bytes.
+fn head_kind(body: &[u8]) -> u8 {
+    if body.len() == 34 && !body.starts_with(RIFF_ID) {
+        STREAMINFO
+    } else {
+        APPLICATION
+    }
+}
+
+#[test]
 fn a_nonzero_pad_byte_after_odd_data_falls_back() {
     let mut wav = WavFile::pcm(1, 8000, 24, 3);
     wav.pad = 0x55;
@@ -254,7 +307,8 @@ fn staged_files_on_disk_round_trip() {
     drop(dest);
     assert_eq!(enc.object_sha256, sha256(&std::fs::read(&obj).unwrap()));
     let mut back = Vec::new();
-    assert_eq!(decode(&obj, &mut back).unwrap(), (enc.sha256, enc.size));
+    let decoded = decode_from(std::fs::File::open(&obj).unwrap(), &mut back).unwrap();
+    assert_eq!((decoded.sha256, decoded.size), (enc.sha256, enc.size));
     assert!(back == wav);
 }
 

@@ -1,38 +1,32 @@
-//! Rebuilding the original WAV from a FLAC object: the stored `riff` blocks
-//! before the samples are written as they are read, the frames are decoded
-//! into PCM as they arrive, and the blocks stored for chunks after the
-//! samples are read again (by seeking back) at the end. Memory stays bounded.
+//! Rebuilding the original WAV from a FLAC object, reading it once front to
+//! back: the stored `riff` blocks before the samples are written as they are
+//! read, the frames are decoded into PCM as they arrive, and the blocks
+//! stored for chunks after the samples wait in memory (at most
+//! [`MAX_BUFFERED_TAIL`] bytes) until the samples are out. So an object can
+//! be decoded straight from a network stream, with bounded memory.
 
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Write};
 
-use super::{APPLICATION, HashingReader, RIFF_ID, STREAMINFO, decoder, invalid, parse_streaminfo};
+use super::{APPLICATION, RIFF_ID, STREAMINFO, decoder, invalid, parse_streaminfo};
+use crate::codec::Decoded;
 use crate::codec::wav::reference_fmt;
-use crate::digest::{CHUNK, HashingWriter};
+use crate::digest::{CHUNK, HashingReader, HashingWriter};
 
-/// What decoding an object produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decoded {
-    /// SHA-256 and size of the rebuilt WAV.
-    pub sha256: [u8; 32],
-    pub size: u64,
-    /// SHA-256 and size of the object as read.
-    pub object_sha256: [u8; 32],
-    pub object_size: u64,
-}
+/// The most bytes of chunks after the samples the decoder holds: objects
+/// made by recvault carry at most [`super::MAX_TAIL`]; this leaves room for
+/// what `flac --keep-foreign-metadata` may have made.
+pub const MAX_BUFFERED_TAIL: u64 = 16 << 20;
 
-/// Decodes a FLAC object made by [`super::encode`] into `out`, streaming.
-/// A damaged or foreign object is an `InvalidData` error (after writing
-/// whatever came before the damage).
-pub fn decode_from<R: Read + Seek>(object: R, out: impl Write) -> io::Result<Decoded> {
+/// Decodes a FLAC object made by [`super::encode`] (or by
+/// `flac --keep-foreign-metadata`) into `out`, streaming. A damaged or
+/// foreign object is an `InvalidData` error (after writing whatever came
+/// before the damage).
+pub fn decode_from(object: impl Read, out: impl Write) -> io::Result<Decoded> {
     rebuild(object, out, true)
 }
 
 /// [`decode_from`]; `check_md5` as for [`decoder::decode_frames`].
-pub(super) fn rebuild<R: Read + Seek>(
-    object: R,
-    out: impl Write,
-    check_md5: bool,
-) -> io::Result<Decoded> {
+pub(super) fn rebuild(object: impl Read, out: impl Write, check_md5: bool) -> io::Result<Decoded> {
     let mut input = HashingReader::new(BufReader::with_capacity(CHUNK, object));
     let mut wav = HashingWriter::new(out);
     let meta = read_metadata(&mut input, &mut wav)?;
@@ -49,12 +43,9 @@ pub(super) fn rebuild<R: Read + Seek>(
     if meta.data_size % 2 == 1 {
         wav.write_all(&[0])?;
     }
-    let (mut reader, object_sha256, object_size) = input.finish();
-    for (offset, len) in meta.tail {
-        reader.seek(SeekFrom::Start(offset))?;
-        copy_exact(&mut reader, &mut wav, len)?;
-    }
+    wav.write_all(&meta.tail)?;
     wav.flush()?;
+    let (object_sha256, object_size) = input.finish();
     let (_, sha256, size) = wav.finish();
     Ok(Decoded {
         sha256,
@@ -74,8 +65,8 @@ struct Metadata {
     /// Bytes of stored chunks (headers and pad bytes included), data excluded.
     chunk_bytes: u64,
     data_size: u64,
-    /// (offset in the object, length) of the chunks stored for after the samples.
-    tail: Vec<(u64, u64)>,
+    /// The chunks stored for after the samples, as the WAV has them.
+    tail: Vec<u8>,
 }
 
 /// Where the next `riff` block goes.
@@ -177,9 +168,13 @@ impl Metadata {
                 self.chunk_bytes += len;
             }
             Phase::AfterData => {
-                self.tail.push((input.read, len));
+                if self.tail.len() as u64 + len > MAX_BUFFERED_TAIL {
+                    return Err(invalid(format!(
+                        "over {MAX_BUFFERED_TAIL} bytes of chunks after the samples"
+                    )));
+                }
                 self.chunk_bytes += len;
-                copy_exact(input, &mut io::sink(), len)?;
+                copy_exact(input, &mut self.tail, len)?;
             }
         }
         Ok(())

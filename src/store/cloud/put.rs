@@ -160,7 +160,7 @@ impl CloudStore {
             .op
             .write_with(req.key, body)
             .if_not_exists(true)
-            .content_type("application/octet-stream")
+            .content_type(req.content_type)
             .user_metadata(self.put_metadata(req, &hashed.md5))
             .await;
         let written = result.map_err(|e| {
@@ -206,7 +206,7 @@ impl CloudStore {
             .writer_with(req.key)
             .chunk(self.part_size as usize)
             .if_not_exists(true)
-            .content_type("application/octet-stream")
+            .content_type(req.content_type)
             .user_metadata(self.put_metadata(req, &hashed.md5))
             .await
             .map_err(classify)?;

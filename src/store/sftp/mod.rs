@@ -130,6 +130,7 @@ impl SftpStore {
                 size: req.size,
                 checksum: single_part_checksum(&sha),
                 metadata: req.metadata.clone(),
+                content_type: Some(req.content_type.to_string()),
             };
             write_file(sftp, &side_tmp, sidecar.to_text()?.as_bytes()).await?;
             if !link(sftp, &side_tmp, &side).await? {

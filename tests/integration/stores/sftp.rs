@@ -156,6 +156,7 @@ fn leftovers_of_a_killed_put_neither_block_nor_show() {
             size: 10,
             sha256: sha,
             metadata: &meta,
+            content_type: "application/octet-stream",
         };
         assert!(matches!(
             store.put(&put).await.unwrap(),
