@@ -157,7 +157,8 @@ pub enum HoldCommand {
         /// Every recording of a campaign (or in-group).
         #[arg(long, value_name = "CAMPAIGN")]
         campaign: Vec<String>,
-        /// Every call with this phone number (digits are compared).
+        /// Every call with this phone number (`+1 555-123-4567`, `15551234567`
+        /// and `5551234567` are one number).
         #[arg(long, value_name = "NUMBER")]
         phone: Vec<String>,
         /// Every call taken by this agent.

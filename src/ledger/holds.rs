@@ -22,7 +22,7 @@ pub enum Selector {
     /// A ledger id, file name or object key.
     Recording(String),
     Campaign(String),
-    /// Digits only, as the file name carries them.
+    /// In the form `recording::phone::normalize` gives (digits, no NANP `1`).
     Phone(String),
     Agent(String),
     /// Call time (mtime where unknown) in `[from, to)`, unix seconds; open-ended if `None`.

@@ -1,7 +1,8 @@
 //! What a recording is: the states of its life, its identity on disk, what
-//! its VICIdial file name says about the call (`name`) and how its object in
-//! the store is named (`key`). Pure values and rules: no I/O, no SQL, and no
-//! imports from any other part of recvault but `digest` and `units`.
+//! its VICIdial file name says about the call (`name`), how phone numbers
+//! compare (`phone`) and how its object in the store is named (`key`). Pure
+//! values and rules: no I/O, no SQL, and no imports from any other part of
+//! recvault but `digest` and `units`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::str::FromStr;
 
 pub mod key;
 pub mod name;
+pub mod phone;
 
 /// Where a recording is in its life. Each change is one ledger transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
