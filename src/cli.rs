@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::recording::State;
@@ -66,6 +66,15 @@ pub enum Command {
         #[arg(long, value_name = "GLOB")]
         name: Option<OsString>,
     },
+    /// Every recording of a person, agent, lead, campaign or time, wherever
+    /// it is (local, archived, deleted, erased), with the holds covering it.
+    Find {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// One JSON array of objects, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Retention: what is due for deletion, and deleting it.
     Retention {
         #[command(subcommand)]
@@ -118,6 +127,36 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+}
+
+/// Which recordings a data-subject request (find, export, erase) is about.
+/// Selectors of one kind are alternatives; a recording must match every
+/// kind given. At least one is required: no selection means nothing, never
+/// everything.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectorArgs {
+    /// Calls with this phone number (`+1 555-123-4567`, `15551234567` and
+    /// `5551234567` are one number).
+    #[arg(long, value_name = "NUMBER")]
+    pub phone: Vec<String>,
+    /// Calls taken by this agent.
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Vec<String>,
+    /// Calls of this VICIdial lead.
+    #[arg(long, value_name = "LEAD")]
+    pub lead: Vec<String>,
+    /// Calls of this campaign (or in-group).
+    #[arg(long, value_name = "CAMPAIGN")]
+    pub campaign: Vec<String>,
+    /// A recording by ledger id, file name or object key.
+    #[arg(long, value_name = "ID|NAME|KEY")]
+    pub recording: Vec<String>,
+    /// Calls from this date on (YYYY-MM-DD[ HH:MM:SS], local time).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Calls up to this date; a plain date includes the whole day.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
 }
 
 /// `recvault retention ...`
@@ -280,6 +319,26 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["recvault", "audit", "--case", "C"]).is_ok());
+    }
+
+    #[test]
+    fn request_commands_parse() {
+        let c = Cli::try_parse_from([
+            "recvault",
+            "find",
+            "--phone",
+            "+1 555-123-4567",
+            "--lead",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Find { ref select, json: true } if select.phone.len() == 1 && select.lead == ["7"]
+        ));
+        let c = Cli::try_parse_from(["recvault", "find"]).unwrap();
+        assert!(matches!(c.command, Command::Find { ref select, .. } if select.phone.is_empty()));
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub enum HoldProblem {
     NoReason,
     #[error("a selector is empty")]
     EmptySelector,
+    #[error("{0} is not a hold selector")]
+    NotForHolds(&'static str),
     #[error("--from is not before --to")]
     BadRange,
     #[error("no active hold for this case")]

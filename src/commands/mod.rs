@@ -17,6 +17,7 @@ use crate::units::{local_time, parse_date, parse_date_end};
 
 mod audit;
 mod check;
+mod find;
 mod hold;
 mod ledger;
 mod ls;
@@ -44,6 +45,7 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             output,
             force,
         } => restore::restore(&config, &target, &output, force, &mut stdout()).await,
+        Command::Find { select, json } => find::find(&config, select, json, &mut stdout()),
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
         Command::Audit {

@@ -34,6 +34,7 @@ fn check_selectors(selectors: &[Selector]) -> Option<HoldProblem> {
         return Some(HoldProblem::NoSelector);
     }
     selectors.iter().find_map(|s| match s {
+        Selector::Lead(_) => Some(HoldProblem::NotForHolds("--lead")),
         Selector::Recording(v)
         | Selector::Campaign(v)
         | Selector::Phone(v)

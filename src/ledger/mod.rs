@@ -8,6 +8,7 @@
 //! - `queries`: what the pipeline and the commands ask;
 //! - `holds`, `audit`, `retention`: the tables (and the one SQL predicate
 //!   "held") behind legal holds, the audit trail and retention;
+//! - `matching`: which recordings a data-subject request's selectors match;
 //! - `invariants`: `recvault ledger check`; `copy`: consistent file copies;
 //!   `lock`: one daemon per ledger.
 //!
@@ -34,6 +35,7 @@ pub(crate) mod fixtures;
 pub mod holds;
 mod invariants;
 pub mod lock;
+pub mod matching;
 mod queries;
 pub mod reservations;
 pub mod retention;

@@ -20,7 +20,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0002_retention.sql"), None),
     (include_str!("migrations/0003_safety.sql"), None),
     (
-        include_str!("migrations/0004_phones.sql"),
+        include_str!("migrations/0004_requests.sql"),
         Some(normalize_phones),
     ),
 ];

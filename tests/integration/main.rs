@@ -13,6 +13,7 @@ mod operation;
 mod pipeline;
 mod proxy;
 mod recovery;
+mod requests;
 mod retention;
 mod store_conformance;
 mod vicidial;
