@@ -96,10 +96,15 @@ for component in rustfmt clippy; do
 	fi
 done
 
-# moto's server mode: the S3 Object Lock tests need a server that has it (Garage has not).
-if ! command -v moto_server >/dev/null 2>&1; then
-	log "installing moto[server] from PyPI for the Object Lock tests"
-	python3 -m pip install --quiet 'moto[server]'
+# moto's server mode: the S3 Object Lock and versioned-bucket tests need a
+# server that has them (Garage has not). Pinned: moto 5.2 answers
+# GetBucketVersioning and DeleteObjects under `<...Response>` roots, which
+# the Rust SDK refuses (real S3 does not).
+moto_version=5.1.22
+if ! command -v moto_server >/dev/null 2>&1 ||
+	[[ $(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p') != "$moto_version" ]]; then
+	log "installing moto[server]==$moto_version from PyPI for the Object Lock and versioning tests"
+	python3 -m pip install --quiet "moto[server]==$moto_version"
 fi
 
 # garage.sh knows how to find and build Garage (pinned version, ~15 minutes).

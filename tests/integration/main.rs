@@ -16,4 +16,5 @@ mod recovery;
 mod requests;
 mod retention;
 mod store_conformance;
+mod versions;
 mod vicidial;
