@@ -75,6 +75,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Erase a person's recordings (right to be forgotten). Without
+    /// --confirm: a preview of what would be erased, where each copy is and
+    /// what a legal hold keeps, ending with the command that erases exactly
+    /// that set. Every copy goes (local, staging, every stored version);
+    /// the ledger keeps the row with pseudonyms for the personal data.
+    Erase {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// The request's reference (ticket or case number), kept with the
+        /// erasure and in the audit trail. Do not put the person's name or
+        /// number in it.
+        #[arg(long, value_name = "REF")]
+        request: String,
+        /// The token the preview printed: erase exactly the previewed set.
+        #[arg(long, value_name = "TOKEN")]
+        confirm: Option<String>,
+    },
     /// Retention: what is due for deletion, and deleting it.
     Retention {
         #[command(subcommand)]
@@ -337,6 +354,25 @@ mod tests {
             c.command,
             Command::Find { ref select, json: true } if select.phone.len() == 1 && select.lead == ["7"]
         ));
+        let c = Cli::try_parse_from([
+            "recvault",
+            "erase",
+            "--phone",
+            "555",
+            "--request",
+            "T-1",
+            "--confirm",
+            "ab12",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Erase { ref request, confirm: Some(_), .. } if request == "T-1"
+        ));
+        assert!(
+            Cli::try_parse_from(["recvault", "erase", "--phone", "555"]).is_err(),
+            "a request reference is required"
+        );
         let c = Cli::try_parse_from(["recvault", "find"]).unwrap();
         assert!(matches!(c.command, Command::Find { ref select, .. } if select.phone.is_empty()));
     }

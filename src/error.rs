@@ -64,6 +64,8 @@ pub enum Error {
     NotArchived(String, String),
     #[error("recording `{0}` was deleted by retention {1}")]
     Deleted(String, String),
+    #[error("recording `{0}` is erased (erasure request {1}): nothing of it may be restored")]
+    Erased(String, String),
     /// A file the command would write exists, and `--force` was not given.
     #[error("{path} {hint}")]
     Exists { path: PathBuf, hint: &'static str },

@@ -12,6 +12,7 @@ use crate::cli::SelectorArgs;
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::hold::Selector;
+use crate::governance::requests::{self, key};
 use crate::ledger::matching::Matched;
 use crate::recording::key::display_name;
 use crate::units::{human_bytes, local_time};
@@ -69,6 +70,7 @@ pub(super) fn find(
     let selectors = selectors(select)?;
     let ledger = super::open_ledger(config)?;
     ledger.attribute_pending(&config.naming)?;
+    let key = key::load(&config.ledger.path)?;
     let (mut n, mut held) = (0u64, 0u64);
     if json {
         write!(out, "[")?;
@@ -78,7 +80,7 @@ pub(super) fn find(
             "id\tstate\tcall time\tcampaign\tagent\tsize\theld by\twhere\tname"
         )?;
     }
-    ledger.matching::<Error>(&selectors, |m| {
+    requests::find::<Error>(&ledger, &selectors, key.as_ref(), |m| {
         if json {
             let sep = if n == 0 { "\n" } else { ",\n" };
             write!(out, "{sep}{}", json_of(m))?;
@@ -103,9 +105,13 @@ pub(super) fn find(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `find` calls the state of a recording.
+/// What `find` calls the state of a recording: an erasure's over its state.
 fn state_of(m: &Matched) -> String {
-    m.rec.state.to_string()
+    match &m.rec.erasure {
+        Some(e) if e.erased_at.is_some() => "erased".to_string(),
+        Some(_) => "erasing".to_string(),
+        None => m.rec.state.to_string(),
+    }
 }
 
 /// One tab-separated line of `find`.
@@ -150,5 +156,7 @@ fn json_of(m: &Matched) -> serde_json::Value {
         "deleted_at": r.deleted_at,
         "deleted_by": r.deleted_by,
         "held_by": m.cases,
+        "erase_request": r.erasure.as_ref().map(|e| &e.request),
+        "erased_at": r.erasure.as_ref().and_then(|e| e.erased_at),
     })
 }

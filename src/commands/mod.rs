@@ -17,6 +17,7 @@ use crate::units::{local_time, parse_date, parse_date_end};
 
 mod audit;
 mod check;
+mod erase;
 mod find;
 mod hold;
 mod ledger;
@@ -45,6 +46,11 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             output,
             force,
         } => restore::restore(&config, &target, &output, force, &mut stdout()).await,
+        Command::Erase {
+            select,
+            request,
+            confirm,
+        } => erase::erase(&config, select, request, confirm, &mut stdout()).await,
         Command::Find { select, json } => find::find(&config, select, json, &mut stdout()),
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
@@ -117,6 +123,17 @@ fn date_end(text: Option<String>) -> Result<Option<i64>, Error> {
 /// Where a recording is now, for people.
 fn whereabouts(r: &Recording) -> String {
     let key = r.object_key.as_deref().unwrap_or("-");
+    if let Some(e) = &r.erasure {
+        return match (e.erased_at, e.wait_until) {
+            (Some(at), _) => format!("erased {} (request {})", local_time(at), e.request),
+            (None, Some(until)) => format!(
+                "being erased (request {}): store {key} kept by Object Lock until {}",
+                e.request,
+                local_time(until)
+            ),
+            (None, None) => format!("being erased (request {})", e.request),
+        };
+    }
     match r.step() {
         State::Uploaded | State::Verified => {
             format!("local {} + store {key}", r.path.display())

@@ -81,7 +81,6 @@ fn selection(selectors: &[Selector]) -> Option<(String, Vec<Value>)> {
 
 /// The ids of the recordings `selectors` match on `conn` (inside a caller's
 /// transaction where the answer must hold until it commits), in id order.
-#[allow(dead_code)] // erasure reserves by it (next commit)
 pub(super) fn matching_ids(
     conn: &Connection,
     selectors: &[Selector],
@@ -97,6 +96,32 @@ pub(super) fn matching_ids(
 }
 
 impl Ledger {
+    /// Ids of the recordings of one VICIdial `recording_log.filename`: named
+    /// `stem` itself or `stem` followed by a leg suffix or extensions
+    /// (`stem-all.wav`, `stem.gsm`, `stem-in.wav`). Through the name index.
+    pub fn ids_of_stem(&self, stem: &[u8]) -> Result<Vec<i64>, LedgerError> {
+        if stem.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut end = stem.to_vec();
+        end.push(0xff);
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, name FROM recordings WHERE name >= ?1 AND name < ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![stem, end], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut ids = Vec::new();
+        for row in rows {
+            let (id, name) = row?;
+            if matches!(name.get(stem.len()), None | Some(b'-' | b'.')) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// Visits every recording `selectors` match (none for no selector),
     /// oldest call first, with the cases holding it. An error from `visit`
     /// stops the walk and is returned.
@@ -186,6 +211,9 @@ mod tests {
         assert_eq!(ids(&ledger, &[Selector::Recording(a.to_string())]), [a]);
         assert_eq!(ids(&ledger, &[]), Vec::<i64>::new(), "nothing, never all");
         assert_eq!(ids(&ledger, &[phone("999")]), Vec::<i64>::new());
+        let d = insert(&ledger, "c-in.wav", "SALES", "1", 1);
+        insert(&ledger, "cc.wav", "SALES", "1", 1);
+        assert_eq!(ledger.ids_of_stem(b"c").unwrap(), [c, d], "not `cc.wav`");
         let conn = ledger.reader().unwrap();
         assert_eq!(matching_ids(&conn, &[phone("555")]).unwrap(), [a, c]);
     }

@@ -8,12 +8,12 @@ use std::sync::LazyLock;
 
 use rusqlite::{Row, ToSql};
 
-use crate::recording::{FileIdentity, Recording, State};
+use crate::recording::{ErasureMark, FileIdentity, Recording, State};
 
 /// The columns [`from_row`] reads, in its order.
 pub(super) const COLUMNS: &str = "id, path, name, dev, ino, size, mtime_ns, state, resume_state, sha256, object_key, \
      object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at, \
-     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by";
+     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by, erase_request, erased_at, erase_wait_until";
 
 /// How many columns [`COLUMNS`] names: a query that selects more after them
 /// reads those from this index on.
@@ -74,6 +74,16 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
         lead_id: row.get(24)?,
         deleted_at: row.get(25)?,
         deleted_by: row.get(26)?,
+        erasure: row
+            .get::<_, Option<String>>(27)?
+            .map(|request| -> rusqlite::Result<ErasureMark> {
+                Ok(ErasureMark {
+                    request,
+                    erased_at: row.get(28)?,
+                    wait_until: row.get(29)?,
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -14,6 +14,7 @@
 
 pub mod archive;
 mod background;
+mod erasure;
 pub mod intake;
 mod outage;
 pub mod pressure;

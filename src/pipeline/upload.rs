@@ -243,6 +243,7 @@ mod tests {
             lead_id: None,
             deleted_at: None,
             deleted_by: None,
+            erasure: None,
         }
     }
 

@@ -54,6 +54,9 @@ pub async fn restore(
 ) -> Result<u64, Error> {
     let rec = find(ledger, wanted)?;
     let name = display_name(&rec.name);
+    if let Some(e) = &rec.erasure {
+        return Err(Error::Erased(name, e.request.clone()));
+    }
     if rec.state == State::RemoteDeleted {
         let when = format!(
             "on {} ({})",

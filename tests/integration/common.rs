@@ -373,11 +373,23 @@ pub fn restore(site: &Site, name: &[u8]) -> Vec<u8> {
 pub fn kill_when(
     site: &Site,
     limit: Duration,
+    in_progress: impl FnMut(&rusqlite::Connection) -> bool,
+) -> bool {
+    kill_command_when(site, &["run"], limit, in_progress)
+}
+
+/// [`kill_when`] for any recvault command (`args`); also stops looking
+/// once the command has ended by itself.
+pub fn kill_command_when(
+    site: &Site,
+    args: &[&str],
+    limit: Duration,
     mut in_progress: impl FnMut(&rusqlite::Connection) -> bool,
 ) -> bool {
     let mut child = site
-        .command(&["run"])
-        .stderr(std::process::Stdio::null())
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + limit;
@@ -391,9 +403,12 @@ pub fn kill_when(
             landed = true;
             break;
         }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap();
+    let _ = child.kill();
     child.wait().unwrap();
     landed
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::common::*;
 
+mod erase;
 mod find;
+mod interrupted;
+mod versioned;
 
 /// A VICIdial-style name (`CAMPAIGN_AGENT_FULLDATE_CUSTPHONE`) for a call
 /// `days_ago` days back, and the file age that goes with it.
@@ -63,6 +66,59 @@ pub fn found_ids(site: &Site, args: &[&str]) -> Vec<i64> {
         .as_array()
         .unwrap()
         .iter()
+        .map(|o| o["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The token a preview's last line confirms with.
+pub fn token_of(preview: &str) -> String {
+    preview
+        .rsplit("--confirm ")
+        .next()
+        .filter(|_| preview.contains("--confirm "))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_else(|| panic!("no confirm command in the preview:\n{preview}"))
+}
+
+/// The ids a preview lists to erase.
+pub fn preview_ids(preview: &str) -> Vec<i64> {
+    let mut ids: Vec<i64> = preview
+        .split_once("recordings to erase")
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.trim().split("  ").next()?.parse().ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The whole ledger as the sqlite3 CLI dumps it (what anyone with the
+/// file can read).
+pub fn dump(site: &Site) -> String {
+    let out = std::process::Command::new("sqlite3")
+        .arg(site.ledger_path())
+        .arg(".dump")
+        .output()
+        .expect("the sqlite3 CLI (scripts/install-deps.sh installs it)");
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// The ids `find --json` shows in `state` for `args`.
+pub fn ids_in_state(site: &Site, args: &[&str], state: &str) -> Vec<i64> {
+    let mut all = vec!["find", "--json"];
+    all.extend_from_slice(args);
+    let value: serde_json::Value = serde_json::from_str(&ok(site, &all)).unwrap();
+    let mut ids: Vec<i64> = value
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["state"] == state)
         .map(|o| o["id"].as_i64().unwrap())
         .collect();
     ids.sort();
