@@ -9,7 +9,7 @@
 #   scripts/install-deps.sh test   (the default) the demo's, plus what the tests,
 #                                  benchmarks and the package check need: Garage
 #                                  (built from source, ~15 minutes once), moto,
-#                                  cargo-deb, rclone, sqlite3, rustfmt, clippy.
+#                                  cargo-deb, rclone, sqlite3, time, rustfmt, clippy.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -70,6 +70,8 @@ if [[ $mode == test ]]; then
 	# The FLAC round-trip tests run the reference decoder.
 	command -v flac >/dev/null 2>&1 || missing+=(flac)
 	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+	# The export test measures its peak memory with GNU time (`time -v`).
+	[[ -x /usr/bin/time ]] || missing+=(time)
 	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 fi

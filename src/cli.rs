@@ -75,6 +75,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export recordings (subject access, audits) into a zip: each restored
+    /// and checked against its SHA-256, with recordings.csv and SHA256SUMS.
+    /// Exit 1 if any failed its check (each is named).
+    Export {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// The zip to write.
+        #[arg(short, long, value_name = "FILE.zip")]
+        output: PathBuf,
+        /// Replace the zip if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Erase a person's recordings (right to be forgotten). Without
     /// --confirm: a preview of what would be erased, where each copy is and
     /// what a legal hold keeps, ending with the command that erases exactly
@@ -373,6 +386,10 @@ mod tests {
             Cli::try_parse_from(["recvault", "erase", "--phone", "555"]).is_err(),
             "a request reference is required"
         );
+        let c =
+            Cli::try_parse_from(["recvault", "export", "--campaign", "S", "-o", "a.zip"]).unwrap();
+        assert!(matches!(c.command, Command::Export { force: false, .. }));
+        assert!(Cli::try_parse_from(["recvault", "export", "--campaign", "S"]).is_err());
         let c = Cli::try_parse_from(["recvault", "find"]).unwrap();
         assert!(matches!(c.command, Command::Find { ref select, .. } if select.phone.is_empty()));
     }

@@ -18,6 +18,7 @@ use crate::units::{local_time, parse_date, parse_date_end};
 mod audit;
 mod check;
 mod erase;
+mod export;
 mod find;
 mod hold;
 mod ledger;
@@ -51,6 +52,11 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             request,
             confirm,
         } => erase::erase(&config, select, request, confirm, &mut stdout()).await,
+        Command::Export {
+            select,
+            output,
+            force,
+        } => export::export(&config, select, &output, force, &mut stdout()).await,
         Command::Find { select, json } => find::find(&config, select, json, &mut stdout()),
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,

@@ -177,8 +177,9 @@ pub(super) fn check_sets(
 }
 
 /// The entries of the trail that name one of `recordings` (by the subject
-/// `audit::subject` gives them), or — among hold entries — one of
-/// `identifying` (a number or name a released hold named).
+/// `audit::subject` gives them), or — among hold and export entries — one
+/// of `identifying` (a number or name a released hold, or the path of an
+/// export, named).
 pub(super) fn entries_naming(
     tx: &Transaction<'_>,
     recordings: &[i64],
@@ -193,7 +194,7 @@ pub(super) fn entries_naming(
         "SELECT {cols} FROM audit WHERE subject != '{REDACTED}' AND ( \
            (subject LIKE 'recording %' \
             AND CAST(substr(subject, 11, instr(substr(subject, 11), ' ') - 1) AS INTEGER) IN ({ids})) \
-           OR (action IN ('hold-add', 'hold-release') AND ({texts}))) ORDER BY id",
+           OR (action IN ('hold-add', 'hold-release', 'export') AND ({texts}))) ORDER BY id",
         cols = super::audit::ENTRY_COLUMNS,
         ids = if ids.is_empty() {
             "NULL".to_string()

@@ -1,7 +1,10 @@
 //! The way out: a recording's original bytes back from its object — fetch,
 //! decode, prove it is the original (SHA-256 from the ledger), and only then
-//! put it where it was asked for (`recvault restore`). Uses ledger, store and
-//! codec.
+//! put it where it was asked for (`recvault restore`), or into a zip with
+//! every other recording a request covers (`export`). Uses ledger, store,
+//! codec, and the request selection of `governance::requests`.
+
+pub mod export;
 
 use std::fs::{self, File};
 use std::io;
@@ -42,6 +45,31 @@ pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, Error> {
                 .join("\n"),
         }),
     }
+}
+
+/// Gets a stored recording's original bytes: object `key` fetched into
+/// `object_tmp`, decoded through `codec` into the new file `dest` (synced).
+/// Returns the SHA-256 and size of what was written, for the caller to
+/// compare with the ledger's before it counts.
+pub(crate) async fn fetch_original(
+    store: &dyn Store,
+    rec: &Recording,
+    key: &str,
+    object_tmp: &Path,
+    dest: &Path,
+) -> Result<([u8; 32], u64), Error> {
+    store.get(key, object_tmp).await?;
+    let codec = codec::codec_of(rec);
+    let (object_in, decoded_out) = (object_tmp.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
+        let mut out = File::create(&decoded_out)?;
+        let r = codec::decode(codec, &object_in, &mut out)?;
+        out.sync_all()?;
+        Ok(r)
+    })
+    .await
+    .map_err(|e| Error::Local(e.to_string()))?
+    .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))
 }
 
 /// Restores the recording `wanted` to `output`. Returns the bytes written.
@@ -88,18 +116,7 @@ pub async fn restore(
     let object_tmp = dir.join(format!(".{base}.object-{tag}.tmp"));
     let output_tmp = dir.join(format!(".{base}.restore-{tag}.tmp"));
     let result = async {
-        store.get(&key, &object_tmp).await?;
-        let codec = codec::codec_of(&rec);
-        let (object_in, decoded_out) = (object_tmp.clone(), output_tmp.clone());
-        let decoded = tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
-            let mut out = File::create(&decoded_out)?;
-            let r = codec::decode(codec, &object_in, &mut out)?;
-            out.sync_all()?;
-            Ok(r)
-        })
-        .await
-        .map_err(|e| Error::Local(e.to_string()))?
-        .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))?;
+        let decoded = fetch_original(store, &rec, &key, &object_tmp, &output_tmp).await?;
         let got = hex::encode(decoded.0);
         if got != want || decoded.1 != rec.identity.size {
             return Err(Error::RestoredMismatch {

@@ -142,6 +142,11 @@ fn an_erasure_is_previewed_confirmed_and_leaves_nothing_of_the_caller() {
     let x_ids = found_ids(site, &["--phone", X]);
     assert_eq!(preview_ids(&fresh), x_ids);
 
+    // An export named after the caller: its audit entry goes with the number.
+    let zip = site.root.join(format!("{X}.zip"));
+    ok(site, &["export", "--phone", X, "-o", zip.to_str().unwrap()]);
+    fs::remove_file(&zip).unwrap();
+
     // The preview's set, and only it, is erased.
     let token = token_of(&fresh);
     let out = confirm(site, &[X, Y], &token);

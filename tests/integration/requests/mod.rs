@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::common::*;
 
 mod erase;
+mod export;
 mod find;
 mod interrupted;
 mod versioned;
