@@ -96,9 +96,10 @@ impl Sweep<'_> {
                 .into_iter()
                 .partition(|d| d.archived || self.policy.delete_unarchived);
             report.unarchived += unarchived.len() as u64;
+            // An erasure under way deletes it anyway (and keeps it reserved).
             let due: Vec<Due> = due
                 .into_iter()
-                .filter(|d| !self.skip.contains(&d.rec.id))
+                .filter(|d| !self.skip.contains(&d.rec.id) && d.rec.erasure.is_none())
                 .collect();
             if !due.is_empty() {
                 self.delete_batch(now, due, &mut report).await?;

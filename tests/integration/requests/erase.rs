@@ -91,6 +91,7 @@ fn an_erasure_is_previewed_confirmed_and_leaves_nothing_of_the_caller() {
         fs::write(&staged, b"staged object").unwrap();
     };
     stage();
+    let first_name = String::from_utf8(ledger.recording(x_ids[0]).unwrap().name).unwrap();
     let keys: Vec<String> = x_ids
         .iter()
         .filter_map(|id| ledger.recording(*id).unwrap().object_key)
@@ -191,6 +192,11 @@ fn an_erasure_is_previewed_confirmed_and_leaves_nothing_of_the_caller() {
         "{trail}"
     );
 
+    // The same caller, by the name of a recording that is gone now.
+    let first = found_ids(site, &["--phone", X])[0];
+    let named = ids_in_state(site, &["--recording", &first_name], "erased");
+    assert_eq!(named, [first]);
+
     // Run again: nothing left to do, and it says what was done.
     let out = confirm(site, &[X, Y], &token);
     expect_code(&out, 0);
@@ -233,6 +239,33 @@ fn requests_about_nothing_or_nobody_erase_nothing() {
         "abc",
     ]);
     expect_code(&out, 1);
+    // A hold placed after the preview: the set changed, nothing is erased.
+    let shown = ok(site, &["erase", "--request", "T-2", "--phone", X]);
+    let first = preview_ids(&shown)[0].to_string();
+    ok(
+        site,
+        &[
+            "hold",
+            "add",
+            "LATE",
+            "--reason",
+            "r",
+            "--recording",
+            &first,
+        ],
+    );
+    let out = site.recvault(&[
+        "erase",
+        "--request",
+        "T-2",
+        "--phone",
+        X,
+        "--confirm",
+        &token_of(&shown),
+    ]);
+    expect_code(&out, 1);
+    assert!(stdout(&out).contains("held by LATE"), "{}", stdout(&out));
+    assert!(ids_in_state(site, &["--phone", X], "erased").is_empty());
     // Everything held: nothing to confirm.
     let text = ok(site, &["erase", "--request", "T-2", "--phone", Y]);
     assert!(
@@ -252,8 +285,9 @@ fn with_the_daemon_running_the_daemon_erases() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let lock = format!("{}.lock", site.ledger_path().display());
     wait_for(Duration::from_secs(20), "the daemon's lock", || {
-        site.recvault(&["retention", "run"]).status.code() == Some(1)
+        fs::read_to_string(&lock).is_ok_and(|pid| pid.trim() == daemon.id().to_string())
     });
     let token = token_of(&preview(site, &[X]));
     let out = confirm(site, &[X], &token);
