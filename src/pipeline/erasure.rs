@@ -13,6 +13,10 @@ use crate::units::now_secs;
 /// How often the daemon looks for erasures to carry out (one indexed query).
 pub(super) const POLL: Duration = Duration::from_secs(10);
 
+/// After a run that could not erase everything (the store down, a file it
+/// may not delete), the next one waits this long: no retry storm, no log spam.
+const AFTER_FAILURE: Duration = Duration::from_secs(300);
+
 impl Runner {
     /// Carries out the erasures due now, if any.
     pub(super) async fn erase_if_due(&mut self) {
@@ -47,14 +51,26 @@ impl Runner {
             skip: &self.busy,
         };
         match eraser.run(now).await {
-            Ok(r) => tracing::info!(
+            Ok(r) if r.failed.is_empty() => tracing::info!(
                 erased = r.recorded.erased,
                 waiting = r.recorded.waiting,
-                failed = r.failed.len(),
                 versions = r.versions,
                 "erasure"
             ),
-            Err(e) => tracing::warn!("erasure stopped (tried again in {POLL:?}): {e}"),
+            Ok(r) => {
+                self.next_erasure = Instant::now() + AFTER_FAILURE;
+                tracing::warn!(
+                    erased = r.recorded.erased,
+                    waiting = r.recorded.waiting,
+                    failed = r.failed.len(),
+                    "erasure: some recordings not erased this time (again in {AFTER_FAILURE:?}): {}",
+                    r.failed[0].1
+                );
+            }
+            Err(e) => {
+                self.next_erasure = Instant::now() + AFTER_FAILURE;
+                tracing::warn!("erasure stopped (again in {AFTER_FAILURE:?}): {e}");
+            }
         }
     }
 }

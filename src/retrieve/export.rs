@@ -93,6 +93,38 @@ impl Temps {
         }
     }
 
+    /// Removes what an export to the same zip killed earlier left beside it
+    /// (temp files of a process that is gone).
+    fn clean_stale(output: &Path) {
+        let dir = Temps::beside(output)
+            .zip
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let base = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&format!(".{base}.")) else {
+                continue;
+            };
+            let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only asks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if !alive {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn remove(&self, zip_too: bool) {
         let m = &self.manifests;
         for p in [
@@ -139,6 +171,7 @@ impl Export<'_> {
         if items.is_empty() {
             return Ok(report);
         }
+        Temps::clean_stale(output);
         let temps = Temps::beside(output);
         let written = self.write(&items, &temps, &mut report, progress).await;
         let placed = written.and_then(|()| {

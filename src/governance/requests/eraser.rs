@@ -109,10 +109,7 @@ impl Eraser<'_> {
                     report.bytes += rec.identity.size;
                 }
                 Outcome::Waiting { until, .. } => report.waiting.push((rec.id, *until)),
-                Outcome::Failed { why } => {
-                    tracing::warn!(id = rec.id, "erasure not done this time: {why}");
-                    report.failed.push((rec.id, why.clone()));
-                }
+                Outcome::Failed { why } => report.failed.push((rec.id, why.clone())),
             }
             if let Some(Ok(p)) = stored.get(rec.object_key.as_deref().unwrap_or("")) {
                 report.versions += p.versions;

@@ -68,6 +68,35 @@ fn two_hundred_recordings_zip_bit_exact_in_bounded_memory() {
     }
     ok(&site, &["run", "--once"]);
     let zip = site.root.join("subject access.zip");
+    // Killed half-way: no zip under its name, and the next run tidies up.
+    let partial = |root: &std::path::Path| {
+        fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".subject access.zip.")
+            })
+            .map(|e| e.metadata().unwrap().len())
+            .max()
+    };
+    let mut child = site
+        .command(&["export", "--phone", X, "-o", zip.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(60), "the export to be half-way", || {
+        partial(&site.root).is_some_and(|n| n > 40 << 20)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !zip.exists(),
+        "a killed export leaves no zip under its name"
+    );
+    let started = std::time::Instant::now();
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(recvault_bin())
@@ -92,9 +121,17 @@ fn two_hundred_recordings_zip_bit_exact_in_bounded_memory() {
         .expect("time -v reports the peak RSS")
         .parse()
         .unwrap();
-    eprintln!("export of 200 recordings (94 MiB): peak RSS {rss_kib} KiB");
+    eprintln!(
+        "export of 200 recordings (94 MiB): {:.1} s, peak RSS {rss_kib} KiB",
+        started.elapsed().as_secs_f64()
+    );
     assert!(rss_kib <= 64 * 1024, "peak RSS {rss_kib} KiB");
 
+    assert_eq!(
+        partial(&site.root),
+        None,
+        "temp files of the killed run removed"
+    );
     let read = read_zip(&zip);
     let files = read["files"].as_object().unwrap();
     assert_eq!(files.len(), 200);

@@ -83,8 +83,14 @@ fn an_erasure_killed_anywhere_is_finished_by_running_it_again() {
     );
     drop(conn);
 
+    let started = std::time::Instant::now();
     let out = site.recvault(&args);
     expect_code(&out, 0);
+    eprintln!(
+        "erasure finished after two kills: {:.2} s for the remaining {} of 150",
+        started.elapsed().as_secs_f64(),
+        150 - half
+    );
     assert!(stdout(&out).contains("150 erased"), "{}", stdout(&out));
     assert_eq!(ids_in_state(&site, &["--phone", X], "erased").len(), 150);
     let rt = tokio::runtime::Runtime::new().unwrap();
