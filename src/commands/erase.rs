@@ -7,6 +7,7 @@
 //! it waits for. Run again, it finishes what an interrupted run began and
 //! reports what was already done.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -139,44 +140,23 @@ async fn wait_for_daemon(ledger: &Arc<Ledger>) -> Result<(), Error> {
 /// Prints where the request stands now; exit 1 if anything is left undone
 /// (other than what waits for Object Lock).
 fn report(ledger: &Ledger, plan: &Plan, out: &mut impl Write) -> Result<ExitCode, Error> {
-    let names: std::collections::HashMap<i64, String> = plan
+    // Names as the preview showed them: erased rows carry pseudonyms now.
+    let names: HashMap<i64, String> = plan
         .items
         .iter()
         .map(|(m, _)| (m.rec.id, display_name(&m.rec.name)))
         .collect();
-    let name = |r: &Recording| {
-        names
+    let mut counts = [0u64; 3];
+    for r in &ledger.erasure_of(&plan.request)? {
+        let name = names
             .get(&r.id)
             .cloned()
-            .unwrap_or_else(|| display_name(&r.name))
-    };
-    let rows = ledger.erasure_of(&plan.request)?;
-    let (mut erased, mut waiting, mut pending) = (0, 0, 0);
-    for r in &rows {
-        let Some(e) = &r.erasure else { continue };
-        match (e.erased_at, e.wait_until) {
-            (Some(at), _) => {
-                erased += 1;
-                writeln!(out, "  erased   {}  {}", local_time(at), name(r))?;
-            }
-            (None, Some(until)) => {
-                waiting += 1;
-                writeln!(
-                    out,
-                    "  waiting  {}: Object Lock keeps a stored version until {}; the local copy is gone, \
-                     the daemon finishes the erasure then ({})",
-                    name(r),
-                    local_time(until),
-                    r.last_error.as_deref().unwrap_or("")
-                )?;
-            }
-            (None, None) => {
-                pending += 1;
-                let why = r.last_error.as_deref().unwrap_or("under way");
-                writeln!(out, "  pending  {}: {why}", name(r))?;
-            }
+            .unwrap_or_else(|| display_name(&r.name));
+        if let Some(kind) = report_line(r, &name, out)? {
+            counts[kind] += 1;
         }
     }
+    let [erased, waiting, pending] = counts;
     let held = plan
         .items
         .iter()
@@ -196,6 +176,32 @@ fn report(ledger: &Ledger, plan: &Plan, out: &mut impl Write) -> Result<ExitCode
     super::exit(pending == 0)
 }
 
+/// One recording's line of the report. Returns its kind: 0 erased, 1
+/// waiting for Object Lock, 2 not done yet.
+fn report_line(r: &Recording, name: &str, out: &mut impl Write) -> Result<Option<usize>, Error> {
+    let Some(e) = &r.erasure else { return Ok(None) };
+    let why = r.last_error.as_deref().unwrap_or("under way");
+    Ok(Some(match (e.erased_at, e.wait_until) {
+        (Some(at), _) => {
+            writeln!(out, "  erased   {}  {name}", local_time(at))?;
+            0
+        }
+        (None, Some(until)) => {
+            writeln!(
+                out,
+                "  waiting  {name}: Object Lock keeps a stored version until {}; the local copy is \
+                 gone, and the daemon finishes the erasure then ({why})",
+                local_time(until)
+            )?;
+            1
+        }
+        (None, None) => {
+            writeln!(out, "  pending  {name}: {why}")?;
+            2
+        }
+    }))
+}
+
 /// Prints the preview: what goes (and where each copy is), what a hold
 /// keeps, what was erased before, then the command that confirms it.
 async fn print_plan(
@@ -210,18 +216,46 @@ async fn print_plan(
         writeln!(out, "no recording matches {shown}: nothing to erase")?;
         return Ok(());
     }
-    let versions = match store {
-        Some(s) => match s.versioning().await {
-            Ok(Versioning::Unversioned) => "the object".to_string(),
-            Ok(_) => "every version and delete marker of the object (the bucket keeps versions)"
-                .to_string(),
-            Err(e) => format!(
-                "the object and any versions (cannot tell whether the bucket keeps versions: {e})"
-            ),
-        },
-        None => "the object (no store is configured: it cannot be deleted now)".to_string(),
-    };
     writeln!(out, "erasure request {} for {shown}", plan.request)?;
+    let versions = versions_text(store).await;
+    let left = print_to_erase(plan, &config.spool.staging, &versions, out)?;
+    print_kept(plan, out)?;
+    if left == 0 {
+        writeln!(out, "nothing (more) to erase")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "To erase exactly these {left} recordings, run:\n  {again} --confirm {}",
+        plan.token
+    )?;
+    Ok(())
+}
+
+/// What deleting a stored object means on this store, for the preview.
+async fn versions_text(store: Option<&dyn Store>) -> String {
+    let Some(store) = store else {
+        return "the object (no store is configured: it cannot be deleted now)".to_string();
+    };
+    match store.versioning().await {
+        Ok(Versioning::Unversioned) => "the object".to_string(),
+        Ok(_) => "every version and delete marker of the object (the bucket keeps versions)".into(),
+        Err(e) => {
+            format!(
+                "the object and any versions (cannot tell whether the bucket keeps versions: {e})"
+            )
+        }
+    }
+}
+
+/// Prints what the request erases, with where each copy is. Returns how
+/// many are left to erase.
+fn print_to_erase(
+    plan: &Plan,
+    staging: &Path,
+    versions: &str,
+    out: &mut impl Write,
+) -> Result<usize, Error> {
     let (done, left): (Vec<_>, Vec<_>) = plan.to_erase().partition(|m| m.rec.is_erased());
     let bytes: u64 = left.iter().map(|m| m.rec.identity.size).sum();
     writeln!(
@@ -232,42 +266,42 @@ async fn print_plan(
     )?;
     for m in &left {
         let r = &m.rec;
-        writeln!(
-            out,
-            "  {}  {}  {}  {}  {}",
-            r.id,
+        let (when, campaign) = (
             local_time(r.time_secs()),
             r.campaign.as_deref().unwrap_or("-"),
-            human_bytes(r.identity.size),
-            display_name(&r.name)
-        )?;
-        writeln!(
-            out,
-            "      copies: {}",
-            copies(r, &config.spool.staging, &versions)
-        )?;
+        );
+        let (size, name) = (human_bytes(r.identity.size), display_name(&r.name));
+        writeln!(out, "  {}  {when}  {campaign}  {size}  {name}", r.id)?;
+        writeln!(out, "      copies: {}", copies(r, staging, versions))?;
     }
     if !done.is_empty() {
         writeln!(out, "{} already erased by this request", done.len())?;
     }
+    Ok(left.len())
+}
+
+/// Prints what the request does not erase: held (with the cases), or
+/// another request's.
+fn print_kept(plan: &Plan, out: &mut impl Write) -> Result<(), Error> {
     let held: Vec<_> = plan
         .items
         .iter()
-        .filter(|(_, s)| matches!(s, Standing::Held(_)))
+        .filter_map(|(m, s)| match s {
+            Standing::Held(cases) => Some((m, cases)),
+            _ => None,
+        })
         .collect();
     if !held.is_empty() {
         writeln!(out, "{} under a legal hold, NOT erased:", held.len())?;
-        for (m, s) in held {
-            let Standing::Held(cases) = s else { continue };
-            let name = display_name(&m.rec.name);
-            writeln!(
-                out,
-                "  {}  {}  {name}  held by {}",
-                m.rec.id,
-                local_time(m.rec.time_secs()),
-                cases.join(", ")
-            )?;
-        }
+    }
+    for (m, cases) in held {
+        let (when, name) = (local_time(m.rec.time_secs()), display_name(&m.rec.name));
+        writeln!(
+            out,
+            "  {}  {when}  {name}  held by {}",
+            m.rec.id,
+            cases.join(", ")
+        )?;
     }
     for (m, s) in &plan.items {
         if let Standing::Other { request, done } = s {
@@ -275,16 +309,6 @@ async fn print_plan(
             writeln!(out, "  {}  already {what} by request {request}", m.rec.id)?;
         }
     }
-    if left.is_empty() {
-        writeln!(out, "nothing (more) to erase")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "To erase exactly these {} recordings, run:\n  {again} --confirm {}",
-        left.len(),
-        plan.token
-    )?;
     Ok(())
 }
 

@@ -168,6 +168,17 @@ impl Ledger {
     }
 }
 
+/// What one request's outcomes came to, for its audit entry.
+#[derive(Default)]
+struct Batch {
+    done: Recorded,
+    erased_ids: Vec<i64>,
+    /// Texts naming the erased recordings, for the audit entries to redact.
+    identifying: Vec<String>,
+    /// The latest Object Lock date waited for.
+    until: Option<i64>,
+}
+
 /// [`Ledger::record_erasures`] for the outcomes of one request.
 fn record_request(
     tx: &Transaction<'_>,
@@ -176,50 +187,29 @@ fn record_request(
     request: &str,
     outcomes: &[&(Recording, Outcome)],
 ) -> Result<Recorded, LedgerError> {
-    let mut done = Recorded::default();
-    let (mut erased_ids, mut identifying, mut until) = (Vec::new(), Vec::new(), None::<i64>);
+    let mut batch = Batch::default();
     for (rec, outcome) in outcomes {
         if still_reserved(tx, rec.id)?.as_deref() != Some(request) {
             continue;
         }
-        match outcome {
-            Outcome::Erased { replacements, what } => {
-                erased(tx, now, actor, rec, replacements, request, what)?;
-                erased_ids.push(rec.id);
-                identifying.extend(replacements.identifying.iter().cloned());
-                done.erased += 1;
-            }
-            Outcome::Waiting {
-                until: u,
-                local_removed,
-                why,
-            } => {
-                waiting(tx, now, rec, *u, *local_removed, why)?;
-                until = Some(until.map_or(*u, |t| t.max(*u)));
-                done.waiting += 1;
-            }
-            Outcome::Failed { why } => {
-                tx.execute(
-                    "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
-                    params![rec.id, format!("erasure {request}: {why}")],
-                )?;
-                done.failed += 1;
-            }
-        }
+        record_one(tx, now, actor, request, rec, outcome, &mut batch)?;
     }
-    if done.erased + done.waiting == 0 {
-        return Ok(done);
+    if batch.done.erased + batch.done.waiting == 0 {
+        return Ok(batch.done);
     }
-    let gone = gone_phones(tx, outcomes)?;
-    identifying.extend(gone.iter().cloned());
-    let redactions = Redactions::of(entries_naming(tx, &erased_ids, &identifying)?, &identifying);
-    done.redacted = redactions.len() as u64;
-    let mut reason = format!("{} erased, {} waiting", done.erased, done.waiting);
-    if let Some(until) = until {
-        reason.push_str(&format!(
-            " for Object Lock until {}",
-            crate::units::local_time(until)
-        ));
+    batch.identifying.extend(gone_phones(tx, outcomes)?);
+    let redactions = Redactions::of(
+        entries_naming(tx, &batch.erased_ids, &batch.identifying)?,
+        &batch.identifying,
+    );
+    batch.done.redacted = redactions.len() as u64;
+    let mut reason = format!(
+        "{} erased, {} waiting",
+        batch.done.erased, batch.done.waiting
+    );
+    if let Some(until) = batch.until {
+        let until = crate::units::local_time(until);
+        reason.push_str(&format!(" for Object Lock until {until}"));
     }
     reason.push_str(&redactions.note());
     let entry = NewEntry {
@@ -230,7 +220,48 @@ fn record_request(
     };
     let id = audit::append(tx, actor, now, &entry)?;
     redactions.write(tx, id)?;
-    Ok(done)
+    Ok(batch.done)
+}
+
+/// Records one recording's outcome into the ledger and `batch`.
+fn record_one(
+    tx: &Transaction<'_>,
+    now: i64,
+    actor: &Actor,
+    request: &str,
+    rec: &Recording,
+    outcome: &Outcome,
+    batch: &mut Batch,
+) -> Result<(), LedgerError> {
+    match outcome {
+        Outcome::Erased { replacements, what } => {
+            let by = format!("erasure request {request} ({})", actor.user);
+            let detail = format!("erased (request {request}): {what}");
+            erased(tx, now, rec, replacements, &by, &detail)?;
+            batch.erased_ids.push(rec.id);
+            batch
+                .identifying
+                .extend(replacements.identifying.iter().cloned());
+            batch.done.erased += 1;
+        }
+        Outcome::Waiting {
+            until,
+            local_removed,
+            why,
+        } => {
+            waiting(tx, now, rec, *until, *local_removed, why)?;
+            batch.until = Some(batch.until.map_or(*until, |t| t.max(*until)));
+            batch.done.waiting += 1;
+        }
+        Outcome::Failed { why } => {
+            tx.execute(
+                "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
+                params![rec.id, format!("erasure {request}: {why}")],
+            )?;
+            batch.done.failed += 1;
+        }
+    }
+    Ok(())
 }
 
 /// The request a recording is still reserved for (another run may have
@@ -248,15 +279,14 @@ fn still_reserved(tx: &Transaction<'_>, id: i64) -> Result<Option<String>, Ledge
 }
 
 /// Records one erased recording: `remote_deleted`, its personal data
-/// replaced, its history lines naming it redacted.
+/// replaced, its traces elsewhere (history lines, released holds) redacted.
 fn erased(
     tx: &Transaction<'_>,
     now: i64,
-    actor: &Actor,
     rec: &Recording,
     p: &Replacements,
-    request: &str,
-    what: &str,
+    by: &str,
+    detail: &str,
 ) -> Result<(), LedgerError> {
     let state: String = tx.query_row(
         "SELECT state FROM recordings WHERE id = ?1",
@@ -264,17 +294,7 @@ fn erased(
         |r| r.get(0),
     )?;
     let state: State = state.parse().unwrap_or(State::Failed);
-    let by = format!("erasure request {request} ({})", actor.user);
-    let detail = format!("erased (request {request}): {what}");
-    apply(
-        tx,
-        rec.id,
-        &[state],
-        State::RemoteDeleted,
-        &[],
-        &detail,
-        now,
-    )?;
+    apply(tx, rec.id, &[state], State::RemoteDeleted, &[], detail, now)?;
     tx.execute(
         "UPDATE recordings SET name = ?2, path = ?3, phone = ?4, lead_id = ?5, object_key = ?6, \
            last_error = NULL, deleting_at = NULL, deleting_what = NULL, erased_at = ?7, \
@@ -291,8 +311,17 @@ fn erased(
             by
         ],
     )?;
-    // A released hold that named it by name or key names a pseudonym now
-    // (an active one covers it, so it was never erased).
+    redact_traces(tx, rec, p)
+}
+
+/// Redacts what still names an erased recording outside its row: its
+/// history lines, and a released hold that named it by name or key (an
+/// active one covers it, so it was never erased).
+fn redact_traces(
+    tx: &Transaction<'_>,
+    rec: &Recording,
+    p: &Replacements,
+) -> Result<(), LedgerError> {
     tx.execute(
         "UPDATE hold_selectors SET value = ?3 WHERE kind = 'recording' AND value IN (?1, ?2) \
          AND hold_id IN (SELECT id FROM holds WHERE released_at IS NOT NULL)",
