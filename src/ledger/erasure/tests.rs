@@ -268,3 +268,43 @@ fn a_redacted_entry_or_a_redaction_record_edited_later_is_found() {
     );
     assert!(e.contains("not the ones it recorded"), "{e}");
 }
+
+#[test]
+fn a_reserved_erasure_outlives_transitions_releases_and_the_work_queue() {
+    let (_dir, ledger) = fixtures::ledger();
+    let call = Attribution {
+        phone: Some(X.into()),
+        ..Attribution::default()
+    };
+    let id = fixtures::insert(&ledger, &spool_file("/s/a.wav", 0), &call, State::Settled);
+    assert_eq!(ledger.work_queue(i64::MAX, 1, false, 10).unwrap().len(), 1);
+    ledger
+        .reserve_erasure(&[Selector::Phone(X.into())], "R", &actor(), 1, |_| {
+            Some("ok".into())
+        })
+        .unwrap();
+    assert!(
+        ledger
+            .work_queue(i64::MAX, 1, false, 10)
+            .unwrap()
+            .is_empty(),
+        "no new step on it"
+    );
+    ledger.release_reservations(&[id]).unwrap();
+    ledger.gone(id, State::Settled, "removed").unwrap();
+    let due = ledger.due_erasures(i64::MAX, 0, 10).unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "still reserved after a release and a transition"
+    );
+    assert_eq!(due[0].erasure.as_ref().unwrap().request, "R");
+    assert!(due[0].erasure_requested() && !due[0].is_erased());
+    assert_eq!(
+        ledger
+            .reserved(crate::ledger::reservations::Deletion::Erasure)
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -55,7 +55,17 @@ impl S3Store {
         &self,
         keys: &[String],
     ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-        if self.bucket_versioning().await? == Versioning::Unversioned {
+        let versioning = match self.bucket_versioning().await {
+            Ok(v) => v,
+            Err(e) if e.is_transient() => return Err(e),
+            // Credentials that may not ask (no s3:GetBucketVersioning): delete
+            // as before, and say what it costs on a versioned bucket.
+            Err(e) => {
+                tracing::warn!(store = %self.describe(), "cannot tell whether the bucket keeps versions ({e}); deleting plainly, which on a versioned bucket leaves the old versions (allow s3:GetBucketVersioning)");
+                Versioning::Unversioned
+            }
+        };
+        if versioning == Versioning::Unversioned {
             let deleted = self.delete_many(keys).await?;
             return Ok(deleted
                 .into_iter()
