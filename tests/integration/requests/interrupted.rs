@@ -35,19 +35,19 @@ fn named(minutes: u64) -> (String, Duration) {
 fn an_erasure_killed_anywhere_is_finished_by_running_it_again() {
     let g = garage();
     let site = site("erase-kill", Target::Garage(&g), DUE_NOW);
-    // 150 calls: two batches; the newest 40 still local, the rest archived.
-    for i in 0..110 {
+    // 220 calls: three batches; the newest 40 still local, the rest archived.
+    for i in 0..180 {
         let (name, age) = named(i + 100);
         put_recording(&site.spool, name.as_bytes(), &wav(0.05, i), age);
     }
     ok(&site, &["run", "--once"]);
     site.set_option("spool", "upload_after", "\"30d\"");
-    for i in 110..150 {
-        let (name, age) = named(i - 110);
+    for i in 180..220 {
+        let (name, age) = named(i - 180);
         put_recording(&site.spool, name.as_bytes(), &wav(0.05, i), age);
     }
     ok(&site, &["run", "--once"]);
-    assert_eq!(found_ids(&site, &["--phone", X]).len(), 150);
+    assert_eq!(found_ids(&site, &["--phone", X]).len(), 220);
 
     let token = token_of(&ok(&site, &["erase", "--phone", X, "--request", "K-1"]));
     let args = [
@@ -67,12 +67,12 @@ fn an_erasure_killed_anywhere_is_finished_by_running_it_again() {
     // Killed with a batch recorded and the next one under way.
     let landed = kill_command_when(&site, &args, Duration::from_secs(30), |c| {
         let erased = count_where(c, "erased_at IS NOT NULL");
-        erased > 0 && erased < 150
+        erased > 0 && erased < 220
     });
     assert!(landed, "the kill mid-way never landed");
     let conn = rusqlite::Connection::open(site.ledger_path()).unwrap();
     let half = count_where(&conn, "erased_at IS NOT NULL");
-    assert!(half > 0 && half < 150, "{half} erased");
+    assert!(half > 0 && half < 220, "{half} erased");
     // Nothing half-done: every row is erased, or still reserved for it.
     assert_eq!(
         count_where(
@@ -87,12 +87,12 @@ fn an_erasure_killed_anywhere_is_finished_by_running_it_again() {
     let out = site.recvault(&args);
     expect_code(&out, 0);
     eprintln!(
-        "erasure finished after two kills: {:.2} s for the remaining {} of 150",
+        "erasure finished after two kills: {:.2} s for the remaining {} of 220",
         started.elapsed().as_secs_f64(),
-        150 - half
+        220 - half
     );
-    assert!(stdout(&out).contains("150 erased"), "{}", stdout(&out));
-    assert_eq!(ids_in_state(&site, &["--phone", X], "erased").len(), 150);
+    assert!(stdout(&out).contains("220 erased"), "{}", stdout(&out));
+    assert_eq!(ids_in_state(&site, &["--phone", X], "erased").len(), 220);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let objects = rt.block_on(async {
         recording_objects(&*g.store(64 << 20, 16 << 20).await, &site.prefix).await
