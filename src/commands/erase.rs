@@ -45,10 +45,7 @@ pub(super) async fn erase(
     let ledger = super::open_ledger(config)?;
     ledger.attribute_pending(&config.naming)?;
     let key = key::load_or_create(&config.ledger.path)?;
-    let store = match &config.store {
-        Some(_) => Some(super::open_store(config).await?),
-        None => None,
-    };
+    let store = super::store_if_configured(config).await?;
     let Some(token) = confirm else {
         let plan = erase::preview(&ledger, &key, &request, &selectors)?;
         print_plan(config, store.as_deref(), &plan, &again, out).await?;

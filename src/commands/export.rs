@@ -28,10 +28,7 @@ pub(super) async fn export(
     let ledger = super::open_ledger(config)?;
     ledger.attribute_pending(&config.naming)?;
     let key = key::load_or_create(&config.ledger.path)?;
-    let store = match &config.store {
-        Some(_) => Some(super::open_store(config).await?),
-        None => None,
-    };
+    let store = super::store_if_configured(config).await?;
     let actor = Actor::current();
     let export = Export {
         ledger: &ledger,

@@ -113,6 +113,14 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(store::open(store_config(config)?).await?)
 }
 
+/// The configured store, or `None` where none is configured.
+async fn store_if_configured(config: &Config) -> Result<Option<Arc<dyn Store>>, Error> {
+    match &config.store {
+        Some(c) => Ok(Some(store::open(c).await?)),
+        None => Ok(None),
+    }
+}
+
 /// A date given on the command line (the start of a range).
 fn date(text: Option<String>) -> Result<Option<i64>, Error> {
     text.map(|d| parse_date(&d).map_err(Error::Usage))

@@ -76,14 +76,7 @@ struct Temps {
 
 impl Temps {
     fn beside(output: &Path) -> Temps {
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let base = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, base) = super::dir_and_base(output);
         let tmp = |what: &str| dir.join(format!(".{base}.{}.{what}", std::process::id()));
         Temps {
             zip: tmp("partial"),
@@ -96,15 +89,7 @@ impl Temps {
     /// Removes what an export to the same zip killed earlier left beside it
     /// (temp files of a process that is gone).
     fn clean_stale(output: &Path) {
-        let dir = Temps::beside(output)
-            .zip
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let base = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, base) = super::dir_and_base(output);
         let Ok(entries) = fs::read_dir(&dir) else {
             return;
         };

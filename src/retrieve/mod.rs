@@ -47,6 +47,20 @@ pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, Error> {
     }
 }
 
+/// The directory a file the user named goes in (`.` for a bare name), and
+/// its file name: where temp files beside it go, and what they are called.
+pub(crate) fn dir_and_base(output: &Path) -> (PathBuf, String) {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, base)
+}
+
 /// Gets a stored recording's original bytes: object `key` fetched into
 /// `object_tmp`, decoded through `codec` into the new file `dest` (synced).
 /// Returns the SHA-256 and size of what was written, for the caller to
@@ -104,14 +118,7 @@ pub async fn restore(
             hint: "already exists; pass --force to replace it",
         });
     }
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let base = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, base) = dir_and_base(output);
     let tag = format!("{}.{}", std::process::id(), fastrand::u32(..));
     let object_tmp = dir.join(format!(".{base}.object-{tag}.tmp"));
     let output_tmp = dir.join(format!(".{base}.restore-{tag}.tmp"));
