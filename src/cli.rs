@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::recording::State;
@@ -65,6 +65,45 @@ pub enum Command {
         /// Only file names matching this glob (`*`, `?`).
         #[arg(long, value_name = "GLOB")]
         name: Option<OsString>,
+    },
+    /// Every recording of a person, agent, lead, campaign or time, wherever
+    /// it is (local, archived, deleted, erased), with the holds covering it.
+    Find {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// One JSON array of objects, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export recordings (subject access, audits) into a zip: each restored
+    /// and checked against its SHA-256, with recordings.csv and SHA256SUMS.
+    /// Exit 1 if any failed its check (each is named).
+    Export {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// The zip to write.
+        #[arg(short, long, value_name = "FILE.zip")]
+        output: PathBuf,
+        /// Replace the zip if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Erase a person's recordings (right to be forgotten). Without
+    /// --confirm: a preview of what would be erased, where each copy is and
+    /// what a legal hold keeps, ending with the command that erases exactly
+    /// that set. Every copy goes (local, staging, every stored version);
+    /// the ledger keeps the row with pseudonyms for the personal data.
+    Erase {
+        #[command(flatten)]
+        select: SelectorArgs,
+        /// The request's reference (ticket or case number), kept with the
+        /// erasure and in the audit trail. Do not put the person's name or
+        /// number in it.
+        #[arg(long, value_name = "REF")]
+        request: String,
+        /// The token the preview printed: erase exactly the previewed set.
+        #[arg(long, value_name = "TOKEN")]
+        confirm: Option<String>,
     },
     /// Retention: what is due for deletion, and deleting it.
     Retention {
@@ -155,6 +194,36 @@ pub enum Command {
     },
 }
 
+/// Which recordings a data-subject request (find, export, erase) is about.
+/// Selectors of one kind are alternatives; a recording must match every
+/// kind given. At least one is required: no selection means nothing, never
+/// everything.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectorArgs {
+    /// Calls with this phone number (`+1 555-123-4567`, `15551234567` and
+    /// `5551234567` are one number).
+    #[arg(long, value_name = "NUMBER")]
+    pub phone: Vec<String>,
+    /// Calls taken by this agent.
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Vec<String>,
+    /// Calls of this VICIdial lead.
+    #[arg(long, value_name = "LEAD")]
+    pub lead: Vec<String>,
+    /// Calls of this campaign (or in-group).
+    #[arg(long, value_name = "CAMPAIGN")]
+    pub campaign: Vec<String>,
+    /// A recording by ledger id, file name or object key.
+    #[arg(long, value_name = "ID|NAME|KEY")]
+    pub recording: Vec<String>,
+    /// Calls from this date on (YYYY-MM-DD[ HH:MM:SS], local time).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<String>,
+    /// Calls up to this date; a plain date includes the whole day.
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<String>,
+}
+
 /// `recvault retention ...`
 #[derive(Debug, Subcommand)]
 pub enum RetentionCommand {
@@ -192,7 +261,8 @@ pub enum HoldCommand {
         /// Every recording of a campaign (or in-group).
         #[arg(long, value_name = "CAMPAIGN")]
         campaign: Vec<String>,
-        /// Every call with this phone number (digits are compared).
+        /// Every call with this phone number (`+1 555-123-4567`, `15551234567`
+        /// and `5551234567` are one number).
         #[arg(long, value_name = "NUMBER")]
         phone: Vec<String>,
         /// Every call taken by this agent.
@@ -327,6 +397,49 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["recvault", "audit", "--case", "C"]).is_ok());
+    }
+
+    #[test]
+    fn request_commands_parse() {
+        let c = Cli::try_parse_from([
+            "recvault",
+            "find",
+            "--phone",
+            "+1 555-123-4567",
+            "--lead",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Find { ref select, json: true } if select.phone.len() == 1 && select.lead == ["7"]
+        ));
+        let c = Cli::try_parse_from([
+            "recvault",
+            "erase",
+            "--phone",
+            "555",
+            "--request",
+            "T-1",
+            "--confirm",
+            "ab12",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Erase { ref request, confirm: Some(_), .. } if request == "T-1"
+        ));
+        assert!(
+            Cli::try_parse_from(["recvault", "erase", "--phone", "555"]).is_err(),
+            "a request reference is required"
+        );
+        let c =
+            Cli::try_parse_from(["recvault", "export", "--campaign", "S", "-o", "a.zip"]).unwrap();
+        assert!(matches!(c.command, Command::Export { force: false, .. }));
+        assert!(Cli::try_parse_from(["recvault", "export", "--campaign", "S"]).is_err());
+        let c = Cli::try_parse_from(["recvault", "find"]).unwrap();
+        assert!(matches!(c.command, Command::Find { ref select, .. } if select.phone.is_empty()));
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub enum Error {
     NotArchived(String, String),
     #[error("recording `{0}` was deleted by retention {1}")]
     Deleted(String, String),
+    #[error("recording `{0}` is erased (erasure request {1}): nothing of it may be restored")]
+    Erased(String, String),
     /// A file the command would write exists, and `--force` was not given.
     #[error("{path} {hint}")]
     Exists { path: PathBuf, hint: &'static str },
@@ -99,6 +101,8 @@ pub enum HoldProblem {
     NoReason,
     #[error("a selector is empty")]
     EmptySelector,
+    #[error("{0} is not a hold selector")]
+    NotForHolds(&'static str),
     #[error("--from is not before --to")]
     BadRange,
     #[error("no active hold for this case")]

@@ -9,11 +9,12 @@
 //! 1. [`commands`] — one file per operator command: it opens what it needs,
 //!    calls the layers below and prints. `main.rs` only parses and dispatches.
 //! 2. [`pipeline`] (the way in: spool → store), [`governance`] (retention,
-//!    legal holds, the audit trail's rules), [`recovery`] (ledger backups,
-//!    rebuild, hold copies, scrubbing), [`retrieve`] (the way out: a
-//!    recording's original bytes back), [`vicidial`] (VICIdial's database),
-//!    [`serve`] (listen links, health, metrics over HTTP). [`error`] words
-//!    their failures.
+//!    legal holds, data-subject requests and erasure, the audit trail's
+//!    rules), [`recovery`] (ledger backups, rebuild, hold copies,
+//!    scrubbing), [`retrieve`] (the way out: a recording's original bytes
+//!    back, one or a request's worth in a zip), [`vicidial`] (VICIdial's
+//!    database), [`serve`] (listen links, health, metrics over HTTP).
+//!    [`error`] words their failures.
 //! 3. [`ledger`] (everything recvault knows; the only place with SQL),
 //!    [`store`] (where objects live), [`codec`] (recording ⇄ object bytes),
 //!    [`spool`] (the recordings on disk).

@@ -1,6 +1,7 @@
 //! `recvault check [--offline]`: the config is valid (loading it proved
 //! that), the spool directories are readable, the link key and TLS files
-//! load, VICIdial's database answers, and the store works end to end.
+//! load, VICIdial's database answers, the store works end to end, and
+//! whether its bucket keeps versions (what deletions must then remove).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::serve::link::Signer;
+use crate::store::Versioning;
 use crate::store::probe::{self, STEPS};
 use crate::vicidial::db::{DbOptions, VicidialDb};
 
@@ -98,5 +100,26 @@ pub(super) async fn check(
         step: e.step,
         message: e.message,
     })?;
+    match store.versioning().await {
+        Ok(v) => writeln!(out, "  versioning: {}", versioning_text(v))?,
+        Err(e) => writeln!(out, "  warning: versioning: cannot tell ({e})")?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the bucket's versioning means for deletions, for the operator.
+fn versioning_text(v: Versioning) -> &'static str {
+    match v {
+        Versioning::Unversioned => "off: a delete removes an object for good",
+        Versioning::Enabled => {
+            "on: a plain delete would only add a delete marker (the audio stays, and is billed), \
+             so retention and erase delete every version and delete marker of an object by its id; \
+             a version under Object Lock retention cannot go before its date (erase says so, and \
+             the daemon finishes the job then)"
+        }
+        Versioning::Suspended => {
+            "suspended: versions made while it was on stay until deleted by id, so retention and \
+             erase delete every version and delete marker of an object by its id"
+        }
+    }
 }

@@ -45,7 +45,9 @@ pub(super) async fn hold(
             let mut selectors: Vec<Selector> =
                 recording.into_iter().map(Selector::Recording).collect();
             selectors.extend(campaign.into_iter().map(Selector::Campaign));
-            selectors.extend(phone.iter().map(|p| Selector::phone(p)));
+            for p in &phone {
+                selectors.push(Selector::phone(p)?);
+            }
             selectors.extend(agent.into_iter().map(Selector::Agent));
             if from.is_some() || to.is_some() {
                 selectors.push(Selector::Time {

@@ -17,6 +17,9 @@ use crate::units::{local_time, parse_date, parse_date_end};
 
 mod audit;
 mod check;
+mod erase;
+mod export;
+mod find;
 mod hold;
 mod ledger;
 mod ls;
@@ -46,6 +49,17 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             output,
             force,
         } => restore::restore(&config, &target, &output, force, &mut stdout()).await,
+        Command::Erase {
+            select,
+            request,
+            confirm,
+        } => erase::erase(&config, select, request, confirm, &mut stdout()).await,
+        Command::Export {
+            select,
+            output,
+            force,
+        } => export::export(&config, select, &output, force, &mut stdout()).await,
+        Command::Find { select, json } => find::find(&config, select, json, &mut stdout()),
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
         Command::Audit {
@@ -125,6 +139,14 @@ async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(store::open(store_config(config)?).await?)
 }
 
+/// The configured store, or `None` where none is configured.
+async fn store_if_configured(config: &Config) -> Result<Option<Arc<dyn Store>>, Error> {
+    match &config.store {
+        Some(c) => Ok(Some(store::open(c).await?)),
+        None => Ok(None),
+    }
+}
+
 /// A date given on the command line (the start of a range).
 fn date(text: Option<String>) -> Result<Option<i64>, Error> {
     text.map(|d| parse_date(&d).map_err(Error::Usage))
@@ -141,6 +163,17 @@ fn date_end(text: Option<String>) -> Result<Option<i64>, Error> {
 /// Where a recording is now, for people.
 fn whereabouts(r: &Recording) -> String {
     let key = r.object_key.as_deref().unwrap_or("-");
+    if let Some(e) = &r.erasure {
+        return match (e.erased_at, e.wait_until) {
+            (Some(at), _) => format!("erased {} (request {})", local_time(at), e.request),
+            (None, Some(until)) => format!(
+                "being erased (request {}): store {key} kept by Object Lock until {}",
+                e.request,
+                local_time(until)
+            ),
+            (None, None) => format!("being erased (request {})", e.request),
+        };
+    }
     match r.step() {
         State::Uploaded | State::Verified => {
             format!("local {} + store {key}", r.path.display())

@@ -10,12 +10,14 @@ use crate::error::{Error, HoldProblem};
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 pub use crate::ledger::holds::{Hold, HoldPlaced, Selector};
+use crate::recording::phone::normalize;
 use crate::store::{Store, StoreError};
 
 impl Selector {
-    /// A phone selector from what an operator typed (`+1 555-123-4567` → digits).
-    pub fn phone(text: &str) -> Selector {
-        Selector::Phone(text.chars().filter(char::is_ascii_digit).collect())
+    /// A phone selector from what an operator typed (`+1 555-123-4567`),
+    /// in the form recordings carry (`recording::phone::normalize`).
+    pub fn phone(text: &str) -> Result<Selector, Error> {
+        normalize(text).map(Selector::Phone).map_err(Error::Usage)
     }
 }
 
@@ -32,6 +34,7 @@ fn check_selectors(selectors: &[Selector]) -> Option<HoldProblem> {
         return Some(HoldProblem::NoSelector);
     }
     selectors.iter().find_map(|s| match s {
+        Selector::Lead(_) => Some(HoldProblem::NotForHolds("--lead")),
         Selector::Recording(v)
         | Selector::Campaign(v)
         | Selector::Phone(v)
@@ -175,8 +178,8 @@ mod tests {
             "subpoena",
             &[
                 Selector::Campaign("SALES".into()),
-                Selector::phone("+555"),
-                Selector::phone("999"),
+                Selector::phone("+555").unwrap(),
+                Selector::phone("999").unwrap(),
                 Selector::Time {
                     from: Some(50),
                     to: Some(500),

@@ -1,5 +1,6 @@
 //! Retention: the sweep that deletes what the policy says is due — objects
-//! in DeleteObjects batches, then local copies, then one ledger transaction
+//! in DeleteObjects batches (every version of them on a versioned bucket),
+//! then local copies, then one ledger transaction
 //! recording each deletion with its audit entry. Which recordings are due is
 //! the ledger's selection (`ledger::retention`); a recording under a legal
 //! hold is never deleted.
@@ -19,7 +20,7 @@ use crate::ledger::retention::{Due, DueCursor};
 use crate::recording::Recording;
 use crate::recording::key::display_name;
 use crate::spool::remove_local_copy;
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Purged, Store, StoreError};
 use crate::units::now_secs;
 
 /// Everything a sweep needs besides the time.
@@ -95,9 +96,10 @@ impl Sweep<'_> {
                 .into_iter()
                 .partition(|d| d.archived || self.policy.delete_unarchived);
             report.unarchived += unarchived.len() as u64;
+            // An erasure under way deletes it anyway (and keeps it reserved).
             let due: Vec<Due> = due
                 .into_iter()
-                .filter(|d| !self.skip.contains(&d.rec.id))
+                .filter(|d| !self.skip.contains(&d.rec.id) && d.rec.erasure.is_none())
                 .collect();
             if !due.is_empty() {
                 self.delete_batch(now, due, &mut report).await?;
@@ -230,8 +232,15 @@ impl Sweep<'_> {
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
+        // Every version: on a versioned bucket a plain delete only adds a
+        // delete marker, and the audio would stay (and be billed).
         Ok(match self.store {
-            Some(store) => store.delete_many(&keys).await?.into_iter().collect(),
+            Some(store) => store
+                .delete_all_versions(&keys)
+                .await?
+                .into_iter()
+                .map(|(key, r)| (key, r.and_then(all_gone)))
+                .collect(),
             None => {
                 let e = StoreError::Permanent("no store is configured".to_string());
                 keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
@@ -253,6 +262,14 @@ impl Sweep<'_> {
             .map_err(|e| cannot(e.to_string()))?
             .map(Some)
             .map_err(cannot)
+    }
+}
+
+/// A purge that left versions behind (Object Lock) did not delete the object.
+fn all_gone(purged: Purged) -> Result<(), StoreError> {
+    match purged.locked.first() {
+        None => Ok(()),
+        Some(locked) => Err(StoreError::Permanent(locked.to_string())),
     }
 }
 

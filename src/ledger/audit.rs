@@ -5,10 +5,12 @@
 //! fact. Entries are appended inside the transaction of the change they
 //! record, so the two commit together.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, Transaction, params};
 use sha2::{Digest, Sha256};
 
-use super::{Ledger, LedgerError};
+use super::{Ledger, LedgerError, redaction};
 use crate::recording::Recording;
 use crate::recording::key::display_name;
 use crate::units::local_time;
@@ -32,6 +34,13 @@ pub enum Action {
     PolicyChange,
     /// Someone asked for a recording over HTTP (served, refused or not found).
     Listen,
+    /// An operator confirmed a data-subject erasure (what it covers, counts only).
+    EraseRequest,
+    /// Recordings of an erasure request were erased (counts only; the entry
+    /// also carries the digest of the entries it redacted).
+    Erase,
+    /// Recordings were exported for a subject-access request or an audit.
+    Export,
 }
 
 impl Action {
@@ -45,6 +54,9 @@ impl Action {
             Action::RetentionRun => "retention-run",
             Action::PolicyChange => "policy-change",
             Action::Listen => "listen",
+            Action::EraseRequest => "erase-request",
+            Action::Erase => "erase",
+            Action::Export => "export",
         }
     }
 }
@@ -191,7 +203,7 @@ pub struct AuditFilter {
     pub recordings: Option<Vec<i64>>,
 }
 
-fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+pub(super) fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     // By name: the trail is read rarely, and never in a hot loop.
     Ok(Entry {
         id: r.get("id")?,
@@ -208,7 +220,7 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     })
 }
 
-const ENTRY_COLUMNS: &str =
+pub(super) const ENTRY_COLUMNS: &str =
     "id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, recording_id";
 
 /// What a good verification found.
@@ -278,55 +290,65 @@ impl Ledger {
     }
 
     /// Walks the whole chain: every id present, every `prev_hash` the hash of
-    /// the entry before, every hash matching its entry, nothing removed at the end.
+    /// the entry before, every hash matching its entry (a redacted entry:
+    /// matching its redaction record, and each erase entry's redactions the
+    /// set it recorded), nothing removed at the end.
     pub fn verify_audit_chain(&self) -> Result<Verified, LedgerError> {
         let conn = self.reader()?;
-        {
-            let mut stmt =
-                conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY id"))?;
-            let mut rows = stmt.query([])?;
-            let (mut last_id, mut last_hash, mut entries) = (0i64, GENESIS.to_string(), 0u64);
-            while let Some(row) = rows.next()? {
-                let e = entry_from_row(row)?;
-                let broken = |problem: String| LedgerError::AuditBroken { id: e.id, problem };
-                if e.id != last_id + 1 {
-                    return Err(LedgerError::AuditBroken {
-                        id: last_id + 1,
-                        problem: format!("entries {} to {} were removed", last_id + 1, e.id - 1),
-                    });
-                }
-                if e.prev_hash != last_hash {
-                    return Err(broken(format!(
-                        "its previous-entry hash {} is not entry {last_id}'s hash {last_hash}",
-                        e.prev_hash
-                    )));
-                }
-                if e.compute_hash() != e.hash {
+        let redactions = redaction::all(&conn)?;
+        let mut erase_entries = BTreeMap::new();
+        let mut stmt = conn.prepare(&format!("SELECT {ENTRY_COLUMNS} FROM audit ORDER BY id"))?;
+        let mut rows = stmt.query([])?;
+        let (mut last_id, mut last_hash, mut entries) = (0i64, GENESIS.to_string(), 0u64);
+        while let Some(row) = rows.next()? {
+            let e = entry_from_row(row)?;
+            let broken = |problem: String| LedgerError::AuditBroken { id: e.id, problem };
+            if e.id != last_id + 1 {
+                return Err(LedgerError::AuditBroken {
+                    id: last_id + 1,
+                    problem: format!("entries {} to {} were removed", last_id + 1, e.id - 1),
+                });
+            }
+            if e.prev_hash != last_hash {
+                return Err(broken(format!(
+                    "its previous-entry hash {} is not entry {last_id}'s hash {last_hash}",
+                    e.prev_hash
+                )));
+            }
+            match redactions.get(&e.id) {
+                Some((_, recorded)) => redaction::check_entry(&e, recorded).map_err(broken)?,
+                None if e.compute_hash() != e.hash => {
                     return Err(broken(
                         "its content does not match its hash (the entry was edited)".to_string(),
                     ));
                 }
-                (last_id, last_hash) = (e.id, e.hash);
-                entries += 1;
+                None => {
+                    if e.action == Action::Erase.as_str() {
+                        erase_entries.insert(e.id, (e.action.clone(), e.reason.clone()));
+                    }
+                }
             }
-            let seq: Option<i64> = conn
-                .query_row(
-                    "SELECT seq FROM sqlite_sequence WHERE name = 'audit'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(seq) = seq.filter(|s| *s > last_id) {
-                return Err(LedgerError::AuditBroken {
-                    id: last_id + 1,
-                    problem: format!("entries {} to {seq} were removed from the end", last_id + 1),
-                });
-            }
-            Ok(Verified {
-                entries,
-                head: last_hash,
-            })
+            (last_id, last_hash) = (e.id, e.hash);
+            entries += 1;
         }
+        redaction::check_sets(&redactions, &erase_entries)?;
+        let seq: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'audit'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(seq) = seq.filter(|s| *s > last_id) {
+            return Err(LedgerError::AuditBroken {
+                id: last_id + 1,
+                problem: format!("entries {} to {seq} were removed from the end", last_id + 1),
+            });
+        }
+        Ok(Verified {
+            entries,
+            head: last_hash,
+        })
     }
 }
 

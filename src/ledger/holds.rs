@@ -22,9 +22,12 @@ pub enum Selector {
     /// A ledger id, file name or object key.
     Recording(String),
     Campaign(String),
-    /// Digits only, as the file name carries them.
+    /// In the form `recording::phone::normalize` gives (digits, no NANP `1`).
     Phone(String),
     Agent(String),
+    /// A VICIdial lead id. Data-subject requests only: holds have no lead
+    /// selector (`hold_selectors` has no such kind).
+    Lead(String),
     /// Call time (mtime where unknown) in `[from, to)`, unix seconds; open-ended if `None`.
     Time {
         from: Option<i64>,
@@ -33,12 +36,14 @@ pub enum Selector {
 }
 
 impl Selector {
-    fn kind(&self) -> &'static str {
+    /// The kind, as `hold_selectors.kind` names it.
+    pub fn kind(&self) -> &'static str {
         match self {
             Selector::Recording(_) => "recording",
             Selector::Campaign(_) => "campaign",
             Selector::Phone(_) => "phone",
             Selector::Agent(_) => "agent",
+            Selector::Lead(_) => "lead",
             Selector::Time { .. } => "time",
         }
     }
@@ -49,7 +54,8 @@ impl Selector {
             Selector::Recording(v)
             | Selector::Campaign(v)
             | Selector::Phone(v)
-            | Selector::Agent(v) => (self.kind(), Some(v.as_str()), None, None),
+            | Selector::Agent(v)
+            | Selector::Lead(v) => (self.kind(), Some(v.as_str()), None, None),
             Selector::Time { from, to } => (self.kind(), None, *from, *to),
         }
     }
@@ -66,6 +72,7 @@ impl Selector {
             "campaign" => Selector::Campaign(value),
             "phone" => Selector::Phone(value),
             "agent" => Selector::Agent(value),
+            "lead" => Selector::Lead(value),
             "time" => Selector::Time { from, to },
             _ => Selector::Recording(value),
         }
@@ -79,6 +86,7 @@ impl std::fmt::Display for Selector {
             Selector::Campaign(v) => write!(f, "campaign={v}"),
             Selector::Phone(v) => write!(f, "phone={v}"),
             Selector::Agent(v) => write!(f, "agent={v}"),
+            Selector::Lead(v) => write!(f, "lead={v}"),
             Selector::Time { from, to } => write!(
                 f,
                 "time=[{}, {})",

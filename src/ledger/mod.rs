@@ -9,6 +9,9 @@
 //! - `holds`, `audit`, `retention`: the tables (and the one SQL predicate
 //!   "held") behind legal holds, the audit trail and retention;
 //! - `attribution`: what VICIdial's database said about each call;
+//! - `matching`: which recordings a data-subject request's selectors match;
+//! - `erasure`, `redaction`: erasing them (reservation, pseudonyms, the
+//!   audit entries naming them redacted without weakening the hash chain);
 //! - `invariants`: `recvault ledger check`; `copy`: consistent file copies;
 //!   `lock`: one daemon per ledger.
 //!
@@ -31,6 +34,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub mod attribution;
 pub mod audit;
 mod copy;
+pub mod erasure;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod holds;
@@ -38,7 +42,9 @@ mod invariants;
 pub mod listens;
 pub mod locations;
 pub mod lock;
+pub mod matching;
 mod queries;
+mod redaction;
 pub mod reservations;
 pub mod retention;
 mod rows;

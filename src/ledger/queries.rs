@@ -56,7 +56,8 @@ impl Ledger {
         .ok_or(LedgerError::NoSuchRecording(id))
     }
 
-    /// Recordings with a step to do now, oldest first: settled ones whose
+    /// Recordings with a step to do now (none whose erasure is under way),
+    /// oldest first: settled ones whose
     /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
     /// a verified one under a legal hold: its local copy stays), and failed
     /// ones whose retry time has come (all of them if `retry_all`). A retry
@@ -72,11 +73,12 @@ impl Ledger {
     ) -> Result<Vec<Recording>, LedgerError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM recordings r WHERE \
+            "SELECT {COLUMNS} FROM recordings r WHERE (\
                (state = 'settled' AND mtime_ns <= ?1) \
                OR state IN ('compressed', 'uploaded') \
                OR (state = 'verified' AND NOT {held}) \
-               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5)) \
+               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5))) \
+               AND deleting_what IS NOT 'erasure' \
              ORDER BY mtime_ns, id LIMIT ?4",
             held = *super::holds::HELD
         ))?;

@@ -5,7 +5,8 @@
 //! wins. A hold committed before the reservation always saves the recording;
 //! a deletion reserved before the hold goes on, and `hold add` says so. A
 //! reservation left by a crash is a commitment: the deletion is finished at
-//! the next start. Every state transition clears it.
+//! the next start. Every state transition clears it, but an erasure's
+//! (`ledger::erasure`), which stays until the erasure is recorded.
 
 use std::collections::HashSet;
 
@@ -23,6 +24,9 @@ pub enum Deletion {
     Retention,
     /// The pipeline: the local copy of a verified recording.
     LocalCopy,
+    /// A data-subject erasure: every copy. Never released, and kept through
+    /// every transition, until the erasure is recorded (`ledger::erasure`).
+    Erasure,
 }
 
 impl Deletion {
@@ -30,6 +34,7 @@ impl Deletion {
         match self {
             Deletion::Retention => "retention",
             Deletion::LocalCopy => "local",
+            Deletion::Erasure => "erasure",
         }
     }
 }
@@ -100,10 +105,12 @@ impl Ledger {
     }
 
     /// Gives up reservations (a deletion that could not be done this time).
+    /// An erasure's reservation is not given up: it is a commitment.
     pub fn release_reservations(&self, ids: &[i64]) -> Result<(), LedgerError> {
         self.write(|tx| {
             let mut stmt = tx.prepare_cached(
-                "UPDATE recordings SET deleting_at = NULL, deleting_what = NULL WHERE id = ?1",
+                "UPDATE recordings SET deleting_at = NULL, deleting_what = NULL \
+                 WHERE id = ?1 AND deleting_what IS NOT 'erasure'",
             )?;
             for id in ids {
                 stmt.execute([id])?;

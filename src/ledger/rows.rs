@@ -8,12 +8,13 @@ use std::sync::LazyLock;
 
 use rusqlite::{Row, ToSql};
 
-use crate::recording::{FileIdentity, Recording, State};
+use crate::recording::{ErasureMark, FileIdentity, Recording, State};
 
 /// The columns [`from_row`] reads, in its order.
 pub(super) const COLUMNS: &str = "id, path, name, dev, ino, size, mtime_ns, state, resume_state, sha256, object_key, \
      object_size, object_sha256, store_checksum, codec, attempts, last_error, retry_at, first_seen, updated_at, \
-     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by, call_length, vicidial_recording_id";
+     campaign, call_time, phone, agent, lead_id, deleted_at, deleted_by, call_length, vicidial_recording_id, \
+     erase_request, erased_at, erase_wait_until";
 
 /// How many columns [`COLUMNS`] names: a query that selects more after them
 /// reads those from this index on.
@@ -76,6 +77,16 @@ pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<Recording> {
         deleted_by: row.get(26)?,
         call_length: row.get(27)?,
         vicidial_recording_id: row.get(28)?,
+        erasure: row
+            .get::<_, Option<String>>(29)?
+            .map(|request| -> rusqlite::Result<ErasureMark> {
+                Ok(ErasureMark {
+                    request,
+                    erased_at: row.get(30)?,
+                    wait_until: row.get(31)?,
+                })
+            })
+            .transpose()?,
     })
 }
 

@@ -4,16 +4,26 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::LedgerError;
+use crate::recording::phone::normalize_lenient;
 
-/// Migrations in order; `PRAGMA user_version` counts the ones applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_init.sql"),
-    include_str!("migrations/0002_retention.sql"),
-    include_str!("migrations/0003_safety.sql"),
-    include_str!("migrations/0004_vicidial.sql"),
+/// A data step run right after a migration's SQL, in its transaction: for
+/// rules that live in Rust and must not be written twice in SQL.
+type Step = fn(&Transaction<'_>) -> rusqlite::Result<()>;
+
+/// Migrations in order, each with its data step if it has one;
+/// `PRAGMA user_version` counts the ones applied.
+const MIGRATIONS: &[(&str, Option<Step>)] = &[
+    (include_str!("migrations/0001_init.sql"), None),
+    (include_str!("migrations/0002_retention.sql"), None),
+    (include_str!("migrations/0003_safety.sql"), None),
+    (include_str!("migrations/0004_vicidial.sql"), None),
+    (
+        include_str!("migrations/0005_requests.sql"),
+        Some(normalize_phones),
+    ),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
@@ -66,10 +76,104 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LedgerEr
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, (sql, step)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql)?;
+        if let Some(step) = step {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Puts the phone numbers recorded before `recording::phone` existed (and
+/// those of phone hold selectors) into its form, so `15551234567` in an old
+/// row and `5551234567` in a new one are the same caller. Paged by rowid, so
+/// a big ledger is never held in memory.
+fn normalize_phones(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let tables = [
+        ("recordings", "phone", "phone IS NOT NULL"),
+        (
+            "hold_selectors",
+            "value",
+            "kind = 'phone' AND value IS NOT NULL",
+        ),
+    ];
+    for (table, column, filter) in tables {
+        let mut page = tx.prepare(&format!(
+            "SELECT rowid, {column} FROM {table} WHERE {filter} AND rowid > ?1 ORDER BY rowid LIMIT 10000"
+        ))?;
+        let mut update = tx.prepare(&format!(
+            "UPDATE {table} SET {column} = ?2 WHERE rowid = ?1"
+        ))?;
+        let mut after = i64::MIN;
+        loop {
+            let rows: Vec<(i64, String)> = page
+                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            for (rowid, phone) in rows {
+                let normal = normalize_lenient(&phone);
+                if normal != phone {
+                    update.execute(rusqlite::params![rowid, normal])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_stored_before_normalisation_are_rewritten_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        {
+            // A ledger as the release before `recording::phone` left it.
+            let mut conn = connect(&path).unwrap();
+            let tx = conn.transaction().unwrap();
+            for (sql, _) in &MIGRATIONS[..3] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 3).unwrap();
+            tx.execute_batch(
+                "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, phone) VALUES \
+                   (1, x'2f61', x'61', 1, 1, 1, 1, 'seen', 1, 1, '15551234567'), \
+                   (2, x'2f62', x'62', 1, 2, 1, 1, 'seen', 1, 1, '5551234567'), \
+                   (3, x'2f63', x'63', 1, 3, 1, 1, 'seen', 1, 1, '442079460958'), \
+                   (4, x'2f64', x'64', 1, 4, 1, 1, 'seen', 1, 1, NULL); \
+                 INSERT INTO holds (id, case_id, reason, created_by, created_at) VALUES (1, 'C', 'r', 'u', 1), (2, 'D', 'r', 'u', 1); \
+                 INSERT INTO hold_selectors (hold_id, kind, value) VALUES (1, 'phone', '15551234567'), (2, 'agent', '15551234567');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let ledger = crate::ledger::Ledger::open(&path).unwrap();
+        let phones: Vec<Option<String>> = (1..=4)
+            .map(|id| ledger.recording(id).unwrap().phone)
+            .collect();
+        let want = ["5551234567", "5551234567", "442079460958"];
+        assert_eq!(phones[..3], want.map(|p| Some(p.to_string())));
+        assert_eq!(phones[3], None);
+        let selectors: Vec<_> = ledger
+            .holds()
+            .unwrap()
+            .into_iter()
+            .flat_map(|h| h.selectors)
+            .collect();
+        assert_eq!(
+            selectors,
+            [
+                crate::ledger::holds::Selector::Agent("15551234567".into()),
+                crate::ledger::holds::Selector::Phone("5551234567".into()),
+            ],
+            "only phone selectors change"
+        );
+        assert!(ledger.is_held(1).unwrap() && ledger.is_held(2).unwrap());
+    }
 }

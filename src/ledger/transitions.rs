@@ -368,9 +368,12 @@ pub(super) fn apply(
     if !from.contains(&current) {
         return Err(conflict());
     }
-    // A recording that moves on is no longer reserved for a deletion.
+    // A recording that moves on is no longer reserved for a deletion —
+    // except for an erasure, a commitment kept until every copy is gone.
     let mut sql = String::from(
-        "UPDATE recordings SET state = ?1, updated_at = ?2, deleting_at = NULL, deleting_what = NULL",
+        "UPDATE recordings SET state = ?1, updated_at = ?2, \
+         deleting_at = CASE WHEN deleting_what = 'erasure' THEN deleting_at END, \
+         deleting_what = CASE WHEN deleting_what = 'erasure' THEN deleting_what END",
     );
     let mut values: Vec<&dyn ToSql> = vec![&to as &dyn ToSql, &now];
     for (i, (column, value)) in sets.iter().enumerate() {

@@ -17,6 +17,7 @@
 pub mod archive;
 mod attribution;
 mod background;
+mod erasure;
 pub mod intake;
 mod location;
 mod outage;

@@ -133,6 +133,7 @@ pub async fn run(
         under_pressure: false,
         window_closed: false,
         next_sweep: Instant::now(),
+        next_erasure: Instant::now(),
         actor,
         metrics: metrics.clone(),
         new_recordings: Arc::new(Notify::new()),
@@ -264,6 +265,7 @@ async fn run_daemon(
             runner.settle().await?;
         }
         runner.dispatch().await?;
+        runner.erase_if_due().await;
         if sweep_unless_shutdown(runner, &mut shutdown, &watchdog).await {
             break;
         }

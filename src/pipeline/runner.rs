@@ -51,6 +51,8 @@ pub(super) struct Runner {
     pub(super) window_closed: bool,
     /// When the next retention sweep is due.
     pub(super) next_sweep: Instant,
+    /// When to look for erasures to carry out next (`erasure.rs`).
+    pub(super) next_erasure: Instant,
     pub(super) actor: Actor,
     pub(super) metrics: Arc<Metrics>,
     /// Woken when intake finds new recordings (attribution asks at once).
@@ -344,7 +346,7 @@ impl Runner {
 
     /// When to wake up if nothing happens.
     pub(super) async fn next_wake(&self, next_rescan: Instant) -> Instant {
-        let mut wake = next_rescan.min(self.next_sweep);
+        let mut wake = next_rescan.min(self.next_sweep).min(self.next_erasure);
         if self.window_closed {
             wake = wake.min(Instant::now() + self.until_window().max(Duration::from_secs(1)));
         }

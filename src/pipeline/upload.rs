@@ -254,6 +254,7 @@ mod tests {
             deleted_by: None,
             call_length: None,
             vicidial_recording_id: None,
+            erasure: None,
         }
     }
 

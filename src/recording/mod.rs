@@ -1,7 +1,9 @@
 //! What a recording is: the states of its life, its identity on disk, what
-//! its VICIdial file name says about the call (`name`) and how its object in
-//! the store is named (`key`). Pure values and rules: no I/O, no SQL, and no
-//! imports from any other part of recvault but `digest` and `units`.
+//! its VICIdial file name says about the call (`name`), how phone numbers
+//! compare (`phone`), how an erased recording's personal data is replaced
+//! (`pseudonym`) and how its object in the store is named (`key`). Pure
+//! values and rules: no I/O, no SQL, and no imports from any other part of
+//! recvault but `digest` and `units`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,6 +11,8 @@ use std::str::FromStr;
 
 pub mod key;
 pub mod name;
+pub mod phone;
+pub mod pseudonym;
 
 /// Where a recording is in its life. Each change is one ledger transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -174,12 +178,27 @@ pub struct Recording {
     pub lead_id: Option<String>,
     /// When retention deleted it (unix seconds).
     pub deleted_at: Option<i64>,
-    /// The retention rule that deleted it.
+    /// The retention rule that deleted it (or the erasure request).
     pub deleted_by: Option<String>,
     /// The call's length in seconds, from VICIdial's database.
     pub call_length: Option<i64>,
     /// Its `recording_log.recording_id` in VICIdial's database, once attributed.
     pub vicidial_recording_id: Option<i64>,
+    /// Its data-subject erasure, once one was confirmed.
+    pub erasure: Option<ErasureMark>,
+}
+
+/// A confirmed data-subject erasure of a recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureMark {
+    /// The request's reference (`--request`, or VICIdial's queue row).
+    pub request: String,
+    /// When every copy was gone and its personal data replaced; `None`
+    /// while the erasure is under way.
+    pub erased_at: Option<i64>,
+    /// Object Lock keeps a version of its object until then (unix seconds):
+    /// the daemon finishes the erasure after it.
+    pub wait_until: Option<i64>,
 }
 
 impl Recording {
@@ -207,6 +226,18 @@ impl Recording {
     /// deletion must remove.
     pub fn may_be_stored(&self) -> bool {
         self.is_stored() || (self.object_key.is_some() && self.step() == State::Compressed)
+    }
+
+    /// True once the recording was erased: no copy left anywhere, its
+    /// personal data replaced. A playback link answers 410 Gone.
+    pub fn is_erased(&self) -> bool {
+        self.erasure.as_ref().is_some_and(|e| e.erased_at.is_some())
+    }
+
+    /// True if an erasure was confirmed (done or still under way): nothing
+    /// may be played, archived or restored from it any more.
+    pub fn erasure_requested(&self) -> bool {
+        self.erasure.is_some()
     }
 
     /// The recording's time in seconds: the call time where the file name

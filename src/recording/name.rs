@@ -338,7 +338,7 @@ impl Naming {
                 matched: true,
                 campaign: f.campaign.or(f.ingroup).or(dir_campaign),
                 call_time: f.call_time,
-                phone: f.phone,
+                phone: f.phone.as_deref().map(super::phone::normalize_lenient),
                 agent: f.agent,
                 lead_id: f.lead_id,
                 name_time: None,
@@ -482,6 +482,9 @@ mod tests {
             Some("5551234567"),
             "the rest still holds"
         );
+        // The number in the name is compared in `recording::phone`'s form.
+        let a = naming.attribute(path, b"20260301-101500_15551234567-all.wav", ns(named));
+        assert_eq!(a.phone.as_deref(), Some("5551234567"));
         // Just inside and just outside the tolerance, both directions.
         let day = 86_400;
         assert!(

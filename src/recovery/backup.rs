@@ -114,9 +114,12 @@ pub async fn backup(
         }
         let keys = list(store, prefix).await?;
         let mut pruned = Vec::new();
-        for old in keys.iter().take(keys.len().saturating_sub(keep)) {
-            store.delete(old).await?;
-            pruned.push(old.clone());
+        // Every version: ledger copies hold personal data (names, numbers),
+        // and on a versioned bucket a plain delete would keep them for ever.
+        let old = &keys[..keys.len().saturating_sub(keep)];
+        for (key, result) in store.delete_all_versions(old).await? {
+            result?;
+            pruned.push(key);
         }
         Ok(BackupReport {
             key,

@@ -79,8 +79,9 @@ pub async fn publish(
     }
     let mut copies = store.list(&dir).await?;
     copies.sort_by(|a, b| b.key.cmp(&a.key));
-    for old in copies.iter().skip(KEEP) {
-        store.delete(&old.key).await?;
+    let old: Vec<String> = copies.iter().skip(KEEP).map(|c| c.key.clone()).collect();
+    for (_, result) in store.delete_all_versions(&old).await? {
+        result?;
     }
     Ok(key)
 }

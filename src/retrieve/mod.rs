@@ -1,7 +1,10 @@
 //! The way out: a recording's original bytes back from its object — fetch,
 //! decode, prove it is the original (SHA-256 from the ledger), and only then
-//! put it where it was asked for (`recvault restore`). Uses ledger, store and
-//! codec.
+//! put it where it was asked for (`recvault restore`), or into a zip with
+//! every other recording a request covers (`export`). Uses ledger, store,
+//! codec, and the request selection of `governance::requests`.
+
+pub mod export;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
@@ -45,6 +48,45 @@ pub fn find(ledger: &Ledger, wanted: &[u8]) -> Result<Recording, Error> {
     }
 }
 
+/// The directory a file the user named goes in (`.` for a bare name), and
+/// its file name: where temp files beside it go, and what they are called.
+pub(crate) fn dir_and_base(output: &Path) -> (PathBuf, String) {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, base)
+}
+
+/// Gets a stored recording's original bytes: object `key` fetched into
+/// `object_tmp`, decoded through `codec` into the new file `dest` (synced).
+/// Returns the SHA-256 and size of what was written, for the caller to
+/// compare with the ledger's before it counts.
+pub(crate) async fn fetch_original(
+    store: &dyn Store,
+    rec: &Recording,
+    key: &str,
+    object_tmp: &Path,
+    dest: &Path,
+) -> Result<([u8; 32], u64), Error> {
+    store.get(key, object_tmp).await?;
+    let codec = codec::codec_of(rec);
+    let (object_in, decoded_out) = (object_tmp.to_path_buf(), dest.to_path_buf());
+    tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
+        let mut out = BufWriter::with_capacity(CHUNK, File::create(&decoded_out)?);
+        let r = codec::decode(codec, File::open(&object_in)?, &mut out)?;
+        out.into_inner()?.sync_all()?;
+        Ok((r.sha256, r.size))
+    })
+    .await
+    .map_err(|e| Error::Local(e.to_string()))?
+    .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))
+}
+
 /// Restores the recording `wanted` to `output`. Returns the bytes written.
 pub async fn restore(
     ledger: &Ledger,
@@ -55,6 +97,9 @@ pub async fn restore(
 ) -> Result<u64, Error> {
     let rec = find(ledger, wanted)?;
     let name = display_name(&rec.name);
+    if let Some(e) = &rec.erasure {
+        return Err(Error::Erased(name, e.request.clone()));
+    }
     if rec.state == State::RemoteDeleted {
         let when = format!(
             "on {} ({})",
@@ -74,30 +119,12 @@ pub async fn restore(
             hint: "already exists; pass --force to replace it",
         });
     }
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let base = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, base) = dir_and_base(output);
     let tag = format!("{}.{}", std::process::id(), fastrand::u32(..));
     let object_tmp = dir.join(format!(".{base}.object-{tag}.tmp"));
     let output_tmp = dir.join(format!(".{base}.restore-{tag}.tmp"));
     let result = async {
-        store.get(&key, &object_tmp).await?;
-        let codec = codec::codec_of(&rec);
-        let (object_in, decoded_out) = (object_tmp.clone(), output_tmp.clone());
-        let decoded = tokio::task::spawn_blocking(move || -> io::Result<([u8; 32], u64)> {
-            let mut out = BufWriter::with_capacity(CHUNK, File::create(&decoded_out)?);
-            let r = codec::decode(codec, File::open(&object_in)?, &mut out)?;
-            out.into_inner()?.sync_all()?;
-            Ok((r.sha256, r.size))
-        })
-        .await
-        .map_err(|e| Error::Local(e.to_string()))?
-        .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))?;
+        let decoded = fetch_original(store, &rec, &key, &object_tmp, &output_tmp).await?;
         let got = hex::encode(decoded.0);
         if got != want || decoded.1 != rec.identity.size {
             return Err(Error::RestoredMismatch {

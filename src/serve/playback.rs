@@ -99,6 +99,14 @@ async fn answer<B>(
     asker: &Asker,
     rec: &Recording,
 ) -> Response<Body> {
+    if rec.erasure.is_some() {
+        // Erased, or being erased, at a data subject's request: gone for
+        // every listener from the moment the erasure was confirmed.
+        return reply(
+            StatusCode::GONE,
+            "this recording was erased at the request of the person recorded",
+        );
+    }
     if rec.state == Step::RemoteDeleted || rec.deleted_at.is_some() {
         let why = format!(
             "this recording was deleted on {} ({})",

@@ -1,7 +1,8 @@
 //! The store: where objects live. One small trait; backends for S3-compatible
 //! stores, Azure Blob and Google Cloud Storage (through OpenDAL, `cloud`),
 //! SFTP and a local directory; one conformance suite in `tests/` run against
-//! every one.
+//! every one. Deleting for good (`delete_all_versions`) knows about versioned
+//! buckets; its default is a plain delete, for stores without versions.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -120,6 +121,60 @@ pub struct ObjectInfo {
 /// An object's bytes as they arrive from the store.
 pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
 
+/// Whether a store keeps an object's old versions when it is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// A delete removes the object (a local directory, Garage, R2).
+    Unversioned,
+    /// A plain delete only adds a delete marker: the bytes stay (and are
+    /// billed) until each version is deleted by its id.
+    Enabled,
+    /// No new versions, but those made while it was on stay until deleted by id.
+    Suspended,
+}
+
+/// A version the store refused to delete because Object Lock keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedVersion {
+    pub version_id: String,
+    /// Retention keeps it until then (unix seconds), if the store says.
+    pub until: Option<i64>,
+    /// An Object Lock legal hold keeps it (no date: until someone lifts it).
+    pub legal_hold: bool,
+    /// The store's answer.
+    pub message: String,
+}
+
+impl std::fmt::Display for LockedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "version {} is kept by Object Lock", self.version_id)?;
+        if let Some(until) = self.until {
+            write!(f, " retention until {}", crate::units::local_time(until))?;
+        }
+        if self.legal_hold {
+            write!(f, " (legal hold on the object: until it is lifted)")?;
+        }
+        Ok(())
+    }
+}
+
+/// What deleting every version of one key did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Versions and delete markers removed by id (0 on a store without
+    /// versions, where the delete itself removed the object).
+    pub versions: u64,
+    /// Versions still there because Object Lock keeps them.
+    pub locked: Vec<LockedVersion>,
+}
+
+impl Purged {
+    /// True if nothing of the key is left in the store.
+    pub fn is_complete(&self) -> bool {
+        self.locked.is_empty()
+    }
+}
+
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedObject {
@@ -174,6 +229,26 @@ pub trait Store: Send + Sync {
     }
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError>;
+    /// Whether deleted objects leave versions behind. Stores without
+    /// versions need not implement it.
+    async fn versioning(&self) -> Result<Versioning, StoreError> {
+        Ok(Versioning::Unversioned)
+    }
+    /// Removes everything of each key: on a versioned bucket every version
+    /// and delete marker (by version id), naming the versions Object Lock
+    /// keeps and until when; elsewhere a plain delete ([`Store::delete_many`],
+    /// which this default is). Same results shape as `delete_many`.
+    async fn delete_all_versions(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        Ok(self
+            .delete_many(keys)
+            .await?
+            .into_iter()
+            .map(|(k, r)| (k, r.map(|()| Purged::default())))
+            .collect())
+    }
 }
 
 /// `delete_many` for stores without a batch delete: one `delete` per key,

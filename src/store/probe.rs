@@ -55,7 +55,7 @@ pub async fn probe(
     match result {
         Ok(checksum) => Ok(Probe { key, checksum }),
         Err((step, message)) => {
-            let _ = store.delete(&key).await;
+            let _ = store.delete_all_versions(std::slice::from_ref(&key)).await;
             Err(fail(step, &message))
         }
     }
@@ -118,10 +118,18 @@ async fn steps(
     if got? != body {
         return Err(("get", "downloaded bytes differ from the probe".into()));
     }
-    store
-        .delete(key)
+    // Every version (what retention and erase need on a versioned bucket,
+    // and no probe left behind there).
+    let purged = store
+        .delete_all_versions(&[key.to_string()])
         .await
         .map_err(|e| ("delete", e.to_string()))?;
+    for (_, result) in purged {
+        let purged = result.map_err(|e| ("delete", e.to_string()))?;
+        if let Some(locked) = purged.locked.first() {
+            return Err(("delete", locked.to_string()));
+        }
+    }
     match store.head(key).await {
         Ok(None) => Ok(checksum),
         Ok(Some(_)) => Err(("delete", "probe still present after delete".into())),

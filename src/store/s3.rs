@@ -23,8 +23,8 @@ use aws_sdk_s3::types::{
 };
 
 use super::{
-    DELETE_BATCH, ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store,
-    StoreError, single_part_checksum,
+    DELETE_BATCH, ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store,
+    StoreError, Versioning, single_part_checksum,
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
@@ -32,6 +32,7 @@ use crate::store::parts::{composite_checksum, part_digests};
 use crate::store::throttle::{PacedFile, RateLimiter};
 
 mod read;
+mod versions;
 
 /// A bucket (and endpoint) reached through the S3 API.
 pub struct S3Store {
@@ -194,11 +195,11 @@ impl S3Store {
             Err(e) if status_of(&e) == Some(412) => true,
             Err(e) if status_of(&e) == Some(501) => false,
             Err(e) => {
-                let _ = self.delete(&key).await;
+                let _ = self.purge(std::slice::from_ref(&key)).await;
                 return Err(classify("probe put", &key, e));
             }
         };
-        let _ = self.delete(&key).await;
+        let _ = self.purge(std::slice::from_ref(&key)).await;
         tracing::debug!(store = %self.describe(), enforced, "If-None-Match probe");
         Ok(enforced)
     }
@@ -561,5 +562,16 @@ impl Store for S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StoreError> {
+        self.bucket_versioning().await
+    }
+
+    async fn delete_all_versions(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        self.purge(keys).await
     }
 }

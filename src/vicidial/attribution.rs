@@ -230,7 +230,9 @@ fn read_row(row: &MySqlRow) -> Result<CallAttribution, sqlx::Error> {
         campaign,
         source,
         lead_id,
-        phone: log_phone.or(text(19)?),
+        phone: log_phone
+            .or(text(19)?)
+            .map(|p| crate::recording::phone::normalize_lenient(&p)),
         agent: agent(log_user).or(agent(text(5)?)),
         started_at: row
             .try_get::<Option<u32>, _>(2)?

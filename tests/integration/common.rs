@@ -1,11 +1,13 @@
 //! Helpers shared by the integration tests: a real Garage (started by
-//! `scripts/garage.sh`), temp spools, WAV files, and the real binary.
+//! `scripts/garage.sh`), moto's S3 server (started per test, for versioned
+//! buckets and Object Lock, which Garage lacks), temp spools, WAV files,
+//! and the real binary.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -387,11 +389,23 @@ pub fn restore(site: &Site, name: &[u8]) -> Vec<u8> {
 pub fn kill_when(
     site: &Site,
     limit: Duration,
+    in_progress: impl FnMut(&rusqlite::Connection) -> bool,
+) -> bool {
+    kill_command_when(site, &["run"], limit, in_progress)
+}
+
+/// [`kill_when`] for any recvault command (`args`); also stops looking
+/// once the command has ended by itself.
+pub fn kill_command_when(
+    site: &Site,
+    args: &[&str],
+    limit: Duration,
     mut in_progress: impl FnMut(&rusqlite::Connection) -> bool,
 ) -> bool {
     let mut child = site
-        .command(&["run"])
-        .stderr(std::process::Stdio::null())
+        .command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + limit;
@@ -405,9 +419,12 @@ pub fn kill_when(
             landed = true;
             break;
         }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    child.kill().unwrap();
+    let _ = child.kill();
     child.wait().unwrap();
     landed
 }
@@ -421,4 +438,125 @@ pub fn count_where(conn: &rusqlite::Connection, condition: &str) -> i64 {
         |r| r.get(0),
     )
     .unwrap_or(0)
+}
+
+/// A moto S3 server on a free port, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `moto_server` on a free port; `None` (the test then skips,
+/// saying so) where it is not installed — except under CI, where that fails.
+pub fn start_moto() -> Option<Moto> {
+    let port = dead_port();
+    let child = match Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        // CI installs it (scripts/install-deps.sh): there a missing server is a failure.
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("moto_server: {e}; scripts/install-deps.sh installs it")
+        }
+        Err(_) => return None,
+    };
+    let moto = Moto {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(moto);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("moto_server did not start listening on port {port}");
+}
+
+impl Moto {
+    /// A plain SDK client for this server (to set buckets up and look behind recvault).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// `bucket` on this server, as a site's store target.
+    pub fn target(&self, bucket: &str) -> Garage {
+        Garage {
+            endpoint: self.endpoint.clone(),
+            region: "us-east-1".to_string(),
+            bucket: bucket.to_string(),
+            key_id: "testing".to_string(),
+            secret: "testing".to_string(),
+        }
+    }
+
+    /// Creates `bucket` with versioning on (and Object Lock if `locked`).
+    pub async fn versioned_bucket(&self, bucket: &str, locked: bool) {
+        use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+        let s3 = self.client();
+        let mut create = s3.create_bucket().bucket(bucket);
+        if locked {
+            create = create.object_lock_enabled_for_bucket(true);
+        }
+        create.send().await.unwrap();
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Every version and delete marker under `prefix`: (key, version id, is a marker).
+    pub async fn versions(&self, bucket: &str, prefix: &str) -> Vec<(String, String, bool)> {
+        let s3 = self.client();
+        let mut out = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = s3
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .unwrap();
+            let text = |s: Option<&str>| s.unwrap_or("").to_string();
+            for v in page.versions() {
+                out.push((text(v.key()), text(v.version_id()), false));
+            }
+            for m in page.delete_markers() {
+                out.push((text(m.key()), text(m.version_id()), true));
+            }
+            if page.is_truncated() != Some(true) {
+                out.sort();
+                return out;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+    }
 }

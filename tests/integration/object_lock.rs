@@ -2,67 +2,12 @@
 //! mode (Garage has no Object Lock). Skipped, saying so, where `moto_server`
 //! is not installed (`pip install 'moto[server]'`).
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
 
 use crate::common::*;
-
-/// A moto server on a free port, stopped when dropped.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_moto() -> Option<Moto> {
-    let port = dead_port();
-    let child = match Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
-        Ok(c) => c,
-        // CI installs it (scripts/install-deps.sh): there a missing server is a failure.
-        Err(e) if std::env::var_os("CI").is_some() => {
-            panic!("moto_server: {e}; scripts/install-deps.sh installs it")
-        }
-        Err(_) => return None,
-    };
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..300 {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(moto);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not start listening on port {port}");
-}
-
-fn client(endpoint: &str) -> Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .force_path_style(true)
-        .build();
-    Client::from_conf(config)
-}
 
 /// The object's legal hold as the store reports it; `None` only where the
 /// store says the object never had one. Any other error fails the test.
@@ -89,7 +34,7 @@ fn holds_are_mirrored_as_object_lock_legal_holds() {
     };
     let bucket = "locked";
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let s3 = client(&moto.endpoint);
+    let s3 = moto.client();
     rt.block_on(
         s3.create_bucket()
             .bucket(bucket)
@@ -97,13 +42,7 @@ fn holds_are_mirrored_as_object_lock_legal_holds() {
             .send(),
     )
     .unwrap();
-    let target = Garage {
-        endpoint: moto.endpoint.clone(),
-        region: "us-east-1".to_string(),
-        bucket: bucket.to_string(),
-        key_id: "testing".to_string(),
-        secret: "testing".to_string(),
-    };
+    let target = moto.target(bucket);
     let mut site = Site::new("objlock");
     site.configure(
         Target::Garage(&target),

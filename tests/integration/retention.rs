@@ -114,8 +114,9 @@ fn due_objects_go_held_ones_stay_until_released_and_the_trail_verifies() {
             "+1 (555) 999-9999",
         ],
     );
-    assert!(held.contains("covers 0 recordings"), "digits only: {held}");
-    run_ok(&site, &["hold", "release", "CASE-7", "--reason", "typo"]);
+    // `+1` is the NANP country code: the same caller as 5559999999.
+    assert!(held.contains("covers 2 recordings"), "{held}");
+    run_ok(&site, &["hold", "release", "CASE-7", "--reason", "again"]);
     let held = run_ok(
         &site,
         &[

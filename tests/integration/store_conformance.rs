@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use recvault::digest;
 use recvault::store::{
-    LocalStore, PutOutcome, PutRequest, Store, StoreError, single_part_checksum,
+    LocalStore, Purged, PutOutcome, PutRequest, Store, StoreError, Versioning, single_part_checksum,
 };
 
 use crate::common::{garage, unique_prefix};
@@ -278,6 +278,43 @@ pub async fn delete_many_in_batches(
     assert!(store.delete_many(&[]).await.unwrap().is_empty());
 }
 
+/// Stores without versions: deleting "every version" is a plain delete.
+pub async fn delete_all_versions_leaves_nothing(
+    store: &dyn Store,
+    prefix: &str,
+    dir: &Path,
+    _reports: Reports,
+) {
+    assert_eq!(store.versioning().await.unwrap(), Versioning::Unversioned);
+    let keys: Vec<String> = ["a", "b", "absent"]
+        .iter()
+        .map(|k| format!("{prefix}v/{k}"))
+        .collect();
+    for key in &keys[..2] {
+        put_bytes(store, dir, key, b"audio").await.unwrap();
+    }
+    let keep = format!("{prefix}v/a-longer");
+    put_bytes(store, dir, &keep, b"keep").await.unwrap();
+    let results = store.delete_all_versions(&keys).await.unwrap();
+    let got: Vec<_> = results
+        .iter()
+        .map(|(k, r)| (k.clone(), r.clone().unwrap()))
+        .collect();
+    let want: Vec<_> = keys
+        .iter()
+        .map(|k| (k.clone(), Purged::default()))
+        .collect();
+    assert_eq!(got, want);
+    let left: Vec<_> = store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    assert_eq!(left, [keep]);
+}
+
 macro_rules! conformance {
     ($backend:ident, $reports:expr, $make:expr) => {
         mod $backend {
@@ -295,7 +332,7 @@ macro_rules! conformance {
 
             conformance!(@tests put_head_get_delete, never_overwrites, wrong_checksum_is_refused,
                 missing_objects, large_object_round_trips, list_by_prefix, odd_keys,
-                delete_many_in_batches);
+                delete_many_in_batches, delete_all_versions_leaves_nothing);
         }
     };
     (@tests $($name:ident),*) => {

@@ -1,0 +1,347 @@
+//! Carrying erasures out: every recording reserved for erasure (by any
+//! request, confirmed earlier — by this process, another one that was
+//! killed, or VICIdial's queue) loses its staged object, its local file
+//! (removed so the removal proves it is that file: `spool::remove_local_copy`)
+//! and every version of its object in the store; then one ledger
+//! transaction records it erased. What Object Lock keeps waits for its date
+//! (the daemon comes back then); what failed stays reserved and is tried
+//! again. Each step is idempotent, so a run cut short by `kill -9` is simply
+//! run again.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::ledger::audit::Actor;
+use crate::ledger::erasure::{Outcome, Recorded};
+use crate::recording::Recording;
+use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
+use crate::spool::remove_local_copy;
+use crate::store::{Purged, Store, StoreError};
+
+/// Recordings erased per ledger transaction.
+const BATCH: usize = 100;
+
+/// What a recording without a local copy to remove reports.
+const NO_LOCAL_COPY: &str = "none";
+
+/// A legal hold on a stored version has no date: look again after this long.
+const LEGAL_HOLD_RECHECK: i64 = 86_400;
+
+/// Everything an erasure run needs.
+pub struct Eraser<'a> {
+    pub ledger: &'a Arc<Ledger>,
+    /// `None` without a configured store: stored objects cannot be erased.
+    pub store: Option<&'a dyn Store>,
+    pub spool_dirs: &'a [PathBuf],
+    pub staging: &'a Path,
+    /// The playback server's cache of decoded recordings (`[serve] cache_dir`),
+    /// where a recording played since it was archived has a copy.
+    pub playback_cache: Option<&'a Path>,
+    pub key: &'a PseudonymKey,
+    pub actor: &'a Actor,
+    /// Recordings an archive worker is busy with: left for the next run.
+    pub skip: &'a HashSet<i64>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EraseReport {
+    pub recorded: Recorded,
+    /// Original bytes of the recordings erased.
+    pub bytes: u64,
+    /// Object versions and delete markers removed by id (versioned buckets).
+    pub versions: u64,
+    /// Recordings waiting for Object Lock, and until when.
+    pub waiting: Vec<(i64, i64)>,
+    /// Recordings not erased this time, and why.
+    pub failed: Vec<(i64, String)>,
+}
+
+impl Eraser<'_> {
+    /// Erases every recording whose erasure is due at `now`, batch by batch.
+    pub async fn run(&self, now: i64) -> Result<EraseReport, Error> {
+        let mut report = EraseReport::default();
+        let mut after = 0;
+        loop {
+            let due = self
+                .ledger
+                .call(move |l| l.due_erasures(now, after, BATCH))
+                .await?;
+            let Some(last) = due.last() else {
+                return Ok(report);
+            };
+            after = last.id;
+            let due: Vec<Recording> = due
+                .into_iter()
+                .filter(|r| !self.skip.contains(&r.id))
+                .collect();
+            if !due.is_empty() {
+                self.batch(now, due, &mut report).await?;
+            }
+        }
+    }
+
+    /// Erases one batch: local copies, then stored objects, then the ledger.
+    async fn batch(
+        &self,
+        now: i64,
+        due: Vec<Recording>,
+        report: &mut EraseReport,
+    ) -> Result<(), Error> {
+        let local = self.remove_local(&due).await?;
+        let stored = self.purge(&due).await?;
+        let mut outcomes = Vec::with_capacity(due.len());
+        for (rec, local) in due.into_iter().zip(local) {
+            let object = rec
+                .object_key
+                .as_ref()
+                .filter(|k| !is_pseudonym(k.as_bytes()))
+                .map(|k| {
+                    stored
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| Ok(Purged::default()))
+                });
+            let outcome = self.outcome(&rec, local, object, now);
+            match &outcome {
+                Outcome::Erased { .. } => {
+                    report.bytes += rec.identity.size;
+                }
+                Outcome::Waiting { until, .. } => report.waiting.push((rec.id, *until)),
+                Outcome::Failed { why } => report.failed.push((rec.id, why.clone())),
+            }
+            if let Some(Ok(p)) = stored.get(rec.object_key.as_deref().unwrap_or("")) {
+                report.versions += p.versions;
+            }
+            outcomes.push((rec, outcome));
+        }
+        let (actor, ledger) = (self.actor.clone(), self.ledger.clone());
+        let recorded = ledger
+            .call(move |l| l.record_erasures(now, &actor, &outcomes))
+            .await?;
+        add(&mut report.recorded, &recorded);
+        Ok(())
+    }
+
+    /// What became of one recording, from what happened to its local copy
+    /// and to its object (`None`: it has none).
+    fn outcome(
+        &self,
+        rec: &Recording,
+        local: Result<&'static str, String>,
+        object: Option<Result<Purged, StoreError>>,
+        now: i64,
+    ) -> Outcome {
+        let local = match local {
+            Ok(l) => l,
+            Err(why) => return Outcome::Failed { why },
+        };
+        let versions = match object {
+            None => None,
+            Some(Err(e)) => {
+                return Outcome::Failed {
+                    why: format!("the stored object: {e}"),
+                };
+            }
+            Some(Ok(p)) if !p.is_complete() => {
+                let until = p
+                    .locked
+                    .iter()
+                    .map(|l| l.until.unwrap_or(now + LEGAL_HOLD_RECHECK))
+                    .max()
+                    .unwrap_or(now);
+                let why = p
+                    .locked
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                return Outcome::Waiting {
+                    until,
+                    local_removed: true,
+                    why,
+                };
+            }
+            Some(Ok(p)) => Some(p.versions),
+        };
+        let what = match versions {
+            Some(0) => format!("stored object deleted; local copy: {local}"),
+            Some(n) => format!("{n} stored versions deleted; local copy: {local}"),
+            None => format!("nothing stored; local copy: {local}"),
+        };
+        Outcome::Erased {
+            replacements: self.key.replacements(rec),
+            what,
+        }
+    }
+
+    /// Removes each recording's staged object and local copy (where the
+    /// ledger says there may be one). Per recording: what happened, or why not.
+    async fn remove_local(
+        &self,
+        due: &[Recording],
+    ) -> Result<Vec<Result<&'static str, String>>, Error> {
+        let items: Vec<(i64, bool, PathBuf, _)> = due
+            .iter()
+            .map(|r| {
+                (
+                    r.id,
+                    r.state.is_local() || r.step().is_local(),
+                    r.path.clone(),
+                    r.identity,
+                )
+            })
+            .collect();
+        let (dirs, staging) = (self.spool_dirs.to_vec(), self.staging.to_path_buf());
+        let cache = self.playback_cache.map(Path::to_path_buf);
+        tokio::task::spawn_blocking(move || {
+            items
+                .into_iter()
+                .map(|(id, local, path, identity)| {
+                    remove_copies_beside(&staging, cache.as_deref(), id)?;
+                    if !local
+                        || is_pseudonym(
+                            path.file_name()
+                                .map(|n| n.as_encoded_bytes())
+                                .unwrap_or(b""),
+                        )
+                    {
+                        return Ok(NO_LOCAL_COPY);
+                    }
+                    remove_local_copy(&dirs, &path, identity)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Local(format!("erasure task failed: {e}")))
+    }
+
+    /// Deletes every version of the objects of `due`; the store's answer per key.
+    async fn purge(
+        &self,
+        due: &[Recording],
+    ) -> Result<HashMap<String, Result<Purged, StoreError>>, Error> {
+        let keys: Vec<String> = due
+            .iter()
+            .filter_map(|r| r.object_key.clone())
+            .filter(|k| !is_pseudonym(k.as_bytes()))
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let Some(store) = self.store else {
+            let e = StoreError::Permanent("no store is configured to delete it from".into());
+            return Ok(keys.into_iter().map(|k| (k, Err(e.clone()))).collect());
+        };
+        match store.delete_all_versions(&keys).await {
+            Ok(results) => Ok(results.into_iter().collect()),
+            // The store did not answer: every recording is tried again later.
+            Err(e) => Ok(keys.into_iter().map(|k| (k, Err(e.clone()))).collect()),
+        }
+    }
+}
+
+/// Removes the copies of a recording kept beside its local file: its staged
+/// object, a compression's or a read-back's temp file, and the playback
+/// server's decoded copy.
+fn remove_copies_beside(staging: &Path, cache: Option<&Path>, id: i64) -> Result<(), String> {
+    let staged = ["obj", "tmp", "readback.tmp"].map(|ext| staging.join(format!("{id}.{ext}")));
+    let played = cache.map(|dir| dir.join(format!("{id}.orig")));
+    for path in staged.into_iter().chain(played) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot delete {}: {e}", path.display())),
+        }
+    }
+    Ok(())
+}
+
+fn add(total: &mut Recorded, more: &Recorded) {
+    total.erased += more.erased;
+    total.waiting += more.waiting;
+    total.failed += more.failed;
+    total.redacted += more.redacted;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governance::requests::erase::request_confirmed;
+    use crate::ledger::CompressedFacts;
+    use crate::ledger::fixtures::{self, spool_file};
+    use crate::ledger::holds::Selector;
+    use crate::recording::State;
+    use crate::recording::name::Attribution;
+    use crate::store::LocalStore;
+
+    #[tokio::test]
+    async fn what_cannot_be_erased_now_stays_reserved_and_is_erased_later() {
+        let (dir, ledger) = fixtures::ledger();
+        let ledger = Arc::new(ledger);
+        let call = Attribution {
+            phone: Some("5551234567".into()),
+            ..Attribution::default()
+        };
+        let file = spool_file("/nowhere/20260301-101500_5551234567-all.wav", 0);
+        let id = fixtures::insert(&ledger, &file, &call, State::Settled);
+        let facts = CompressedFacts {
+            sha256: hex::encode([1; 32]),
+            object_key: "k/20260301-101500_5551234567-all.wav.zst".into(),
+            object_size: 1,
+            object_sha256: hex::encode([2; 32]),
+            codec: "zstd".into(),
+        };
+        ledger.compressed(id, &facts).unwrap();
+        let (key, actor) = (
+            PseudonymKey::new([5; 32]),
+            Actor {
+                uid: 0,
+                user: "root".into(),
+            },
+        );
+        let plan = request_confirmed(
+            &ledger,
+            &key,
+            "Q-1",
+            &[Selector::Recording(id.to_string())],
+            &actor,
+            1,
+        )
+        .unwrap();
+        assert_eq!(plan.totals().0, 1);
+        let staging = dir.path().join("staging");
+        let eraser = |store: Option<&'static dyn Store>| Eraser {
+            ledger: &ledger,
+            store,
+            spool_dirs: &[],
+            staging: &staging,
+            playback_cache: None,
+            key: &key,
+            actor: &actor,
+            skip: Box::leak(Box::default()),
+        };
+        // No store to delete the object from: not erased, still reserved.
+        let report = eraser(None).run(2).await.unwrap();
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        let rec = ledger.recording(id).unwrap();
+        assert!(!rec.is_erased() && rec.erasure_requested());
+        assert!(rec.last_error.unwrap().contains("no store"));
+        // A store that answers: erased.
+        let store: &'static LocalStore =
+            Box::leak(Box::new(LocalStore::new(dir.path().join("store"))));
+        let report = eraser(Some(store)).run(3).await.unwrap();
+        assert_eq!(
+            (report.recorded.erased, report.failed.len()),
+            (1, 0),
+            "{report:?}"
+        );
+        let rec = ledger.recording(id).unwrap();
+        assert!(rec.is_erased() && rec.last_error.is_none());
+        assert!(ledger.due_erasures(i64::MAX, 0, 10).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,93 @@
+//! Data-subject requests (and auditors' requests): which recordings a
+//! request is about, and erasing them. A request names its recordings by
+//! selectors (phone, agent, lead, campaign, recording, time); a phone, lead
+//! or name an earlier erasure replaced is matched through its pseudonym, so
+//! the same caller asking again is shown what was done. `erase` plans and
+//! confirms an erasure, `eraser` carries it out, `key` keeps the pseudonym
+//! key. Exporting is `retrieve::export`.
+
+use crate::ledger::holds::{Selector, describe};
+use crate::ledger::matching::Matched;
+use crate::ledger::{Ledger, LedgerError};
+use crate::recording::pseudonym::PseudonymKey;
+
+pub mod erase;
+pub mod eraser;
+pub mod key;
+
+/// `selectors` as the ledger matches them: every phone, lead and recording
+/// also by the pseudonym an erasure would have left in its place.
+pub fn widen(selectors: &[Selector], key: Option<&PseudonymKey>) -> Vec<Selector> {
+    let mut out = selectors.to_vec();
+    let Some(key) = key else {
+        return out;
+    };
+    for s in selectors {
+        match s {
+            Selector::Phone(p) => out.push(Selector::Phone(key.phone(p))),
+            Selector::Lead(l) => out.push(Selector::Lead(key.lead(l))),
+            Selector::Recording(r) => {
+                let name = String::from_utf8_lossy(&key.name(r.as_bytes())).into_owned();
+                out.push(Selector::Recording(name));
+                out.push(Selector::Recording(key.object_key(r)));
+            }
+            Selector::Campaign(_) | Selector::Agent(_) | Selector::Time { .. } => {}
+        }
+    }
+    out
+}
+
+/// The selectors as the audit trail names them: numbers, leads and
+/// recordings by their pseudonyms, so the trail holds no one's number.
+pub fn for_audit(selectors: &[Selector], key: &PseudonymKey) -> String {
+    let shown: Vec<Selector> = selectors
+        .iter()
+        .map(|s| match s {
+            Selector::Phone(p) => Selector::Phone(key.phone(p)),
+            Selector::Lead(l) => Selector::Lead(key.lead(l)),
+            Selector::Recording(r) => {
+                Selector::Recording(String::from_utf8_lossy(&key.name(r.as_bytes())).into_owned())
+            }
+            other => other.clone(),
+        })
+        .collect();
+    describe(&shown)
+}
+
+/// Visits every recording the request is about, erased ones included
+/// (`key`: the pseudonym key, if one was ever made), oldest call first.
+pub fn find<E: From<LedgerError>>(
+    ledger: &Ledger,
+    selectors: &[Selector],
+    key: Option<&PseudonymKey>,
+    visit: impl FnMut(&Matched) -> Result<(), E>,
+) -> Result<(), E> {
+    if selectors.is_empty() {
+        return Ok(());
+    }
+    let wide = widen(selectors, key);
+    ledger.matching::<E>(&wide, visit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_widen_and_the_audit_never_names_a_number() {
+        let key = PseudonymKey::new([1; 32]);
+        let selectors = [
+            Selector::Phone("5551234567".into()),
+            Selector::Campaign("SALES".into()),
+        ];
+        let wide = widen(&selectors, Some(&key));
+        assert_eq!(wide.len(), 3);
+        assert!(wide.contains(&Selector::Phone(key.phone("5551234567"))));
+        assert_eq!(widen(&selectors, None), selectors);
+        let shown = for_audit(&selectors, &key);
+        assert!(
+            !shown.contains("5551234567") && shown.contains("campaign=SALES"),
+            "{shown}"
+        );
+    }
+}
