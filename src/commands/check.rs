@@ -121,5 +121,11 @@ fn versioning_text(v: Versioning) -> &'static str {
             "suspended: versions made while it was on stay until deleted by id, so retention and \
              erase delete every version and delete marker of an object by its id"
         }
+        Versioning::NotVisible => {
+            "not visible through this store's API: if the container or bucket keeps versions \
+             (Azure blob versioning, GCS object versioning), a deleted recording stays as a \
+             previous version until a lifecycle rule removes it; turn versioning off for it, or \
+             add a rule that deletes previous versions"
+        }
     }
 }

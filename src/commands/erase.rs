@@ -237,6 +237,11 @@ async fn versions_text(store: Option<&dyn Store>) -> String {
     };
     match store.versioning().await {
         Ok(Versioning::Unversioned) => "the object".to_string(),
+        Ok(Versioning::NotVisible) => {
+            "the object (previous versions, if the container keeps them, are not seen and stay: \
+             see `recvault check`)"
+                .to_string()
+        }
         Ok(_) => "every version and delete marker of the object (the bucket keeps versions)".into(),
         Err(e) => {
             format!(

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError};
+use super::{
+    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
+    Versioning,
+};
 use crate::metrics::Metrics;
 
 /// `inner`, timed.
@@ -79,5 +82,17 @@ impl Store for MeteredStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         self.timed("list", self.inner.list(prefix)).await
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StoreError> {
+        self.inner.versioning().await
+    }
+
+    async fn delete_all_versions(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        self.timed("delete", self.inner.delete_all_versions(keys))
+            .await
     }
 }

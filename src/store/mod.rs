@@ -131,6 +131,10 @@ pub enum Versioning {
     Enabled,
     /// No new versions, but those made while it was on stay until deleted by id.
     Suspended,
+    /// The store may keep versions (Azure blob versioning, GCS object
+    /// versioning), but recvault's client for it can neither see nor delete
+    /// them: a delete removes the current object only.
+    NotVisible,
 }
 
 /// A version the store refused to delete because Object Lock keeps it.
@@ -229,26 +233,32 @@ pub trait Store: Send + Sync {
     }
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError>;
-    /// Whether deleted objects leave versions behind. Stores without
-    /// versions need not implement it.
-    async fn versioning(&self) -> Result<Versioning, StoreError> {
-        Ok(Versioning::Unversioned)
-    }
+    /// Whether deleted objects leave versions behind. No default: every
+    /// backend, and every wrapper, says (a wrapper that forgot would turn
+    /// "delete for good" into a delete marker).
+    async fn versioning(&self) -> Result<Versioning, StoreError>;
     /// Removes everything of each key: on a versioned bucket every version
     /// and delete marker (by version id), naming the versions Object Lock
-    /// keeps and until when; elsewhere a plain delete ([`Store::delete_many`],
-    /// which this default is). Same results shape as `delete_many`.
+    /// keeps and until when; on a store without versions a plain delete
+    /// ([`delete_plainly`]). Same results shape as `delete_many`.
     async fn delete_all_versions(
         &self,
         keys: &[String],
-    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-        Ok(self
-            .delete_many(keys)
-            .await?
-            .into_iter()
-            .map(|(k, r)| (k, r.map(|()| Purged::default())))
-            .collect())
-    }
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError>;
+}
+
+/// [`Store::delete_all_versions`] for a store whose deletes leave nothing
+/// behind that recvault can see: [`Store::delete_many`].
+pub(crate) async fn delete_plainly(
+    store: &dyn Store,
+    keys: &[String],
+) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+    Ok(store
+        .delete_many(keys)
+        .await?
+        .into_iter()
+        .map(|(k, r)| (k, r.map(|()| Purged::default())))
+        .collect())
 }
 
 /// `delete_many` for stores without a batch delete: one `delete` per key,
@@ -360,6 +370,15 @@ mod tests {
             Ok(delete_each(self, keys, 16).await)
         }
         async fn list(&self, _: &str) -> Result<Vec<ListedObject>, StoreError> {
+            unreachable!()
+        }
+        async fn versioning(&self) -> Result<Versioning, StoreError> {
+            unreachable!()
+        }
+        async fn delete_all_versions(
+            &self,
+            _: &[String],
+        ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
             unreachable!()
         }
     }

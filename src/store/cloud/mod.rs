@@ -26,8 +26,8 @@ mod put;
 
 use super::throttle::RateLimiter;
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, meta,
-    single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
+    Versioning, delete_plainly, meta, single_part_checksum,
 };
 use crate::digest::CHUNK;
 
@@ -325,6 +325,19 @@ impl Store for CloudStore {
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StoreError> {
+        // Azure and GCS can keep versions, but OpenDAL (0.59) neither
+        // lists nor deletes them: say so rather than claim "off".
+        Ok(Versioning::NotVisible)
+    }
+
+    async fn delete_all_versions(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        delete_plainly(self, keys).await
     }
 }
 

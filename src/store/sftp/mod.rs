@@ -28,8 +28,8 @@ use self::session::{Connection, broken, classify, not_found};
 use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::throttle::RateLimiter;
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
-    single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
+    Versioning, delete_plainly, single_part_checksum,
 };
 use crate::config::SftpConfig;
 use crate::digest::CHUNK;
@@ -453,5 +453,17 @@ impl Store for SftpStore {
         out.retain(|o| o.key.starts_with(prefix));
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StoreError> {
+        // A file server keeps no versions: a removed file is gone.
+        Ok(Versioning::Unversioned)
+    }
+
+    async fn delete_all_versions(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        delete_plainly(self, keys).await
     }
 }
