@@ -139,22 +139,8 @@ pub async fn mirror(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::fixtures::{self, spool_file};
-    use crate::recording::State;
-    use crate::recording::name::Attribution;
 
-    fn insert(ledger: &Ledger, name: &str, campaign: &str, phone: &str, time: i64) -> i64 {
-        let file = spool_file(&format!("/s/{name}"), 0);
-        let call = Attribution {
-            matched: true,
-            campaign: Some(campaign.to_string()),
-            call_time: Some(time),
-            phone: Some(phone.to_string()),
-            agent: Some("a1".to_string()),
-            ..Attribution::default()
-        };
-        fixtures::insert(ledger, &file, &call, State::Settled)
-    }
+    use crate::ledger::fixtures::insert_call as insert;
 
     fn actor() -> Actor {
         Actor {

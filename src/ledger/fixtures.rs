@@ -42,3 +42,29 @@ pub(crate) fn insert_plain(ledger: &Ledger, path: &str, state: State) -> i64 {
         state,
     )
 }
+
+/// Records a settled call `name` of `campaign` with `phone` (lead `L<phone>`,
+/// agent `a1`) at unix time `time`. Returns its id.
+pub(crate) fn insert_call(
+    ledger: &Ledger,
+    name: &str,
+    campaign: &str,
+    phone: &str,
+    time: i64,
+) -> i64 {
+    let call = Attribution {
+        matched: true,
+        campaign: Some(campaign.to_string()),
+        call_time: Some(time),
+        phone: Some(phone.to_string()),
+        agent: Some("a1".to_string()),
+        lead_id: Some(format!("L{phone}")),
+        ..Attribution::default()
+    };
+    insert(
+        ledger,
+        &spool_file(&format!("/s/{name}"), 0),
+        &call,
+        State::Settled,
+    )
+}

@@ -155,27 +155,8 @@ impl Ledger {
 mod tests {
     use super::*;
     use crate::ledger::audit::Actor;
-    use crate::ledger::fixtures::{self, spool_file};
-    use crate::recording::State;
-    use crate::recording::name::Attribution;
 
-    fn insert(ledger: &Ledger, name: &str, campaign: &str, phone: &str, time: i64) -> i64 {
-        let call = Attribution {
-            matched: true,
-            campaign: Some(campaign.to_string()),
-            call_time: Some(time),
-            phone: Some(phone.to_string()),
-            agent: Some("a1".to_string()),
-            lead_id: Some(format!("L{phone}")),
-            ..Attribution::default()
-        };
-        fixtures::insert(
-            ledger,
-            &spool_file(&format!("/s/{name}"), 0),
-            &call,
-            State::Settled,
-        )
-    }
+    use crate::ledger::fixtures::{self, insert_call as insert};
 
     fn ids(ledger: &Ledger, selectors: &[Selector]) -> Vec<i64> {
         let mut out = Vec::new();

@@ -327,9 +327,9 @@ impl Store for CloudStore {
         Ok(out)
     }
 
+    // Azure and GCS can keep versions, but OpenDAL (0.59) neither lists
+    // nor deletes them: say so rather than claim "off".
     async fn versioning(&self) -> Result<Versioning, StoreError> {
-        // Azure and GCS can keep versions, but OpenDAL (0.59) neither
-        // lists nor deletes them: say so rather than claim "off".
         Ok(Versioning::NotVisible)
     }
 

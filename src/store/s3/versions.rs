@@ -8,9 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, ObjectLockLegalHoldStatus,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, ObjectIdentifier, ObjectLockLegalHoldStatus};
 
 use super::{S3Store, classify, status_of};
 use crate::store::{DELETE_BATCH, LockedVersion, Purged, Store, StoreError, Versioning};
@@ -173,32 +171,12 @@ impl S3Store {
         chunk: &[Version],
     ) -> Result<(Vec<(String, String)>, Vec<((String, String), String)>), StoreError> {
         let first = chunk.first().map(|v| v.key.as_str()).unwrap_or("");
-        let bad = |e: aws_sdk_s3::error::BuildError| {
-            StoreError::Permanent(format!("delete versions `{first}`…: {e}"))
-        };
         let objects = chunk
             .iter()
-            .map(|v| {
-                ObjectIdentifier::builder()
-                    .key(&v.key)
-                    .version_id(&v.id)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(false)
-            .build()
-            .map_err(bad)?;
+            .map(|v| ObjectIdentifier::builder().key(&v.key).version_id(&v.id));
         let out = self
-            .client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| classify("delete object versions", first, e))?;
+            .send_delete(objects, false, "delete object versions", first)
+            .await?;
         let done = out
             .deleted()
             .iter()

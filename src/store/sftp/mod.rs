@@ -455,8 +455,8 @@ impl Store for SftpStore {
         Ok(out)
     }
 
+    // A file server keeps no versions: a removed file is gone.
     async fn versioning(&self) -> Result<Versioning, StoreError> {
-        // A file server keeps no versions: a removed file is gone.
         Ok(Versioning::Unversioned)
     }
 
