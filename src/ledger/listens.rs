@@ -23,13 +23,23 @@ pub struct ListenEntry {
 
 impl Ledger {
     /// Appends `entries` to the audit trail in one transaction, in order,
-    /// in the daemon's name (`actor`) with each entry's own user.
+    /// in the daemon's name (`actor`) with each entry's own user; with
+    /// `journal`, records in the same transaction that the listen journal
+    /// files up to that number are in the trail.
     pub fn record_listens(
         &self,
         actor: &Actor,
         entries: &[ListenEntry],
+        journal: Option<u64>,
     ) -> Result<(), LedgerError> {
         self.write(|tx| {
+            if let Some(n) = journal {
+                tx.execute(
+                    "INSERT INTO listen_journal (id, applied) VALUES (1, ?1) \
+                     ON CONFLICT (id) DO UPDATE SET applied = MAX(applied, ?1)",
+                    [n as i64],
+                )?;
+            }
             for e in entries {
                 let who = Actor {
                     uid: actor.uid,
@@ -46,6 +56,14 @@ impl Ledger {
             }
             Ok(())
         })
+    }
+
+    /// The last listen journal file whose listens are in the audit trail (0: none).
+    pub fn listens_journaled(&self) -> Result<u64, LedgerError> {
+        let applied: Option<i64> =
+            self.reader()?
+                .query_row("SELECT MAX(applied) FROM listen_journal", [], |r| r.get(0))?;
+        Ok(applied.unwrap_or(0).max(0) as u64)
     }
 
     /// Proves the ledger takes writes (`/healthz`): rewrites one row.
@@ -80,12 +98,20 @@ mod tests {
             reason: "outcome served; status 200; bytes 10".into(),
         };
         ledger
-            .record_listens(&actor, &[entry(Some(7), "1001"), entry(None, "anonymous")])
+            .record_listens(
+                &actor,
+                &[entry(Some(7), "1001"), entry(None, "anonymous")],
+                None,
+            )
             .unwrap();
         ledger
-            .record_listens(&actor, &[entry(Some(8), "anonymous")])
+            .record_listens(&actor, &[entry(Some(8), "anonymous")], Some(4))
             .unwrap();
         assert_eq!(ledger.verify_audit_chain().unwrap().entries, 3);
+        assert_eq!(ledger.listens_journaled().unwrap(), 4);
+        // Never backwards: a late batch of an older file does not lower it.
+        ledger.record_listens(&actor, &[], Some(2)).unwrap();
+        assert_eq!(ledger.listens_journaled().unwrap(), 4);
         let find = |filter: AuditFilter| {
             let mut out = Vec::new();
             ledger

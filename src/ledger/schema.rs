@@ -24,6 +24,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0005_requests.sql"),
         Some(normalize_phones),
     ),
+    (include_str!("migrations/0006_purges_and_listens.sql"), None),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

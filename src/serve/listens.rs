@@ -4,17 +4,21 @@
 //! recording, client, user, user agent and outcome) in one entry — a player
 //! seeking through a call, or a client hammering a bad link, costs one entry
 //! a second, not one per request — and appends each batch in one
-//! transaction. Nothing is dropped: a batch the ledger refuses is kept and
+//! transaction. Nothing is dropped: each request is journaled first
+//! (`journal`: a kill -9 loses none), a batch the ledger refuses is kept and
 //! tried again, and the last one is written when the daemon stops.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::journal::{self, Journal, Line};
+use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::listens::ListenEntry;
@@ -43,18 +47,26 @@ pub struct Listen {
     pub note: String,
 }
 
-/// Requests counted into one entry.
-type Key = (
-    Option<i64>,
-    String,
-    Option<String>,
-    IpAddr,
-    String,
-    &'static str,
-    u16,
-    &'static str,
-    String,
-);
+impl From<Listen> for Line {
+    fn from(l: Listen) -> Line {
+        Line {
+            at: l.at,
+            recording_id: l.recording_id,
+            subject: l.subject,
+            user: l.user,
+            client: l.client,
+            user_agent: l.user_agent,
+            outcome: l.outcome.to_string(),
+            status: l.status,
+            bytes: l.bytes,
+            via: l.via.to_string(),
+            note: l.note,
+        }
+    }
+}
+
+/// Requests counted into one entry: the line without its time and bytes.
+type Key = Line;
 
 struct Tally {
     at: i64,
@@ -62,146 +74,204 @@ struct Tally {
     bytes: u64,
 }
 
+/// Listens gathered and counted, in the order they first came.
+#[derive(Default)]
+struct Pending {
+    tallies: HashMap<Key, Tally>,
+    order: Vec<Key>,
+}
+
+impl Pending {
+    fn add(&mut self, mut line: Line) {
+        let (at, bytes) = (line.at, line.bytes);
+        (line.at, line.bytes) = (0, 0);
+        match self.tallies.get_mut(&line) {
+            Some(t) => {
+                t.requests += 1;
+                t.bytes += bytes;
+            }
+            None => {
+                self.order.push(line.clone());
+                let tally = Tally {
+                    at,
+                    requests: 1,
+                    bytes,
+                };
+                self.tallies.insert(line, tally);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    fn entries(&self) -> Vec<ListenEntry> {
+        self.order
+            .iter()
+            .filter_map(|k| self.tallies.get(k).map(|t| entry(k, t)))
+            .collect()
+    }
+}
+
+/// The audit entries of journaled lines, identical requests counted together.
+fn entries_of(lines: Vec<Line>) -> Vec<ListenEntry> {
+    let mut pending = Pending::default();
+    lines.into_iter().for_each(|l| pending.add(l));
+    pending.entries()
+}
+
 /// Where requests are handed over. Cloned into every connection; the
 /// writing task ends (after writing everything) once every clone is dropped.
 #[derive(Clone)]
 pub struct ListenLog {
-    tx: mpsc::UnboundedSender<Listen>,
+    tx: mpsc::UnboundedSender<Line>,
+    journal: Arc<Mutex<Journal>>,
 }
 
 impl ListenLog {
-    /// Starts the task that writes listens to `ledger` as `actor`.
-    pub fn start(ledger: Arc<Ledger>, actor: Actor) -> (ListenLog, JoinHandle<()>) {
+    /// Replays what a killed run journaled in `dir`, then starts the task
+    /// that writes listens to `ledger` as `actor`.
+    pub async fn start(
+        ledger: Arc<Ledger>,
+        actor: Actor,
+        dir: &Path,
+    ) -> Result<(ListenLog, JoinHandle<()>), Error> {
+        let (l, a, d) = (ledger.clone(), actor.clone(), dir.to_path_buf());
+        let journal = ledger
+            .call(move |_| journal::recover(&l, &a, &d, entries_of))
+            .await?;
+        let journal = Arc::new(Mutex::new(journal));
         let (tx, rx) = mpsc::unbounded_channel();
-        (ListenLog { tx }, tokio::spawn(write(ledger, actor, rx)))
+        let task = tokio::spawn(write(ledger, actor, rx, journal.clone()));
+        Ok((ListenLog { tx, journal }, task))
     }
 
-    /// Hands one request over; never waits.
+    /// Journals one request and hands it over; never waits for the ledger.
     pub fn record(&self, listen: Listen) {
-        if let Err(lost) = self.tx.send(listen) {
-            tracing::error!(subject = %lost.0.subject, "listen not audited: the audit writer has stopped");
+        let line = Line::from(listen);
+        // Journaled and sent under one lock: a rotation sees both or neither.
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        journal.append(&line);
+        if let Err(lost) = self.tx.send(line) {
+            tracing::error!(subject = %lost.0.subject, "listen not audited now: the audit writer has stopped (it is in the journal)");
         }
     }
 }
 
-async fn write(ledger: Arc<Ledger>, actor: Actor, mut rx: mpsc::UnboundedReceiver<Listen>) {
-    let mut pending: HashMap<Key, Tally> = HashMap::new();
-    let mut order: Vec<Key> = Vec::new();
-    let mut failures = 0u32;
+async fn write(
+    ledger: Arc<Ledger>,
+    actor: Actor,
+    mut rx: mpsc::UnboundedReceiver<Line>,
+    journal: Arc<Mutex<Journal>>,
+) {
+    let mut w = Writer {
+        ledger,
+        actor,
+        journal,
+        pending: Pending::default(),
+        files: Vec::new(),
+        failures: 0,
+    };
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     loop {
         tokio::select! {
-            listen = rx.recv() => match listen {
-                Some(l) => add(&mut pending, &mut order, l),
+            line = rx.recv() => match line {
+                Some(l) => w.pending.add(l),
                 None => break,
             },
-            _ = tick.tick() => {
-                if !pending.is_empty() {
-                    flush(&ledger, &actor, &mut pending, &mut order, &mut failures).await;
-                }
-            }
+            _ = tick.tick() => w.flush(&mut rx).await,
         }
     }
-    // Every sender is gone: write what is left, trying a few times.
+    // Every sender is gone: write what is left, trying a few times (what
+    // is not written stays in the journal for the next start).
     for _ in 0..20 {
-        if pending.is_empty() {
+        w.flush(&mut rx).await;
+        if w.pending.is_empty() {
             return;
         }
-        flush(&ledger, &actor, &mut pending, &mut order, &mut failures).await;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     tracing::error!(
-        entries = pending.len(),
-        "could not write the last listens to the audit trail"
+        entries = w.pending.order.len(),
+        "could not write the last listens to the audit trail (they stay in the journal for the next start)"
     );
 }
 
-fn add(pending: &mut HashMap<Key, Tally>, order: &mut Vec<Key>, l: Listen) {
-    let key = (
-        l.recording_id,
-        l.subject,
-        l.user,
-        l.client,
-        l.user_agent,
-        l.outcome,
-        l.status,
-        l.via,
-        l.note,
-    );
-    match pending.get_mut(&key) {
-        Some(t) => {
-            t.requests += 1;
-            t.bytes += l.bytes;
-        }
-        None => {
-            order.push(key.clone());
-            pending.insert(
-                key,
-                Tally {
-                    at: l.at,
-                    requests: 1,
-                    bytes: l.bytes,
-                },
-            );
-        }
-    }
+/// The audit writer's state.
+struct Writer {
+    ledger: Arc<Ledger>,
+    actor: Actor,
+    journal: Arc<Mutex<Journal>>,
+    pending: Pending,
+    /// Journal files whose listens are pending.
+    files: Vec<u64>,
+    failures: u32,
 }
 
-/// Writes everything pending in one transaction; on failure keeps it.
-async fn flush(
-    ledger: &Arc<Ledger>,
-    actor: &Actor,
-    pending: &mut HashMap<Key, Tally>,
-    order: &mut Vec<Key>,
-    failures: &mut u32,
-) {
-    let entries: Vec<ListenEntry> = order
-        .iter()
-        .filter_map(|k| pending.get(k).map(|t| entry(k, t)))
-        .collect();
-    let actor = actor.clone();
-    match ledger
-        .call(move |l| l.record_listens(&actor, &entries))
-        .await
-    {
-        Ok(()) => {
-            pending.clear();
-            order.clear();
-            if *failures > 0 {
-                tracing::info!("listens are written to the audit trail again");
+impl Writer {
+    /// Gathers what is journaled, rotates the journal, and writes it all in
+    /// one transaction with the journal's number; on failure keeps it.
+    async fn flush(&mut self, rx: &mut mpsc::UnboundedReceiver<Line>) {
+        {
+            let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            while let Ok(line) = rx.try_recv() {
+                self.pending.add(line);
             }
-            *failures = 0;
+            self.files.extend(journal.rotate());
         }
-        Err(e) => {
-            *failures += 1;
-            if *failures == 1 || (*failures).is_multiple_of(300) {
-                tracing::warn!(
-                    waiting = pending.len(),
-                    "cannot write listens to the audit trail yet (kept, retried): {e}"
-                );
+        if self.pending.is_empty() && self.files.is_empty() {
+            return;
+        }
+        let entries = self.pending.entries();
+        let (actor, upto) = (self.actor.clone(), self.files.last().copied());
+        match self
+            .ledger
+            .call(move |l| l.record_listens(&actor, &entries, upto))
+            .await
+        {
+            Ok(()) => {
+                self.pending = Pending::default();
+                let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+                self.files.drain(..).for_each(|n| journal.remove(n));
+                if self.failures > 0 {
+                    tracing::info!("listens are written to the audit trail again");
+                }
+                self.failures = 0;
+            }
+            Err(e) => {
+                self.failures += 1;
+                if self.failures == 1 || self.failures.is_multiple_of(300) {
+                    tracing::warn!(
+                        waiting = self.pending.order.len(),
+                        "cannot write listens to the audit trail yet (kept, journaled, retried): {e}"
+                    );
+                }
             }
         }
     }
 }
 
 fn entry(k: &Key, t: &Tally) -> ListenEntry {
-    let (recording_id, subject, user, client, agent, outcome, status, via, note) = k;
-    let note = match note.is_empty() {
+    let note = match k.note.is_empty() {
         true => String::new(),
-        false => format!(" ({note})"),
+        false => format!(" ({})", k.note),
     };
     ListenEntry {
         at: t.at,
-        recording_id: *recording_id,
-        subject: subject.clone(),
-        user: user.clone().unwrap_or_else(|| "anonymous".to_string()),
+        recording_id: k.recording_id,
+        subject: k.subject.clone(),
+        user: k.user.clone().unwrap_or_else(|| "anonymous".to_string()),
         reason: format!(
-            "{outcome}{note}; status {status}; {} bytes; {} request{}; client {client}; via {via}; user agent {agent:?}",
+            "{}{note}; status {}; {} bytes; {} request{}; client {}; via {}; user agent {:?}",
+            k.outcome,
+            k.status,
             t.bytes,
             t.requests,
             if t.requests == 1 { "" } else { "s" },
+            k.client,
+            k.via,
+            k.user_agent,
         ),
     }
 }
@@ -228,15 +298,104 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn identical_requests_share_an_entry_and_nothing_is_lost_at_the_end() {
-        let (_dir, ledger) = crate::ledger::fixtures::ledger();
-        let ledger = Arc::new(ledger);
-        let actor = Actor {
+    fn actor() -> Actor {
+        Actor {
             uid: 1,
             user: "recvault".into(),
+        }
+    }
+
+    /// (requests, entries) of `outcome` in the audit trail.
+    fn audited(ledger: &Ledger, outcome: &str) -> (u64, usize) {
+        let mut reasons = Vec::new();
+        ledger
+            .audit_entries::<LedgerError>(&AuditFilter::default(), |e| {
+                reasons.push(e.reason.clone());
+                Ok(())
+            })
+            .unwrap();
+        let mine: Vec<&String> = reasons.iter().filter(|r| r.starts_with(outcome)).collect();
+        let requests = mine
+            .iter()
+            .map(|r| r.split("; ").nth(3).unwrap().split(' ').next().unwrap())
+            .map(|n| n.parse::<u64>().unwrap())
+            .sum();
+        (requests, mine.len())
+    }
+
+    fn journals(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".journal"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn listens_a_kill_cut_short_are_replayed_from_the_journal_exactly_once() {
+        let (dir, ledger) = crate::ledger::fixtures::ledger();
+        let ledger = Arc::new(ledger);
+        let (log, task) = ListenLog::start(ledger.clone(), actor(), dir.path())
+            .await
+            .unwrap();
+        for _ in 0..7 {
+            log.record(listen("served", 10));
+        }
+        // Killed before the writer wrote anything: only the journal has them.
+        task.abort();
+        let _ = task.await;
+        drop(log);
+        assert_eq!(audited(&ledger, "served"), (0, 0));
+        assert_eq!(journals(dir.path()), ["listens.journal"]);
+        let (log, task) = ListenLog::start(ledger.clone(), actor(), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(audited(&ledger, "served"), (7, 1), "replayed at start");
+        assert!(journals(dir.path()).is_empty());
+        log.record(listen("served", 10));
+        // A kill after the batch committed but before its file was removed:
+        // the file is there again, and must not count twice.
+        let mut w = Writer {
+            ledger: ledger.clone(),
+            actor: actor(),
+            journal: log.journal.clone(),
+            pending: Pending::default(),
+            files: Vec::new(),
+            failures: 0,
         };
-        let (log, task) = ListenLog::start(ledger.clone(), actor);
+        let (_tx, mut rx) = mpsc::unbounded_channel();
+        let kept = dir.path().join("kept");
+        w.pending.add(Line::from(listen("served", 10)));
+        let n = w.journal.lock().unwrap().rotate().unwrap();
+        let rotated = dir.path().join(format!("listens.{n}.journal"));
+        std::fs::copy(&rotated, &kept).unwrap();
+        w.files.push(n);
+        w.flush(&mut rx).await;
+        assert_eq!(audited(&ledger, "served"), (8, 2));
+        std::fs::rename(&kept, &rotated).unwrap();
+        task.abort();
+        let _ = task.await;
+        drop(log);
+        let (log, task) = ListenLog::start(ledger.clone(), actor(), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(audited(&ledger, "served"), (8, 2), "not replayed twice");
+        assert!(journals(dir.path()).is_empty());
+        drop(log);
+        task.await.unwrap();
+        assert_eq!(ledger.verify_audit_chain().unwrap().entries, 2);
+    }
+
+    #[tokio::test]
+    async fn identical_requests_share_an_entry_and_nothing_is_lost_at_the_end() {
+        let (dir, ledger) = crate::ledger::fixtures::ledger();
+        let ledger = Arc::new(ledger);
+        let (log, task) = ListenLog::start(ledger.clone(), actor(), dir.path())
+            .await
+            .unwrap();
         for _ in 0..500 {
             log.record(listen("partial", 100));
         }

@@ -8,7 +8,8 @@
 //! - `listener`: sockets, TLS, connection limits and stalls; `router`: one
 //!   request's checks and dispatch; `limit`: requests per client;
 //! - `playback`: a recording's bytes (`range`, `body`, `cache`), `auth`:
-//!   VICIdial logins; `listens`: every request into the audit trail;
+//!   VICIdial logins; `listens`: every request into the audit trail, by way
+//!   of a `journal` file a kill cannot lose;
 //! - `health`: `/healthz` and `/metrics`.
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ mod auth;
 pub mod body;
 pub mod cache;
 mod health;
+mod journal;
 pub mod limit;
 pub mod link;
 mod listener;
@@ -108,7 +110,13 @@ impl Server {
             (Some(level), Some(db)) => Some(auth::Auth::new(db.clone(), level)),
             _ => None,
         };
-        let (listens, audit) = listens::ListenLog::start(parts.ledger.clone(), Actor::current());
+        let journal_dir = config
+            .ledger
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let (listens, audit) =
+            listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
         let state = Arc::new(State {
             limit: limit::ClientLimit::new(serve.client_rate),
             spool_dirs: config.spool.dirs.clone(),

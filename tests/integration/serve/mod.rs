@@ -98,6 +98,14 @@ impl Served {
         }
     }
 
+    /// SIGKILL: nothing gets to finish.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.daemon.as_ref().unwrap().id()
     }

@@ -277,3 +277,38 @@ async fn recordings_stored_as_is_redirect_to_a_presigned_url() {
         "{all}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listens_are_audited_exactly_once_across_a_kill_9() {
+    let g = garage();
+    let mut s = Served::new("serve_kill_listens", Target::Garage(&g), LATER, "");
+    put_recording(&s.site.spool, NAME, &wav(2.0, 3), Duration::from_secs(60));
+    s.start().await;
+    wait_state(&s, "settled", 1).await;
+    let link = s.link(NAME, &[]);
+    // Distinct user agents: one audit entry each, none counted together.
+    const N: usize = 40;
+    for i in 0..N {
+        let agent = format!("kill-test/{i}");
+        let r = fetch(s.port, &link, &[("user-agent", agent.as_str())]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // Within the writer's one-second batch: only the journal has them now.
+    s.kill();
+    s.start().await;
+    s.stop();
+    let lines = audit_lines(&s.site, &["--action", "listen"]);
+    for i in 0..N {
+        let agent = format!("\"kill-test/{i}\"");
+        let n = lines.iter().filter(|l| l.contains(&agent)).count();
+        assert_eq!(n, 1, "{agent} audited {n} times:\n{}", lines.join("\n"));
+    }
+    let verify = s.site.recvault(&["audit", "verify"]);
+    expect_code(&verify, 0);
+    let journals: Vec<_> = std::fs::read_dir(&s.site.root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+        .collect();
+    assert!(journals.is_empty(), "{journals:?}");
+}

@@ -1,0 +1,196 @@
+//! The listen journal: every listen is appended to `listens.journal` beside
+//! the ledger (one `write`, in the page cache: a `kill -9` cannot lose it)
+//! before the audit writer gathers it into a batch. When a batch is
+//! gathered the journal is renamed to `listens.<n>.journal` and a new one
+//! begins; the batch's transaction records that files up to `n` are in the
+//! audit trail (`Ledger::listens_journaled`), and then the file is removed.
+//! At start, files a killed daemon left are replayed — those already
+//! recorded are only removed — so each listen lands exactly once.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::Ledger;
+use crate::ledger::audit::Actor;
+use crate::ledger::listens::ListenEntry;
+
+/// The journal being written.
+const ACTIVE: &str = "listens.journal";
+
+/// One request for a recording, as journaled and counted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Line {
+    pub at: i64,
+    pub recording_id: Option<i64>,
+    pub subject: String,
+    pub user: Option<String>,
+    pub client: IpAddr,
+    pub user_agent: String,
+    pub outcome: String,
+    pub status: u16,
+    pub bytes: u64,
+    pub via: String,
+    pub note: String,
+}
+
+/// The journal of one running server.
+pub struct Journal {
+    dir: PathBuf,
+    /// The number the next rotated file gets.
+    next: u64,
+    file: Option<File>,
+    /// Whether a write failed and was logged (logged once until one works).
+    failing: bool,
+}
+
+impl Journal {
+    /// The journal in `dir`, numbering after `after` and after any file there.
+    fn new(dir: &Path, after: u64) -> Journal {
+        let last = rotated(dir).iter().map(|(n, _)| *n).max().unwrap_or(0);
+        Journal {
+            dir: dir.to_path_buf(),
+            next: after.max(last) + 1,
+            file: None,
+            failing: false,
+        }
+    }
+
+    /// Appends one line. A journal that cannot be written is logged once;
+    /// the listen still reaches the audit writer (only a kill could lose it).
+    pub fn append(&mut self, line: &Line) {
+        let mut text = serde_json::to_vec(line).unwrap_or_default();
+        text.push(b'\n');
+        let result = match &mut self.file {
+            Some(f) => f.write_all(&text),
+            None => open(&self.dir.join(ACTIVE)).and_then(|mut f| {
+                f.write_all(&text)?;
+                self.file = Some(f);
+                Ok(())
+            }),
+        };
+        match result {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!("the listen journal is written again");
+            }
+            Ok(()) => {}
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::error!(dir = %self.dir.display(), "cannot write the listen journal (listens still go to the audit trail, but a crash now could lose some): {e}");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Closes the journal written since the last call, under its number:
+    /// `None` if nothing was written.
+    pub fn rotate(&mut self) -> Option<u64> {
+        self.file.take()?;
+        let n = self.next;
+        match fs::rename(self.dir.join(ACTIVE), file_of(&self.dir, n)) {
+            Ok(()) => {
+                self.next += 1;
+                Some(n)
+            }
+            Err(e) => {
+                tracing::error!("cannot rotate the listen journal: {e}");
+                None
+            }
+        }
+    }
+
+    /// Removes journal `n`, whose listens are in the audit trail.
+    pub fn remove(&self, n: u64) {
+        if let Err(e) = fs::remove_file(file_of(&self.dir, n))
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(
+                "cannot remove listen journal {n} (its listens are in the audit trail): {e}"
+            );
+        }
+    }
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn file_of(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("listens.{n}.journal"))
+}
+
+/// The numbered journal files in `dir`, by number.
+fn rotated(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut files: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name
+                .to_str()?
+                .strip_prefix("listens.")?
+                .strip_suffix(".journal")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The lines of a journal file; a line torn by a crash mid-write is skipped.
+fn read(path: &Path) -> io::Result<Vec<Line>> {
+    let mut lines = Vec::new();
+    for text in BufReader::new(File::open(path)?).split(b'\n') {
+        match serde_json::from_slice(&text?) {
+            Ok(line) => lines.push(line),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "a listen journal line could not be read (torn by a crash?): {e}")
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// Replays what a killed daemon left in `dir` into the audit trail (each
+/// file once), then returns the journal to write from now on.
+pub fn recover(
+    ledger: &Ledger,
+    actor: &Actor,
+    dir: &Path,
+    entries: impl Fn(Vec<Line>) -> Vec<ListenEntry>,
+) -> Result<Journal, crate::error::Error> {
+    let applied = ledger.listens_journaled()?;
+    let mut journal = Journal::new(dir, applied);
+    let active = dir.join(ACTIVE);
+    if active.exists() {
+        fs::rename(&active, file_of(dir, journal.next))
+            .map_err(crate::error::Error::io(&active))?;
+        journal.next += 1;
+    }
+    for (n, path) in rotated(dir) {
+        if n > applied {
+            let lines = read(&path).map_err(crate::error::Error::io(&path))?;
+            let count = lines.len();
+            ledger.record_listens(actor, &entries(lines), Some(n))?;
+            tracing::info!(
+                journal = n,
+                listens = count,
+                "listens a stopped run had journaled are in the audit trail"
+            );
+        }
+        journal.remove(n);
+    }
+    Ok(journal)
+}
