@@ -232,7 +232,15 @@ fn vicidial_reads_astguiclient_and_sets_the_retention_wait() {
     assert_eq!(v.done_monitor, PathBuf::from("/data/monitorDONE"));
     assert_eq!(v.attribution_wait, Duration::from_secs(2 * 86400));
     assert!(v.rewrite_locations);
+    assert_eq!(v.purge_queue, Some(Duration::from_secs(60)));
     assert_eq!(c.retention.attribution_wait, Some(v.attribution_wait));
+    let off = parse(&format!(
+        "{text}erase_purged = false\npurge_poll = \"5s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(off.vicidial.unwrap().purge_queue, None);
+    let e = refused(&format!("{text}purge_poll = \"0s\"\n"));
+    assert!(e.contains("vicidial.purge_poll"), "{e}");
     assert!(!format!("{c:?}").contains("hunter22"), "password in Debug");
     let e = refused(&format!("{text}pool_size = 9\n"));
     assert!(e.contains("vicidial.pool_size"), "{e}");

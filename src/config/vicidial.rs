@@ -126,6 +126,9 @@ pub struct VicidialConfig {
     /// Whether `recording_log.location` is pointed at recvault's listen link
     /// once the local copy is gone (needs `[serve]`).
     pub rewrite_locations: bool,
+    /// How often VICIdial's GDPR purge queue (`recording_log_deletion_queue`)
+    /// is read, and the recordings it names erased; `None`: never.
+    pub purge_queue: Option<Duration>,
     /// `PATHDONEmonitor`: Apache serves it as `/RECORDINGS/`; locations are
     /// compared against paths under it.
     pub done_monitor: PathBuf,
@@ -145,6 +148,8 @@ pub(super) struct RawVicidial {
     connect_timeout: Option<String>,
     query_timeout: Option<String>,
     rewrite_locations: Option<bool>,
+    erase_purged: Option<bool>,
+    purge_poll: Option<String>,
 }
 
 /// Validates `[vicidial]`; `None` unless `enabled = true`. Reads
@@ -203,6 +208,14 @@ pub(super) fn parse_section(
             "7d",
         )?,
         rewrite_locations: raw.rewrite_locations.unwrap_or(true),
+        purge_queue: match raw.erase_purged.unwrap_or(true) {
+            true => Some(positive(
+                "vicidial.purge_poll",
+                raw.purge_poll.as_deref(),
+                "1m",
+            )?),
+            false => None,
+        },
         done_monitor,
     }))
 }

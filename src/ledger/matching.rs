@@ -122,6 +122,17 @@ impl Ledger {
         Ok(ids)
     }
 
+    /// Ids of the recordings attributed to VICIdial's `recording_log` row
+    /// `recording_id` (erased ones too: the id is not personal data).
+    pub fn ids_of_vicidial_recording(&self, recording_id: u32) -> Result<Vec<i64>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM recordings WHERE vicidial_recording_id = ?1 ORDER BY id",
+        )?;
+        let ids = stmt.query_map([recording_id], |r| r.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
+
     /// Visits every recording `selectors` match (none for no selector),
     /// oldest call first, with the cases holding it. An error from `visit`
     /// stops the walk and is returned.

@@ -11,7 +11,8 @@
 //!   `background`: ledger backups and scrubs on their schedules; `workers`:
 //!   the archive tasks in flight, each handing its recording back however it ends;
 //! - `services`: what runs beside the loop — `attribution` from VICIdial's
-//!   database, listen links written into it (`location`), the HTTP server;
+//!   database, listen links written into it (`location`), VICIdial's GDPR
+//!   purge queue carried out (`purges`), the HTTP server;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
@@ -22,6 +23,7 @@ pub mod intake;
 mod location;
 mod outage;
 pub mod pressure;
+mod purges;
 mod run;
 mod runner;
 mod services;

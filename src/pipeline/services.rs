@@ -1,8 +1,9 @@
 //! The daemon's companions beside the archive loop, started and stopped
 //! with it: attribution from VICIdial's database, listen links written into
-//! `recording_log.location`, and the HTTP server. Each owns a cancellation
-//! token (a child of one the daemon cancels at shutdown); none of them is on
-//! the archive's path, and none failing stops archiving.
+//! `recording_log.location`, VICIdial's GDPR purges carried out, and the
+//! HTTP server. Each owns a cancellation token (a child of one the daemon
+//! cancels at shutdown); none of them is on the archive's path, and none
+//! failing stops archiving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::attribution;
 use super::location::Rewriter;
+use super::purges::Purges;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
+use crate::ledger::audit::Actor;
 use crate::metrics::Metrics;
 use crate::serve::link::{self, Signer};
 use crate::serve::{Parts, Server};
@@ -64,6 +67,17 @@ impl Services {
             metrics: metrics.clone(),
         };
         let server = Server::start(config, parts).await?;
+        let purge_queue = config.vicidial.as_ref().and_then(|v| v.purge_queue);
+        if let (Some(every), Some(db)) = (purge_queue, &db) {
+            let purges = Purges {
+                ledger: ledger.clone(),
+                db: db.clone(),
+                ledger_path: config.ledger.path.clone(),
+                actor: Actor::current(),
+                every,
+            };
+            tasks.push(("GDPR purges", tokio::spawn(purges.run(stop.child_token()))));
+        }
         if let (Some(vc), Some(db)) = (&config.vicidial, &db) {
             match (vc.rewrite_locations, &config.serve, link::base_url(config)) {
                 (true, Some(serve), Some(base)) => {

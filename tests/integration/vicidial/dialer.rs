@@ -53,6 +53,11 @@ impl Dialer {
             fx.name
         ))
         .await;
+        fx.exec(&format!(
+            "GRANT UPDATE (date_deleted) ON `{}`.recording_log_deletion_queue TO '{user}'@'%'",
+            fx.name
+        ))
+        .await;
         let mut site = Site::new(test);
         site.configure(target, spool);
         let astguiclient = site.root.join("astguiclient.conf");

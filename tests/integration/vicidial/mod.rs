@@ -10,6 +10,7 @@ mod dialer;
 mod failures;
 mod listen;
 mod location;
+mod purge;
 mod queue;
 mod relay;
 mod users;
