@@ -32,10 +32,22 @@ impl Matched {
 fn one(s: &Selector) -> (&'static str, Vec<Value>) {
     let text = |v: &str| Value::Text(v.to_string());
     match s {
-        Selector::Recording(v) => (
-            "(CAST(r.id AS TEXT) = ? OR r.name = CAST(? AS BLOB) OR r.object_key = ?)",
-            vec![text(v), Value::Blob(v.as_bytes().to_vec()), text(v)],
-        ),
+        // Each alternative through an index (an id only in its canonical
+        // form): a request naming recordings by id never reads every row.
+        Selector::Recording(v) => match v.parse::<i64>().ok().filter(|id| id.to_string() == *v) {
+            Some(id) => (
+                "(r.id = ? OR r.name = CAST(? AS BLOB) OR r.object_key = ?)",
+                vec![
+                    Value::Integer(id),
+                    Value::Blob(v.as_bytes().to_vec()),
+                    text(v),
+                ],
+            ),
+            None => (
+                "(r.name = CAST(? AS BLOB) OR r.object_key = ?)",
+                vec![Value::Blob(v.as_bytes().to_vec()), text(v)],
+            ),
+        },
         Selector::Campaign(v) => ("r.campaign = ?", vec![text(v)]),
         Selector::Phone(v) => ("r.phone = ?", vec![text(v)]),
         Selector::Agent(v) => ("r.agent = ?", vec![text(v)]),
@@ -208,6 +220,35 @@ mod tests {
         assert_eq!(ledger.ids_of_stem(b"c").unwrap(), [c, d], "not `cc.wav`");
         let conn = ledger.reader().unwrap();
         assert_eq!(matching_ids(&conn, &[phone("555")]).unwrap(), [a, c]);
+        assert_eq!(
+            ids(&ledger, &[Selector::Recording(format!("0{a}"))]),
+            Vec::<i64>::new(),
+            "an id only as written"
+        );
+    }
+
+    #[test]
+    fn recordings_named_by_id_name_or_key_are_found_through_indexes() {
+        let (_dir, ledger) = fixtures::ledger();
+        let conn = ledger.reader().unwrap();
+        for v in ["17", "c.wav"] {
+            let (filter, args) = selection(&[
+                Selector::Recording(v.into()),
+                Selector::Recording("x/y.flac".into()),
+            ])
+            .unwrap();
+            let sql = format!("EXPLAIN QUERY PLAN SELECT r.id FROM recordings r WHERE {filter}");
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN")),
+                "{v}: {plan:?}"
+            );
+        }
     }
 
     #[test]
