@@ -129,7 +129,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME|KEY|ID")]
         recording: Option<OsString>,
         /// Only entries of this kind (listen, local-delete, retention-delete,
-        /// restore, hold-add, hold-release, retention-run, policy-change).
+        /// restore, hold-add, hold-release, retention-run, policy-change,
+        /// erase-request, erase, export).
         #[arg(long = "action", value_name = "ACTION")]
         kind: Option<String>,
         #[command(subcommand)]

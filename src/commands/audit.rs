@@ -12,7 +12,7 @@ use crate::cli::AuditCommand;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::ledger::audit::{AuditFilter, Entry};
+use crate::ledger::audit::{Action, AuditFilter, Entry};
 use crate::recording::key::display_name;
 use crate::units::local_time;
 
@@ -40,12 +40,13 @@ pub(super) fn audit(
         )?;
         return Ok(ExitCode::SUCCESS);
     }
+    let kinds = Action::ALL.map(Action::as_str);
     if let Some(kind) = &wanted.kind
-        && !KINDS.contains(&kind.as_str())
+        && !kinds.contains(&kind.as_str())
     {
         return Err(Error::Usage(format!(
             "--action {kind}: not an audit action; one of: {}",
-            KINDS.join(", ")
+            kinds.join(", ")
         )));
     }
     let recordings = match &wanted.recording {
@@ -61,18 +62,6 @@ pub(super) fn audit(
     ledger.audit_entries(&filter, |e| write_entry(out, e))?;
     Ok(ExitCode::SUCCESS)
 }
-
-/// Every audit action, as entries name them.
-const KINDS: [&str; 8] = [
-    "listen",
-    "local-delete",
-    "retention-delete",
-    "restore",
-    "hold-add",
-    "hold-release",
-    "retention-run",
-    "policy-change",
-];
 
 /// The ledger ids a name, key or id on the command line stands for (every
 /// recording of a repeated name: listens may be for any of them).

@@ -174,6 +174,11 @@ pub(super) fn parse_section(
         server_ip: raw.server_ip,
     };
     let resolved = resolve(v.file, &source)?;
+    let done_monitor = resolved
+        .astguiclient
+        .as_ref()
+        .and_then(|a| a.done_monitor.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
     let pool_size = raw.pool_size.unwrap_or(2);
     if !(1..=4).contains(&pool_size) {
         return Err(v.invalid(
@@ -181,27 +186,11 @@ pub(super) fn parse_section(
             format!("{pool_size} is out of range 1..=4 (the database serves the dialer first)"),
         ));
     }
-    let positive = |key: &str, value: Option<&str>, default: &str| {
-        let d = v.duration(key, value, default)?;
-        if d.is_zero() {
-            return Err(v.invalid(key, "must be more than 0s"));
-        }
-        Ok(d)
-    };
-    let done_monitor = resolved
-        .astguiclient
-        .as_ref()
-        .and_then(|a| a.done_monitor.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
     Ok(Some(VicidialConfig {
         db: resolved.db,
         pool_size,
-        connect_timeout: positive(
-            "vicidial.connect_timeout",
-            raw.connect_timeout.as_deref(),
-            "3s",
-        )?,
-        query_timeout: positive("vicidial.query_timeout", raw.query_timeout.as_deref(), "5s")?,
+        connect_timeout: positive(v, "connect_timeout", raw.connect_timeout.as_deref(), "3s")?,
+        query_timeout: positive(v, "query_timeout", raw.query_timeout.as_deref(), "5s")?,
         attribution_wait: v.duration(
             "vicidial.attribution_wait",
             raw.attribution_wait.as_deref(),
@@ -209,15 +198,26 @@ pub(super) fn parse_section(
         )?,
         rewrite_locations: raw.rewrite_locations.unwrap_or(true),
         purge_queue: match raw.erase_purged.unwrap_or(true) {
-            true => Some(positive(
-                "vicidial.purge_poll",
-                raw.purge_poll.as_deref(),
-                "1m",
-            )?),
+            true => Some(positive(v, "purge_poll", raw.purge_poll.as_deref(), "1m")?),
             false => None,
         },
         done_monitor,
     }))
+}
+
+/// `[vicidial] key`, a duration more than zero (`default` if absent).
+fn positive(
+    v: &Validator<'_>,
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let key = format!("vicidial.{key}");
+    let d = v.duration(&key, value, default)?;
+    if d.is_zero() {
+        return Err(v.invalid(&key, "must be more than 0s"));
+    }
+    Ok(d)
 }
 
 /// Builds the connection settings: `astguiclient.conf` first (required unless

@@ -44,6 +44,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action (what `recvault audit --action` accepts).
+    pub const ALL: [Action; 11] = [
+        Action::Listen,
+        Action::LocalDelete,
+        Action::RetentionDelete,
+        Action::Restore,
+        Action::HoldAdd,
+        Action::HoldRelease,
+        Action::RetentionRun,
+        Action::PolicyChange,
+        Action::EraseRequest,
+        Action::Erase,
+        Action::Export,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::RetentionDelete => "retention-delete",

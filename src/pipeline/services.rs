@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::attribution;
 use super::location::Rewriter;
 use super::purges::Purges;
-use crate::config::Config;
+use crate::config::{Config, VicidialConfig};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
@@ -31,6 +31,46 @@ pub(super) struct Services {
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     db: Option<Arc<VicidialDb>>,
     server: Option<Server>,
+}
+
+/// The tasks that write to VICIdial's database: GDPR purges carried out,
+/// and listen links written into `recording_log.location`.
+fn vicidial_writers(
+    config: &Config,
+    vc: &VicidialConfig,
+    ledger: &Arc<Ledger>,
+    db: &Arc<VicidialDb>,
+    stop: &CancellationToken,
+) -> Result<Vec<(&'static str, JoinHandle<()>)>, Error> {
+    let mut tasks = Vec::new();
+    if let Some(every) = vc.purge_queue {
+        let purges = Purges {
+            ledger: ledger.clone(),
+            db: db.clone(),
+            ledger_path: config.ledger.path.clone(),
+            actor: Actor::current(),
+            every,
+        };
+        tasks.push(("GDPR purges", tokio::spawn(purges.run(stop.child_token()))));
+    }
+    match (vc.rewrite_locations, &config.serve, link::base_url(config)) {
+        (true, Some(serve), Some(base)) => {
+            let rewriter = Rewriter {
+                ledger: ledger.clone(),
+                db: db.clone(),
+                config: vc.clone(),
+                signer: Signer::load(&serve.key_file)?,
+                base,
+            };
+            let task = tokio::spawn(rewriter.run(stop.child_token()));
+            tasks.push(("listen links", task));
+        }
+        (true, None, _) => tracing::warn!(
+            "[vicidial] rewrite_locations is on but [serve] listen is not set: recording_log.location is left alone"
+        ),
+        _ => {}
+    }
+    Ok(tasks)
 }
 
 impl Services {
@@ -67,37 +107,8 @@ impl Services {
             metrics: metrics.clone(),
         };
         let server = Server::start(config, parts).await?;
-        let purge_queue = config.vicidial.as_ref().and_then(|v| v.purge_queue);
-        if let (Some(every), Some(db)) = (purge_queue, &db) {
-            let purges = Purges {
-                ledger: ledger.clone(),
-                db: db.clone(),
-                ledger_path: config.ledger.path.clone(),
-                actor: Actor::current(),
-                every,
-            };
-            tasks.push(("GDPR purges", tokio::spawn(purges.run(stop.child_token()))));
-        }
         if let (Some(vc), Some(db)) = (&config.vicidial, &db) {
-            match (vc.rewrite_locations, &config.serve, link::base_url(config)) {
-                (true, Some(serve), Some(base)) => {
-                    let rewriter = Rewriter {
-                        ledger: ledger.clone(),
-                        db: db.clone(),
-                        config: vc.clone(),
-                        signer: Signer::load(&serve.key_file)?,
-                        base,
-                    };
-                    tasks.push((
-                        "listen links",
-                        tokio::spawn(rewriter.run(stop.child_token())),
-                    ));
-                }
-                (true, None, _) => tracing::warn!(
-                    "[vicidial] rewrite_locations is on but [serve] listen is not set: recording_log.location is left alone"
-                ),
-                _ => {}
-            }
+            tasks.extend(vicidial_writers(config, vc, ledger, db, &stop)?);
         }
         Ok(Services {
             stop,
