@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::ledger::locations::Rewritten;
 use crate::ledger::lock::InstanceLock;
 use crate::recording::key::display_name;
 use crate::vicidial::db::{DbOptions, VicidialDb};
@@ -59,30 +60,16 @@ pub(super) async fn restore_locations(
     for r in rows {
         let id = r.recording_id;
         ledger.location_restoring(id)?;
-        let vid = r.vicidial_recording_id as u32;
-        let (to, detail) = match db.replace_location(vid, &r.new, &r.old).await? {
-            LocationUpdate::Updated => ("restored", format!("back to {}", r.old)),
-            // Already the old value: a run cut short after the database changed.
-            LocationUpdate::Changed { current: Some(c) } if c == r.old => {
-                ("restored", format!("back to {}", r.old))
-            }
-            LocationUpdate::Changed { current } => (
-                "skipped",
-                format!(
-                    "not restored: it holds {} now, not recvault's link",
-                    current.as_deref().unwrap_or("NULL")
-                ),
-            ),
-            LocationUpdate::Missing => (
-                "skipped",
-                "not restored: the recording_log row is gone".into(),
-            ),
-        };
+        let (to, detail) = restore_one(&db, &r).await?;
         if to == "restored" {
             restored += 1;
         } else {
             left += 1;
-            writeln!(out, "  recording_log {vid}: {detail}")?;
+            writeln!(
+                out,
+                "  recording_log {}: {detail}",
+                r.vicidial_recording_id as u32
+            )?;
         }
         ledger.location_done(id, to, &detail)?;
     }
@@ -92,4 +79,28 @@ pub(super) async fn restore_locations(
         "restored {restored}, left {left} that someone else changed since"
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts one location back if it still holds recvault's link: "restored" or
+/// "skipped", and what happened.
+async fn restore_one(db: &VicidialDb, r: &Rewritten) -> Result<(&'static str, String), Error> {
+    let vid = r.vicidial_recording_id as u32;
+    Ok(match db.replace_location(vid, &r.new, &r.old).await? {
+        LocationUpdate::Updated => ("restored", format!("back to {}", r.old)),
+        // Already the old value: a run cut short after the database changed.
+        LocationUpdate::Changed { current: Some(c) } if c == r.old => {
+            ("restored", format!("back to {}", r.old))
+        }
+        LocationUpdate::Changed { current } => (
+            "skipped",
+            format!(
+                "not restored: it holds {} now, not recvault's link",
+                current.as_deref().unwrap_or("NULL")
+            ),
+        ),
+        LocationUpdate::Missing => (
+            "skipped",
+            "not restored: the recording_log row is gone".into(),
+        ),
+    })
 }
