@@ -37,17 +37,7 @@ pub(super) async fn restore_locations(
     };
     let ledger = super::open_ledger(config)?;
     let rows = ledger.locations_rewritten()?;
-    writeln!(out, "{} recording_log location(s) to restore:", rows.len())?;
-    for r in &rows {
-        writeln!(
-            out,
-            "  recording_log {} ({}): {} -> {}",
-            r.vicidial_recording_id,
-            display_name(&r.name),
-            r.new,
-            r.old
-        )?;
-    }
+    print_plan(&rows, out)?;
     if dry_run || rows.is_empty() {
         if dry_run {
             writeln!(out, "dry run: nothing changed")?;
@@ -79,6 +69,22 @@ pub(super) async fn restore_locations(
         "restored {restored}, left {left} that someone else changed since"
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every change, before any is made.
+fn print_plan(rows: &[Rewritten], out: &mut impl Write) -> Result<(), Error> {
+    writeln!(out, "{} recording_log location(s) to restore:", rows.len())?;
+    for r in rows {
+        writeln!(
+            out,
+            "  recording_log {} ({}): {} -> {}",
+            r.vicidial_recording_id,
+            display_name(&r.name),
+            r.new,
+            r.old
+        )?;
+    }
+    Ok(())
 }
 
 /// Puts one location back if it still holds recvault's link: "restored" or
