@@ -173,14 +173,8 @@ pub(super) fn parse_section(
     })?;
     let tls = tls_files(v, raw.tls_cert, raw.tls_key)?;
     let auth_user_level = auth_user_level(v, raw.auth.as_deref(), raw.user_level, vicidial)?;
-    let presign_ttl = v.duration("serve.presign_ttl", raw.presign_ttl.as_deref(), "15m")?;
-    if presign_ttl < Duration::from_secs(1) || presign_ttl > Duration::from_secs(7 * 86400) {
-        return Err(v.invalid("serve.presign_ttl", "must be from 1s to 7d (S3's limit)"));
-    }
-    let idle_timeout = v.duration("serve.idle_timeout", raw.idle_timeout.as_deref(), "60s")?;
-    if idle_timeout < Duration::from_secs(1) {
-        return Err(v.invalid("serve.idle_timeout", "must be at least 1s"));
-    }
+    let (presign_ttl, idle_timeout) =
+        durations(v, raw.presign_ttl.as_deref(), raw.idle_timeout.as_deref())?;
     Ok(Some(ServeConfig {
         listen,
         tls,
@@ -212,6 +206,23 @@ pub(super) fn parse_section(
         },
         cache_size: v.bytes("serve.cache_size", raw.cache_size.as_deref(), "512MiB")?,
     }))
+}
+
+/// `serve.presign_ttl` (1s to 7d) and `serve.idle_timeout` (at least 1s).
+fn durations(
+    v: &Validator<'_>,
+    presign_ttl: Option<&str>,
+    idle_timeout: Option<&str>,
+) -> Result<(Duration, Duration), ConfigError> {
+    let presign_ttl = v.duration("serve.presign_ttl", presign_ttl, "15m")?;
+    if presign_ttl < Duration::from_secs(1) || presign_ttl > Duration::from_secs(7 * 86400) {
+        return Err(v.invalid("serve.presign_ttl", "must be from 1s to 7d (S3's limit)"));
+    }
+    let idle_timeout = v.duration("serve.idle_timeout", idle_timeout, "60s")?;
+    if idle_timeout < Duration::from_secs(1) {
+        return Err(v.invalid("serve.idle_timeout", "must be at least 1s"));
+    }
+    Ok((presign_ttl, idle_timeout))
 }
 
 /// `serve.tls_cert` and `serve.tls_key`: both or neither.

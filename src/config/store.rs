@@ -119,13 +119,7 @@ pub(super) fn parse_store(
         raw.multipart_threshold.as_deref(),
         "64MiB",
     )?;
-    let part_size = v.bytes("store.part_size", raw.part_size.as_deref(), "16MiB")?;
-    if !(5 << 20..=5 << 30).contains(&part_size) {
-        return Err(v.invalid(
-            "store.part_size",
-            "must be between 5MiB and 5GiB (S3 limits)",
-        ));
-    }
+    let part_size = parse_part_size(v, raw.part_size.as_deref())?;
     let verify = parse_verify(v, raw.verify.as_deref())?;
     let max_upload_rate = parse_max_upload_rate(v, raw.max_upload_rate.as_deref())?;
     let upload_windows = UploadWindows::parse(&raw.upload_windows.unwrap_or_default())
@@ -213,6 +207,18 @@ fn parse_s3(v: &Validator<'_>, raw: &RawStore) -> Result<S3Config, ConfigError> 
         )?,
         read_timeout: v.duration("store.read_timeout", raw.read_timeout.as_deref(), "60s")?,
     })
+}
+
+/// `store.part_size`: within S3's limits for a multipart upload's parts.
+fn parse_part_size(v: &Validator<'_>, text: Option<&str>) -> Result<u64, ConfigError> {
+    let part_size = v.bytes("store.part_size", text, "16MiB")?;
+    if !(5 << 20..=5 << 30).contains(&part_size) {
+        return Err(v.invalid(
+            "store.part_size",
+            "must be between 5MiB and 5GiB (S3 limits)",
+        ));
+    }
+    Ok(part_size)
 }
 
 fn parse_verify(v: &Validator<'_>, text: Option<&str>) -> Result<VerifyMode, ConfigError> {
