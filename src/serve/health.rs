@@ -165,7 +165,7 @@ fn ledger_text(l: &Ledger, attribution: bool) -> Result<String, Error> {
 
 /// Recordings, original bytes and object bytes, per state (every state, zeros included).
 fn per_state(out: &mut String, totals: &[(Step, StateTotals)]) {
-    let per_state = [
+    let figures = [
         ("recvault_recordings", "Recordings per state.", 0),
         (
             "recvault_recording_bytes",
@@ -178,7 +178,7 @@ fn per_state(out: &mut String, totals: &[(Step, StateTotals)]) {
             2,
         ),
     ];
-    for (name, help, which) in per_state {
+    for (name, help, which) in figures {
         metric(out, name, "gauge", help);
         for s in Step::ALL {
             let t = totals
