@@ -112,7 +112,33 @@ impl Metrics {
 
     /// The counters in Prometheus' text format, appended to `out`.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        for (name, help, value) in self.counters() {
+            metric(out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let name = "recvault_retention_last_sweep_timestamp_seconds";
+        metric(
+            out,
+            name,
+            "gauge",
+            "When the last retention sweep ran (0: none since start).",
+        );
+        let _ = writeln!(out, "{name} {}", self.last_sweep.load(Ordering::Relaxed));
+        let name = "recvault_playback_requests_total";
+        metric(out, name, "counter", "Playback requests by how they ended.");
+        for (outcome, n) in PLAYBACK_OUTCOMES.iter().zip(&self.playback) {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{outcome}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
+        self.render_latency(out);
+    }
+
+    /// The plain counters: name, help text, value.
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 7] {
+        [
             (
                 "recvault_uploads_total",
                 "Objects the store took.",
@@ -148,29 +174,7 @@ impl Metrics {
                 "Recordings attributed from VICIdial's database.",
                 &self.attributions,
             ),
-        ];
-        for (name, help, value) in counters {
-            metric(out, name, "counter", help);
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        let name = "recvault_retention_last_sweep_timestamp_seconds";
-        metric(
-            out,
-            name,
-            "gauge",
-            "When the last retention sweep ran (0: none since start).",
-        );
-        let _ = writeln!(out, "{name} {}", self.last_sweep.load(Ordering::Relaxed));
-        let name = "recvault_playback_requests_total";
-        metric(out, name, "counter", "Playback requests by how they ended.");
-        for (outcome, n) in PLAYBACK_OUTCOMES.iter().zip(&self.playback) {
-            let _ = writeln!(
-                out,
-                "{name}{{outcome=\"{outcome}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        self.render_latency(out);
+        ]
     }
 
     fn render_latency(&self, out: &mut String) {

@@ -121,53 +121,14 @@ pub fn encode(
     zstd: ZstdSettings,
     dest: &Path,
 ) -> Result<Encoded, EncodeError> {
-    let read_err = |e: io::Error| EncodeError::Read {
-        path: source.display().to_string(),
-        source: e,
-    };
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(source)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(EncodeError::Gone),
-        // ELOOP: it became a symlink since it was seen.
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(EncodeError::Changed(None)),
-        Err(e) => return Err(read_err(e)),
-    };
-    let check = |file: &File| -> Result<(), EncodeError> {
-        let meta = file.metadata().map_err(read_err)?;
-        let now = FileIdentity::of(&meta);
-        if !meta.is_file() || now != expected {
-            return Err(EncodeError::Changed(meta.is_file().then_some(now)));
-        }
-        Ok(())
-    };
+    let file = open_source(source)?;
+    let check = |file: &File| still_settled(file, source, expected);
     check(&file)?;
 
     let tmp = dest.with_extension("tmp");
     let staging_err = |e: io::Error| EncodeError::Staging {
         path: tmp.display().to_string(),
         source: e,
-    };
-    let open_tmp = || {
-        let open = || {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-        };
-        match open() {
-            // The staging directory was removed while running: make it again.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
-                open()
-            }
-            other => other,
-        }
     };
     let job = Job {
         file: &file,
@@ -176,9 +137,9 @@ pub fn encode(
         zstd,
     };
     let finished = job
-        .run(open_tmp)
+        .run(|| open_staging(&tmp))
         .map_err(|e| match e {
-            Failure::Read(e) => read_err(e),
+            Failure::Read(e) => read_error(source, e),
             Failure::Staging(e) => staging_err(e),
             Failure::Changed => EncodeError::Changed(None),
         })
@@ -200,6 +161,58 @@ pub fn encode(
         check(&file)?;
     }
     finished
+}
+
+fn read_error(source: &Path, e: io::Error) -> EncodeError {
+    EncodeError::Read {
+        path: source.display().to_string(),
+        source: e,
+    }
+}
+
+/// Opens the recording without following a link or blocking on a FIFO.
+fn open_source(source: &Path) -> Result<File, EncodeError> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(source)
+    {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(EncodeError::Gone),
+        // ELOOP: it became a symlink since it was seen.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(EncodeError::Changed(None)),
+        Err(e) => Err(read_error(source, e)),
+    }
+}
+
+/// `Changed` unless `file` is still a regular file with identity `expected`.
+fn still_settled(file: &File, source: &Path, expected: FileIdentity) -> Result<(), EncodeError> {
+    let meta = file.metadata().map_err(|e| read_error(source, e))?;
+    let now = FileIdentity::of(&meta);
+    if !meta.is_file() || now != expected {
+        return Err(EncodeError::Changed(meta.is_file().then_some(now)));
+    }
+    Ok(())
+}
+
+/// Opens the staging file `tmp` empty, read+write.
+fn open_staging(tmp: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(tmp)
+    };
+    match open() {
+        // The staging directory was removed while running: make it again.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
+            open()
+        }
+        other => other,
+    }
 }
 
 /// Why [`Job::run`] failed, before it is given paths.

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, ServeConfig, StoreConfig, VicidialConfig};
 use crate::error::Error;
 use crate::serve::link::Signer;
 use crate::store::Versioning;
@@ -27,39 +27,10 @@ pub(super) async fn check(
         }
     }
     if let Some(serve) = &config.serve {
-        Signer::load(&serve.key_file)?;
-        if let Some(tls) = &serve.tls {
-            crate::serve::check_tls(tls)?;
-        }
-        writeln!(
-            out,
-            "serve {}: link key {} ok{}",
-            serve.listen,
-            serve.key_file.display(),
-            if serve.tls.is_some() {
-                ", TLS files ok"
-            } else {
-                ""
-            }
-        )?;
+        check_serve(serve, out)?;
     }
     if let Some(vc) = &config.vicidial {
-        if offline {
-            writeln!(
-                out,
-                "VICIdial database {}: not contacted (--offline)",
-                vc.db
-            )?;
-        } else {
-            let db = VicidialDb::new(&vc.db, DbOptions::from_config(vc));
-            let answer = db.ping().await;
-            db.close().await;
-            answer.map_err(|e| Error::Probe {
-                step: "VICIdial database",
-                message: e.to_string(),
-            })?;
-            writeln!(out, "VICIdial database {}: ok", vc.db)?;
-        }
+        check_vicidial(vc, offline, out).await?;
     }
     let Some(store_config) = &config.store else {
         writeln!(
@@ -72,6 +43,62 @@ pub(super) async fn check(
         writeln!(out, "store: not contacted (--offline)")?;
         return Ok(ExitCode::SUCCESS);
     }
+    check_store(config, store_config, out).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The link key and the TLS files load.
+fn check_serve(serve: &ServeConfig, out: &mut impl Write) -> Result<(), Error> {
+    Signer::load(&serve.key_file)?;
+    if let Some(tls) = &serve.tls {
+        crate::serve::check_tls(tls)?;
+    }
+    writeln!(
+        out,
+        "serve {}: link key {} ok{}",
+        serve.listen,
+        serve.key_file.display(),
+        if serve.tls.is_some() {
+            ", TLS files ok"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
+/// VICIdial's database answers (unless `--offline`).
+async fn check_vicidial(
+    vc: &VicidialConfig,
+    offline: bool,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    if offline {
+        writeln!(
+            out,
+            "VICIdial database {}: not contacted (--offline)",
+            vc.db
+        )?;
+        return Ok(());
+    }
+    let db = VicidialDb::new(&vc.db, DbOptions::from_config(vc));
+    let answer = db.ping().await;
+    db.close().await;
+    answer.map_err(|e| Error::Probe {
+        step: "VICIdial database",
+        message: e.to_string(),
+    })?;
+    writeln!(out, "VICIdial database {}: ok", vc.db)?;
+    Ok(())
+}
+
+/// The store works end to end (each probe step that passed is listed), and
+/// whether its bucket keeps versions.
+async fn check_store(
+    config: &Config,
+    store_config: &StoreConfig,
+    out: &mut impl Write,
+) -> Result<(), Error> {
     let store = crate::store::open(store_config)
         .await
         .map_err(|e| Error::Probe {
@@ -104,7 +131,7 @@ pub(super) async fn check(
         Ok(v) => writeln!(out, "  versioning: {}", versioning_text(v))?,
         Err(e) => writeln!(out, "  warning: versioning: cannot tell ({e})")?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// What the bucket's versioning means for deletions, for the operator.

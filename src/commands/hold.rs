@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::cli::HoldCommand;
 use crate::config::Config;
 use crate::error::Error;
-use crate::governance::hold::{self, Hold, Selector};
+use crate::governance::hold::{self, Hold, HoldPlaced, Selector};
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::recording::key::display_name;
@@ -42,31 +42,9 @@ pub(super) async fn hold(
             from,
             to,
         } => {
-            let mut selectors: Vec<Selector> =
-                recording.into_iter().map(Selector::Recording).collect();
-            selectors.extend(campaign.into_iter().map(Selector::Campaign));
-            for p in &phone {
-                selectors.push(Selector::phone(p)?);
-            }
-            selectors.extend(agent.into_iter().map(Selector::Agent));
-            if from.is_some() || to.is_some() {
-                selectors.push(Selector::Time {
-                    from: super::date(from)?,
-                    to: super::date_end(to)?,
-                });
-            }
+            let selectors = selectors(recording, campaign, &phone, agent, from, to)?;
             let placed = hold::add(&ledger, &actor, now_secs(), &case, &reason, &selectors)?;
-            writeln!(
-                out,
-                "hold #{} placed for case {case}: covers {} recordings now, and any that arrive and match",
-                placed.id, placed.covered
-            )?;
-            if placed.being_deleted > 0 {
-                eprintln!(
-                    "recvault: warning: {} of them were already being deleted when the hold was placed (their deletion started first); see `recvault hold show {case}`",
-                    placed.being_deleted
-                );
-            }
+            report_placed(&placed, &case, out)?;
             case
         }
         HoldCommand::Release { case, reason } => {
@@ -80,6 +58,46 @@ pub(super) async fn hold(
     };
     copy_holds(config, &ledger, out).await?;
     mirror_holds(config, &ledger, &case, out).await
+}
+
+/// What `hold add` names, as selectors (all must match).
+fn selectors(
+    recording: Vec<String>,
+    campaign: Vec<String>,
+    phone: &[String],
+    agent: Vec<String>,
+    from: Option<String>,
+    to: Option<String>,
+) -> Result<Vec<Selector>, Error> {
+    let mut selectors: Vec<Selector> = recording.into_iter().map(Selector::Recording).collect();
+    selectors.extend(campaign.into_iter().map(Selector::Campaign));
+    for p in phone {
+        selectors.push(Selector::phone(p)?);
+    }
+    selectors.extend(agent.into_iter().map(Selector::Agent));
+    if from.is_some() || to.is_some() {
+        selectors.push(Selector::Time {
+            from: super::date(from)?,
+            to: super::date_end(to)?,
+        });
+    }
+    Ok(selectors)
+}
+
+/// What a placed hold covers; a warning for recordings already being deleted.
+fn report_placed(placed: &HoldPlaced, case: &str, out: &mut impl Write) -> Result<(), Error> {
+    writeln!(
+        out,
+        "hold #{} placed for case {case}: covers {} recordings now, and any that arrive and match",
+        placed.id, placed.covered
+    )?;
+    if placed.being_deleted > 0 {
+        eprintln!(
+            "recvault: warning: {} of them were already being deleted when the hold was placed (their deletion started first); see `recvault hold show {case}`",
+            placed.being_deleted
+        );
+    }
+    Ok(())
 }
 
 /// Stores a copy of the hold table beside the ledger backups, so holds

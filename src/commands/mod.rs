@@ -33,6 +33,7 @@ mod vicidial;
 
 /// Runs one command; `Ok` carries its exit code (1: it ran and found
 /// problems), `Err` is printed by `main`.
+// One arm per command: a long match, but splitting it would scatter the dispatch table.
 pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Error> {
     match command {
         Command::Run { once } => run::run(config, once).await,

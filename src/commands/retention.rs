@@ -99,27 +99,44 @@ fn plan_report(
         if totals_only {
             return true;
         }
-        let when = match (d.held, kept) {
-            (true, _) => "held".to_string(),
-            (false, true) => "unarchived".to_string(),
-            _ if d.due_at <= now => "now".to_string(),
-            _ => local_time(d.due_at),
-        };
-        let line = writeln!(
-            out,
-            "{when}\t{}\t{campaign}\t{}{}\t{}\t{}\t{}",
-            d.id,
-            local_time(d.time),
-            if d.call_time_known { "" } else { " (mtime)" },
-            d.bytes,
-            d.rule,
-            display_name(&d.name)
-        );
+        let line = due_line(out, d, campaign, kept, now);
         line.map_err(|e| write_err = Some(e)).is_ok()
     })?;
     if let Some(e) = write_err {
         return Err(e.into());
     }
+    totals_table(&totals, out)
+}
+
+/// One recording due: when (or why it is kept), id, campaign, call time,
+/// bytes, rule and name.
+fn due_line(
+    out: &mut impl Write,
+    d: &DueSummary<'_>,
+    campaign: &str,
+    kept: bool,
+    now: i64,
+) -> std::io::Result<()> {
+    let when = match (d.held, kept) {
+        (true, _) => "held".to_string(),
+        (false, true) => "unarchived".to_string(),
+        _ if d.due_at <= now => "now".to_string(),
+        _ => local_time(d.due_at),
+    };
+    writeln!(
+        out,
+        "{when}\t{}\t{campaign}\t{}{}\t{}\t{}\t{}",
+        d.id,
+        local_time(d.time),
+        if d.call_time_known { "" } else { " (mtime)" },
+        d.bytes,
+        d.rule,
+        display_name(&d.name)
+    )
+}
+
+/// The totals per campaign, and their sum.
+fn totals_table(totals: &BTreeMap<String, Totals>, out: &mut impl Write) -> Result<(), Error> {
     let row = |out: &mut dyn Write, name: &str, t: &Totals| {
         writeln!(
             out,
@@ -136,7 +153,7 @@ fn plan_report(
         "campaign", "due", "bytes", "held", "unarchived"
     )?;
     let mut sum = Totals::default();
-    for (campaign, t) in &totals {
+    for (campaign, t) in totals {
         row(out, campaign, t)?;
         sum.due += t.due;
         sum.bytes += t.bytes;

@@ -12,42 +12,8 @@ use crate::units::{human_bytes, local_time, now_secs};
 pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, Error> {
     let ledger = super::open_ledger(config)?;
     writeln!(out, "ledger: {}", ledger.path().display())?;
-    writeln!(
-        out,
-        "{:<15} {:>10} {:>12} {:>12}",
-        "state", "count", "original", "stored"
-    )?;
-    let mut total = 0;
-    for (state, t) in ledger.totals()? {
-        total += t.count;
-        writeln!(
-            out,
-            "{:<15} {:>10} {:>12} {:>12}",
-            state.as_str(),
-            t.count,
-            human_bytes(t.bytes),
-            human_bytes(t.object_bytes)
-        )?;
-    }
-    writeln!(out, "{:<15} {:>10}", "total", total)?;
-    let codecs = ledger.codec_totals()?;
-    if !codecs.is_empty() {
-        writeln!(out, "stored as (objects in the store or staged for it):")?;
-        for (codec, t) in codecs {
-            let percent = match t.bytes {
-                0 => 100.0,
-                b => t.object_bytes as f64 * 100.0 / b as f64,
-            };
-            writeln!(
-                out,
-                "  {:<13} {:>10} {:>12} {:>12} {percent:>5.1}%",
-                codec,
-                t.count,
-                human_bytes(t.bytes),
-                human_bytes(t.object_bytes)
-            )?;
-        }
-    }
+    state_totals(&ledger, out)?;
+    codec_totals(&ledger, out)?;
     writeln!(
         out,
         "unattributed: {} (no campaign from the file name{})",
@@ -74,6 +40,60 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         .filter(|h| h.released_at.is_none())
         .count();
     writeln!(out, "legal holds: {active} active")?;
+    backlog(&ledger, out)?;
+    last_errors(&ledger, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Count and bytes per state, and the total count.
+fn state_totals(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
+    writeln!(
+        out,
+        "{:<15} {:>10} {:>12} {:>12}",
+        "state", "count", "original", "stored"
+    )?;
+    let mut total = 0;
+    for (state, t) in ledger.totals()? {
+        total += t.count;
+        writeln!(
+            out,
+            "{:<15} {:>10} {:>12} {:>12}",
+            state.as_str(),
+            t.count,
+            human_bytes(t.bytes),
+            human_bytes(t.object_bytes)
+        )?;
+    }
+    writeln!(out, "{:<15} {:>10}", "total", total)?;
+    Ok(())
+}
+
+/// Count, bytes and compression ratio per codec; nothing when nothing is stored.
+fn codec_totals(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
+    let codecs = ledger.codec_totals()?;
+    if codecs.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "stored as (objects in the store or staged for it):")?;
+    for (codec, t) in codecs {
+        let percent = match t.bytes {
+            0 => 100.0,
+            b => t.object_bytes as f64 * 100.0 / b as f64,
+        };
+        writeln!(
+            out,
+            "  {:<13} {:>10} {:>12} {:>12} {percent:>5.1}%",
+            codec,
+            t.count,
+            human_bytes(t.bytes),
+            human_bytes(t.object_bytes)
+        )?;
+    }
+    Ok(())
+}
+
+/// The oldest recording still waiting to be archived.
+fn backlog(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
     match ledger.oldest_waiting()? {
         Some(r) => writeln!(
             out,
@@ -85,23 +105,28 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         )?,
         None => writeln!(out, "backlog: none")?,
     }
+    Ok(())
+}
+
+/// The five most recent errors.
+fn last_errors(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
     let errors = ledger.recent_errors(5)?;
     if errors.is_empty() {
         writeln!(out, "last errors: none")?;
-    } else {
-        writeln!(out, "last errors:")?;
-        for r in errors {
-            writeln!(
-                out,
-                "  {} {} {}: {}",
-                local_time(r.updated_at),
-                r.state,
-                display_name(&r.name),
-                r.last_error.as_deref().unwrap_or("")
-            )?;
-        }
+        return Ok(());
     }
-    Ok(ExitCode::SUCCESS)
+    writeln!(out, "last errors:")?;
+    for r in errors {
+        writeln!(
+            out,
+            "  {} {} {}: {}",
+            local_time(r.updated_at),
+            r.state,
+            display_name(&r.name),
+            r.last_error.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
 }
 
 /// Where attribution from VICIdial's database stands, and why what waits waits.

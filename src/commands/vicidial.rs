@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::ledger::locations::Rewritten;
 use crate::ledger::lock::InstanceLock;
 use crate::recording::key::display_name;
 use crate::vicidial::db::{DbOptions, VicidialDb};
@@ -36,17 +37,7 @@ pub(super) async fn restore_locations(
     };
     let ledger = super::open_ledger(config)?;
     let rows = ledger.locations_rewritten()?;
-    writeln!(out, "{} recording_log location(s) to restore:", rows.len())?;
-    for r in &rows {
-        writeln!(
-            out,
-            "  recording_log {} ({}): {} -> {}",
-            r.vicidial_recording_id,
-            display_name(&r.name),
-            r.new,
-            r.old
-        )?;
-    }
+    print_plan(&rows, out)?;
     if dry_run || rows.is_empty() {
         if dry_run {
             writeln!(out, "dry run: nothing changed")?;
@@ -59,30 +50,16 @@ pub(super) async fn restore_locations(
     for r in rows {
         let id = r.recording_id;
         ledger.location_restoring(id)?;
-        let vid = r.vicidial_recording_id as u32;
-        let (to, detail) = match db.replace_location(vid, &r.new, &r.old).await? {
-            LocationUpdate::Updated => ("restored", format!("back to {}", r.old)),
-            // Already the old value: a run cut short after the database changed.
-            LocationUpdate::Changed { current: Some(c) } if c == r.old => {
-                ("restored", format!("back to {}", r.old))
-            }
-            LocationUpdate::Changed { current } => (
-                "skipped",
-                format!(
-                    "not restored: it holds {} now, not recvault's link",
-                    current.as_deref().unwrap_or("NULL")
-                ),
-            ),
-            LocationUpdate::Missing => (
-                "skipped",
-                "not restored: the recording_log row is gone".into(),
-            ),
-        };
+        let (to, detail) = restore_one(&db, &r).await?;
         if to == "restored" {
             restored += 1;
         } else {
             left += 1;
-            writeln!(out, "  recording_log {vid}: {detail}")?;
+            writeln!(
+                out,
+                "  recording_log {}: {detail}",
+                r.vicidial_recording_id as u32
+            )?;
         }
         ledger.location_done(id, to, &detail)?;
     }
@@ -92,4 +69,44 @@ pub(super) async fn restore_locations(
         "restored {restored}, left {left} that someone else changed since"
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every change, before any is made.
+fn print_plan(rows: &[Rewritten], out: &mut impl Write) -> Result<(), Error> {
+    writeln!(out, "{} recording_log location(s) to restore:", rows.len())?;
+    for r in rows {
+        writeln!(
+            out,
+            "  recording_log {} ({}): {} -> {}",
+            r.vicidial_recording_id,
+            display_name(&r.name),
+            r.new,
+            r.old
+        )?;
+    }
+    Ok(())
+}
+
+/// Puts one location back if it still holds recvault's link: "restored" or
+/// "skipped", and what happened.
+async fn restore_one(db: &VicidialDb, r: &Rewritten) -> Result<(&'static str, String), Error> {
+    let vid = r.vicidial_recording_id as u32;
+    Ok(match db.replace_location(vid, &r.new, &r.old).await? {
+        LocationUpdate::Updated => ("restored", format!("back to {}", r.old)),
+        // Already the old value: a run cut short after the database changed.
+        LocationUpdate::Changed { current: Some(c) } if c == r.old => {
+            ("restored", format!("back to {}", r.old))
+        }
+        LocationUpdate::Changed { current } => (
+            "skipped",
+            format!(
+                "not restored: it holds {} now, not recvault's link",
+                current.as_deref().unwrap_or("NULL")
+            ),
+        ),
+        LocationUpdate::Missing => (
+            "skipped",
+            "not restored: the recording_log row is gone".into(),
+        ),
+    })
 }

@@ -203,39 +203,7 @@ pub(super) fn parse_azure(v: &Validator<'_>, raw: &RawStore) -> Result<AzureConf
     )?;
     let credentials = match &raw.key_file {
         None => AzureCredentials::Environment,
-        Some(file) => {
-            let text = read_secret_file(v, file)?;
-            let wrong = || {
-                v.invalid(
-                    "store.key_file",
-                    format!(
-                        "`{}` must hold exactly one of `account_key = \"...\"` or `sas_token = \"...\"`",
-                        file.display()
-                    ),
-                )
-            };
-            // The parse error could quote the secret: say only what is expected.
-            let keys: AzureKeyFile = toml::from_str(&text).map_err(|_| wrong())?;
-            match (keys.account_key, keys.sas_token) {
-                (Some(k), None) if !k.trim().is_empty() => {
-                    use base64::Engine;
-                    if base64::engine::general_purpose::STANDARD
-                        .decode(k.trim())
-                        .is_err()
-                    {
-                        return Err(v.invalid(
-                            "store.key_file",
-                            format!("`{}`: account_key is not base64 (copy the key from the portal's Access keys)", file.display()),
-                        ));
-                    }
-                    AzureCredentials::AccountKey(Secret::new(k.trim()))
-                }
-                (None, Some(t)) if !t.trim().is_empty() => {
-                    AzureCredentials::SasToken(Secret::new(t.trim().trim_start_matches('?')))
-                }
-                _ => return Err(wrong()),
-            }
-        }
+        Some(file) => azure_key_file(v, file)?,
     };
     let endpoint =
         endpoint(v, raw)?.unwrap_or_else(|| format!("https://{account}.blob.core.windows.net"));
@@ -248,6 +216,41 @@ pub(super) fn parse_azure(v: &Validator<'_>, raw: &RawStore) -> Result<AzureConf
         connect_timeout,
         read_timeout,
     })
+}
+
+/// The account key or SAS token in `store.key_file` (exactly one of them).
+fn azure_key_file(v: &Validator<'_>, file: &Path) -> Result<AzureCredentials, ConfigError> {
+    let text = read_secret_file(v, file)?;
+    let wrong = || {
+        v.invalid(
+            "store.key_file",
+            format!(
+                "`{}` must hold exactly one of `account_key = \"...\"` or `sas_token = \"...\"`",
+                file.display()
+            ),
+        )
+    };
+    // The parse error could quote the secret: say only what is expected.
+    let keys: AzureKeyFile = toml::from_str(&text).map_err(|_| wrong())?;
+    match (keys.account_key, keys.sas_token) {
+        (Some(k), None) if !k.trim().is_empty() => {
+            use base64::Engine;
+            if base64::engine::general_purpose::STANDARD
+                .decode(k.trim())
+                .is_err()
+            {
+                return Err(v.invalid(
+                    "store.key_file",
+                    format!("`{}`: account_key is not base64 (copy the key from the portal's Access keys)", file.display()),
+                ));
+            }
+            Ok(AzureCredentials::AccountKey(Secret::new(k.trim())))
+        }
+        (None, Some(t)) if !t.trim().is_empty() => Ok(AzureCredentials::SasToken(Secret::new(
+            t.trim().trim_start_matches('?'),
+        ))),
+        _ => Err(wrong()),
+    }
 }
 
 pub(super) fn parse_gcs(v: &Validator<'_>, raw: &RawStore) -> Result<GcsConfig, ConfigError> {

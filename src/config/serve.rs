@@ -171,42 +171,10 @@ pub(super) fn parse_section(
             format!("`{listen}` is not an address and port; use e.g. \"0.0.0.0:8089\""),
         )
     })?;
-    let tls = match (raw.tls_cert, raw.tls_key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: v.absolute("serve.tls_cert", cert)?,
-            key: v.absolute("serve.tls_key", key)?,
-        }),
-        (Some(_), None) => return Err(v.invalid("serve.tls_key", "is required with tls_cert")),
-        (None, Some(_)) => return Err(v.invalid("serve.tls_cert", "is required with tls_key")),
-    };
-    let auth_user_level = match raw.auth.as_deref() {
-        None | Some("none") => None,
-        Some("vicidial") if !vicidial => {
-            return Err(v.invalid(
-                "serve.auth",
-                "\"vicidial\" needs [vicidial] enabled = true (users are checked in its database)",
-            ));
-        }
-        Some("vicidial") => Some(raw.user_level.unwrap_or(7)),
-        Some(other) => {
-            return Err(v.invalid(
-                "serve.auth",
-                format!("`{other}` is not an authentication; use \"vicidial\" or \"none\""),
-            ));
-        }
-    };
-    if auth_user_level.is_some_and(|l| !(1..=9).contains(&l)) {
-        return Err(v.invalid("serve.user_level", "must be from 1 to 9"));
-    }
-    let presign_ttl = v.duration("serve.presign_ttl", raw.presign_ttl.as_deref(), "15m")?;
-    if presign_ttl < Duration::from_secs(1) || presign_ttl > Duration::from_secs(7 * 86400) {
-        return Err(v.invalid("serve.presign_ttl", "must be from 1s to 7d (S3's limit)"));
-    }
-    let idle_timeout = v.duration("serve.idle_timeout", raw.idle_timeout.as_deref(), "60s")?;
-    if idle_timeout < Duration::from_secs(1) {
-        return Err(v.invalid("serve.idle_timeout", "must be at least 1s"));
-    }
+    let tls = tls_files(v, raw.tls_cert, raw.tls_key)?;
+    let auth_user_level = auth_user_level(v, raw.auth.as_deref(), raw.user_level, vicidial)?;
+    let (presign_ttl, idle_timeout) =
+        durations(v, raw.presign_ttl.as_deref(), raw.idle_timeout.as_deref())?;
     Ok(Some(ServeConfig {
         listen,
         tls,
@@ -238,6 +206,70 @@ pub(super) fn parse_section(
         },
         cache_size: v.bytes("serve.cache_size", raw.cache_size.as_deref(), "512MiB")?,
     }))
+}
+
+/// `serve.presign_ttl` (1s to 7d) and `serve.idle_timeout` (at least 1s).
+fn durations(
+    v: &Validator<'_>,
+    presign_ttl: Option<&str>,
+    idle_timeout: Option<&str>,
+) -> Result<(Duration, Duration), ConfigError> {
+    let presign_ttl = v.duration("serve.presign_ttl", presign_ttl, "15m")?;
+    if presign_ttl < Duration::from_secs(1) || presign_ttl > Duration::from_secs(7 * 86400) {
+        return Err(v.invalid("serve.presign_ttl", "must be from 1s to 7d (S3's limit)"));
+    }
+    let idle_timeout = v.duration("serve.idle_timeout", idle_timeout, "60s")?;
+    if idle_timeout < Duration::from_secs(1) {
+        return Err(v.invalid("serve.idle_timeout", "must be at least 1s"));
+    }
+    Ok((presign_ttl, idle_timeout))
+}
+
+/// `serve.tls_cert` and `serve.tls_key`: both or neither.
+fn tls_files(
+    v: &Validator<'_>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: v.absolute("serve.tls_cert", cert)?,
+            key: v.absolute("serve.tls_key", key)?,
+        })),
+        (Some(_), None) => Err(v.invalid("serve.tls_key", "is required with tls_cert")),
+        (None, Some(_)) => Err(v.invalid("serve.tls_cert", "is required with tls_key")),
+    }
+}
+
+/// `serve.auth` and `serve.user_level`: the lowest VICIdial user level let
+/// in, or `None` when nobody is asked to log in.
+fn auth_user_level(
+    v: &Validator<'_>,
+    auth: Option<&str>,
+    user_level: Option<u8>,
+    vicidial: bool,
+) -> Result<Option<u8>, ConfigError> {
+    let level = match auth {
+        None | Some("none") => None,
+        Some("vicidial") if !vicidial => {
+            return Err(v.invalid(
+                "serve.auth",
+                "\"vicidial\" needs [vicidial] enabled = true (users are checked in its database)",
+            ));
+        }
+        Some("vicidial") => Some(user_level.unwrap_or(7)),
+        Some(other) => {
+            return Err(v.invalid(
+                "serve.auth",
+                format!("`{other}` is not an authentication; use \"vicidial\" or \"none\""),
+            ));
+        }
+    };
+    if level.is_some_and(|l| !(1..=9).contains(&l)) {
+        return Err(v.invalid("serve.user_level", "must be from 1 to 9"));
+    }
+    Ok(level)
 }
 
 fn positive<T: PartialEq + Default>(v: &Validator<'_>, key: &str, n: T) -> Result<T, ConfigError> {

@@ -102,60 +102,8 @@ pub(super) fn parse_store(
     v: &Validator<'_>,
     raw: RawStore,
 ) -> Result<Option<StoreConfig>, ConfigError> {
-    let kind = raw.kind.clone().unwrap_or_else(|| "none".to_string());
-    if kind != "none" {
-        foreign_keys(v, &raw, &kind)?;
-    }
-    let backend = match kind.as_str() {
-        "none" => return Ok(None),
-        "local" => {
-            let path = raw.path.ok_or_else(|| {
-                v.invalid("store.path", "is required when store.kind = \"local\"")
-            })?;
-            StoreBackend::Local {
-                path: v.absolute("store.path", path)?,
-            }
-        }
-        "s3" => {
-            let credentials = match &raw.key_file {
-                None => None,
-                Some(file) => Some(read_key_file(v, file)?),
-            };
-            if let Some(endpoint) = &raw.endpoint
-                && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-            {
-                return Err(v.invalid(
-                    "store.endpoint",
-                    "must start with https:// (or http:// for a local test server)",
-                ));
-            }
-            StoreBackend::S3(S3Config {
-                endpoint: raw.endpoint,
-                region: raw.region.unwrap_or_else(|| "auto".to_string()),
-                bucket: v.required("store.bucket", raw.bucket)?,
-                path_style: raw.path_style.unwrap_or(false),
-                credentials,
-                connect_timeout: v.duration(
-                    "store.connect_timeout",
-                    raw.connect_timeout.as_deref(),
-                    "10s",
-                )?,
-                read_timeout: v.duration(
-                    "store.read_timeout",
-                    raw.read_timeout.as_deref(),
-                    "60s",
-                )?,
-            })
-        }
-        "azure" => StoreBackend::Azure(parse_azure(v, &raw)?),
-        "gcs" => StoreBackend::Gcs(parse_gcs(v, &raw)?),
-        "sftp" => StoreBackend::Sftp(parse_sftp(v, &raw)?),
-        other => {
-            return Err(v.invalid(
-                "store.kind",
-                format!("`{other}` is not a store kind; use \"s3\", \"azure\", \"gcs\", \"sftp\", \"local\" or \"none\""),
-            ));
-        }
+    let Some(backend) = parse_backend(v, &raw)? else {
+        return Ok(None);
     };
     let prefix = raw.prefix.unwrap_or_default();
     if prefix.starts_with('/') || prefix.split('/').any(|c| c == "..") {
@@ -171,37 +119,9 @@ pub(super) fn parse_store(
         raw.multipart_threshold.as_deref(),
         "64MiB",
     )?;
-    let part_size = v.bytes("store.part_size", raw.part_size.as_deref(), "16MiB")?;
-    if !(5 << 20..=5 << 30).contains(&part_size) {
-        return Err(v.invalid(
-            "store.part_size",
-            "must be between 5MiB and 5GiB (S3 limits)",
-        ));
-    }
-    let verify = match raw.verify.as_deref().unwrap_or("checksum") {
-        "checksum" => VerifyMode::Checksum,
-        "read" => VerifyMode::Read,
-        other => {
-            return Err(v.invalid(
-                "store.verify",
-                format!("`{other}` is not a mode; use \"checksum\" or \"read\""),
-            ));
-        }
-    };
-    let max_upload_rate = match raw.max_upload_rate.as_deref() {
-        None | Some("none") => None,
-        Some(text) => {
-            match parse_bytes(text) {
-                Some(n) if n >= 1024 => Some(n),
-                _ => {
-                    return Err(v.invalid(
-                    "store.max_upload_rate",
-                    format!("`{text}` is not a rate of at least 1KiB (bytes per second, e.g. \"4MiB\")"),
-                ));
-                }
-            }
-        }
-    };
+    let part_size = parse_part_size(v, raw.part_size.as_deref())?;
+    let verify = parse_verify(v, raw.verify.as_deref())?;
+    let max_upload_rate = parse_max_upload_rate(v, raw.max_upload_rate.as_deref())?;
     let upload_windows = UploadWindows::parse(&raw.upload_windows.unwrap_or_default())
         .map_err(|e| v.invalid("store.upload_windows", e))?;
     let scrub_every = match v.duration("store.scrub_every", raw.scrub_every.as_deref(), "1d")? {
@@ -229,6 +149,106 @@ pub(super) fn parse_store(
         verify,
         object_lock_legal_hold,
     }))
+}
+
+/// `store.kind` and the settings of that kind; `None` for `kind = "none"`.
+fn parse_backend(v: &Validator<'_>, raw: &RawStore) -> Result<Option<StoreBackend>, ConfigError> {
+    let kind = raw.kind.clone().unwrap_or_else(|| "none".to_string());
+    if kind != "none" {
+        foreign_keys(v, raw, &kind)?;
+    }
+    let backend = match kind.as_str() {
+        "none" => return Ok(None),
+        "local" => {
+            let path = raw.path.clone().ok_or_else(|| {
+                v.invalid("store.path", "is required when store.kind = \"local\"")
+            })?;
+            StoreBackend::Local {
+                path: v.absolute("store.path", path)?,
+            }
+        }
+        "s3" => StoreBackend::S3(parse_s3(v, raw)?),
+        "azure" => StoreBackend::Azure(parse_azure(v, raw)?),
+        "gcs" => StoreBackend::Gcs(parse_gcs(v, raw)?),
+        "sftp" => StoreBackend::Sftp(parse_sftp(v, raw)?),
+        other => {
+            return Err(v.invalid(
+                "store.kind",
+                format!("`{other}` is not a store kind; use \"s3\", \"azure\", \"gcs\", \"sftp\", \"local\" or \"none\""),
+            ));
+        }
+    };
+    Ok(Some(backend))
+}
+
+fn parse_s3(v: &Validator<'_>, raw: &RawStore) -> Result<S3Config, ConfigError> {
+    let credentials = match &raw.key_file {
+        None => None,
+        Some(file) => Some(read_key_file(v, file)?),
+    };
+    if let Some(endpoint) = &raw.endpoint
+        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
+    {
+        return Err(v.invalid(
+            "store.endpoint",
+            "must start with https:// (or http:// for a local test server)",
+        ));
+    }
+    Ok(S3Config {
+        endpoint: raw.endpoint.clone(),
+        region: raw.region.clone().unwrap_or_else(|| "auto".to_string()),
+        bucket: v.required("store.bucket", raw.bucket.clone())?,
+        path_style: raw.path_style.unwrap_or(false),
+        credentials,
+        connect_timeout: v.duration(
+            "store.connect_timeout",
+            raw.connect_timeout.as_deref(),
+            "10s",
+        )?,
+        read_timeout: v.duration("store.read_timeout", raw.read_timeout.as_deref(), "60s")?,
+    })
+}
+
+/// `store.part_size`: within S3's limits for a multipart upload's parts.
+fn parse_part_size(v: &Validator<'_>, text: Option<&str>) -> Result<u64, ConfigError> {
+    let part_size = v.bytes("store.part_size", text, "16MiB")?;
+    if !(5 << 20..=5 << 30).contains(&part_size) {
+        return Err(v.invalid(
+            "store.part_size",
+            "must be between 5MiB and 5GiB (S3 limits)",
+        ));
+    }
+    Ok(part_size)
+}
+
+fn parse_verify(v: &Validator<'_>, text: Option<&str>) -> Result<VerifyMode, ConfigError> {
+    match text.unwrap_or("checksum") {
+        "checksum" => Ok(VerifyMode::Checksum),
+        "read" => Ok(VerifyMode::Read),
+        other => Err(v.invalid(
+            "store.verify",
+            format!("`{other}` is not a mode; use \"checksum\" or \"read\""),
+        )),
+    }
+}
+
+/// `store.max_upload_rate`: `None` (or "none") for no limit, else at least 1KiB/s.
+fn parse_max_upload_rate(
+    v: &Validator<'_>,
+    text: Option<&str>,
+) -> Result<Option<u64>, ConfigError> {
+    match text {
+        None | Some("none") => Ok(None),
+        Some(text) => match parse_bytes(text) {
+            Some(n) if n >= 1024 => Ok(Some(n)),
+            _ => Err(v.invalid(
+                "store.max_upload_rate",
+                format!(
+                    "`{text}` is not a rate of at least 1KiB (bytes per second, e.g. \"4MiB\")"
+                ),
+            )),
+        },
+    }
 }
 
 fn read_key_file(v: &Validator<'_>, file: &Path) -> Result<S3Credentials, ConfigError> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 
-use crate::codec::{self, Codec, EncodeError, Fallback};
+use crate::codec::{self, Codec, EncodeError, Encoded, Fallback};
 use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::audit::Actor;
@@ -106,48 +106,17 @@ impl Archiver {
                 rec.path.display()
             )));
         }
-        let dest = self.staging_path(rec.id);
-        let compress = &self.config.compress;
-        // Compressed before (staging lost): the same codec again, so the key
-        // and the object an interrupted upload may have stored stay the same.
-        let codec = match (&rec.object_key, rec.codec.as_deref().and_then(Codec::parse)) {
-            (Some(_), Some(before)) => before,
-            _ => compress.codec_for(rec.campaign.as_deref()),
-        };
-        let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
+        // Held until the outcome is recorded.
         let _slot = self
             .compress_slots
             .acquire()
             .await
             .map_err(|e| Error::Local(format!("compress slot: {e}")))?;
-        let encoded =
-            tokio::task::spawn_blocking(move || codec::encode(&path, identity, codec, zstd, &dest))
-                .await
-                .map_err(|e| Error::Local(format!("compress task failed: {e}")))?;
-        let (id, name) = (rec.id, display_name(&rec.name));
-        let encoded = match encoded {
+        let encoded = match self.encode(rec).await? {
             Ok(e) => e,
-            Err(EncodeError::Changed(now)) => {
-                tracing::info!(recording = %name, "recording changed after it settled; starting over");
-                let now = now.unwrap_or(FileIdentity {
-                    size: 0,
-                    mtime_ns: 0,
-                    ..rec.identity
-                });
-                return Ok(self
-                    .ledger
-                    .call(move |l| l.reset_changed(id, now, "changed after settling"))
-                    .await?);
-            }
-            Err(EncodeError::Gone) => {
-                tracing::warn!(recording = %name, "recording was removed by someone else before it was archived");
-                return Ok(self
-                    .ledger
-                    .call(move |l| l.gone(id, State::Settled, "removed before archiving"))
-                    .await?);
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return self.not_encoded(rec, e).await,
         };
+        let name = display_name(&rec.name);
         match &encoded.fallback {
             Some(why @ Fallback::RoundTrip(_)) => {
                 tracing::error!(recording = %name, codec = encoded.codec.as_str(), "{why}; the FLAC object was discarded");
@@ -157,7 +126,57 @@ impl Archiver {
             }
             None => {}
         }
-        let used = encoded.codec;
+        self.record_compressed(rec, &encoded).await
+    }
+
+    /// Encodes `rec` into its staging file (the caller holds a compress slot).
+    async fn encode(&self, rec: &Recording) -> Result<Result<Encoded, EncodeError>, Error> {
+        let dest = self.staging_path(rec.id);
+        let compress = &self.config.compress;
+        // Compressed before (staging lost): the same codec again, so the key
+        // and the object an interrupted upload may have stored stay the same.
+        let codec = match (&rec.object_key, rec.codec.as_deref().and_then(Codec::parse)) {
+            (Some(_), Some(before)) => before,
+            _ => compress.codec_for(rec.campaign.as_deref()),
+        };
+        let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
+        tokio::task::spawn_blocking(move || codec::encode(&path, identity, codec, zstd, &dest))
+            .await
+            .map_err(|e| Error::Local(format!("compress task failed: {e}")))
+    }
+
+    /// Records why `rec` was not encoded: changed (back to seen) or gone;
+    /// any other failure is returned.
+    async fn not_encoded(&self, rec: &Recording, e: EncodeError) -> Result<(), Error> {
+        let (id, name) = (rec.id, display_name(&rec.name));
+        match e {
+            EncodeError::Changed(now) => {
+                tracing::info!(recording = %name, "recording changed after it settled; starting over");
+                let now = now.unwrap_or(FileIdentity {
+                    size: 0,
+                    mtime_ns: 0,
+                    ..rec.identity
+                });
+                Ok(self
+                    .ledger
+                    .call(move |l| l.reset_changed(id, now, "changed after settling"))
+                    .await?)
+            }
+            EncodeError::Gone => {
+                tracing::warn!(recording = %name, "recording was removed by someone else before it was archived");
+                Ok(self
+                    .ledger
+                    .call(move |l| l.gone(id, State::Settled, "removed before archiving"))
+                    .await?)
+            }
+            e => Err(e.into()),
+        }
+    }
+
+    /// Records the staged object's facts and key (made unique if another
+    /// recording has it).
+    async fn record_compressed(&self, rec: &Recording, encoded: &Encoded) -> Result<(), Error> {
+        let (id, used) = (rec.id, encoded.codec);
         // A key rendered for another codec (the config changed since) names
         // the wrong format: render it again.
         let key = match &rec.object_key {

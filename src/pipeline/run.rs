@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
 
 use super::archive::Archiver;
 use super::outage::Outage;
@@ -94,8 +95,51 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     let (archiver, store_name) = build_archiver(&config, &ledger, &metrics).await?;
     let actor = Actor::current();
-    let (setup_config, setup_actor, has_store) =
-        (config.clone(), actor.clone(), archiver.is_some());
+    recover_interrupted(&ledger, &config, &actor, archiver.is_some()).await?;
+    let mut runner = Runner {
+        config: config.clone(),
+        ledger,
+        archiver,
+        store_name,
+        tasks: Workers::new(),
+        busy: HashSet::new(),
+        outage: Outage::default(),
+        summary: RunSummary::default(),
+        unreadable_logged: HashSet::new(),
+        under_pressure: false,
+        window_closed: false,
+        next_sweep: Instant::now(),
+        next_erasure: Instant::now(),
+        actor,
+        metrics,
+        new_recordings: Arc::new(Notify::new()),
+    };
+    let (chores, services) = start_background(&config, options, &runner).await?;
+    tokio::pin!(shutdown);
+    let result = if options.once {
+        run_once(&mut runner, shutdown).await
+    } else {
+        run_daemon(&mut runner, shutdown, reload).await
+    };
+    if let Some(services) = services {
+        services.stop(config.daemon.shutdown_grace).await;
+    }
+    for task in chores {
+        task.abort();
+    }
+    result?;
+    Ok(runner.summary)
+}
+
+/// Before any work: puts back files whose removal a crash cut short, cleans
+/// staging leftovers, attributes what waits and notes the policy in force.
+async fn recover_interrupted(
+    ledger: &Arc<Ledger>,
+    config: &Arc<Config>,
+    actor: &Actor,
+    has_store: bool,
+) -> Result<(), Error> {
+    let (setup_config, setup_actor) = (config.clone(), actor.clone());
     ledger
         .call(move |l| {
             // Removals cut short by a crash: their files go back to the spool
@@ -119,52 +163,30 @@ pub async fn run(
             note_policy(l, &setup_config, &setup_actor, now_secs())?;
             Ok::<_, Error>(())
         })
-        .await?;
-    let mut runner = Runner {
-        config: config.clone(),
-        ledger,
-        archiver,
-        store_name,
-        tasks: Workers::new(),
-        busy: HashSet::new(),
-        outage: Outage::default(),
-        summary: RunSummary::default(),
-        unreadable_logged: HashSet::new(),
-        under_pressure: false,
-        window_closed: false,
-        next_sweep: Instant::now(),
-        next_erasure: Instant::now(),
-        actor,
-        metrics: metrics.clone(),
-        new_recordings: Arc::new(Notify::new()),
-    };
+        .await
+}
+
+/// The daemon's chores (ledger backups, scrub) and services (playback,
+/// metrics, attribution); neither with `--once`.
+async fn start_background(
+    config: &Arc<Config>,
+    options: RunOptions,
+    runner: &Runner,
+) -> Result<(Vec<JoinHandle<()>>, Option<Services>), Error> {
     let mut chores = Vec::new();
     if let Some(store_config) = config.store.as_ref().filter(|_| !options.once) {
-        chores.extend(background::spawn_backups(&config, store_config, &runner.ledger).await?);
-        chores.extend(background::spawn_scrub(&config, store_config, &runner.ledger).await?);
+        chores.extend(background::spawn_backups(config, store_config, &runner.ledger).await?);
+        chores.extend(background::spawn_scrub(config, store_config, &runner.ledger).await?);
     }
     let services = match options.once {
         true => None,
         false => {
             let store = runner.archiver.as_ref().map(|a| a.store().clone());
             let wake = runner.new_recordings.clone();
-            Some(Services::start(&config, &runner.ledger, &metrics, store, wake).await?)
+            Some(Services::start(config, &runner.ledger, &runner.metrics, store, wake).await?)
         }
     };
-    tokio::pin!(shutdown);
-    let result = if options.once {
-        run_once(&mut runner, shutdown).await
-    } else {
-        run_daemon(&mut runner, shutdown, reload).await
-    };
-    if let Some(services) = services {
-        services.stop(config.daemon.shutdown_grace).await;
-    }
-    for task in chores {
-        task.abort();
-    }
-    result?;
-    Ok(runner.summary)
+    Ok((chores, services))
 }
 
 async fn run_once(
@@ -231,39 +253,10 @@ async fn run_daemon(
     let mut next_rescan = Instant::now();
     let mut pending: HashSet<PathBuf> = HashSet::new();
     let watchdog = systemd::Watchdog::from_env();
-    if runner.archiver.is_none() {
-        tracing::warn!(config = %runner.config.source.display(), "no store configured: nothing will be archived until [store] is set and the config reloaded");
-    } else {
-        tracing::info!(dirs = ?runner.config.spool.dirs, store = %runner.store_name, workers = runner.config.daemon.workers, "recvault running");
-    }
-    systemd::ready(&format!("archiving to {}", runner.store_name));
+    announce(runner);
     loop {
         watchdog.tick();
-        // An event naming a spool directory itself (deleted, moved away):
-        // its inotify watch is gone, so look again and re-watch it.
-        for dir in &runner.config.spool.dirs {
-            if pending.remove(dir) {
-                watch.lost(dir);
-                next_rescan = Instant::now();
-            }
-        }
-        if Instant::now() >= next_rescan {
-            let all_watched = watch.rewatch(&runner.config.spool.dirs);
-            runner.full_intake().await?;
-            pending.clear();
-            // A missing directory is looked for often: files written once it
-            // is back must not wait a whole rescan interval.
-            let interval = if all_watched {
-                runner.config.spool.rescan
-            } else {
-                runner.config.spool.rescan.min(MISSING_DIR_POLL)
-            };
-            next_rescan = Instant::now() + interval;
-        } else if !pending.is_empty() {
-            runner.intake_paths(std::mem::take(&mut pending)).await?;
-        } else {
-            runner.settle().await?;
-        }
+        intake(runner, &mut watch, &mut pending, &mut next_rescan).await?;
         runner.dispatch().await?;
         runner.erase_if_due().await;
         if sweep_unless_shutdown(runner, &mut shutdown, &watchdog).await {
@@ -283,18 +276,7 @@ async fn run_daemon(
                 if let Some(j) = joined { runner.finish(j).await }
             }
             event = watch.events.recv() => {
-                let mut note = |seen| match seen {
-                    Seen::Path(path) => { pending.insert(path); }
-                    Seen::Rescan => next_rescan = Instant::now(),
-                };
-                if let Some(seen) = event {
-                    note(seen);
-                }
-                // Gather a burst of events into one pass.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                while let Ok(more) = watch.events.try_recv() {
-                    note(more);
-                }
+                gather_burst(event, &mut watch, &mut pending, &mut next_rescan).await;
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
         }
@@ -304,4 +286,74 @@ async fn run_daemon(
     runner.drain(runner.config.daemon.shutdown_grace).await;
     tracing::info!(archived = runner.summary.archived, "stopped");
     Ok(())
+}
+
+/// Logs what the daemon archives to (or that it archives nothing) and tells
+/// systemd it is ready.
+fn announce(runner: &Runner) {
+    if runner.archiver.is_none() {
+        tracing::warn!(config = %runner.config.source.display(), "no store configured: nothing will be archived until [store] is set and the config reloaded");
+    } else {
+        tracing::info!(dirs = ?runner.config.spool.dirs, store = %runner.store_name, workers = runner.config.daemon.workers, "recvault running");
+    }
+    systemd::ready(&format!("archiving to {}", runner.store_name));
+}
+
+/// Takes in the spool: everything when a rescan is due, else the paths
+/// events named, else settles what is known.
+async fn intake(
+    runner: &mut Runner,
+    watch: &mut SpoolWatch,
+    pending: &mut HashSet<PathBuf>,
+    next_rescan: &mut Instant,
+) -> Result<(), Error> {
+    // An event naming a spool directory itself (deleted, moved away):
+    // its inotify watch is gone, so look again and re-watch it.
+    for dir in &runner.config.spool.dirs {
+        if pending.remove(dir) {
+            watch.lost(dir);
+            *next_rescan = Instant::now();
+        }
+    }
+    if Instant::now() >= *next_rescan {
+        let all_watched = watch.rewatch(&runner.config.spool.dirs);
+        runner.full_intake().await?;
+        pending.clear();
+        // A missing directory is looked for often: files written once it
+        // is back must not wait a whole rescan interval.
+        let interval = if all_watched {
+            runner.config.spool.rescan
+        } else {
+            runner.config.spool.rescan.min(MISSING_DIR_POLL)
+        };
+        *next_rescan = Instant::now() + interval;
+    } else if !pending.is_empty() {
+        runner.intake_paths(std::mem::take(pending)).await?;
+    } else {
+        runner.settle().await?;
+    }
+    Ok(())
+}
+
+/// Notes `event` and the burst of events that follows it, for one pass.
+async fn gather_burst(
+    event: Option<Seen>,
+    watch: &mut SpoolWatch,
+    pending: &mut HashSet<PathBuf>,
+    next_rescan: &mut Instant,
+) {
+    let mut note = |seen| match seen {
+        Seen::Path(path) => {
+            pending.insert(path);
+        }
+        Seen::Rescan => *next_rescan = Instant::now(),
+    };
+    if let Some(seen) = event {
+        note(seen);
+    }
+    // Gather a burst of events into one pass.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Ok(more) = watch.events.try_recv() {
+        note(more);
+    }
 }

@@ -58,24 +58,29 @@ impl Archiver {
                 info.checksum
                     .unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
             }
-            PutOutcome::Exists(_) => {
-                let fresh = self.render_key(rec, codec::codec_of(rec), true);
-                if &fresh == key {
-                    return Err(Error::Verification(format!(
-                        "a different object already exists at `{key}` and no other key is free"
-                    )));
-                }
-                tracing::warn!(key = %key, new_key = %fresh, "a different object already has this key; never overwriting, using another key");
-                return Ok(self
-                    .ledger
-                    .call(move |l| l.upload_again(id, Some(&fresh), "key taken in store"))
-                    .await?);
-            }
+            PutOutcome::Exists(_) => return self.key_taken(rec, key).await,
         };
         self.ledger.call(move |l| l.uploaded(id, &checksum)).await?;
         metrics::inc(&self.metrics.uploads);
         metrics::add(&self.metrics.bytes_out, size);
         Ok(())
+    }
+
+    /// Another object has `key` in the store: never overwritten, the
+    /// recording is uploaded again under a key with its id.
+    async fn key_taken(&self, rec: &Recording, key: &str) -> Result<(), Error> {
+        let id = rec.id;
+        let fresh = self.render_key(rec, codec::codec_of(rec), true);
+        if fresh == key {
+            return Err(Error::Verification(format!(
+                "a different object already exists at `{key}` and no other key is free"
+            )));
+        }
+        tracing::warn!(key = %key, new_key = %fresh, "a different object already has this key; never overwriting, using another key");
+        Ok(self
+            .ledger
+            .call(move |l| l.upload_again(id, Some(&fresh), "key taken in store"))
+            .await?)
     }
 
     pub(super) async fn verify(&self, rec: &Recording) -> Result<(), Error> {

@@ -82,19 +82,7 @@ pub async fn backup(
     let packed = scratch.join("ledger-backup.sqlite3.zst.tmp");
     let _ = fs::remove_file(&copy);
     let result = async {
-        let (sha256, size) = {
-            let (source, copy, packed) =
-                (ledger.path().to_path_buf(), copy.clone(), packed.clone());
-            tokio::task::spawn_blocking(move || {
-                crate::ledger::backup_file(&source, &copy)?;
-                compress(&copy, &packed)
-            })
-            .await
-            .map_err(|e| Error::Io {
-                path: scratch.to_path_buf(),
-                source: io::Error::other(e),
-            })??
-        };
+        let (sha256, size) = pack(ledger, scratch, &copy, &packed).await?;
         let key = format!("{prefix}{}{SUFFIX}", Utc::now().format(STAMP));
         let metadata: BTreeMap<String, String> =
             [(meta::SHA256.to_string(), hex::encode(sha256))].into();
@@ -112,15 +100,7 @@ pub async fn backup(
             // Two backups within one second: the one there is as recent.
             tracing::debug!(key = %key, "a backup with this timestamp already exists");
         }
-        let keys = list(store, prefix).await?;
-        let mut pruned = Vec::new();
-        // Every version: ledger copies hold personal data (names, numbers),
-        // and on a versioned bucket a plain delete would keep them for ever.
-        let old = &keys[..keys.len().saturating_sub(keep)];
-        for (key, result) in store.delete_all_versions(old).await? {
-            result?;
-            pruned.push(key);
-        }
+        let pruned = prune(store, prefix, keep).await?;
         Ok(BackupReport {
             key,
             bytes: size,
@@ -131,6 +111,44 @@ pub async fn backup(
     let _ = fs::remove_file(&copy);
     let _ = fs::remove_file(&packed);
     result
+}
+
+/// An online copy of the ledger at `copy`, compressed to `packed`: its
+/// SHA-256 and size.
+async fn pack(
+    ledger: &Ledger,
+    scratch: &Path,
+    copy: &Path,
+    packed: &Path,
+) -> Result<([u8; 32], u64), Error> {
+    let (source, copy, packed) = (
+        ledger.path().to_path_buf(),
+        copy.to_path_buf(),
+        packed.to_path_buf(),
+    );
+    tokio::task::spawn_blocking(move || {
+        crate::ledger::backup_file(&source, &copy)?;
+        compress(&copy, &packed)
+    })
+    .await
+    .map_err(|e| Error::Io {
+        path: scratch.to_path_buf(),
+        source: io::Error::other(e),
+    })?
+}
+
+/// Deletes all but the newest `keep` backups; returns the keys deleted.
+async fn prune(store: &dyn Store, prefix: &str, keep: usize) -> Result<Vec<String>, Error> {
+    let keys = list(store, prefix).await?;
+    let mut pruned = Vec::new();
+    // Every version: ledger copies hold personal data (names, numbers),
+    // and on a versioned bucket a plain delete would keep them for ever.
+    let old = &keys[..keys.len().saturating_sub(keep)];
+    for (key, result) in store.delete_all_versions(old).await? {
+        result?;
+        pruned.push(key);
+    }
+    Ok(pruned)
 }
 
 fn compress(source: &Path, dest: &Path) -> Result<([u8; 32], u64), Error> {
@@ -171,59 +189,8 @@ pub async fn reinstate_latest(
     let packed = dir.join(".ledger-restore.zst.tmp");
     let unpacked = dir.join(".ledger-restore.sqlite3.tmp");
     let result = async {
-        store.get(&key, &packed).await?;
-        let want = store
-            .head(&key)
-            .await?
-            .and_then(|i| i.metadata.get(meta::SHA256).cloned());
-        let (packed2, unpacked2) = (packed.clone(), unpacked.clone());
-        let got = tokio::task::spawn_blocking(move || -> Result<String, Error> {
-            let (sha, _) = digest::sha256_file(&packed2).map_err(Error::io(&packed2))?;
-            let input = BufReader::new(File::open(&packed2).map_err(Error::io(&packed2))?);
-            let mut out = File::create(&unpacked2).map_err(Error::io(&unpacked2))?;
-            zstd::stream::copy_decode(input, &mut out).map_err(Error::io(&unpacked2))?;
-            out.sync_all().map_err(Error::io(&unpacked2))?;
-            Ok(hex::encode(sha))
-        })
-        .await
-        .map_err(|e| Error::Io {
-            path: packed.clone(),
-            source: io::Error::other(e),
-        })??;
-        if want.as_ref().is_some_and(|w| *w != got) {
-            return Err(Error::BackupDamaged {
-                key: key.clone(),
-                problem: format!("SHA-256 {got}, metadata says {}", want.unwrap_or_default()),
-            });
-        }
-        let problems = Ledger::open(&unpacked)?.check()?;
-        if let Some(p) = problems.first() {
-            return Err(Error::BackupDamaged {
-                key: key.clone(),
-                problem: format!("ledger check: {} (ids {:?})", p.rule, p.ids),
-            });
-        }
-        let moved = if ledger_path.exists() {
-            let aside = PathBuf::from(format!(
-                "{}.before-restore-{}",
-                ledger_path.display(),
-                Utc::now().format(STAMP)
-            ));
-            fs::rename(ledger_path, &aside).map_err(Error::io(ledger_path))?;
-            Some(aside)
-        } else {
-            None
-        };
-        // The old ledger's WAL must not be replayed into the restored one.
-        for ext in ["-wal", "-shm"] {
-            let side = PathBuf::from(format!("{}{ext}", ledger_path.display()));
-            if let (Some(aside), true) = (&moved, side.exists()) {
-                let _ = fs::rename(&side, format!("{}{ext}", aside.display()));
-            } else {
-                let _ = fs::remove_file(&side);
-            }
-        }
-        fs::rename(&unpacked, ledger_path).map_err(Error::io(ledger_path))?;
+        fetch_checked(store, &key, &packed, &unpacked).await?;
+        let moved = put_in_place(&unpacked, ledger_path)?;
         digest::sync_dir(&dir).map_err(Error::io(&dir))?;
         Ok((key.clone(), moved))
     }
@@ -234,6 +201,80 @@ pub async fn reinstate_latest(
         let _ = fs::remove_file(format!("{}{ext}", unpacked.display()));
     }
     result
+}
+
+/// Downloads backup `key` to `packed` and unpacks it to `unpacked`,
+/// provided its SHA-256 is the one its metadata names and the ledger in it
+/// passes its check.
+async fn fetch_checked(
+    store: &dyn Store,
+    key: &str,
+    packed: &Path,
+    unpacked: &Path,
+) -> Result<(), Error> {
+    store.get(key, packed).await?;
+    let want = store
+        .head(key)
+        .await?
+        .and_then(|i| i.metadata.get(meta::SHA256).cloned());
+    let (packed2, unpacked2) = (packed.to_path_buf(), unpacked.to_path_buf());
+    let got = tokio::task::spawn_blocking(move || unpack(&packed2, &unpacked2))
+        .await
+        .map_err(|e| Error::Io {
+            path: packed.to_path_buf(),
+            source: io::Error::other(e),
+        })??;
+    if want.as_ref().is_some_and(|w| *w != got) {
+        return Err(Error::BackupDamaged {
+            key: key.to_string(),
+            problem: format!("SHA-256 {got}, metadata says {}", want.unwrap_or_default()),
+        });
+    }
+    let problems = Ledger::open(unpacked)?.check()?;
+    if let Some(p) = problems.first() {
+        return Err(Error::BackupDamaged {
+            key: key.to_string(),
+            problem: format!("ledger check: {} (ids {:?})", p.rule, p.ids),
+        });
+    }
+    Ok(())
+}
+
+/// Decompresses `packed` into `unpacked`; returns the SHA-256 of `packed` (hex).
+fn unpack(packed: &Path, unpacked: &Path) -> Result<String, Error> {
+    let (sha, _) = digest::sha256_file(packed).map_err(Error::io(packed))?;
+    let input = BufReader::new(File::open(packed).map_err(Error::io(packed))?);
+    let mut out = File::create(unpacked).map_err(Error::io(unpacked))?;
+    zstd::stream::copy_decode(input, &mut out).map_err(Error::io(unpacked))?;
+    out.sync_all().map_err(Error::io(unpacked))?;
+    Ok(hex::encode(sha))
+}
+
+/// Moves the ledger at `ledger_path` aside (returned), if there is one, and
+/// the restored `unpacked` into its place.
+fn put_in_place(unpacked: &Path, ledger_path: &Path) -> Result<Option<PathBuf>, Error> {
+    let moved = if ledger_path.exists() {
+        let aside = PathBuf::from(format!(
+            "{}.before-restore-{}",
+            ledger_path.display(),
+            Utc::now().format(STAMP)
+        ));
+        fs::rename(ledger_path, &aside).map_err(Error::io(ledger_path))?;
+        Some(aside)
+    } else {
+        None
+    };
+    // The old ledger's WAL must not be replayed into the restored one.
+    for ext in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{ext}", ledger_path.display()));
+        if let (Some(aside), true) = (&moved, side.exists()) {
+            let _ = fs::rename(&side, format!("{}{ext}", aside.display()));
+        } else {
+            let _ = fs::remove_file(&side);
+        }
+    }
+    fs::rename(unpacked, ledger_path).map_err(Error::io(ledger_path))?;
+    Ok(moved)
 }
 
 /// Where the schedule also stores a copy of the hold table (see `hold_copy`).

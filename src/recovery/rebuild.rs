@@ -125,6 +125,34 @@ pub async fn rebuild(
     }
     let mut report = RebuildReport::default();
     let ledger = Ledger::open(&tmp)?;
+    let rows = archived_objects(store, prefix, &config.daemon.host, &mut report).await?;
+    for mut object in rows {
+        locate(&config.spool.dirs, &mut object);
+        if object.state == State::Verified {
+            report.still_local += 1;
+        }
+        ledger.insert_archived(&object)?;
+        report.rebuilt += 1;
+    }
+    // Legal holds come back too: their copy is kept beside the ledger backups.
+    let scratch = path.parent().unwrap_or(Path::new("/tmp"));
+    report.holds =
+        crate::recovery::hold_copy::recover(&ledger, store, prefix, &config.daemon.host, scratch)
+            .await
+            .map_err(|e| Error::HoldsNotRecovered(Box::new(e)))?;
+    drop(ledger);
+    report.moved_aside = replace_ledger(path, &tmp)?;
+    Ok(report)
+}
+
+/// The recordings the objects under `prefix` describe, in id order (objects
+/// without an id last); what is not ours goes to `report.skipped`.
+async fn archived_objects(
+    store: &dyn Store,
+    prefix: &str,
+    host: &str,
+    report: &mut RebuildReport,
+) -> Result<Vec<ArchivedObject>, Error> {
     let reserved = format!("{prefix}.recvault");
     let mut objects = store.list(prefix).await?;
     // Oldest ids first, so kept ids never collide with fresh ones.
@@ -141,27 +169,19 @@ pub async fn rebuild(
                 .push((listed.key, "vanished while listing".into()));
             continue;
         };
-        match from_metadata(&listed.key, &info, &config.daemon.host) {
+        match from_metadata(&listed.key, &info, host) {
             Ok(object) => rows.push(object),
             Err(why) => report.skipped.push((listed.key, why)),
         }
     }
     rows.sort_by_key(|o| (o.id.is_none(), o.id));
-    for mut object in rows {
-        locate(&config.spool.dirs, &mut object);
-        if object.state == State::Verified {
-            report.still_local += 1;
-        }
-        ledger.insert_archived(&object)?;
-        report.rebuilt += 1;
-    }
-    // Legal holds come back too: their copy is kept beside the ledger backups.
-    let scratch = path.parent().unwrap_or(Path::new("/tmp"));
-    report.holds =
-        crate::recovery::hold_copy::recover(&ledger, store, prefix, &config.daemon.host, scratch)
-            .await
-            .map_err(|e| Error::HoldsNotRecovered(Box::new(e)))?;
-    drop(ledger);
+    Ok(rows)
+}
+
+/// Puts the rebuilt ledger `tmp` at `path`, moving an existing ledger aside
+/// (returned) first.
+fn replace_ledger(path: &Path, tmp: &Path) -> Result<Option<PathBuf>, Error> {
+    let mut moved_aside = None;
     if path.exists() {
         let aside = PathBuf::from(format!(
             "{}.before-rebuild-{}",
@@ -175,16 +195,16 @@ pub async fn rebuild(
                 format!("{}{ext}", aside.display()),
             );
         }
-        report.moved_aside = Some(aside);
+        moved_aside = Some(aside);
     }
     // A WAL left beside a ledger file that is gone belongs to the lost
     // ledger: replayed into the rebuilt one it would bring old rows back.
     for ext in ["-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{ext}", path.display()));
     }
-    fs::rename(&tmp, path).map_err(Error::io(path))?;
+    fs::rename(tmp, path).map_err(Error::io(path))?;
     for ext in ["-wal", "-shm"] {
         let _ = fs::remove_file(format!("{}{ext}", tmp.display()));
     }
-    Ok(report)
+    Ok(moved_aside)
 }

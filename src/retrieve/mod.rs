@@ -87,15 +87,9 @@ pub(crate) async fn fetch_original(
     .map_err(|e| Error::Local(format!("cannot decode `{key}`: {e}")))
 }
 
-/// Restores the recording `wanted` to `output`. Returns the bytes written.
-pub async fn restore(
-    ledger: &Ledger,
-    store: &dyn Store,
-    wanted: &[u8],
-    output: &Path,
-    force: bool,
-) -> Result<u64, Error> {
-    let rec = find(ledger, wanted)?;
+/// The key of `rec`'s object, or why there is nothing to restore: erased,
+/// deleted (when, by what) or not archived.
+fn stored_key(rec: &Recording) -> Result<String, Error> {
     let name = display_name(&rec.name);
     if let Some(e) = &rec.erasure {
         return Err(Error::Erased(name, e.request.clone()));
@@ -108,10 +102,22 @@ pub async fn restore(
         );
         return Err(Error::Deleted(name, when));
     }
-    let key = match &rec.object_key {
-        Some(k) if rec.is_stored() => k.clone(),
-        _ => return Err(Error::NotArchived(name, rec.path.display().to_string())),
-    };
+    match &rec.object_key {
+        Some(k) if rec.is_stored() => Ok(k.clone()),
+        _ => Err(Error::NotArchived(name, rec.path.display().to_string())),
+    }
+}
+
+/// Restores the recording `wanted` to `output`. Returns the bytes written.
+pub async fn restore(
+    ledger: &Ledger,
+    store: &dyn Store,
+    wanted: &[u8],
+    output: &Path,
+    force: bool,
+) -> Result<u64, Error> {
+    let rec = find(ledger, wanted)?;
+    let key = stored_key(&rec)?;
     let want = rec.sha256.clone().unwrap_or_default();
     if output.exists() && !force {
         return Err(Error::Exists {

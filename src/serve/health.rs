@@ -15,6 +15,7 @@ use super::State;
 use super::body::Body;
 use super::router::reply;
 use crate::error::Error;
+use crate::ledger::{Ledger, StateTotals};
 use crate::metrics::metric;
 use crate::recording::State as Step;
 use crate::units::now_secs;
@@ -132,83 +133,94 @@ async fn ledger_figures(state: &State) -> Result<String, Error> {
     let attribution = state.db.is_some();
     let text = state
         .ledger
-        .call(move |l| {
-            let mut out = String::new();
-            let totals = l.totals()?;
-            let per_state = [
-                ("recvault_recordings", "Recordings per state.", 0),
-                (
-                    "recvault_recording_bytes",
-                    "Original bytes of recordings per state.",
-                    1,
-                ),
-                (
-                    "recvault_stored_bytes",
-                    "Object bytes of recordings per state.",
-                    2,
-                ),
-            ];
-            for (name, help, which) in per_state {
-                metric(&mut out, name, "gauge", help);
-                for s in Step::ALL {
-                    let t = totals
-                        .iter()
-                        .find(|(st, _)| *st == s)
-                        .map(|(_, t)| t.clone())
-                        .unwrap_or_default();
-                    let v = [t.count, t.bytes, t.object_bytes][which];
-                    let _ = writeln!(out, "{name}{{state=\"{s}\"}} {v}");
-                }
-            }
-            let waiting: u64 = totals
-                .iter()
-                .filter(|(s, _)| {
-                    matches!(
-                        s,
-                        Step::Seen
-                            | Step::Settled
-                            | Step::Compressed
-                            | Step::Uploaded
-                            | Step::Failed
-                    )
-                })
-                .map(|(_, t)| t.count)
-                .sum();
-            metric(
-                &mut out,
-                "recvault_backlog_recordings",
-                "gauge",
-                "Recordings not yet archived.",
-            );
-            let _ = writeln!(out, "recvault_backlog_recordings {waiting}");
-            let age = l
-                .oldest_waiting()?
-                .map(|r| (now_secs() - r.identity.mtime_ns.div_euclid(1_000_000_000)).max(0))
-                .unwrap_or(0);
-            metric(
-                &mut out,
-                "recvault_backlog_oldest_age_seconds",
-                "gauge",
-                "Age of the oldest recording not yet archived.",
-            );
-            let _ = writeln!(out, "recvault_backlog_oldest_age_seconds {age}");
-            if attribution {
-                metric(
-                    &mut out,
-                    "recvault_attribution_backlog",
-                    "gauge",
-                    "Recordings waiting for attribution from VICIdial's database.",
-                );
-                let _ = writeln!(
-                    out,
-                    "recvault_attribution_backlog {}",
-                    l.attribution_backlog()?
-                );
-            }
-            Ok::<_, Error>(out)
-        })
+        .call(move |l| ledger_text(l, attribution))
         .await?;
     let mut cached = state.figures.lock().unwrap_or_else(|e| e.into_inner());
     *cached = Some((Instant::now(), text.clone()));
     Ok(text)
+}
+
+/// The ledger's figures as metrics text, read now; the attribution backlog
+/// only when VICIdial's database is configured.
+fn ledger_text(l: &Ledger, attribution: bool) -> Result<String, Error> {
+    let mut out = String::new();
+    let totals = l.totals()?;
+    per_state(&mut out, &totals);
+    backlog(&mut out, l, &totals)?;
+    if attribution {
+        metric(
+            &mut out,
+            "recvault_attribution_backlog",
+            "gauge",
+            "Recordings waiting for attribution from VICIdial's database.",
+        );
+        let _ = writeln!(
+            out,
+            "recvault_attribution_backlog {}",
+            l.attribution_backlog()?
+        );
+    }
+    Ok(out)
+}
+
+/// Recordings, original bytes and object bytes, per state (every state, zeros included).
+fn per_state(out: &mut String, totals: &[(Step, StateTotals)]) {
+    let figures = [
+        ("recvault_recordings", "Recordings per state.", 0),
+        (
+            "recvault_recording_bytes",
+            "Original bytes of recordings per state.",
+            1,
+        ),
+        (
+            "recvault_stored_bytes",
+            "Object bytes of recordings per state.",
+            2,
+        ),
+    ];
+    for (name, help, which) in figures {
+        metric(out, name, "gauge", help);
+        for s in Step::ALL {
+            let t = totals
+                .iter()
+                .find(|(st, _)| *st == s)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default();
+            let v = [t.count, t.bytes, t.object_bytes][which];
+            let _ = writeln!(out, "{name}{{state=\"{s}\"}} {v}");
+        }
+    }
+}
+
+/// How many recordings are not yet archived, and the oldest one's age.
+fn backlog(out: &mut String, l: &Ledger, totals: &[(Step, StateTotals)]) -> Result<(), Error> {
+    let waiting: u64 = totals
+        .iter()
+        .filter(|(s, _)| {
+            matches!(
+                s,
+                Step::Seen | Step::Settled | Step::Compressed | Step::Uploaded | Step::Failed
+            )
+        })
+        .map(|(_, t)| t.count)
+        .sum();
+    metric(
+        out,
+        "recvault_backlog_recordings",
+        "gauge",
+        "Recordings not yet archived.",
+    );
+    let _ = writeln!(out, "recvault_backlog_recordings {waiting}");
+    let age = l
+        .oldest_waiting()?
+        .map(|r| (now_secs() - r.identity.mtime_ns.div_euclid(1_000_000_000)).max(0))
+        .unwrap_or(0);
+    metric(
+        out,
+        "recvault_backlog_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest recording not yet archived.",
+    );
+    let _ = writeln!(out, "recvault_backlog_oldest_age_seconds {age}");
+    Ok(())
 }

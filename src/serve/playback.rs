@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use super::body::{Body, Source};
@@ -26,6 +26,7 @@ use crate::ledger::LedgerError;
 use crate::ledger::audit::subject;
 use crate::recording::{FileIdentity, Recording, State as Step};
 use crate::spool;
+use crate::store::Store;
 use crate::units::{local_time, now_secs};
 
 /// Seconds a client is told to wait when the store or database is down.
@@ -99,21 +100,8 @@ async fn answer<B>(
     asker: &Asker,
     rec: &Recording,
 ) -> Response<Body> {
-    if rec.erasure.is_some() {
-        // Erased, or being erased, at a data subject's request: gone for
-        // every listener from the moment the erasure was confirmed.
-        return reply(
-            StatusCode::GONE,
-            "this recording was erased at the request of the person recorded",
-        );
-    }
-    if rec.state == Step::RemoteDeleted || rec.deleted_at.is_some() {
-        let why = format!(
-            "this recording was deleted on {} ({})",
-            rec.deleted_at.map(local_time).unwrap_or_else(|| "-".into()),
-            rec.deleted_by.as_deref().unwrap_or("retention")
-        );
-        return reply(StatusCode::GONE, &why);
+    if let Some(r) = gone(rec) {
+        return r;
     }
     if let Some((file, size)) = local_copy(state, rec) {
         return respond(
@@ -136,45 +124,90 @@ async fn answer<B>(
     let (Some(store), Some(cache)) = (&state.store, &state.cache) else {
         return reply(StatusCode::SERVICE_UNAVAILABLE, "no store is configured");
     };
-    if state.config.redirect && codec::codec_of(rec) == Codec::None {
-        match store
-            .presign_get(key, state.config.presign_ttl, content_type(&rec.name))
-            .await
-        {
-            Ok(Some(url)) => {
-                let mut r = with(
-                    reply(StatusCode::FOUND, "stored as is: redirected to the store"),
-                    header::LOCATION,
-                    &url,
-                );
-                r.extensions_mut().insert(Via("redirect"));
-                return r;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(key = %key, "cannot presign (streaming instead): {e}"),
-        }
+    if state.config.redirect
+        && codec::codec_of(rec) == Codec::None
+        && let Some(r) = redirect(state, &**store, key, rec).await
+    {
+        return r;
     }
     match cache.open(rec, key).await {
         Ok(entry) => {
             let size = entry.size;
             respond(state, req, asker, rec, Source::Cached(entry), size, "store")
         }
-        Err(Failure::Unavailable) => {
+        Err(failure) => cache_failure(failure),
+    }
+}
+
+/// 410 for a recording erased or deleted (when and by what), else `None`.
+fn gone(rec: &Recording) -> Option<Response<Body>> {
+    if rec.erasure.is_some() {
+        // Erased, or being erased, at a data subject's request: gone for
+        // every listener from the moment the erasure was confirmed.
+        return Some(reply(
+            StatusCode::GONE,
+            "this recording was erased at the request of the person recorded",
+        ));
+    }
+    if rec.state == Step::RemoteDeleted || rec.deleted_at.is_some() {
+        let why = format!(
+            "this recording was deleted on {} ({})",
+            rec.deleted_at.map(local_time).unwrap_or_else(|| "-".into()),
+            rec.deleted_by.as_deref().unwrap_or("retention")
+        );
+        return Some(reply(StatusCode::GONE, &why));
+    }
+    None
+}
+
+/// A redirect to a presigned URL of the object stored as is, or `None`
+/// where the store cannot presign (the object is streamed instead).
+async fn redirect(
+    state: &State,
+    store: &dyn Store,
+    key: &str,
+    rec: &Recording,
+) -> Option<Response<Body>> {
+    match store
+        .presign_get(key, state.config.presign_ttl, content_type(&rec.name))
+        .await
+    {
+        Ok(Some(url)) => {
+            let mut r = with(
+                reply(StatusCode::FOUND, "stored as is: redirected to the store"),
+                header::LOCATION,
+                &url,
+            );
+            r.extensions_mut().insert(Via("redirect"));
+            Some(r)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(key = %key, "cannot presign (streaming instead): {e}");
+            None
+        }
+    }
+}
+
+/// The answer when the playback cache cannot give the recording.
+fn cache_failure(failure: Failure) -> Response<Body> {
+    match failure {
+        Failure::Unavailable => {
             let r = reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store is unavailable; try again later",
             );
             with(r, header::RETRY_AFTER, RETRY_AFTER)
         }
-        Err(Failure::Missing) => reply(
+        Failure::Missing => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the recording's object is missing from the store",
         ),
-        Err(Failure::Damaged) => reply(
+        Failure::Damaged => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the stored object does not decode to the original",
         ),
-        Err(Failure::Local) => reply(
+        Failure::Local => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             "cannot write the playback cache",
         ),
@@ -244,7 +277,22 @@ fn respond<B>(
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    let h = r.headers_mut();
+    content_headers(r.headers_mut(), rec, status, start, end, size);
+    // A HEAD's empty body is audited by the router, like any short answer.
+    r.extensions_mut().insert(Via(via));
+    r
+}
+
+/// Type, length, range, ETag and file name of the bytes `start..end` of
+/// `size` sent with `status`.
+fn content_headers(
+    h: &mut HeaderMap,
+    rec: &Recording,
+    status: StatusCode,
+    start: u64,
+    end: u64,
+    size: u64,
+) {
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(&rec.name)),
@@ -278,9 +326,6 @@ fn respond<B>(
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    // A HEAD's empty body is audited by the router, like any short answer.
-    r.extensions_mut().insert(Via(via));
-    r
 }
 
 /// 401 asking for VICIdial credentials.

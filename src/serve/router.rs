@@ -51,27 +51,7 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
         recording_id: None,
         subject: format!("link {}", shorten(target, 120)),
     };
-    if !state.limit.admit(client) {
-        let r = with(
-            reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from your address; slow down",
-            ),
-            header::RETRY_AFTER,
-            "1",
-        );
-        return finish(&state, &asker, recording, r);
-    }
-    if target.len() > MAX_TARGET {
-        let r = reply(StatusCode::URI_TOO_LONG, "request target too long");
-        return finish(&state, &asker, recording, r);
-    }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        let r = with(
-            reply(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
-            header::ALLOW,
-            "GET, HEAD",
-        );
+    if let Some(r) = refusal(&state, client, target, req.method()) {
         return finish(&state, &asker, recording, r);
     }
     let path = req.uri().path();
@@ -101,6 +81,32 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
         }
         _ => reply(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// The checks every request passes, in order: the client's rate, the
+/// target's length, the method. The answer if one fails.
+fn refusal(state: &State, client: IpAddr, target: &str, method: &Method) -> Option<Response<Body>> {
+    if !state.limit.admit(client) {
+        return Some(with(
+            reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from your address; slow down",
+            ),
+            header::RETRY_AFTER,
+            "1",
+        ));
+    }
+    if target.len() > MAX_TARGET {
+        return Some(reply(StatusCode::URI_TOO_LONG, "request target too long"));
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Some(with(
+            reply(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
+            header::ALLOW,
+            "GET, HEAD",
+        ));
+    }
+    None
 }
 
 /// Records a recording request's audit entry and outcome, then answers.

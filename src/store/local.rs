@@ -47,6 +47,19 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
     }
 }
 
+/// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
+/// the bytes written.
+fn copy_synced(source: &Path, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
+    let mut input = File::open(source).map_err(|e| local("cannot open", source, e))?;
+    let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
+    let mut writer = HashingWriter::new(out);
+    io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
+    let (out, written_sha, size) = writer.finish();
+    out.sync_all()
+        .map_err(|e| unavailable("cannot sync", tmp, e))?;
+    Ok((written_sha, size))
+}
+
 impl LocalStore {
     pub fn new(root: PathBuf) -> LocalStore {
         LocalStore { root }
@@ -105,13 +118,7 @@ impl LocalStore {
             metadata,
             content_type,
         } = sent;
-        let mut input = File::open(source).map_err(|e| local("cannot open", source, e))?;
-        let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
-        let mut writer = HashingWriter::new(out);
-        io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
-        let (out, written_sha, size) = writer.finish();
-        out.sync_all()
-            .map_err(|e| unavailable("cannot sync", tmp, e))?;
+        let (written_sha, size) = copy_synced(source, tmp)?;
         if written_sha != sha256 {
             // Like S3's BadDigest: the bytes are not the bytes the caller hashed.
             return Err(StoreError::Permanent(format!(
@@ -121,24 +128,15 @@ impl LocalStore {
             )));
         }
         let checksum = single_part_checksum(&written_sha);
-        let sidecar = Sidecar {
-            size,
-            checksum: checksum.clone(),
-            metadata,
-            content_type: Some(content_type),
-        };
-        let side = self.sidecar_path(key);
-        let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&side_dir).map_err(|e| unavailable("cannot create", &side_dir, e))?;
-        let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
-        let text = sidecar.to_text()?;
-        let write_side = || -> io::Result<()> {
-            let mut f = File::create(&side_tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&side_tmp, &side)
-        };
-        write_side().map_err(|e| unavailable("cannot write", &side, e))?;
+        self.write_sidecar(
+            key,
+            &Sidecar {
+                size,
+                checksum: checksum.clone(),
+                metadata,
+                content_type: Some(content_type),
+            },
+        )?;
         // link() fails if the target exists: never overwrite.
         match fs::hard_link(tmp, target) {
             Ok(()) => {}
@@ -155,6 +153,22 @@ impl LocalStore {
         let parent = target.parent().unwrap_or(&self.root);
         digest::sync_dir(parent).map_err(|e| unavailable("cannot sync", parent, e))?;
         Ok(PutOutcome::Created { checksum })
+    }
+
+    /// Writes `key`'s sidecar (to a temp name, synced, renamed into place).
+    fn write_sidecar(&self, key: &str, sidecar: &Sidecar) -> Result<(), StoreError> {
+        let side = self.sidecar_path(key);
+        let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&side_dir).map_err(|e| unavailable("cannot create", &side_dir, e))?;
+        let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
+        let text = sidecar.to_text()?;
+        let write_side = || -> io::Result<()> {
+            let mut f = File::create(&side_tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&side_tmp, &side)
+        };
+        write_side().map_err(|e| unavailable("cannot write", &side, e))
     }
 
     fn head_blocking(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {

@@ -66,7 +66,7 @@ async fn steps(
     key: &str,
     source: &Path,
     body: &[u8],
-) -> Result<&'static str, (&'static str, String)> {
+) -> Result<&'static str, Failed> {
     let sha = digest::sha256(body);
     let metadata: BTreeMap<String, String> = [(meta::SHA256.to_string(), hex::encode(sha))].into();
     let request = PutRequest {
@@ -84,12 +84,29 @@ async fn steps(
         }
         Err(e) => return Err(("put", e.to_string())),
     }
+    let checksum = head_step(store, key, &sha, body.len() as u64).await?;
+    get_step(store, key, source, body).await?;
+    delete_step(store, key).await?;
+    Ok(checksum)
+}
+
+/// A failed step and why.
+type Failed = (&'static str, String);
+
+/// The object is there with our size, and the store's checksum (or our
+/// metadata) proves its bytes: what the store proves, for the operator.
+async fn head_step(
+    store: &dyn Store,
+    key: &str,
+    sha: &[u8; 32],
+    size: u64,
+) -> Result<&'static str, Failed> {
     let info = match store.head(key).await {
         Ok(Some(info)) => info,
         Ok(None) => return Err(("head", "probe object not found after put".into())),
         Err(e) => return Err(("head", e.to_string())),
     };
-    let want = single_part_checksum(&sha);
+    let want = single_part_checksum(sha);
     let checksum = match &info.checksum {
         Some(c) if *c == want => {
             "the store proves the bytes it holds (its checksum matches ours): checked before a local copy may go"
@@ -105,10 +122,15 @@ async fn steps(
         }
         None => return Err(("head", "store reports neither checksum nor metadata".into())),
     };
-    if info.size != body.len() as u64 {
-        let problem = format!("size {} reported, {} sent", info.size, body.len());
+    if info.size != size {
+        let problem = format!("size {} reported, {} sent", info.size, size);
         return Err(("head", problem));
     }
+    Ok(checksum)
+}
+
+/// The object downloads as the bytes sent.
+async fn get_step(store: &dyn Store, key: &str, source: &Path, body: &[u8]) -> Result<(), Failed> {
     let back = source.with_extension("back");
     let got = match store.get(key, &back).await {
         Ok(_) => std::fs::read(&back).map_err(|e| ("get", e.to_string())),
@@ -118,6 +140,11 @@ async fn steps(
     if got? != body {
         return Err(("get", "downloaded bytes differ from the probe".into()));
     }
+    Ok(())
+}
+
+/// Every version of the object deletes, and it is gone after.
+async fn delete_step(store: &dyn Store, key: &str) -> Result<(), Failed> {
     // Every version (what retention and erase need on a versioned bucket,
     // and no probe left behind there).
     let purged = store
@@ -131,7 +158,7 @@ async fn steps(
         }
     }
     match store.head(key).await {
-        Ok(None) => Ok(checksum),
+        Ok(None) => Ok(()),
         Ok(Some(_)) => Err(("delete", "probe still present after delete".into())),
         Err(e) => Err(("delete", e.to_string())),
     }

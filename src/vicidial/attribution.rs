@@ -180,42 +180,9 @@ fn agent(user: Option<String>) -> Option<String> {
 }
 
 fn read_row(row: &MySqlRow) -> Result<CallAttribution, sqlx::Error> {
-    let text = |i: usize| -> Result<Option<String>, sqlx::Error> {
-        Ok(row
-            .try_get::<Option<String>, _>(i)?
-            .filter(|s| !s.is_empty()))
-    };
-    let outbound = (
-        text(7)?,
-        text(8)?,
-        text(9)?,
-        row.try_get::<Option<u32>, _>(10)?,
-    );
-    let inbound = (
-        text(13)?,
-        text(14)?,
-        text(15)?,
-        row.try_get::<Option<u32>, _>(16)?,
-    );
-    // A joined log row always has its lead_id (NOT NULL in both tables).
-    let (source, log, log_start, log_length) = if outbound.3.is_some() {
-        let start = row.try_get::<Option<u32>, _>(11)?;
-        let length = row.try_get::<Option<i32>, _>(12)?;
-        (
-            AttributionSource::OutboundCall,
-            Some(outbound),
-            start,
-            length,
-        )
-    } else if inbound.3.is_some() {
-        let start = row.try_get::<Option<u32>, _>(17)?;
-        let length = row.try_get::<Option<i32>, _>(18)?;
-        (AttributionSource::InboundCall, Some(inbound), start, length)
-    } else {
-        (AttributionSource::RecordingOnly, None, None, None)
-    };
+    let (source, log, log_start, log_length) = call_log(row)?;
     let (log_campaign, log_phone, log_user, log_lead) = log.unwrap_or_default();
-    let (campaign, source) = match (log_campaign, text(20)?) {
+    let (campaign, source) = match (log_campaign, text(row, 20)?) {
         (Some(c), _) => (Some(c), source),
         (None, Some(c)) => (Some(c), AttributionSource::LeadList),
         (None, None) => (None, source),
@@ -231,9 +198,9 @@ fn read_row(row: &MySqlRow) -> Result<CallAttribution, sqlx::Error> {
         source,
         lead_id,
         phone: log_phone
-            .or(text(19)?)
+            .or(text(row, 19)?)
             .map(|p| crate::recording::phone::normalize_lenient(&p)),
-        agent: agent(log_user).or(agent(text(5)?)),
+        agent: agent(log_user).or(agent(text(row, 5)?)),
         started_at: row
             .try_get::<Option<u32>, _>(2)?
             .or(log_start)
@@ -241,7 +208,58 @@ fn read_row(row: &MySqlRow) -> Result<CallAttribution, sqlx::Error> {
         length_secs: row
             .try_get::<Option<u32>, _>(3)?
             .or(log_length.and_then(|l| u32::try_from(l).ok())),
-        vicidial_id: text(6)?,
+        vicidial_id: text(row, 6)?,
+    })
+}
+
+/// A text column, empty as `None`.
+fn text(row: &MySqlRow, i: usize) -> Result<Option<String>, sqlx::Error> {
+    Ok(row
+        .try_get::<Option<String>, _>(i)?
+        .filter(|s| !s.is_empty()))
+}
+
+/// A call log row's campaign, phone number, user and lead id.
+type LogColumns = (Option<String>, Option<String>, Option<String>, Option<u32>);
+
+/// Where the attribution comes from, the call log's columns, its start time and length.
+type CallLog = (
+    AttributionSource,
+    Option<LogColumns>,
+    Option<u32>,
+    Option<i32>,
+);
+
+/// Which call log the recording was joined to (outbound first).
+fn call_log(row: &MySqlRow) -> Result<CallLog, sqlx::Error> {
+    let outbound = (
+        text(row, 7)?,
+        text(row, 8)?,
+        text(row, 9)?,
+        row.try_get::<Option<u32>, _>(10)?,
+    );
+    let inbound = (
+        text(row, 13)?,
+        text(row, 14)?,
+        text(row, 15)?,
+        row.try_get::<Option<u32>, _>(16)?,
+    );
+    // A joined log row always has its lead_id (NOT NULL in both tables).
+    Ok(if outbound.3.is_some() {
+        let start = row.try_get::<Option<u32>, _>(11)?;
+        let length = row.try_get::<Option<i32>, _>(12)?;
+        (
+            AttributionSource::OutboundCall,
+            Some(outbound),
+            start,
+            length,
+        )
+    } else if inbound.3.is_some() {
+        let start = row.try_get::<Option<u32>, _>(17)?;
+        let length = row.try_get::<Option<i32>, _>(18)?;
+        (AttributionSource::InboundCall, Some(inbound), start, length)
+    } else {
+        (AttributionSource::RecordingOnly, None, None, None)
     })
 }
 

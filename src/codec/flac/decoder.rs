@@ -92,6 +92,16 @@ pub fn decode_frames(
         (processed, sys::FLAC__stream_decoder_finish(d))
     };
     drop(decoder);
+    outcome(&mut state, processed, finished)
+}
+
+/// The samples per channel decoded, or the first thing that went wrong: a
+/// reader or writer error, a stream error, decoding stopped, an MD5 mismatch.
+fn outcome(
+    state: &mut DecoderState<'_>,
+    processed: sys::FLAC__bool,
+    finished: sys::FLAC__bool,
+) -> io::Result<u64> {
     if let Some(e) = state.io_error.take() {
         return Err(e);
     }

@@ -133,18 +133,8 @@ impl SftpStore {
                 content_type: Some(req.content_type.to_string()),
             };
             write_file(sftp, &side_tmp, sidecar.to_text()?.as_bytes()).await?;
-            if !link(sftp, &side_tmp, &side).await? {
-                // A sidecar without its object is left from a crashed put: ours replaces it.
-                if sftp.symlink_metadata(target.as_str()).await.is_ok() {
-                    return Ok(None);
-                }
-                remove(sftp, &side).await?;
-                if !link(sftp, &side_tmp, &side).await? {
-                    return Err(StoreError::Transient(format!(
-                        "put `{}`: another writer is at it",
-                        req.key
-                    )));
-                }
+            if !link_sidecar(sftp, &side_tmp, &side, &target, req.key).await? {
+                return Ok(None);
             }
             if !link(sftp, &tmp, &target).await? {
                 remove(sftp, &side).await?;
@@ -159,13 +149,21 @@ impl SftpStore {
         let _ = sftp.remove_file(side_tmp.as_str()).await;
         match result? {
             Some(created) => Ok(created),
-            None => match head_on(self, sftp, req.key).await? {
-                Some(info) => Ok(PutOutcome::Exists(info)),
-                None => Err(StoreError::Transient(format!(
-                    "`{}` appeared and vanished during put",
-                    req.key
-                ))),
-            },
+            None => self.put_by_another(sftp, req.key).await,
+        }
+    }
+
+    /// The object another writer put while ours was under way.
+    async fn put_by_another(
+        &self,
+        sftp: &SftpSession,
+        key: &str,
+    ) -> Result<PutOutcome, StoreError> {
+        match head_on(self, sftp, key).await? {
+            Some(info) => Ok(PutOutcome::Exists(info)),
+            None => Err(StoreError::Transient(format!(
+                "`{key}` appeared and vanished during put"
+            ))),
         }
     }
 
@@ -257,6 +255,31 @@ async fn link(sftp: &SftpSession, from: &str, to: &str) -> Result<bool, StoreErr
             Err(_) => Err(classify("link", to, &e)),
         },
     }
+}
+
+/// Links the sidecar `side_tmp` to `side`, replacing a sidecar a crashed put
+/// left: Ok(false) if the object `target` is there (another put won).
+async fn link_sidecar(
+    sftp: &SftpSession,
+    side_tmp: &str,
+    side: &str,
+    target: &str,
+    key: &str,
+) -> Result<bool, StoreError> {
+    if link(sftp, side_tmp, side).await? {
+        return Ok(true);
+    }
+    // A sidecar without its object is left from a crashed put: ours replaces it.
+    if sftp.symlink_metadata(target).await.is_ok() {
+        return Ok(false);
+    }
+    remove(sftp, side).await?;
+    if !link(sftp, side_tmp, side).await? {
+        return Err(StoreError::Transient(format!(
+            "put `{key}`: another writer is at it"
+        )));
+    }
+    Ok(true)
 }
 
 async fn remove(sftp: &SftpSession, path: &str) -> Result<(), StoreError> {
