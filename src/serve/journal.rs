@@ -27,14 +27,19 @@ const ACTIVE: &str = "listens.journal";
 pub struct Line {
     pub at: i64,
     pub recording_id: Option<i64>,
+    /// The recording's audit subject, or the link that was asked for.
     pub subject: String,
+    /// The VICIdial user who authenticated, if any.
     pub user: Option<String>,
     pub client: IpAddr,
     pub user_agent: String,
+    /// One of `metrics::PLAYBACK_OUTCOMES`.
     pub outcome: String,
     pub status: u16,
     pub bytes: u64,
+    /// Where the bytes came from: `local copy`, `store`, `redirect`, `-`.
     pub via: String,
+    /// Why a request was refused (what the client was told), else empty.
     pub note: String,
 }
 

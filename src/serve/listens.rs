@@ -9,7 +9,6 @@
 //! tried again, and the last one is written when the daemon stops.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,44 +25,9 @@ use crate::ledger::listens::ListenEntry;
 /// How long requests are gathered before they are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// One request for a recording, as the audit trail records it.
-#[derive(Debug, Clone)]
-pub struct Listen {
-    pub at: i64,
-    pub recording_id: Option<i64>,
-    /// The recording's audit subject, or the link that was asked for.
-    pub subject: String,
-    /// The VICIdial user who authenticated, if any.
-    pub user: Option<String>,
-    pub client: IpAddr,
-    pub user_agent: String,
-    /// One of `metrics::PLAYBACK_OUTCOMES`.
-    pub outcome: &'static str,
-    pub status: u16,
-    pub bytes: u64,
-    /// Where the bytes came from: `local copy`, `store`, `redirect`, `-`.
-    pub via: &'static str,
-    /// Why a request was refused (what the client was told), else empty.
-    pub note: String,
-}
-
-impl From<Listen> for Line {
-    fn from(l: Listen) -> Line {
-        Line {
-            at: l.at,
-            recording_id: l.recording_id,
-            subject: l.subject,
-            user: l.user,
-            client: l.client,
-            user_agent: l.user_agent,
-            outcome: l.outcome.to_string(),
-            status: l.status,
-            bytes: l.bytes,
-            via: l.via.to_string(),
-            note: l.note,
-        }
-    }
-}
+/// One request for a recording, as the audit trail records it (and the
+/// journal keeps it until then).
+pub type Listen = Line;
 
 /// Requests counted into one entry: the line without its time and bytes.
 type Key = Line;
@@ -148,8 +112,7 @@ impl ListenLog {
     }
 
     /// Journals one request and hands it over; never waits for the ledger.
-    pub fn record(&self, listen: Listen) {
-        let line = Line::from(listen);
+    pub fn record(&self, line: Listen) {
         // Journaled and sent under one lock: a rotation sees both or neither.
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         journal.append(&line);
@@ -282,7 +245,7 @@ mod tests {
     use crate::ledger::LedgerError;
     use crate::ledger::audit::AuditFilter;
 
-    fn listen(outcome: &'static str, bytes: u64) -> Listen {
+    fn listen(outcome: &str, bytes: u64) -> Listen {
         Listen {
             at: 5,
             recording_id: Some(3),
@@ -290,10 +253,10 @@ mod tests {
             user: None,
             client: "10.0.0.7".parse().unwrap(),
             user_agent: "player/1".into(),
-            outcome,
+            outcome: outcome.into(),
             status: 206,
             bytes,
-            via: "store",
+            via: "store".into(),
             note: String::new(),
         }
     }
@@ -368,7 +331,7 @@ mod tests {
         };
         let (_tx, mut rx) = mpsc::unbounded_channel();
         let kept = dir.path().join("kept");
-        w.pending.add(Line::from(listen("served", 10)));
+        w.pending.add(listen("served", 10));
         let n = w.journal.lock().unwrap().rotate().unwrap();
         let rotated = dir.path().join(format!("listens.{n}.journal"));
         std::fs::copy(&rotated, &kept).unwrap();

@@ -151,10 +151,10 @@ pub fn audit(
         user: asker.user.clone(),
         client: asker.client,
         user_agent: asker.user_agent.clone(),
-        outcome,
+        outcome: outcome.to_string(),
         status,
         bytes,
-        via,
+        via: via.to_string(),
         note,
     });
 }

@@ -55,6 +55,19 @@ async fn marked(d: &mut Dialer, id: u32) -> bool {
         == Some("1")
 }
 
+/// Waits (two minutes at most) for queue row `id` to be marked done.
+async fn wait_marked(d: &mut Dialer, id: u32, when: &str) {
+    let deadline = std::time::Instant::now() + 2 * MINUTE;
+    while !marked(d, id).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue row {id} never marked done {when}; log:\n{}",
+            tail(&d.log_text(), 40)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gdpr_purges_erase_every_copy_holds_win_and_rows_are_marked_done() {
     let g = garage();
@@ -106,15 +119,7 @@ async fn gdpr_purges_erase_every_copy_holds_win_and_rows_are_marked_done() {
     .await;
     d.kill();
     d.start();
-    let deadline = std::time::Instant::now() + 2 * MINUTE;
-    while !marked(&mut d, 4101).await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue row 4101 never marked done; log:\n{}",
-            tail(&d.log_text(), 40)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_marked(&mut d, 4101, "after the kill").await;
     // Every copy of the purged recording is gone, its personal data too.
     assert!(store.head(&erased_key).await.unwrap().is_none());
     assert!(!d.site.spool.join(&erased).exists());
@@ -149,15 +154,7 @@ async fn gdpr_purges_erase_every_copy_holds_win_and_rows_are_marked_done() {
         .site
         .recvault(&["hold", "release", "CASE-77", "--reason", "settled"]);
     expect_code(&release, 0);
-    let deadline = std::time::Instant::now() + 2 * MINUTE;
-    while !marked(&mut d, 4102).await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue row 4102 never marked done after the release; log:\n{}",
-            tail(&d.log_text(), 40)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    wait_marked(&mut d, 4102, "after the release").await;
     d.stop();
     assert!(store.head(&held_key).await.unwrap().is_none());
     assert!(!held_path.exists());
