@@ -1,6 +1,7 @@
 //! The house rules of `src/`, checked: imports point down the layers of
 //! `src/lib.rs` (or sideways inside one layer), no two top-level modules
-//! import each other in a circle, and no source file grows past 600 lines.
+//! import each other in a circle, no source file grows past 600 lines, and
+//! no function past a screen (60 lines) without a comment saying why.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -188,8 +189,69 @@ fn no_source_file_is_over_600_lines() {
     );
 }
 
+/// Functions of `text`'s code (not its unit tests) longer than `max` lines
+/// with no reason given in a comment just above (one that says "long").
+fn long_functions(text: &str, max: usize) -> Vec<(usize, String, usize)> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+    let lines: Vec<&str> = code.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = &line[..line.len() - trimmed.len()];
+        let signature = trimmed
+            .trim_start_matches("pub ")
+            .trim_start_matches("pub(crate) ")
+            .trim_start_matches("pub(super) ")
+            .trim_start_matches("async ");
+        let Some(name) = signature.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue;
+        }
+        let close = format!("{indent}}}");
+        let Some(end) = lines[i..].iter().position(|l| l.trim_end() == close) else {
+            continue;
+        };
+        let reason = lines[i.saturating_sub(4)..i]
+            .iter()
+            .any(|l| l.trim_start().starts_with("//") && l.contains("long"));
+        if end + 1 > max && !reason {
+            let name = name.split(['(', '<']).next().unwrap_or(name);
+            out.push((i + 1, name.to_string(), end + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_function_is_longer_than_a_screen_without_a_reason() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut long = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        for (line, name, n) in long_functions(&fs::read_to_string(f).unwrap(), 60) {
+            long.push(format!("{}:{line} {name} ({n} lines)", f.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 60 lines with no reason given:\n{}",
+        long.join("\n")
+    );
+}
+
 #[test]
 fn the_rules_can_fail() {
+    let body = "    x();\n".repeat(3);
+    let f = format!("pub async fn f(a: u8) {{\n{body}}}\n");
+    assert_eq!(long_functions(&f, 4), [(1, "f".to_string(), 5)]);
+    assert!(long_functions(&f, 5).is_empty());
+    let explained = format!("// One arm per command: long on purpose.\n{f}");
+    assert!(long_functions(&explained, 4).is_empty());
+    let in_tests = format!("#[cfg(test)]\n{f}");
+    assert!(long_functions(&in_tests, 4).is_empty());
     // The parser sees what an upward import would look like.
     let used =
         uses("use crate::commands::x;\nuse crate::{ledger, store};\n#[cfg(test)]\nuse crate::cli;");
