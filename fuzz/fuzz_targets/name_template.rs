@@ -8,10 +8,14 @@
 
 use libfuzzer_sys::fuzz_target;
 
-// Compiled in by path, like key_names.rs: name.rs needs only std and chrono.
+// Compiled in by path, like key_names.rs: name.rs needs only std, chrono
+// and the phone-number form (`super::phone`, std only).
 #[allow(dead_code)]
 #[path = "../../src/recording/name.rs"]
 mod naming;
+#[allow(dead_code)]
+#[path = "../../src/recording/phone.rs"]
+mod phone;
 
 fuzz_target!(|data: &[u8]| {
     let (template, name) = match data.iter().position(|&b| b == 0) {
