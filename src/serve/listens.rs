@@ -101,10 +101,7 @@ impl ListenLog {
         actor: Actor,
         dir: &Path,
     ) -> Result<(ListenLog, JoinHandle<()>), Error> {
-        let (l, a, d) = (ledger.clone(), actor.clone(), dir.to_path_buf());
-        let journal = ledger
-            .call(move |_| journal::recover(&l, &a, &d, entries_of))
-            .await?;
+        let journal = replay(ledger.clone(), actor.clone(), dir).await?;
         let journal = Arc::new(Mutex::new(journal));
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(write(ledger, actor, rx, journal.clone()));
@@ -120,6 +117,19 @@ impl ListenLog {
             tracing::error!(subject = %lost.0.subject, "listen not audited now: the audit writer has stopped (it is in the journal)");
         }
     }
+}
+
+/// Puts what a killed run journaled in `dir` into the audit trail; returns
+/// the journal to write from now on.
+pub(super) async fn replay(
+    ledger: Arc<Ledger>,
+    actor: Actor,
+    dir: &Path,
+) -> Result<Journal, Error> {
+    let (l, d) = (ledger.clone(), dir.to_path_buf());
+    ledger
+        .call(move |_| journal::recover(&l, &actor, &d, entries_of))
+        .await
 }
 
 async fn write(
@@ -342,10 +352,12 @@ mod tests {
         task.abort();
         let _ = task.await;
         drop(log);
+        // Without [serve] the daemon still replays what a killed server left.
+        replay(ledger.clone(), actor(), dir.path()).await.unwrap();
+        assert_eq!(audited(&ledger, "served"), (8, 2), "not replayed twice");
         let (log, task) = ListenLog::start(ledger.clone(), actor(), dir.path())
             .await
             .unwrap();
-        assert_eq!(audited(&ledger, "served"), (8, 2), "not replayed twice");
         assert!(journals(dir.path()).is_empty());
         drop(log);
         task.await.unwrap();

@@ -86,11 +86,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `[serve] listen` and starts answering; `None` without `[serve]`.
+    /// Binds `[serve] listen` and starts answering; `None` without `[serve]`
+    /// (listens a killed server journaled are still put in the audit trail).
     /// A port that cannot be bound, an unreadable link key or TLS file is
     /// an error: the operator asked for a server.
     pub async fn start(config: &Config, parts: Parts) -> Result<Option<Server>, Error> {
+        let journal_dir = config
+            .ledger
+            .path
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
         let Some(serve) = config.serve.clone() else {
+            listens::replay(parts.ledger, Actor::current(), journal_dir).await?;
             return Ok(None);
         };
         let signer = link::Signer::load(&serve.key_file)?;
@@ -110,11 +117,6 @@ impl Server {
             (Some(level), Some(db)) => Some(auth::Auth::new(db.clone(), level)),
             _ => None,
         };
-        let journal_dir = config
-            .ledger
-            .path
-            .parent()
-            .unwrap_or(std::path::Path::new("."));
         let (listens, audit) =
             listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
         let state = Arc::new(State {
