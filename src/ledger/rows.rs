@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{Row, ToSql};
 
+use crate::recording::name::Attribution;
 use crate::recording::{ErasureMark, FileIdentity, Recording, State};
 
 /// The columns [`from_row`] reads, in its order.
@@ -148,6 +149,12 @@ pub struct ArchivedObject {
     pub object_sha256: String,
     pub store_checksum: Option<String>,
     pub codec: String,
+    /// What the ledger knew of the call when the object was archived
+    /// (campaign, agent, lead, phone, call time), if anything.
+    pub call: Option<Attribution>,
+    /// VICIdial's `recording_log.recording_id` and the call's length, when
+    /// the database had attributed it by then.
+    pub vicidial: Option<(i64, Option<i64>)>,
 }
 
 /// Per-state totals for `recvault status`.

@@ -288,9 +288,17 @@ impl Ledger {
             object.id.filter(|_| id_free),
             &file,
             object.state,
-            None,
+            object.call.as_ref(),
             now,
         )?;
+        if let Some((vicidial_id, call_length)) = object.vicidial {
+            // Attributed from the database before: not asked again.
+            tx.execute(
+                "UPDATE recordings SET db_attribution = 'done', vicidial_recording_id = ?2, \
+                 call_length = ?3 WHERE id = ?1",
+                params![id, vicidial_id, call_length],
+            )?;
+        }
         tx.execute(
             "UPDATE recordings SET sha256 = ?2, object_key = ?3, object_size = ?4, object_sha256 = ?5, \
              store_checksum = ?6, codec = ?7, verified_at = ?8, local_deleted_at = ?9 WHERE id = ?1",

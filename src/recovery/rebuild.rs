@@ -2,13 +2,16 @@
 //! themselves, for when the ledger and its backups are lost. Every object
 //! carries its recording's facts as metadata (`store::meta`), so the rows of
 //! archived recordings can be rebuilt: name, size, mtime, both SHA-256s,
-//! codec, and the id it had.
+//! codec, the id it had, and what was known of its call (campaign, agent,
+//! lead, phone, call time; VICIdial's recording id), so retention keeps
+//! applying the campaign's rule even where only VICIdial's database knew it.
 //!
 //! Legal holds come back from their newest copy in the store
 //! (`recovery::hold_copy`). Not rebuilt: recordings never uploaded (their
 //! files are still in the spool; the daemon takes them in again) and events
 //! and audit entries before the rebuild.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use crate::error::Error;
 use crate::ledger::lock::InstanceLock;
 use crate::ledger::{ArchivedObject, Ledger};
 use crate::recording::key::decode_name;
+use crate::recording::name::Attribution;
 use crate::recording::{FileIdentity, State};
 use crate::store::{ObjectInfo, Store, meta};
 
@@ -74,7 +78,40 @@ fn from_metadata(key: &str, info: &ObjectInfo, host: &str) -> Result<ArchivedObj
         object_sha256,
         store_checksum: info.checksum.clone(),
         codec: m.get(meta::CODEC).cloned().unwrap_or_else(|| "zstd".into()),
+        call: call_of(m),
+        vicidial: number(m, meta::VICIDIAL_RECORDING_ID)
+            .map(|id| (id, number(m, meta::CALL_LENGTH))),
     })
+}
+
+fn number(m: &BTreeMap<String, String>, key: &str) -> Option<i64> {
+    m.get(key).and_then(|v| v.parse().ok())
+}
+
+/// The call as the object's metadata describes it (the ledger's attribution
+/// when it was archived: from the name or from VICIdial's database); `None`
+/// if it says nothing, so the name is asked again.
+fn call_of(m: &BTreeMap<String, String>) -> Option<Attribution> {
+    let text = |key: &str| {
+        m.get(key)
+            .and_then(|v| decode_name(v))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let call = Attribution {
+        matched: true,
+        campaign: text(meta::CAMPAIGN),
+        call_time: number(m, meta::CALL_TIME),
+        phone: text(meta::PHONE),
+        agent: text(meta::AGENT),
+        lead_id: text(meta::LEAD_ID),
+        name_time: None,
+    };
+    let said = call.campaign.is_some()
+        || call.call_time.is_some()
+        || call.phone.is_some()
+        || call.agent.is_some()
+        || call.lead_id.is_some();
+    said.then_some(call)
 }
 
 /// Looks for the recording's local copy (same name, size and mtime) in the

@@ -128,6 +128,23 @@ async fn campaigns_come_from_the_database_and_retention_follows_them() {
     let collect_key = field(&collect, "object_key").unwrap();
     assert!(store.head(&collect_key).await.unwrap().is_none());
     d.assert_password_never_logged(&(status_text + &output(&run)));
+
+    // The ledger lost: rebuilt from the objects, the campaigns only the
+    // database knew are back (its metadata), and not asked for again.
+    std::fs::remove_file(d.site.ledger_path()).unwrap();
+    expect_code(&d.site.recvault(&["ledger", "rebuild", "--from-store"]), 0);
+    assert_eq!(field(&fresh, "campaign").as_deref(), Some("SALES"));
+    assert_eq!(field(&fresh, "agent").as_deref(), Some("agent9"));
+    assert_eq!(field(&fresh, "lead_id").as_deref(), Some("2003"));
+    assert_eq!(field(&fresh, "db_attribution").as_deref(), Some("done"));
+    assert_eq!(
+        field(&fresh, "vicidial_recording_id").as_deref(),
+        Some("2003")
+    );
+    // The orphan's object said only what its name said: the phone.
+    assert_eq!(field(&orphan, "campaign"), None);
+    assert_eq!(field(&orphan, "phone").as_deref(), Some("5550000000"));
+    assert_eq!(field(&orphan, "db_attribution"), None, "asked again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
