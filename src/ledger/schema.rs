@@ -39,8 +39,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
     let err = open_err(path);
     let conn = Connection::open(path).map_err(&err)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(&err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(&err)?;
+    wal(&conn).map_err(&err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(&err)?;
     conn.pragma_update(None, "foreign_keys", "ON")
@@ -50,6 +49,25 @@ pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
     conn.pragma_update(None, "cache_size", -16384)
         .map_err(&err)?;
     Ok(conn)
+}
+
+/// Puts the ledger in WAL mode. Turning a new file to WAL needs it to itself
+/// and SQLite answers "database is locked" at once, without waiting, while
+/// another process does the same (the daemon and a command opening a new
+/// ledger together): try again for as long as the busy timeout.
+fn wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// A read-only connection (the file is already in WAL mode).
