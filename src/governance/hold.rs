@@ -35,6 +35,7 @@ fn check_selectors(selectors: &[Selector]) -> Option<HoldProblem> {
     }
     selectors.iter().find_map(|s| match s {
         Selector::Lead(_) => Some(HoldProblem::NotForHolds("--lead")),
+        Selector::Id(_) => Some(HoldProblem::NotForHolds("a ledger id")),
         Selector::Recording(v)
         | Selector::Campaign(v)
         | Selector::Phone(v)

@@ -28,6 +28,9 @@ pub enum Selector {
     /// A VICIdial lead id. Data-subject requests only: holds have no lead
     /// selector (`hold_selectors` has no such kind).
     Lead(String),
+    /// A ledger id and nothing else (not a name or key that happens to read
+    /// the same): how VICIdial's purge queue names recordings. Requests only.
+    Id(i64),
     /// Call time (mtime where unknown) in `[from, to)`, unix seconds; open-ended if `None`.
     Time {
         from: Option<i64>,
@@ -44,6 +47,7 @@ impl Selector {
             Selector::Phone(_) => "phone",
             Selector::Agent(_) => "agent",
             Selector::Lead(_) => "lead",
+            Selector::Id(_) => "id",
             Selector::Time { .. } => "time",
         }
     }
@@ -57,6 +61,7 @@ impl Selector {
             | Selector::Agent(v)
             | Selector::Lead(v) => (self.kind(), Some(v.as_str()), None, None),
             Selector::Time { from, to } => (self.kind(), None, *from, *to),
+            Selector::Id(id) => (self.kind(), None, Some(*id), Some(*id)),
         }
     }
 
@@ -74,6 +79,7 @@ impl Selector {
             "agent" => Selector::Agent(value),
             "lead" => Selector::Lead(value),
             "time" => Selector::Time { from, to },
+            "id" => Selector::Id(from.unwrap_or_default()),
             _ => Selector::Recording(value),
         }
     }
@@ -87,6 +93,7 @@ impl std::fmt::Display for Selector {
             Selector::Phone(v) => write!(f, "phone={v}"),
             Selector::Agent(v) => write!(f, "agent={v}"),
             Selector::Lead(v) => write!(f, "lead={v}"),
+            Selector::Id(id) => write!(f, "id={id}"),
             Selector::Time { from, to } => write!(
                 f,
                 "time=[{}, {})",

@@ -52,6 +52,7 @@ fn one(s: &Selector) -> (&'static str, Vec<Value>) {
         Selector::Phone(v) => ("r.phone = ?", vec![text(v)]),
         Selector::Agent(v) => ("r.agent = ?", vec![text(v)]),
         Selector::Lead(v) => ("r.lead_id = ?", vec![text(v)]),
+        Selector::Id(id) => ("r.id = ?", vec![Value::Integer(*id)]),
         Selector::Time { from, to } => (
             "(r.retain_from >= COALESCE(?, r.retain_from) AND r.retain_from < COALESCE(?, r.retain_from + 1))",
             vec![
@@ -225,6 +226,11 @@ mod tests {
             Vec::<i64>::new(),
             "an id only as written"
         );
+        // A name that reads like an id: matched by Recording, never by Id.
+        let named = insert(&ledger, &a.to_string(), "SALES", "1", 1);
+        let by_text = ids(&ledger, &[Selector::Recording(a.to_string())]);
+        assert_eq!(by_text, [named, a]);
+        assert_eq!(ids(&ledger, &[Selector::Id(a)]), [a]);
     }
 
     #[test]

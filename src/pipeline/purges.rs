@@ -130,19 +130,9 @@ fn consider(
     if ids.is_empty() {
         return Ok(Verdict::NotHere);
     }
-    let selectors: Vec<Selector> = ids
-        .iter()
-        .map(|id| Selector::Recording(id.to_string()))
-        .collect();
+    let selectors: Vec<Selector> = ids.into_iter().map(Selector::Id).collect();
     let plan = erase::preview(ledger, key, &request, &selectors)?;
-    // Only the recordings named by id: a name that happens to equal an id
-    // elsewhere is not this row's.
-    let items: Vec<(Matched, Standing)> = plan
-        .items
-        .into_iter()
-        .filter(|(m, _)| ids.binary_search(&m.rec.id).is_ok())
-        .collect();
-    match verdict(&items) {
+    match verdict(&plan.items) {
         Verdict::Reserved(_) => {
             let plan =
                 erase::request_confirmed(ledger, key, &request, &selectors, actor, now_secs())?;

@@ -54,12 +54,11 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The journal in `dir`, numbering after `after` and after any file there.
-    fn new(dir: &Path, after: u64) -> Journal {
-        let last = rotated(dir).iter().map(|(n, _)| *n).max().unwrap_or(0);
+    /// The journal in `dir`, whose next rotated file is number `next`.
+    fn new(dir: &Path, next: u64) -> Journal {
         Journal {
             dir: dir.to_path_buf(),
-            next: after.max(last) + 1,
+            next,
             file: None,
             failing: false,
         }
@@ -177,14 +176,17 @@ pub fn recover(
     entries: impl Fn(Vec<Line>) -> Vec<ListenEntry>,
 ) -> Result<Journal, crate::error::Error> {
     let applied = ledger.listens_journaled()?;
-    let mut journal = Journal::new(dir, applied);
+    let mut files = rotated(dir);
+    let last = files.last().map_or(0, |(n, _)| *n);
+    let mut journal = Journal::new(dir, applied.max(last) + 1);
     let active = dir.join(ACTIVE);
     if active.exists() {
-        fs::rename(&active, file_of(dir, journal.next))
-            .map_err(crate::error::Error::io(&active))?;
+        let n = journal.next;
+        fs::rename(&active, file_of(dir, n)).map_err(crate::error::Error::io(&active))?;
+        files.push((n, file_of(dir, n)));
         journal.next += 1;
     }
-    for (n, path) in rotated(dir) {
+    for (n, path) in files {
         if n > applied {
             let lines = read(&path).map_err(crate::error::Error::io(&path))?;
             let count = lines.len();

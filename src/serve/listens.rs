@@ -126,9 +126,9 @@ pub(super) async fn replay(
     actor: Actor,
     dir: &Path,
 ) -> Result<Journal, Error> {
-    let (l, d) = (ledger.clone(), dir.to_path_buf());
+    let dir = dir.to_path_buf();
     ledger
-        .call(move |_| journal::recover(&l, &actor, &d, entries_of))
+        .call(move |l| journal::recover(l, &actor, &dir, entries_of))
         .await
 }
 

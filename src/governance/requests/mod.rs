@@ -31,7 +31,10 @@ pub fn widen(selectors: &[Selector], key: Option<&PseudonymKey>) -> Vec<Selector
                 out.push(Selector::Recording(name));
                 out.push(Selector::Recording(key.object_key(r)));
             }
-            Selector::Campaign(_) | Selector::Agent(_) | Selector::Time { .. } => {}
+            Selector::Campaign(_)
+            | Selector::Agent(_)
+            | Selector::Id(_)
+            | Selector::Time { .. } => {}
         }
     }
     out
