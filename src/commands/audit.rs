@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, AuditFilter, Entry};
-use crate::recording::key::display_name;
+use crate::recording::key::{display_name, display_text};
 use crate::units::local_time;
 
 /// What `recvault audit` was asked to list.
@@ -80,17 +80,19 @@ fn recordings_named(ledger: &Ledger, wanted: &OsString) -> Result<Vec<i64>, Erro
 }
 
 /// One entry as a line: id, time, user, action, case, subject, reason.
+/// Every text is escaped: a listener's login name and user agent are stored
+/// as they came, and must not reach the terminal as control characters.
 fn write_entry(out: &mut impl Write, e: &Entry) -> Result<(), Error> {
     writeln!(
         out,
         "{}\t{}\t{}\t{}\t{}\t{}\t{}",
         e.id,
         local_time(e.at),
-        e.user,
+        display_text(&e.user),
         e.action,
-        e.case_id.as_deref().unwrap_or("-"),
-        e.subject,
-        e.reason
+        display_text(e.case_id.as_deref().unwrap_or("-")),
+        display_text(&e.subject),
+        display_text(&e.reason)
     )?;
     Ok(())
 }

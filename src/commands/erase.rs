@@ -25,7 +25,7 @@ use crate::ledger::audit::Actor;
 use crate::ledger::holds::describe;
 use crate::ledger::lock::{InstanceLock, LockError};
 use crate::recording::Recording;
-use crate::recording::key::display_name;
+use crate::recording::key::{display_name, display_text};
 use crate::store::{Store, Versioning};
 use crate::units::{human_bytes, local_time, now_secs};
 
@@ -271,7 +271,7 @@ fn print_to_erase(
         let r = &m.rec;
         let (when, campaign) = (
             local_time(r.time_secs()),
-            r.campaign.as_deref().unwrap_or("-"),
+            display_text(r.campaign.as_deref().unwrap_or("-")),
         );
         let (size, name) = (human_bytes(r.identity.size), display_name(&r.name));
         writeln!(out, "  {}  {when}  {campaign}  {size}  {name}", r.id)?;

@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::governance::hold::Selector;
 use crate::governance::requests::{self, key};
 use crate::ledger::matching::Matched;
-use crate::recording::key::display_name;
+use crate::recording::key::{display_name, display_text};
 use crate::units::{human_bytes, local_time};
 
 /// The selectors the options name. Refuses none at all (a request about
@@ -122,11 +122,11 @@ fn line_of(m: &Matched) -> String {
         r.id,
         state_of(m),
         local_time(r.time_secs()),
-        r.campaign.as_deref().unwrap_or("-"),
-        r.agent.as_deref().unwrap_or("-"),
+        display_text(r.campaign.as_deref().unwrap_or("-")),
+        display_text(r.agent.as_deref().unwrap_or("-")),
         human_bytes(r.identity.size),
         if m.held() {
-            m.cases.join(",")
+            display_text(&m.cases.join(","))
         } else {
             "-".to_string()
         },

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::governance::hold::{self, Hold, HoldPlaced, Selector};
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
-use crate::recording::key::display_name;
+use crate::recording::key::{display_name, display_text};
 use crate::recovery::hold_copy;
 use crate::units::{local_time, now_secs};
 
@@ -169,12 +169,12 @@ fn list(holds: &[Hold], out: &mut impl Write) -> Result<(), Error> {
         writeln!(
             out,
             "{}\t#{}\t{status}\tplaced {} by {}\t{}\treason: {}",
-            h.case_id,
+            display_text(&h.case_id),
             h.id,
             local_time(h.created_at),
-            h.created_by,
-            h.describe(),
-            h.reason
+            display_text(&h.created_by),
+            display_text(&h.describe()),
+            display_text(&h.reason)
         )?;
     }
     Ok(())
@@ -190,8 +190,8 @@ fn show(ledger: &Ledger, case_id: &str, out: &mut impl Write) -> Result<(), Erro
             out,
             "#{} released by {}: {}",
             h.id,
-            h.released_by.as_deref().unwrap_or("?"),
-            h.release_reason.as_deref().unwrap_or("")
+            display_text(h.released_by.as_deref().unwrap_or("?")),
+            display_text(h.release_reason.as_deref().unwrap_or(""))
         )?;
     }
     writeln!(
@@ -206,10 +206,10 @@ fn show(ledger: &Ledger, case_id: &str, out: &mut impl Write) -> Result<(), Erro
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             r.id,
             r.state,
-            r.campaign.as_deref().unwrap_or("-"),
+            display_text(r.campaign.as_deref().unwrap_or("-")),
             local_time(r.time_secs()),
-            r.phone.as_deref().unwrap_or("-"),
-            r.agent.as_deref().unwrap_or("-"),
+            display_text(r.phone.as_deref().unwrap_or("-")),
+            display_text(r.agent.as_deref().unwrap_or("-")),
             super::whereabouts(r),
             display_name(&r.name)
         )?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::recording::key::display_name;
+use crate::recording::key::{display_name, display_text};
 use crate::units::{human_bytes, local_time, now_secs};
 
 pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, Error> {
@@ -123,7 +123,7 @@ fn last_errors(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
             local_time(r.updated_at),
             r.state,
             display_name(&r.name),
-            r.last_error.as_deref().unwrap_or("")
+            display_text(r.last_error.as_deref().unwrap_or(""))
         )?;
     }
     Ok(())

@@ -184,12 +184,14 @@ pub fn decode_name(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Shows a file name to a person: valid UTF-8 as is, with control characters
-/// and invalid bytes escaped so one name is always one line.
+/// and invalid bytes escaped so one name is always one line. The one place
+/// recvault makes text it did not write safe for a terminal or a log
+/// ([`display_text`] is the same for text).
 pub fn display_name(name: &[u8]) -> String {
     let mut out = String::new();
     for chunk in name.utf8_chunks() {
         for c in chunk.valid().chars() {
-            if c.is_control() || c == '\\' {
+            if c.is_control() || c == '\\' || reorders(c) {
                 out.extend(c.escape_default());
             } else {
                 out.push(c);
@@ -200,6 +202,21 @@ pub fn display_name(name: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Shows text that came from outside — a login name, a user agent, a file
+/// name or a value from VICIdial's database — to a person, escaped as
+/// [`display_name`] escapes a name: stored as given, printed so that it can
+/// neither forge a line nor send a terminal an escape sequence.
+pub fn display_text(text: &str) -> String {
+    display_name(text.as_bytes())
+}
+
+/// Characters that are not controls but change how a line reads: bidi
+/// overrides and isolates (which can reorder what follows them on screen)
+/// and the Unicode line and paragraph separators.
+fn reorders(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -303,5 +320,10 @@ mod tests {
     #[test]
     fn display_escapes_controls_and_bad_bytes() {
         assert_eq!(display_name(b"a\nb\xff.wav"), "a\\nb\\xff.wav");
+        assert_eq!(
+            display_text("ev\u{1b}[31mil\r\nx\\y\u{202e}z\u{2028}"),
+            "ev\\u{1b}[31mil\\r\\nx\\\\y\\u{202e}z\\u{2028}"
+        );
+        assert_eq!(display_text("Ünïcode ok"), "Ünïcode ok");
     }
 }
