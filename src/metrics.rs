@@ -32,6 +32,21 @@ pub const PLAYBACK_OUTCOMES: [&str; 12] = [
     "unavailable",
 ];
 
+/// Why the listen server refused a connection or a request it does not
+/// audit (the `reason` label): nothing a valid link signed.
+pub const REFUSALS: [&str; 10] = [
+    "address_not_allowed",
+    "address_share",
+    "connections_full",
+    "rate",
+    "target_too_long",
+    "method",
+    "bad_link",
+    "bad_signature",
+    "metrics_not_allowed",
+    "not_found",
+];
+
 /// A latency histogram: counts per bucket, plus sum and count.
 #[derive(Default)]
 struct Histogram {
@@ -70,10 +85,17 @@ pub struct Metrics {
     pub playback_bytes: AtomicU64,
     /// Recordings attributed from VICIdial's database.
     pub attributions: AtomicU64,
+    /// Login attempts refused unchecked: too many failures for the user or address.
+    pub logins_throttled: AtomicU64,
+    /// Listens written to VICIdial's `vicidial_recording_access_log`.
+    pub access_log_rows: AtomicU64,
+    /// Listens not written there: its queue was full or the database kept failing.
+    pub access_log_dropped: AtomicU64,
     /// Unix seconds of the last retention sweep (0: none since start).
     pub last_sweep: AtomicI64,
     store: [Histogram; STORE_OPS.len()],
     playback: [AtomicU64; PLAYBACK_OUTCOMES.len()],
+    refused: [AtomicU64; REFUSALS.len()],
 }
 
 /// Adds one to a counter.
@@ -98,6 +120,13 @@ impl Metrics {
     pub fn playback(&self, outcome: &str) {
         if let Some(i) = PLAYBACK_OUTCOMES.iter().position(|o| *o == outcome) {
             inc(&self.playback[i]);
+        }
+    }
+
+    /// Counts one connection or request refused for `reason` (one of [`REFUSALS`]).
+    pub fn refused(&self, reason: &str) {
+        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
+            inc(&self.refused[i]);
         }
     }
 
@@ -133,11 +162,25 @@ impl Metrics {
                 n.load(Ordering::Relaxed)
             );
         }
+        let name = "recvault_http_refused_total";
+        metric(
+            out,
+            name,
+            "counter",
+            "Connections and requests refused without an audit entry (no valid link), by reason.",
+        );
+        for (reason, n) in REFUSALS.iter().zip(&self.refused) {
+            let _ = writeln!(
+                out,
+                "{name}{{reason=\"{reason}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         self.render_latency(out);
     }
 
     /// The plain counters: name, help text, value.
-    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 7] {
+    fn counters(&self) -> [(&'static str, &'static str, &AtomicU64); 10] {
         [
             (
                 "recvault_uploads_total",
@@ -173,6 +216,21 @@ impl Metrics {
                 "recvault_attributions_total",
                 "Recordings attributed from VICIdial's database.",
                 &self.attributions,
+            ),
+            (
+                "recvault_logins_throttled_total",
+                "Login attempts refused unchecked after too many failures from the user or address.",
+                &self.logins_throttled,
+            ),
+            (
+                "recvault_vicidial_access_log_rows_total",
+                "Listens written to VICIdial's vicidial_recording_access_log.",
+                &self.access_log_rows,
+            ),
+            (
+                "recvault_vicidial_access_log_dropped_total",
+                "Listens not written to vicidial_recording_access_log (queue full or database failing).",
+                &self.access_log_dropped,
             ),
         ]
     }
@@ -219,6 +277,8 @@ mod tests {
         add(&m.bytes_in, 1000);
         m.playback("served");
         m.playback("no such outcome");
+        m.refused("bad_signature");
+        m.refused("no such reason");
         m.store_request("put", Duration::from_millis(3));
         m.store_request("put", Duration::from_millis(70));
         m.store_request("put", Duration::from_secs(60));
@@ -227,6 +287,7 @@ mod tests {
         assert!(out.contains("recvault_uploads_total 1\n"), "{out}");
         assert!(out.contains("recvault_bytes_in_total 1000\n"));
         assert!(out.contains("recvault_playback_requests_total{outcome=\"served\"} 1\n"));
+        assert!(out.contains("recvault_http_refused_total{reason=\"bad_signature\"} 1\n"));
         assert!(out.contains("op=\"put\",le=\"0.005\"} 1\n"), "{out}");
         assert!(out.contains("op=\"put\",le=\"0.1\"} 2\n"));
         assert!(out.contains("op=\"put\",le=\"30\"} 2\n"));

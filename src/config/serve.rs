@@ -17,6 +17,10 @@ use super::validate::Validator;
 /// Debian package creates it, 0640 root:recvault).
 pub const DEFAULT_LINK_KEY: &str = "/etc/recvault/link.key";
 
+/// The longest a presigned URL handed out by a redirect may stay valid:
+/// anyone holding it can fetch the object, from anywhere, with no login.
+pub const MAX_PRESIGN_TTL: Duration = Duration::from_secs(300);
+
 /// `[serve]`, validated: present only when `listen` is set.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -29,7 +33,8 @@ pub struct ServeConfig {
     /// trailing slash; `None`: this server's `VARserver_ip` (or host name)
     /// and the listen port.
     pub public_url: Option<String>,
-    /// How long a presigned store URL a playback redirects to stays valid.
+    /// How long a presigned store URL a playback redirects to stays valid
+    /// (at most [`MAX_PRESIGN_TTL`], and never past the link's expiry).
     pub presign_ttl: Duration,
     /// Redirect to a presigned store URL where the object is the original
     /// (stored as is); off: recvault streams every recording itself.
@@ -173,6 +178,14 @@ pub(super) fn parse_section(
     })?;
     let tls = tls_files(v, raw.tls_cert, raw.tls_key)?;
     let auth_user_level = auth_user_level(v, raw.auth.as_deref(), raw.user_level, vicidial)?;
+    if auth_user_level.is_some() && tls.is_none() && !listen.ip().is_loopback() {
+        return Err(v.invalid(
+            "serve.auth",
+            format!(
+                "\"vicidial\" over plain HTTP on {listen} would send VICIdial passwords in clear: set serve.tls_cert and serve.tls_key, or listen on 127.0.0.1 only (behind a TLS proxy)"
+            ),
+        ));
+    }
     let (presign_ttl, idle_timeout) =
         durations(v, raw.presign_ttl.as_deref(), raw.idle_timeout.as_deref())?;
     Ok(Some(ServeConfig {
@@ -208,15 +221,18 @@ pub(super) fn parse_section(
     }))
 }
 
-/// `serve.presign_ttl` (1s to 7d) and `serve.idle_timeout` (at least 1s).
+/// `serve.presign_ttl` (1s to 5m) and `serve.idle_timeout` (at least 1s).
 fn durations(
     v: &Validator<'_>,
     presign_ttl: Option<&str>,
     idle_timeout: Option<&str>,
 ) -> Result<(Duration, Duration), ConfigError> {
-    let presign_ttl = v.duration("serve.presign_ttl", presign_ttl, "15m")?;
-    if presign_ttl < Duration::from_secs(1) || presign_ttl > Duration::from_secs(7 * 86400) {
-        return Err(v.invalid("serve.presign_ttl", "must be from 1s to 7d (S3's limit)"));
+    let presign_ttl = v.duration("serve.presign_ttl", presign_ttl, "5m")?;
+    if presign_ttl < Duration::from_secs(1) || presign_ttl > MAX_PRESIGN_TTL {
+        return Err(v.invalid(
+            "serve.presign_ttl",
+            "must be from 1s to 5m: a presigned URL plays the recording for anyone who has it",
+        ));
     }
     let idle_timeout = v.duration("serve.idle_timeout", idle_timeout, "60s")?;
     if idle_timeout < Duration::from_secs(1) {

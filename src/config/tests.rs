@@ -248,6 +248,23 @@ fn vicidial_reads_astguiclient_and_sets_the_retention_wait() {
     assert!(e.contains("/nonexistent/a.conf"), "{e}");
     let e = refused("[vicidial]\nenabled = true\ndsn = \"mysql://u:hunter22@h:0/db\"\n");
     assert!(e.contains("vicidial.dsn") && !e.contains("hunter22"), "{e}");
+    // VICIdial passwords never travel in clear: TLS, or loopback only.
+    let serve = |listen: &str, tls: &str| {
+        format!("{text}\n[serve]\nlisten = \"{listen}\"\nauth = \"vicidial\"\n{tls}")
+    };
+    for listen in ["0.0.0.0:8089", "10.0.0.5:8089", "[::]:8089"] {
+        let e = refused(&serve(listen, ""));
+        assert!(
+            e.contains("key `serve.auth`") && e.contains("in clear") && e.contains("tls_cert"),
+            "{e}"
+        );
+    }
+    for listen in ["127.0.0.1:8089", "[::1]:8089"] {
+        let c = parse(&serve(listen, "")).unwrap();
+        assert_eq!(c.serve.unwrap().auth_user_level, Some(7));
+    }
+    let tls = "tls_cert = \"/etc/recvault/c.pem\"\ntls_key = \"/etc/recvault/k.pem\"\n";
+    assert!(parse(&serve("0.0.0.0:8089", tls)).is_ok());
 }
 
 #[test]
@@ -255,7 +272,7 @@ fn serve_settings_and_their_errors() {
     let c = parse("[serve]\nlisten = \"127.0.0.1:8089\"\n").unwrap();
     let s = c.serve.unwrap();
     assert_eq!(s.listen.port(), 8089);
-    assert_eq!(s.presign_ttl, Duration::from_secs(900));
+    assert_eq!(s.presign_ttl, Duration::from_secs(300));
     assert_eq!(s.key_file, PathBuf::from("/etc/recvault/link.key"));
     assert_eq!(
         s.cache_dir,
@@ -293,6 +310,10 @@ fn serve_settings_and_their_errors() {
         ("listen = \"0.0.0.0:1\"\nauth = \"ldap\"", "serve.auth"),
         (
             "listen = \"0.0.0.0:1\"\npresign_ttl = \"8d\"",
+            "serve.presign_ttl",
+        ),
+        (
+            "listen = \"0.0.0.0:1\"\npresign_ttl = \"6m\"",
             "serve.presign_ttl",
         ),
         (

@@ -1,9 +1,14 @@
-//! `[serve] auth = "vicidial"`: HTTP Basic credentials checked against
-//! VICIdial's `vicidial_users` (active, at or above `user_level`). A check
-//! that passed is remembered for a minute, so a player's Range requests do
-//! not each cost a database query and a bcrypt; a refusal is not remembered.
+//! VICIdial logins, for listen links (`[serve] auth = "vicidial"`, HTTP
+//! Basic) and for anything else that logs VICIdial users in: checked
+//! against `vicidial_users` and recorded there the way VICIdial's own login
+//! records them, so failures count toward VICIdial's lockout
+//! (`VicidialDb::log_in`); slowed per user name and per client address
+//! inside recvault first (`throttle`). A check that passed is remembered
+//! for a minute, so a player's Range requests do not each cost a database
+//! query and a bcrypt; a refusal is never remembered.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,15 +16,28 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
+use super::throttle::Throttle;
+use crate::metrics::{Metrics, inc};
 use crate::vicidial::db::VicidialDb;
-use crate::vicidial::users::{DenyReason, UserCheck};
+use crate::vicidial::users::{DenyReason, UserCheck, sanitize};
 
 /// How long a successful check is remembered.
 const REMEMBER: Duration = Duration::from_secs(60);
 /// Remembered checks at most (a flood of distinct users cannot grow it).
 const REMEMBERED: usize = 1000;
+/// Failures of one user name before its attempts are slowed (VICIdial locks at 10).
+const USER_FREE: u32 = 3;
+/// Failures from one address before its attempts are slowed (an office
+/// behind one address has several people mistyping).
+const ADDRESS_FREE: u32 = 10;
+/// The first delay, doubled with each further failure, and the longest
+/// (VICIdial's lock lasts 15 minutes).
+const FIRST_DELAY: Duration = Duration::from_secs(5);
+const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
+/// User names and addresses whose failures are remembered, each.
+const THROTTLED: usize = 10_000;
 
-/// The outcome of checking a request's credentials.
+/// The outcome of checking a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Right password, active, level high enough: the user's name.
@@ -28,31 +46,47 @@ pub enum Verdict {
     Missing,
     /// Refused; the reason goes to the audit trail, not to the client.
     Denied { user: String, reason: DenyReason },
+    /// Not checked: too many failures from this user or address lately;
+    /// the next attempt may come after `wait`.
+    Throttled { user: String, wait: Duration },
     /// The database could not be asked.
     Unavailable,
 }
 
-/// Basic authentication against VICIdial's users.
+/// VICIdial logins, throttled.
 pub struct Auth {
     db: Arc<VicidialDb>,
     min_level: u8,
+    metrics: Arc<Metrics>,
     remembered: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    users: Throttle<String>,
+    addresses: Throttle<IpAddr>,
 }
 
 impl Auth {
-    pub fn new(db: Arc<VicidialDb>, min_level: u8) -> Auth {
+    /// Logins of users at or above `min_level`.
+    pub fn new(db: Arc<VicidialDb>, min_level: u8, metrics: Arc<Metrics>) -> Auth {
         Auth {
             db,
             min_level,
+            metrics,
             remembered: Mutex::new(HashMap::new()),
+            users: Throttle::new(USER_FREE, FIRST_DELAY, LONGEST_DELAY, THROTTLED),
+            addresses: Throttle::new(ADDRESS_FREE, FIRST_DELAY, LONGEST_DELAY, THROTTLED),
         }
     }
 
-    /// Checks an `Authorization` header value.
-    pub async fn check(&self, header: Option<&str>) -> Verdict {
-        let Some((user, password)) = header.and_then(basic) else {
-            return Verdict::Missing;
-        };
+    /// Checks an `Authorization` header value sent from `client`.
+    pub async fn check_basic(&self, header: Option<&str>, client: IpAddr) -> Verdict {
+        match header.and_then(basic) {
+            Some((user, password)) => self.log_in(&user, &password, client).await,
+            None => Verdict::Missing,
+        }
+    }
+
+    /// Checks a user name and password typed at `client`: remembered, else
+    /// throttled, else asked of VICIdial's database (which counts it).
+    pub async fn log_in(&self, user: &str, password: &str, client: IpAddr) -> Verdict {
         let key: [u8; 32] = Sha256::new()
             .chain_update(user.as_bytes())
             .chain_update([0])
@@ -62,12 +96,30 @@ impl Auth {
         if let Some(user) = self.remembered(&key) {
             return Verdict::Allowed(user);
         }
-        match self.db.check_user(&user, &password, self.min_level).await {
+        // VICIdial's names compare without case: so do the throttle's.
+        let name = sanitize(user).to_lowercase();
+        let wait = self.users.wait(&name).max(self.addresses.wait(&client));
+        if let Some(wait) = wait {
+            inc(&self.metrics.logins_throttled);
+            return Verdict::Throttled {
+                user: user.to_string(),
+                wait,
+            };
+        }
+        match self.db.log_in(user, password, self.min_level, client).await {
             Ok(UserCheck::Allowed { .. }) => {
-                self.remember(key, &user);
-                Verdict::Allowed(user)
+                self.users.succeeded(&name);
+                self.remember(key, user);
+                Verdict::Allowed(user.to_string())
             }
-            Ok(UserCheck::Denied(reason)) => Verdict::Denied { user, reason },
+            Ok(UserCheck::Denied(reason)) => {
+                self.users.failed(name);
+                self.addresses.failed(client);
+                Verdict::Denied {
+                    user: user.to_string(),
+                    reason,
+                }
+            }
             Err(e) => {
                 tracing::warn!("cannot check a listener's VICIdial credentials: {e}");
                 Verdict::Unavailable

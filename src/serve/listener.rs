@@ -1,15 +1,18 @@
 //! Connections: the listening socket, optional TLS (rustls), HTTP/1.1
 //! (hyper), and what keeps hostile or broken clients from holding the
-//! server: a cap on open connections, a bounded request head, and a
-//! connection closed once nothing has moved on it for `idle_timeout` (a
-//! client that stopped reading mid-body, a slow or idle one). On shutdown
-//! no new connection is taken and open ones finish their response within
-//! the grace period.
+//! server: an address in neither `allow` nor `metrics_allow` is closed as
+//! soon as it is accepted (before it takes a slot, before TLS); one address
+//! holds at most an eighth of `max_connections` ([`address_share`]); a cap
+//! on open connections, a bounded request head, and a connection closed
+//! once nothing has moved on it for `idle_timeout` (a client that stopped
+//! reading mid-body, a slow or idle one). On shutdown no new connection is
+//! taken and open ones finish their response within the grace period.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,8 +28,9 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::State;
+use super::refusals::{self, Refused};
 use super::router;
-use crate::config::TlsFiles;
+use crate::config::{ServeConfig, TlsFiles};
 use crate::error::Error;
 
 /// The largest request head (request line and headers) read.
@@ -57,8 +61,72 @@ pub fn tls_acceptor(files: &TlsFiles) -> Result<TlsAcceptor, Error> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Connections one address may hold at once: an eighth of
+/// `max_connections` (32 of the default 256), at least one.
+pub fn address_share(max_connections: usize) -> usize {
+    (max_connections / 8).max(1)
+}
+
+/// A peer's address as the checks see it (IPv4 on a dual-stack socket as IPv4).
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Whether `client` may connect at all: it may play recordings or read
+/// `/healthz` and `/metrics`.
+fn may_connect(config: &ServeConfig, client: IpAddr) -> bool {
+    config
+        .allow
+        .iter()
+        .chain(&config.metrics_allow)
+        .any(|c| c.contains(client))
+}
+
+/// Open connections per address.
+type Held = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One of an address's connections; given back when dropped.
+struct AddressSlot {
+    held: Held,
+    client: IpAddr,
+}
+
+impl AddressSlot {
+    /// A slot for `client`, unless it holds `share` already.
+    fn take(held: &Held, client: IpAddr, share: usize) -> Option<AddressSlot> {
+        let mut map = held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(client).or_insert(0);
+        if *n >= share {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            held: held.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.client);
+            }
+        }
+    }
+}
+
 /// Accepts connections on `listener` until `stop`, then gives open ones
-/// `grace` to finish.
+/// `grace` to finish. Once a minute, logs the refusals counted since.
 pub async fn accept(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -67,12 +135,19 @@ pub async fn accept(
     grace: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(state.config.max_connections));
+    let share = address_share(state.config.max_connections);
+    let held: Held = Arc::default();
     let mut connections = JoinSet::new();
+    let mut log_refusals = tokio::time::interval(refusals::LOG_EVERY);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
             a = listener.accept() => a,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = log_refusals.tick() => {
+                state.refusals.flush();
+                continue;
+            }
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -83,15 +158,24 @@ pub async fn accept(
                 continue;
             }
         };
+        // Each refusal closes the connection at once (the client sees it close).
+        let client = client_of(peer.ip());
+        if !may_connect(&state.config, client) {
+            state.refusals.note(Refused::AddressNotAllowed, client);
+            continue;
+        }
+        let Some(mine) = AddressSlot::take(&held, client, share) else {
+            state.refusals.note(Refused::AddressShare, client);
+            continue;
+        };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            // Full: refused at once (the client sees the connection close).
-            drop(stream);
+            state.refusals.note(Refused::ConnectionsFull, client);
             continue;
         };
         let (state, tls, stop) = (state.clone(), tls.clone(), stop.clone());
         connections.spawn(async move {
             serve(stream, peer, tls, state, stop).await;
-            drop(slot);
+            drop((slot, mine));
         });
     }
     drop(listener);
@@ -264,6 +348,26 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Stalled<S> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn an_address_holds_at_most_its_share() {
+        assert_eq!(address_share(256), 32);
+        assert_eq!(address_share(3), 1);
+        let held: Held = Arc::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let mine: Vec<_> = (0..5)
+            .filter_map(|_| AddressSlot::take(&held, a, 3))
+            .collect();
+        assert_eq!(mine.len(), 3);
+        assert!(AddressSlot::take(&held, b, 3).is_some());
+        drop(mine);
+        assert!(held.lock().unwrap().is_empty(), "given back");
+        assert_eq!(
+            client_of("::ffff:10.0.0.1".parse().unwrap()),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+    }
 
     #[tokio::test]
     async fn a_stream_where_nothing_moves_fails_after_idle() {

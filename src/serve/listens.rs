@@ -1,12 +1,14 @@
-//! The audit of listens: every request for a recording becomes an audit
+//! The audit of listens: every request a valid link signed becomes an audit
 //! entry, without the request waiting for the ledger. Requests are handed
 //! to a task that gathers them for a second, counts identical ones (same
 //! recording, client, user, user agent and outcome) in one entry — a player
-//! seeking through a call, or a client hammering a bad link, costs one entry
-//! a second, not one per request — and appends each batch in one
-//! transaction. Nothing is dropped: each request is journaled first
-//! (`journal`: a kill -9 loses none), a batch the ledger refuses is kept and
-//! tried again, and the last one is written when the daemon stops.
+//! seeking through a call costs one entry a second, not one per request —
+//! and appends each batch in one transaction. Refusals of signed requests
+//! are counted over longer windows (`denials`), so no client can grow the
+//! trail without bound; requests no link signed never get here
+//! (`refusals`). Nothing is dropped: each audited request is journaled
+//! first (`journal`: a kill -9 loses none), a batch the ledger refuses is
+//! kept and tried again, and the last one is written when the daemon stops.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::denials::{self, Denials};
 use super::journal::{self, Journal, Line};
 use crate::error::Error;
 use crate::ledger::Ledger;
@@ -91,6 +94,7 @@ fn entries_of(lines: Vec<Line>) -> Vec<ListenEntry> {
 pub struct ListenLog {
     tx: mpsc::UnboundedSender<Line>,
     journal: Arc<Mutex<Journal>>,
+    denials: Arc<Mutex<Denials>>,
 }
 
 impl ListenLog {
@@ -103,13 +107,38 @@ impl ListenLog {
     ) -> Result<(ListenLog, JoinHandle<()>), Error> {
         let journal = replay(ledger.clone(), actor.clone(), dir).await?;
         let journal = Arc::new(Mutex::new(journal));
+        let denials = Arc::new(Mutex::new(Denials::new(std::time::Instant::now())));
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write(ledger, actor, rx, journal.clone()));
-        Ok((ListenLog { tx, journal }, task))
+        let writer = Writer {
+            ledger,
+            actor,
+            journal: journal.clone(),
+            denials: denials.clone(),
+            pending: Pending::default(),
+            counted: Vec::new(),
+            files: Vec::new(),
+            failures: 0,
+        };
+        let task = tokio::spawn(write(writer, rx));
+        Ok((
+            ListenLog {
+                tx,
+                journal,
+                denials,
+            },
+            task,
+        ))
     }
 
     /// Journals one request and hands it over; never waits for the ledger.
+    /// A refusal whose kind this window already audited is only counted.
     pub fn record(&self, line: Listen) {
+        if !denials::is_listen(&line.outcome) {
+            let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+            if !denials.first(&line) {
+                return;
+            }
+        }
         // Journaled and sent under one lock: a rotation sees both or neither.
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
         journal.append(&line);
@@ -132,20 +161,7 @@ pub(super) async fn replay(
         .await
 }
 
-async fn write(
-    ledger: Arc<Ledger>,
-    actor: Actor,
-    mut rx: mpsc::UnboundedReceiver<Line>,
-    journal: Arc<Mutex<Journal>>,
-) {
-    let mut w = Writer {
-        ledger,
-        actor,
-        journal,
-        pending: Pending::default(),
-        files: Vec::new(),
-        failures: 0,
-    };
+async fn write(mut w: Writer, mut rx: mpsc::UnboundedReceiver<Line>) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH_EVERY, FLUSH_EVERY);
     loop {
         tokio::select! {
@@ -153,14 +169,18 @@ async fn write(
                 Some(l) => w.pending.add(l),
                 None => break,
             },
-            _ = tick.tick() => w.flush(&mut rx).await,
+            _ = tick.tick() => {
+                w.close_window(false);
+                w.flush(&mut rx).await
+            }
         }
     }
     // Every sender is gone: write what is left, trying a few times (what
     // is not written stays in the journal for the next start).
+    w.close_window(true);
     for _ in 0..20 {
         w.flush(&mut rx).await;
-        if w.pending.is_empty() {
+        if w.pending.is_empty() && w.counted.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -176,13 +196,26 @@ struct Writer {
     ledger: Arc<Ledger>,
     actor: Actor,
     journal: Arc<Mutex<Journal>>,
+    denials: Arc<Mutex<Denials>>,
     pending: Pending,
+    /// Entries for refusals counted over a window (never journaled).
+    counted: Vec<ListenEntry>,
     /// Journal files whose listens are pending.
     files: Vec<u64>,
     failures: u32,
 }
 
 impl Writer {
+    /// Takes the entries of the refusals window once it is over (or now,
+    /// when `now` says so: the server stops).
+    fn close_window(&mut self, now: bool) {
+        let at = std::time::Instant::now();
+        let mut denials = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        if now || denials.is_over(at) {
+            self.counted.extend(denials.close(at));
+        }
+    }
+
     /// Gathers what is journaled, rotates the journal, and writes it all in
     /// one transaction with the journal's number; on failure keeps it.
     async fn flush(&mut self, rx: &mut mpsc::UnboundedReceiver<Line>) {
@@ -193,10 +226,11 @@ impl Writer {
             }
             self.files.extend(journal.rotate());
         }
-        if self.pending.is_empty() && self.files.is_empty() {
+        if self.pending.is_empty() && self.files.is_empty() && self.counted.is_empty() {
             return;
         }
-        let entries = self.pending.entries();
+        let mut entries = self.pending.entries();
+        entries.extend(self.counted.iter().cloned());
         let (actor, upto) = (self.actor.clone(), self.files.last().copied());
         match self
             .ledger
@@ -205,6 +239,7 @@ impl Writer {
         {
             Ok(()) => {
                 self.pending = Pending::default();
+                self.counted.clear();
                 let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
                 self.files.drain(..).for_each(|n| journal.remove(n));
                 if self.failures > 0 {
@@ -226,27 +261,32 @@ impl Writer {
 }
 
 fn entry(k: &Key, t: &Tally) -> ListenEntry {
-    let note = match k.note.is_empty() {
-        true => String::new(),
-        false => format!(" ({})", k.note),
-    };
     ListenEntry {
         at: t.at,
         recording_id: k.recording_id,
         subject: k.subject.clone(),
         user: k.user.clone().unwrap_or_else(|| "anonymous".to_string()),
-        reason: format!(
-            "{}{note}; status {}; {} bytes; {} request{}; client {}; via {}; user agent {:?}",
-            k.outcome,
-            k.status,
-            t.bytes,
-            t.requests,
-            if t.requests == 1 { "" } else { "s" },
-            k.client,
-            k.via,
-            k.user_agent,
-        ),
+        reason: reason_of(k, t.requests, t.bytes),
     }
+}
+
+/// An entry's reason: outcome (and why), status, bytes, requests, client,
+/// where the bytes came from, and the user agent as it was sent (escaped
+/// when printed, never here).
+pub(super) fn reason_of(k: &Line, requests: u64, bytes: u64) -> String {
+    let note = match k.note.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", k.note),
+    };
+    format!(
+        "{}{note}; status {}; {bytes} bytes; {requests} request{}; client {}; via {}; user agent \"{}\"",
+        k.outcome,
+        k.status,
+        if requests == 1 { "" } else { "s" },
+        k.client,
+        k.via,
+        k.user_agent,
+    )
 }
 
 #[cfg(test)]
@@ -335,7 +375,9 @@ mod tests {
             ledger: ledger.clone(),
             actor: actor(),
             journal: log.journal.clone(),
+            denials: log.denials.clone(),
             pending: Pending::default(),
+            counted: Vec::new(),
             files: Vec::new(),
             failures: 0,
         };

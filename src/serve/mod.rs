@@ -5,11 +5,17 @@
 //!
 //! - `link`: what a link is and how it is signed (also for `recvault url`
 //!   and `recording_log.location`);
-//! - `listener`: sockets, TLS, connection limits and stalls; `router`: one
-//!   request's checks and dispatch; `limit`: requests per client;
-//! - `playback`: a recording's bytes (`range`, `body`, `cache`), `auth`:
-//!   VICIdial logins; `listens`: every request into the audit trail, by way
-//!   of a `journal` file a kill cannot lose;
+//! - `listener`: sockets, TLS, who may connect and how many connections
+//!   each address may hold, stalls; `router`: one request's checks and
+//!   dispatch; `limit`: requests per client;
+//! - `playback`: a recording's bytes (`range`, `body`, `cache`); `auth`:
+//!   VICIdial logins counted toward VICIdial's lockout and slowed by
+//!   `throttle` (both reusable by anything that logs VICIdial users in);
+//! - `listens`: every signed request into the audit trail, by way of a
+//!   `journal` file a kill cannot lose, refusals counted over windows
+//!   (`denials`); `refusals`: what no link signed, counted and logged
+//!   rate-limited, never audited; `access_log`: listens into VICIdial's own
+//!   listen report;
 //! - `health`: `/healthz` and `/metrics`.
 
 use std::net::SocketAddr;
@@ -29,9 +35,11 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::vicidial::db::VicidialDb;
 
-mod auth;
+mod access_log;
+pub mod auth;
 pub mod body;
 pub mod cache;
+mod denials;
 mod health;
 mod journal;
 pub mod limit;
@@ -40,7 +48,9 @@ mod listener;
 pub mod listens;
 mod playback;
 pub mod range;
+pub mod refusals;
 mod router;
+pub mod throttle;
 
 pub use playback::content_type as playback_content_type;
 
@@ -64,6 +74,10 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub limit: limit::ClientLimit,
     pub listens: listens::ListenLog,
+    /// Refusals no link signed: counted, logged rate-limited.
+    pub refusals: refusals::Refusals,
+    /// Listens for VICIdial's own report (with VICIdial's database).
+    pub access_log: Option<access_log::AccessLog>,
     /// The ledger's figures for `/metrics`, and when they were read.
     figures: Mutex<Option<(Instant, String)>>,
 }
@@ -81,6 +95,7 @@ pub struct Server {
     stop: CancellationToken,
     accept: JoinHandle<()>,
     audit: JoinHandle<()>,
+    access_log: Option<JoinHandle<()>>,
     /// Where it listens (the port chosen when `listen` says `:0`).
     pub addr: SocketAddr,
 }
@@ -114,11 +129,24 @@ impl Server {
         })?;
         let addr = socket.local_addr().map_err(Error::Output)?;
         let auth = match (serve.auth_user_level, &parts.db) {
-            (Some(level), Some(db)) => Some(auth::Auth::new(db.clone(), level)),
+            (Some(level), Some(db)) => {
+                Some(auth::Auth::new(db.clone(), level, parts.metrics.clone()))
+            }
             _ => None,
         };
         let (listens, audit) =
             listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
+        let (access_log, access_task) = match &parts.db {
+            Some(db) => {
+                let (log, task) = access_log::AccessLog::start(
+                    db.clone(),
+                    parts.ledger.clone(),
+                    parts.metrics.clone(),
+                );
+                (Some(log), Some(task))
+            }
+            None => (None, None),
+        };
         let state = Arc::new(State {
             limit: limit::ClientLimit::new(serve.client_rate),
             spool_dirs: config.spool.dirs.clone(),
@@ -133,8 +161,10 @@ impl Server {
             signer,
             auth,
             db: parts.db,
+            refusals: refusals::Refusals::new(parts.metrics.clone()),
             metrics: parts.metrics,
             listens,
+            access_log,
             figures: Mutex::new(None),
             config: serve,
         });
@@ -146,6 +176,7 @@ impl Server {
             stop,
             accept,
             audit,
+            access_log: access_task,
             addr,
         }))
     }
@@ -161,6 +192,18 @@ impl Server {
             .is_err()
         {
             tracing::error!("the last listens could not be written to the audit trail in time");
+        }
+        if let Some(task) = self.access_log {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+                tracing::warn!(
+                    "the last listens were not written to vicidial_recording_access_log in time (they are in the audit trail)"
+                );
+            }
         }
     }
 }

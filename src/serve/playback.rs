@@ -1,29 +1,34 @@
 //! `GET /r/<id>/<signature>`: the original recording, byte for byte — from
 //! the local copy while it exists, else decoded from the store (through the
 //! playback cache), or a redirect to a presigned store URL where the object
-//! is the original itself. The address, the signature (and expiry), the
-//! optional VICIdial login and the ledger are checked in that order; every
-//! answer names its reason: 403 bad or expired link, 401 login, 404 unknown,
-//! 410 deleted (when and by what), 503 with Retry-After when the store or
-//! the database is down, 416 for a Range outside the recording.
+//! is the original itself. The signature (and expiry), the address, the
+//! optional VICIdial login and the ledger are checked in that order; a
+//! request is audited once its signature checked, never before. Every
+//! answer names its reason: 403 bad or expired link or address, 401 login,
+//! 429 too many failed logins, 404 unknown, 410 deleted (when and by what),
+//! 503 with Retry-After when the store or the database is down, 416 for a
+//! Range outside the recording.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use super::body::{Body, Source};
 use super::cache::Failure;
-use super::link::{self, Refusal};
+use super::link::{self, Link, Refusal};
 use super::range::{self, Wanted};
-use super::router::{Asker, Via, audit, outcome, reply, with};
+use super::refusals::Refused;
+use super::router::{Asker, Via, audit, outcome, refused, reply, with};
 use super::{State, auth::Verdict};
 use crate::codec;
 use crate::config::Codec;
 use crate::ledger::LedgerError;
 use crate::ledger::audit::subject;
+use crate::recording::key::display_text;
 use crate::recording::{FileIdentity, Recording, State as Step};
 use crate::spool;
 use crate::store::Store;
@@ -32,46 +37,34 @@ use crate::units::{local_time, now_secs};
 /// Seconds a client is told to wait when the store or database is down.
 const RETRY_AFTER: &str = "30";
 
-/// Answers a request for a recording; `asker` learns the user and recording.
+/// Answers a request for a recording; `asker` learns whether a valid link
+/// signed it, the user and the recording.
 pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -> Response<Body> {
+    let Some(link) = link::parse(req.uri().path(), req.uri().query()) else {
+        let r = reply(StatusCode::FORBIDDEN, "not a valid recording link");
+        return refused(r, Refused::BadLink);
+    };
+    let checked = state.signer.check(&link, now_secs());
+    if checked == Err(Refusal::BadSignature) {
+        return refused(
+            reply(StatusCode::FORBIDDEN, "bad signature"),
+            Refused::BadSignature,
+        );
+    }
+    // The link is signed (if expired): audited from here on, under the
+    // recording it names and the kind of link — never the link itself.
+    let kind = signed(asker, &link);
+    if checked == Err(Refusal::Expired) {
+        return reply(StatusCode::FORBIDDEN, "this link has expired");
+    }
     if !state.config.allow.iter().any(|c| c.contains(asker.client)) {
         return reply(
             StatusCode::FORBIDDEN,
             "your address may not play recordings",
         );
     }
-    let Some(link) = link::parse(req.uri().path(), req.uri().query()) else {
-        return reply(StatusCode::FORBIDDEN, "not a valid recording link");
-    };
-    match state.signer.check(&link, now_secs()) {
-        Err(Refusal::BadSignature) => return reply(StatusCode::FORBIDDEN, "bad signature"),
-        Err(Refusal::Expired) => return reply(StatusCode::FORBIDDEN, "this link has expired"),
-        Ok(()) => {}
-    }
-    // The id is signed: requests are filed under it from here on.
-    asker.subject = format!("recording {} (link)", link.id);
-    asker.recording_id = Some(link.id);
-    if let Some(auth) = &state.auth {
-        let header = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        match auth.check(header).await {
-            Verdict::Allowed(user) => asker.user = Some(user),
-            Verdict::Missing => return login(),
-            Verdict::Denied { user, reason } => {
-                tracing::info!(client = %asker.client, user = %user, ?reason, "listener refused");
-                asker.user = Some(format!("{user} (refused: {reason:?})"));
-                return login();
-            }
-            Verdict::Unavailable => {
-                let r = reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "cannot check your login now (VICIdial's database is unavailable)",
-                );
-                return with(r, header::RETRY_AFTER, RETRY_AFTER);
-            }
-        }
+    if let Some(refusal) = log_in(state, req, asker, link.id).await {
+        return refusal;
     }
     let id = link.id;
     let rec = match state.ledger.call(move |l| l.recording(id)).await {
@@ -89,8 +82,66 @@ pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -
         }
     };
     asker.recording_id = Some(rec.id);
-    asker.subject = subject(&rec);
-    answer(state, req, asker, &rec).await
+    asker.subject = format!("{} ({kind} link)", subject(&rec));
+    answer(state, req, asker, &rec, link.expires).await
+}
+
+/// Marks `asker` as signed by `link`; returns the link's kind.
+fn signed(asker: &mut Asker, link: &Link<'_>) -> &'static str {
+    let kind = match link.expires {
+        Some(_) => "expiring",
+        None => "permanent",
+    };
+    asker.signed = true;
+    asker.recording_id = Some(link.id);
+    asker.subject = format!("recording {} ({kind} link)", link.id);
+    kind
+}
+
+/// With `auth = "vicidial"`: the listener's login, checked (and throttled);
+/// the answer if it is refused. `asker` learns the user.
+async fn log_in<B>(
+    state: &State,
+    req: &Request<B>,
+    asker: &mut Asker,
+    recording: i64,
+) -> Option<Response<Body>> {
+    let auth = state.auth.as_ref()?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match auth.check_basic(header, asker.client).await {
+        Verdict::Allowed(user) => {
+            asker.user = Some(user);
+            None
+        }
+        Verdict::Missing => Some(login()),
+        Verdict::Denied { user, reason } => {
+            tracing::info!(client = %asker.client, user = %display_text(&user), ?reason, "listener refused");
+            if let Some(log) = &state.access_log {
+                log.refused_login(recording, &user, asker.client);
+            }
+            asker.user = Some(format!("{user} (refused: {reason:?})"));
+            Some(login())
+        }
+        Verdict::Throttled { user, wait } => {
+            asker.user = Some(format!("{user} (throttled)"));
+            let r = reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed logins, try again later",
+            );
+            let secs = wait.as_secs().max(1).to_string();
+            Some(with(r, header::RETRY_AFTER, &secs))
+        }
+        Verdict::Unavailable => {
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot check your login now (VICIdial's database is unavailable)",
+            );
+            Some(with(r, header::RETRY_AFTER, RETRY_AFTER))
+        }
+    }
 }
 
 /// Serves `rec` from wherever its bytes are.
@@ -99,6 +150,7 @@ async fn answer<B>(
     req: &Request<B>,
     asker: &Asker,
     rec: &Recording,
+    expires: Option<i64>,
 ) -> Response<Body> {
     if let Some(r) = gone(rec) {
         return r;
@@ -126,8 +178,12 @@ async fn answer<B>(
     };
     if state.config.redirect
         && codec::codec_of(rec) == Codec::None
-        && let Some(r) = redirect(state, &**store, key, rec).await
+        && let Some(ttl) = presign_ttl(state.config.presign_ttl, expires, now_secs())
+        && let Some(r) = redirect(&**store, key, rec, ttl).await
     {
+        if let Some(log) = &state.access_log {
+            log.listened(rec.id, asker.user.as_deref(), asker.client);
+        }
         return r;
     }
     match cache.open(rec, key).await {
@@ -160,18 +216,26 @@ fn gone(rec: &Recording) -> Option<Response<Body>> {
     None
 }
 
-/// A redirect to a presigned URL of the object stored as is, or `None`
-/// where the store cannot presign (the object is streamed instead).
+/// How long a presigned URL a redirect hands out stays valid: `presign_ttl`
+/// (at most 5 minutes), and never past the link's own expiry. `None` when
+/// the link has less than a second left (the recording is streamed).
+fn presign_ttl(max: Duration, expires: Option<i64>, now: i64) -> Option<Duration> {
+    match expires {
+        None => Some(max),
+        Some(e) if e - now >= 1 => Some(max.min(Duration::from_secs((e - now) as u64))),
+        Some(_) => None,
+    }
+}
+
+/// A redirect to a presigned URL (valid `ttl`) of the object stored as is,
+/// or `None` where the store cannot presign (the object is streamed instead).
 async fn redirect(
-    state: &State,
     store: &dyn Store,
     key: &str,
     rec: &Recording,
+    ttl: Duration,
 ) -> Option<Response<Body>> {
-    match store
-        .presign_get(key, state.config.presign_ttl, content_type(&rec.name))
-        .await
-    {
+    match store.presign_get(key, ttl, content_type(&rec.name)).await {
         Ok(Some(url)) => {
             let mut r = with(
                 reply(StatusCode::FOUND, "stored as is: redirected to the store"),
@@ -256,6 +320,14 @@ fn respond<B>(
             return with(r, header::CONTENT_RANGE, &format!("bytes */{size}"));
         }
     };
+    // A play starts at byte 0 (a whole GET, or a player's first `bytes=0-`);
+    // later ranges are the same listen seeking.
+    if req.method() == Method::GET
+        && start == 0
+        && let Some(log) = &state.access_log
+    {
+        log.listened(rec.id, asker.user.as_deref(), asker.client);
+    }
     let body = if req.method() == Method::HEAD {
         Body::empty()
     } else {
@@ -358,6 +430,19 @@ pub fn content_type(name: &[u8]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_urls_never_outlive_the_link() {
+        let max = Duration::from_secs(300);
+        assert_eq!(presign_ttl(max, None, 1000), Some(max));
+        assert_eq!(
+            presign_ttl(max, Some(1060), 1000),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(presign_ttl(max, Some(99_999), 1000), Some(max));
+        assert_eq!(presign_ttl(max, Some(1000), 1000), None);
+        assert_eq!(presign_ttl(max, Some(900), 1000), None);
+    }
 
     #[test]
     fn media_types_follow_the_extension() {

@@ -1,6 +1,8 @@
 //! One request: the checks every request passes (rate per client, length,
 //! method), then `/r/…` (playback), `/healthz`, `/metrics`, or 404. Also the
-//! response helpers and the audit hand-over every recording request ends in.
+//! response helpers and where each request ends: in the audit trail when a
+//! valid link signed it (`listens`), else counted and rate-limit logged
+//! (`refusals`) — never with its target, which may hold a signature.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::body::Body;
 use super::listens::Listen;
+use super::refusals::Refused;
 use super::{State, health, playback};
 use crate::units::now_secs;
 
@@ -23,21 +26,19 @@ pub struct Asker {
     pub user_agent: String,
     /// The authenticated VICIdial user, once known.
     pub user: Option<String>,
-    /// The recording, once the link named one the ledger knows.
+    /// The recording, once a valid link named it.
     pub recording_id: Option<i64>,
-    /// What was asked for, as the audit entry names it.
+    /// What was asked for, as the audit entry names it: the recording and
+    /// the kind of link, never the link itself.
     pub subject: String,
+    /// True once the link's signature checked: only then is the request
+    /// audited.
+    pub signed: bool,
 }
 
 /// Answers one request.
 pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> Response<Body> {
-    let client = match peer.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let client = super::listener::client_of(peer.ip());
     let target = req
         .uri()
         .path_and_query()
@@ -49,7 +50,8 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
         user_agent: text(req.headers().get(header::USER_AGENT), 200),
         user: None,
         recording_id: None,
-        subject: format!("link {}", shorten(target, 120)),
+        subject: String::new(),
+        signed: false,
     };
     if let Some(r) = refusal(&state, client, target, req.method()) {
         return finish(&state, &asker, recording, r);
@@ -63,7 +65,13 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
                 .iter()
                 .any(|c| c.contains(client))
             {
-                return reply(StatusCode::FORBIDDEN, "not from your address");
+                let r = reply(StatusCode::FORBIDDEN, "not from your address");
+                return finish(
+                    &state,
+                    &asker,
+                    false,
+                    refused(r, Refused::MetricsNotAllowed),
+                );
             }
             if path == "/healthz" {
                 health::healthz(&state).await
@@ -79,7 +87,10 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
                 Body::Text(_) => finish(&state, &asker, true, r),
             }
         }
-        _ => reply(StatusCode::NOT_FOUND, "not found"),
+        _ => {
+            let r = reply(StatusCode::NOT_FOUND, "not found");
+            finish(&state, &asker, false, refused(r, Refused::NotFound))
+        }
     }
 }
 
@@ -87,50 +98,64 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
 /// target's length, the method. The answer if one fails.
 fn refusal(state: &State, client: IpAddr, target: &str, method: &Method) -> Option<Response<Body>> {
     if !state.limit.admit(client) {
-        return Some(with(
-            reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests from your address; slow down",
-            ),
-            header::RETRY_AFTER,
-            "1",
-        ));
+        let r = reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many requests from your address; slow down",
+        );
+        return Some(refused(with(r, header::RETRY_AFTER, "1"), Refused::Rate));
     }
     if target.len() > MAX_TARGET {
-        return Some(reply(StatusCode::URI_TOO_LONG, "request target too long"));
+        let r = reply(StatusCode::URI_TOO_LONG, "request target too long");
+        return Some(refused(r, Refused::TargetTooLong));
     }
     if method != Method::GET && method != Method::HEAD {
-        return Some(with(
+        let r = with(
             reply(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
             header::ALLOW,
             "GET, HEAD",
-        ));
+        );
+        return Some(refused(r, Refused::Method));
     }
     None
 }
 
-/// Records a recording request's audit entry and outcome, then answers.
+/// `r`, marked as a refusal no link signed (counted, never audited).
+pub fn refused(mut r: Response<Body>, why: Refused) -> Response<Body> {
+    r.extensions_mut().insert(why);
+    r
+}
+
+/// Ends a request answered in one piece: a signed recording request into
+/// the audit trail with its outcome; anything else refused is counted and
+/// logged (rate-limited) by its reason.
 pub fn finish(state: &State, asker: &Asker, recording: bool, r: Response<Body>) -> Response<Body> {
-    if recording {
-        let outcome = outcome(r.status());
-        let bytes = match r.body() {
-            Body::Text(Some(b)) if r.status().is_success() => b.len() as u64,
-            _ => 0,
-        };
-        let via = r.extensions().get::<Via>().map(|v| v.0).unwrap_or("-");
-        let note = match r.body() {
-            Body::Text(Some(b)) if r.status().as_u16() >= 300 => {
-                shorten(String::from_utf8_lossy(b).trim(), 100)
-            }
-            _ => String::new(),
-        };
-        audit(
-            state,
-            asker,
-            (outcome, r.status().as_u16(), bytes, via),
-            note,
-        );
+    if !asker.signed {
+        if recording {
+            state.metrics.playback(outcome(r.status()));
+        }
+        if let Some(why) = r.extensions().get::<Refused>() {
+            state.refusals.note(*why, asker.client);
+        }
+        return r;
     }
+    let outcome = outcome(r.status());
+    let bytes = match r.body() {
+        Body::Text(Some(b)) if r.status().is_success() => b.len() as u64,
+        _ => 0,
+    };
+    let via = r.extensions().get::<Via>().map(|v| v.0).unwrap_or("-");
+    let note = match r.body() {
+        Body::Text(Some(b)) if r.status().as_u16() >= 300 => {
+            shorten(String::from_utf8_lossy(b).trim(), 100)
+        }
+        _ => String::new(),
+    };
+    audit(
+        state,
+        asker,
+        (outcome, r.status().as_u16(), bytes, via),
+        note,
+    );
     r
 }
 
@@ -199,7 +224,8 @@ pub fn with(mut r: Response<Body>, name: header::HeaderName, value: &str) -> Res
     r
 }
 
-/// A header's text, printable and at most `max` characters.
+/// A header's text as sent, cut to `max` characters (stored as given;
+/// whoever prints it escapes it, `recording::key::display_text`).
 fn text(value: Option<&HeaderValue>, max: usize) -> String {
     let s = value
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -207,9 +233,9 @@ fn text(value: Option<&HeaderValue>, max: usize) -> String {
     shorten(&s, max)
 }
 
-/// `s` without control characters, cut to `max` characters.
+/// `s` cut to `max` characters.
 pub fn shorten(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(max).collect();
+    let mut out: String = s.chars().take(max).collect();
     if s.chars().count() > max {
         out.push('…');
     }
@@ -241,7 +267,7 @@ mod tests {
         ] {
             assert!(crate::metrics::PLAYBACK_OUTCOMES.contains(&o), "{o}");
         }
-        assert_eq!(shorten("a\u{7}b\ncd", 3), "abc…");
+        assert_eq!(shorten("a\u{7}b\ncd", 3), "a\u{7}b…");
         assert_eq!(shorten("abc", 3), "abc");
     }
 }

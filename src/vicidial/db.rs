@@ -5,8 +5,10 @@
 //!
 //! The queries themselves live beside their concern: [`super::attribution`],
 //! [`super::location`], [`super::deletion_queue`], [`super::users`],
-//! [`super::servers`]. Everything is read-only except the location rewrite and
-//! the deletion-queue mark.
+//! [`super::servers`], [`super::recording_access`]. Everything is read-only
+//! except the location rewrite, the deletion-queue mark, login attempts in
+//! `vicidial_users` (as VICIdial's login counts them) and listens in
+//! `vicidial_recording_access_log`.
 
 use std::fmt;
 use std::future::Future;

@@ -1,7 +1,8 @@
 //! VICIdial's side of a recording: its configuration file
 //! (`/etc/astguiclient.conf`), its database (which call, campaign, lead and
 //! agent a recording belongs to; the listen link in `recording_log.location`;
-//! GDPR erasure requests; admin users for playback), read the way VICIdial's
+//! GDPR erasure requests; admin users for playback, their failed logins
+//! counted toward VICIdial's lockout; VICIdial's own listen report), read the way VICIdial's
 //! own scripts read them.
 //!
 //! This module knows nothing of the ledger, the pipeline or the store: callers
@@ -13,6 +14,7 @@ pub mod attribution;
 pub mod db;
 pub mod deletion_queue;
 pub mod location;
+pub mod recording_access;
 pub mod servers;
 pub mod users;
 

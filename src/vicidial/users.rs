@@ -12,16 +12,30 @@
 //!   otherwise it compares the plain `vicidial_users.pass`;
 //! - the user must be `active = 'Y'` at the wanted `user_level`, and is
 //!   locked out for 15 minutes after 10 failed logins
-//!   (`failed_login_count >= 10` and `last_login_date` within 900 s).
+//!   (`failed_login_count >= 10` and `last_login_date` within 900 s);
+//! - [`VicidialDb::log_in`] then records the attempt as
+//!   `user_authorization()` does for `recording_log_redirect.php` (admin
+//!   logins, `user_update` on): a refusal of a known user — wrong password,
+//!   inactive, level too low — adds one to `failed_login_count` (and the
+//!   `_today` counters, `failed_last_ip_today`, `failed_last_type_today =
+//!   'aBAD'`) while under 10; at 10 with `last_login_date` older than 15
+//!   minutes the count starts over at 1 and `last_login_date` is now (so
+//!   the lock lasts 15 minutes from then); a locked user's attempt only adds
+//!   to `failed_login_attempts_today` (`'aLOCK'`). A success sets
+//!   `last_login_date`, `last_ip` and `failed_login_count = 0`. So a
+//!   password guessed through recvault locks the user in VICIdial too.
 //!
-//! Differences, on purpose: recvault compares exactly (VICIdial's SQL
-//! comparison is case-insensitive through the table's collation), never
-//! accepts an empty password, and writes nothing (VICIdial counts failures in
-//! `failed_login_count`; recvault is read-only there and audits instead).
+//! Differences, on purpose: recvault compares passwords exactly (VICIdial's
+//! SQL comparison is case-insensitive through the table's collation), never
+//! accepts an empty password, and writes each attempt's branch as one
+//! UPDATE whose WHERE repeats the branch's condition (VICIdial reads, then
+//! writes: two logins at once can both take the same branch there).
 
 use base64::Engine as _;
 use base64::alphabet::BCRYPT;
 use base64::engine::general_purpose::{GeneralPurpose, NO_PAD};
+
+use std::net::IpAddr;
 
 use super::db::{DbError, ErrorKind, VicidialDb};
 
@@ -128,6 +142,110 @@ impl VicidialDb {
     }
 }
 
+impl VicidialDb {
+    /// Checks a login as [`VicidialDb::check_user`] does and records the
+    /// attempt from `client` the way VICIdial's own login does, so failures
+    /// count toward VICIdial's lockout. A record that cannot be written is
+    /// logged; the check's answer stands.
+    pub async fn log_in(
+        &self,
+        user: &str,
+        password: &str,
+        min_level: u8,
+        client: IpAddr,
+    ) -> Result<UserCheck, DbError> {
+        let check = self.check_user(user, password, min_level).await?;
+        let attempt = match check {
+            UserCheck::Allowed { .. } => Attempt::Succeeded,
+            UserCheck::Denied(DenyReason::UnknownUser) => return Ok(check),
+            UserCheck::Denied(_) => Attempt::Failed,
+        };
+        let (user, ip) = (sanitize(user), client.to_string());
+        let recorded = self
+            .run("recording a login attempt in vicidial_users", move |c| {
+                Box::pin(record_attempt(c, user, ip, attempt))
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(
+                "a login attempt could not be counted in VICIdial's vicidial_users (its lockout does not see it): {e}"
+            );
+        }
+        Ok(check)
+    }
+}
+
+/// What a login attempt did, as VICIdial records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    Succeeded,
+    Failed,
+}
+
+/// `vicidial_users.last_ip` holds 15 characters (an IPv4 address).
+const LAST_IP: usize = 15;
+
+/// The UPDATEs of `user_authorization()`, each branch's condition in its
+/// WHERE: the first that changes the row is the one VICIdial would take.
+async fn record_attempt(
+    c: &mut sqlx::MySqlConnection,
+    user: String,
+    ip: String,
+    attempt: Attempt,
+) -> Result<(), sqlx::Error> {
+    if attempt == Attempt::Succeeded {
+        let last_ip = if ip.len() <= LAST_IP { ip.as_str() } else { "" };
+        sqlx::query(
+            "UPDATE vicidial_users SET last_login_date = NOW(), last_ip = ?, failed_login_count = 0 \
+             WHERE user = ?",
+        )
+        .bind(last_ip)
+        .bind(&user)
+        .execute(&mut *c)
+        .await?;
+        return Ok(());
+    }
+    let counted = sqlx::query(
+        "UPDATE vicidial_users SET failed_login_count = failed_login_count + 1, \
+             failed_login_attempts_today = failed_login_attempts_today + 1, \
+             failed_login_count_today = failed_login_count_today + 1, \
+             failed_last_ip_today = ?, failed_last_type_today = 'aBAD' \
+         WHERE user = ? AND failed_login_count < 10",
+    )
+    .bind(&ip)
+    .bind(&user)
+    .execute(&mut *c)
+    .await?;
+    if counted.rows_affected() > 0 {
+        return Ok(());
+    }
+    // Ten failures, but the lock (15 minutes from last_login_date) is over:
+    // counting starts again, and a new lock would run from now.
+    let restarted = sqlx::query(
+        "UPDATE vicidial_users SET last_login_date = NOW(), failed_login_count = 1, \
+             failed_last_ip_today = ?, failed_login_attempts_today = failed_login_attempts_today + 1, \
+             failed_login_count_today = failed_login_count_today + 1, failed_last_type_today = 'aBAD' \
+         WHERE user = ? AND failed_login_count >= 10 \
+           AND (last_login_date IS NULL OR UNIX_TIMESTAMP(last_login_date) < UNIX_TIMESTAMP(NOW()) - 900)",
+    )
+    .bind(&ip)
+    .bind(&user)
+    .execute(&mut *c)
+    .await?;
+    if restarted.rows_affected() > 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE vicidial_users SET failed_login_attempts_today = failed_login_attempts_today + 1, \
+             failed_last_type_today = 'aLOCK' \
+         WHERE user = ? AND failed_login_count >= 10",
+    )
+    .bind(&user)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 /// The user lookup (bound: user); public for EXPLAIN in bench/vicidial.sh.
 pub const USER_SQL: &str = "SELECT pass, pass_hash, user_level, active, failed_login_count, \
             UNIX_TIMESTAMP(NOW()) - UNIX_TIMESTAMP(last_login_date) \
@@ -173,7 +291,7 @@ async fn read_user(
 }
 
 /// VICIdial's input filter: `preg_replace("/\||`|&|\'|\"|\\\\|;| /","",…)`.
-fn sanitize(text: &str) -> String {
+pub fn sanitize(text: &str) -> String {
     text.chars()
         .filter(|c| !matches!(c, '|' | '`' | '&' | '\'' | '"' | '\\' | ';' | ' '))
         .collect()

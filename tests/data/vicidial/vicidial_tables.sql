@@ -102,17 +102,23 @@ CREATE TABLE vicidial_lists (
   PRIMARY KEY (list_id)
 ) ENGINE=MyISAM;
 
--- Admin users, for HTTP Basic against VICIdial's own accounts.
+-- Admin users, for HTTP Basic against VICIdial's own accounts, with the
+-- columns VICIdial's user_authorization() counts failed logins in.
 CREATE TABLE vicidial_users (
-  user_id            int(9) unsigned NOT NULL AUTO_INCREMENT,
-  user               varchar(20) NOT NULL,
-  pass               varchar(100) NOT NULL,
-  full_name          varchar(50),
-  user_level         tinyint(3) unsigned DEFAULT '1',
-  active             enum('Y','N') DEFAULT 'Y',
-  failed_login_count tinyint(3) unsigned DEFAULT '0',
-  last_login_date    datetime DEFAULT '2001-01-01 00:00:01',
-  pass_hash          varchar(500) DEFAULT '',
+  user_id                     int(9) unsigned NOT NULL AUTO_INCREMENT,
+  user                        varchar(20) NOT NULL,
+  pass                        varchar(100) NOT NULL,
+  full_name                   varchar(50),
+  user_level                  tinyint(3) unsigned DEFAULT '1',
+  active                      enum('Y','N') DEFAULT 'Y',
+  failed_login_count          tinyint(3) unsigned DEFAULT '0',
+  last_login_date             datetime DEFAULT '2001-01-01 00:00:01',
+  last_ip                     varchar(15) DEFAULT '',
+  pass_hash                   varchar(500) DEFAULT '',
+  failed_login_attempts_today mediumint(8) unsigned DEFAULT '0',
+  failed_login_count_today    smallint(6) unsigned DEFAULT '0',
+  failed_last_ip_today        varchar(50) DEFAULT '',
+  failed_last_type_today      varchar(20) DEFAULT '',
   PRIMARY KEY (user_id),
   UNIQUE KEY user (user)
 ) ENGINE=MyISAM;
@@ -129,11 +135,28 @@ CREATE TABLE servers (
   UNIQUE KEY server_id (server_id)
 ) ENGINE=MyISAM;
 
--- How VICIdial hashes admin passwords, when it does.
+-- How VICIdial hashes admin passwords, when it does, and whether it logs
+-- who listened to a recording.
 CREATE TABLE system_settings (
-  version           varchar(50),
-  db_schema_version int(8) unsigned DEFAULT '0',
-  pass_hash_enabled enum('0','1') DEFAULT '0',
-  pass_key          varchar(100) DEFAULT '',
-  pass_cost         tinyint(2) unsigned DEFAULT '2'
+  version              varchar(50),
+  db_schema_version    int(8) unsigned DEFAULT '0',
+  pass_hash_enabled    enum('0','1') DEFAULT '0',
+  pass_key             varchar(100) DEFAULT '',
+  pass_cost            tinyint(2) unsigned DEFAULT '2',
+  log_recording_access enum('0','1') DEFAULT '0'
+) ENGINE=MyISAM;
+
+-- VICIdial's own listen report: recording_log_redirect.php writes it when
+-- system_settings.log_recording_access is '1'.
+CREATE TABLE vicidial_recording_access_log (
+  recording_access_log_id int(10) unsigned NOT NULL AUTO_INCREMENT,
+  recording_id            int(10) unsigned DEFAULT NULL,
+  lead_id                 int(10) unsigned DEFAULT NULL,
+  user                    varchar(20) DEFAULT NULL,
+  access_datetime         datetime DEFAULT NULL,
+  access_result           enum('ACCESSED','INVALID USER','INVALID PERMISSIONS','NO RECORDING','RECORDING UNAVAILABLE') DEFAULT NULL,
+  ip                      varchar(15) DEFAULT '',
+  PRIMARY KEY (recording_access_log_id),
+  KEY recording_id (recording_id),
+  KEY lead_id (lead_id)
 ) ENGINE=MyISAM;
