@@ -179,9 +179,38 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let stream = TcpStream::connect(("127.0.0.1", port))
+    request_from("127.0.0.1", port, method, target, headers).await
+}
+
+/// `GET target` from source address `from` (any of 127/8: Linux routes
+/// them all to lo) to 127.0.0.1:`port`.
+pub async fn get_from(
+    from: &str,
+    port: u16,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
+    request_from(from, port, "GET", target, headers).await
+}
+
+/// A connection from source address `from` to 127.0.0.1:`port`.
+pub async fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{from}:0").parse().unwrap())?;
+    socket
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
         .await
-        .map_err(|e| e.to_string())?;
+}
+
+/// One request with hyper's client, from source address `from`.
+pub async fn request_from(
+    from: &str,
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
+    let stream = connect_from(from, port).await.map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;

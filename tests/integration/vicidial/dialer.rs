@@ -58,6 +58,19 @@ impl Dialer {
             fx.name
         ))
         .await;
+        // Login attempts, counted as VICIdial's own login counts them.
+        fx.exec(&format!(
+            "GRANT UPDATE (failed_login_count, failed_login_attempts_today, failed_login_count_today, \
+                 failed_last_ip_today, failed_last_type_today, last_login_date, last_ip) \
+             ON `{}`.vicidial_users TO '{user}'@'%'",
+            fx.name
+        ))
+        .await;
+        fx.exec(&format!(
+            "GRANT INSERT ON `{}`.vicidial_recording_access_log TO '{user}'@'%'",
+            fx.name
+        ))
+        .await;
         let mut site = Site::new(test);
         site.configure(target, spool);
         let astguiclient = site.root.join("astguiclient.conf");

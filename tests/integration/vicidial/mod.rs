@@ -6,9 +6,10 @@
 
 mod attribution;
 mod daemon;
-mod dialer;
+pub(crate) mod dialer;
 mod failures;
 mod listen;
+mod listen_report;
 mod location;
 mod purge;
 mod queue;

@@ -135,3 +135,71 @@ async fn bcrypt_hashed_passwords() {
         "{e}"
     );
 }
+
+/// `failed_login_count|failed_login_attempts_today|failed_last_ip_today|failed_last_type_today|last_ip|last_login_date within a minute`.
+async fn counters(fx: &mut super::Fixture, user: &str) -> String {
+    fx.text(&format!(
+        "SELECT CONCAT_WS('|', failed_login_count, failed_login_attempts_today, failed_last_ip_today, \
+             failed_last_type_today, last_ip, ABS(TIMESTAMPDIFF(SECOND, last_login_date, NOW())) < 60) \
+         FROM vicidial_users WHERE user = '{user}'"
+    ))
+    .await
+    .unwrap()
+}
+
+async fn log_in(fx: &super::Fixture, user: &str, pass: &str, ip: std::net::IpAddr) -> UserCheck {
+    fx.db.log_in(user, pass, 8, ip).await.unwrap()
+}
+
+#[tokio::test]
+async fn logins_are_counted_as_vicidials_own_login_counts_them() {
+    let Some(mut fx) = vicidial_fixture!("users_counted") else {
+        return;
+    };
+    users(&mut fx, false).await;
+    let v4: std::net::IpAddr = "10.0.0.77".parse().unwrap();
+    let v6: std::net::IpAddr = "2001:db8:85a3::8a2e:370:7334".parse().unwrap();
+    // Failures count up; a success resets the count and notes the address.
+    for _ in 0..2 {
+        assert_eq!(
+            log_in(&fx, "admin", "nope", v4).await,
+            UserCheck::Denied(DenyReason::WrongPassword)
+        );
+    }
+    assert_eq!(counters(&mut fx, "admin").await, "2|2|10.0.0.77|aBAD||1");
+    assert_eq!(
+        log_in(&fx, "admin", "1234", v4).await,
+        UserCheck::Allowed { user_level: 9 }
+    );
+    assert_eq!(
+        counters(&mut fx, "admin").await,
+        "0|2|10.0.0.77|aBAD|10.0.0.77|1"
+    );
+    // last_ip holds 15 characters: an IPv6 address is left out, not cut.
+    assert_eq!(
+        log_in(&fx, "admin", "1234", v6).await,
+        UserCheck::Allowed { user_level: 9 }
+    );
+    assert_eq!(counters(&mut fx, "admin").await, "0|2|10.0.0.77|aBAD||1");
+    // A level too low, with the right password, counts as VICIdial counts it.
+    log_in(&fx, "agent", "1234", v6).await;
+    assert_eq!(counters(&mut fx, "agent").await, "1|1|2001:db8:85a3::8a2e:370:7334|aBAD||1");
+    // Locked (10 failures, 5 minutes ago): refused, only the attempt noted.
+    assert_eq!(
+        log_in(&fx, "locked", "1234", v4).await,
+        UserCheck::Denied(DenyReason::LockedOut)
+    );
+    assert_eq!(counters(&mut fx, "locked").await, "10|1||aLOCK||0");
+    // Ten failures, but the lock is over: counting starts again at 1, and
+    // a new lock would last 15 minutes from now.
+    assert_eq!(
+        log_in(&fx, "unlocked", "nope", v4).await,
+        UserCheck::Denied(DenyReason::WrongPassword)
+    );
+    assert_eq!(counters(&mut fx, "unlocked").await, "1|1|10.0.0.77|aBAD||1");
+    // No such user: nothing to count.
+    assert_eq!(
+        log_in(&fx, "nobody", "x", v4).await,
+        UserCheck::Denied(DenyReason::UnknownUser)
+    );
+}
