@@ -21,7 +21,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
@@ -135,7 +135,6 @@ pub async fn accept(
     grace: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(state.config.max_connections));
-    let share = address_share(state.config.max_connections);
     let held: Held = Arc::default();
     let mut connections = JoinSet::new();
     let mut log_refusals = tokio::time::interval(refusals::LOG_EVERY);
@@ -158,27 +157,47 @@ pub async fn accept(
                 continue;
             }
         };
-        // Each refusal closes the connection at once (the client sees it close).
-        let client = client_of(peer.ip());
-        if !may_connect(&state.config, client) {
-            state.refusals.note(Refused::AddressNotAllowed, client);
-            continue;
-        }
-        let Some(mine) = AddressSlot::take(&held, client, share) else {
-            state.refusals.note(Refused::AddressShare, client);
-            continue;
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            state.refusals.note(Refused::ConnectionsFull, client);
+        let Some(taken) = admit(&state, &held, &slots, client_of(peer.ip())) else {
             continue;
         };
         let (state, tls, stop) = (state.clone(), tls.clone(), stop.clone());
         connections.spawn(async move {
             serve(stream, peer, tls, state, stop).await;
-            drop((slot, mine));
+            drop(taken);
         });
     }
     drop(listener);
+    drain(connections, grace).await;
+}
+
+/// The slots a connection from `client` takes (its address's and one of
+/// all), or `None` — the connection is closed at once, the client sees it
+/// close — when the address may not connect, holds its share, or every
+/// slot is taken.
+fn admit(
+    state: &State,
+    held: &Held,
+    slots: &Arc<Semaphore>,
+    client: IpAddr,
+) -> Option<(AddressSlot, OwnedSemaphorePermit)> {
+    if !may_connect(&state.config, client) {
+        state.refusals.note(Refused::AddressNotAllowed, client);
+        return None;
+    }
+    let share = address_share(state.config.max_connections);
+    let Some(mine) = AddressSlot::take(held, client, share) else {
+        state.refusals.note(Refused::AddressShare, client);
+        return None;
+    };
+    let Ok(slot) = slots.clone().try_acquire_owned() else {
+        state.refusals.note(Refused::ConnectionsFull, client);
+        return None;
+    };
+    Some((mine, slot))
+}
+
+/// Gives open connections `grace` to finish, then closes them.
+async fn drain(mut connections: JoinSet<()>, grace: Duration) {
     let deadline = tokio::time::sleep(grace);
     tokio::pin!(deadline);
     loop {

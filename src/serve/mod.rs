@@ -54,6 +54,31 @@ pub mod throttle;
 
 pub use playback::content_type as playback_content_type;
 
+/// What VICIdial's database adds to the server: the login check (with
+/// `auth = "vicidial"`) and the writer of VICIdial's listen report.
+#[derive(Default)]
+struct VicidialParts {
+    auth: Option<auth::Auth>,
+    access_log: Option<access_log::AccessLog>,
+    access_task: Option<JoinHandle<()>>,
+}
+
+fn vicidial_parts(serve: &ServeConfig, parts: &Parts) -> VicidialParts {
+    let Some(db) = &parts.db else {
+        return VicidialParts::default();
+    };
+    let auth = serve
+        .auth_user_level
+        .map(|level| auth::Auth::new(db.clone(), level, parts.metrics.clone()));
+    let (log, task) =
+        access_log::AccessLog::start(db.clone(), parts.ledger.clone(), parts.metrics.clone());
+    VicidialParts {
+        auth,
+        access_log: Some(log),
+        access_task: Some(task),
+    }
+}
+
 /// Loads the TLS certificate and key as the server would (for `recvault check`).
 pub fn check_tls(files: &crate::config::TlsFiles) -> Result<(), Error> {
     listener::tls_acceptor(files).map(drop)
@@ -128,25 +153,9 @@ impl Server {
             Error::Local(format!("serve.listen {}: cannot listen: {e}", serve.listen))
         })?;
         let addr = socket.local_addr().map_err(Error::Output)?;
-        let auth = match (serve.auth_user_level, &parts.db) {
-            (Some(level), Some(db)) => {
-                Some(auth::Auth::new(db.clone(), level, parts.metrics.clone()))
-            }
-            _ => None,
-        };
         let (listens, audit) =
             listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
-        let (access_log, access_task) = match &parts.db {
-            Some(db) => {
-                let (log, task) = access_log::AccessLog::start(
-                    db.clone(),
-                    parts.ledger.clone(),
-                    parts.metrics.clone(),
-                );
-                (Some(log), Some(task))
-            }
-            None => (None, None),
-        };
+        let vicidial = vicidial_parts(&serve, &parts);
         let state = Arc::new(State {
             limit: limit::ClientLimit::new(serve.client_rate),
             spool_dirs: config.spool.dirs.clone(),
@@ -159,12 +168,12 @@ impl Server {
             store: parts.store,
             cache,
             signer,
-            auth,
+            auth: vicidial.auth,
             db: parts.db,
             refusals: refusals::Refusals::new(parts.metrics.clone()),
             metrics: parts.metrics,
             listens,
-            access_log,
+            access_log: vicidial.access_log,
             figures: Mutex::new(None),
             config: serve,
         });
@@ -176,7 +185,7 @@ impl Server {
             stop,
             accept,
             audit,
-            access_log: access_task,
+            access_log: vicidial.access_task,
             addr,
         }))
     }

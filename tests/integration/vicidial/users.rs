@@ -183,7 +183,10 @@ async fn logins_are_counted_as_vicidials_own_login_counts_them() {
     assert_eq!(counters(&mut fx, "admin").await, "0|2|10.0.0.77|aBAD||1");
     // A level too low, with the right password, counts as VICIdial counts it.
     log_in(&fx, "agent", "1234", v6).await;
-    assert_eq!(counters(&mut fx, "agent").await, "1|1|2001:db8:85a3::8a2e:370:7334|aBAD||1");
+    assert_eq!(
+        counters(&mut fx, "agent").await,
+        "1|1|2001:db8:85a3::8a2e:370:7334|aBAD||1"
+    );
     // Locked (10 failures, 5 minutes ago): refused, only the attempt noted.
     assert_eq!(
         log_in(&fx, "locked", "1234", v4).await,
