@@ -13,7 +13,9 @@
 //!    rules), [`recovery`] (ledger backups, rebuild, hold copies,
 //!    scrubbing), [`retrieve`] (the way out: a recording's original bytes
 //!    back, one or a request's worth in a zip), [`vicidial`] (VICIdial's
-//!    database), [`serve`] (listen links, health, metrics over HTTP).
+//!    database), [`serve`] (listen links, health, metrics over HTTP),
+//!    [`catalog`] (one interface to what recordings exist and what may
+//!    happen to them: one box's ledger answers it, or a fleet's database).
 //!    [`error`] words their failures.
 //! 3. [`ledger`] (everything recvault knows; the only place with SQL),
 //!    [`store`] (where objects live), [`codec`] (recording ⇄ object bytes),
@@ -36,6 +38,7 @@
 //! covers it, and `retrieve` turns an object back into the original for
 //! `recvault restore`. Every state change is one `ledger::transitions` call.
 
+pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod commands;

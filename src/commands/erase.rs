@@ -14,18 +14,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::catalog::{
+    Catalog, Copy, CopyOutcome, ErasureConfirmation, ErasureItem, ErasurePlan, ErasureProgress,
+    Place, Standing,
+};
 use crate::cli::SelectorArgs;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::error::Error;
-use crate::governance::requests::erase::{self, Confirmation, Plan, Standing};
+use crate::governance::requests::erase;
 use crate::governance::requests::eraser::Eraser;
 use crate::governance::requests::key;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::holds::describe;
 use crate::ledger::lock::{InstanceLock, LockError};
-use crate::recording::Recording;
-use crate::recording::key::{display_name, display_text};
+use crate::recording::key::display_text;
 use crate::store::{Store, Versioning};
 use crate::units::{human_bytes, local_time, now_secs};
 
@@ -42,39 +45,34 @@ pub(super) async fn erase(
     let again = command_line(config, &select, &request);
     let selectors = super::find::selectors(select)?;
     erase::check_reference(&request)?;
-    let ledger = super::open_ledger(config)?;
-    ledger.attribute_pending(&config.naming)?;
-    let key = key::load_or_create(&config.ledger.path)?;
+    let catalog = super::catalog(config).await?;
     let store = super::store_if_configured(config).await?;
     let Some(token) = confirm else {
-        let plan = erase::preview(&ledger, &key, &request, &selectors)?;
-        print_plan(config, store.as_deref(), &plan, &again, out).await?;
+        let plan = catalog.erasure_preview(&request, &selectors).await?;
+        print_plan(catalog.as_ref(), store.as_deref(), &plan, &again, out).await?;
         return Ok(ExitCode::SUCCESS);
     };
     let actor = Actor::current();
-    let confirmed = erase::confirm(
-        &ledger,
-        &key,
-        &request,
-        &selectors,
-        Some(&token),
-        &actor,
-        now_secs(),
-    )?;
+    let confirmed = catalog
+        .erasure_confirm(&actor, &request, &selectors, Some(&token))
+        .await?;
     let plan = match confirmed {
-        Confirmation::Reserved(plan) => plan,
-        Confirmation::Changed(plan) => {
+        ErasureConfirmation::Reserved(plan) => plan,
+        ErasureConfirmation::Changed(plan) => {
             writeln!(
                 out,
                 "nothing was erased: what this request covers is not what that token confirmed \
                  (the set changed since the preview, or the token is not its token). The preview now:\n"
             )?;
-            print_plan(config, store.as_deref(), &plan, &again, out).await?;
+            print_plan(catalog.as_ref(), store.as_deref(), &plan, &again, out).await?;
             return Ok(ExitCode::FAILURE);
         }
     };
+    let ledger = super::open_ledger(config)?;
+    let key = key::load_or_create(&config.ledger.path)?;
     carry_out(config, &ledger, store.as_deref(), &key, &actor, out).await?;
-    report(&ledger, &plan, out)
+    let progress = catalog.erasure_progress(&plan.request).await?;
+    report(&plan, &progress, out)
 }
 
 /// Erases what is reserved — here if no daemon runs, else by the daemon,
@@ -137,34 +135,48 @@ async fn wait_for_daemon(ledger: &Arc<Ledger>) -> Result<(), Error> {
 
 /// Prints where the request stands now; exit 1 if anything is left undone
 /// (other than what waits for Object Lock).
-fn report(ledger: &Ledger, plan: &Plan, out: &mut impl Write) -> Result<ExitCode, Error> {
+fn report(
+    plan: &ErasurePlan,
+    progress: &ErasureProgress,
+    out: &mut impl Write,
+) -> Result<ExitCode, Error> {
     // Names as the preview showed them: erased rows carry pseudonyms now.
-    let names: HashMap<i64, String> = plan
+    let names: HashMap<(&str, i64), &str> = plan
         .items
         .iter()
-        .map(|(m, _)| (m.rec.id, display_name(&m.rec.name)))
+        .map(|i| ((i.entry.host.as_str(), i.entry.id), i.entry.name.as_str()))
         .collect();
-    let mut counts = [0u64; 3];
-    for r in &ledger.erasure_of(&plan.request)? {
+    for l in &progress.lines {
         let name = names
-            .get(&r.id)
-            .cloned()
-            .unwrap_or_else(|| display_name(&r.name));
-        if let Some(kind) = report_line(r, &name, out)? {
-            counts[kind] += 1;
-        }
+            .get(&(l.host.as_str(), l.id))
+            .copied()
+            .unwrap_or(l.name.as_str());
+        report_line(&l.outcome, name, out)?;
     }
-    let [erased, waiting, pending] = counts;
-    let held = plan
-        .items
-        .iter()
-        .filter(|(_, s)| matches!(s, Standing::Held(_)))
-        .count();
+    let [erased, waiting, pending, closed] = progress.counts();
+    let held = plan.held().count();
     writeln!(
         out,
         "erasure request {}: {erased} erased, {waiting} waiting for Object Lock, {pending} not done yet, {held} held",
         plan.request
     )?;
+    if closed > 0 {
+        writeln!(
+            out,
+            "  {closed} closed with their box forgotten (its stored objects were erased by the fleet)"
+        )?;
+    }
+    for open in progress.open.iter().filter(|o| !o.reachable) {
+        writeln!(
+            out,
+            "  OPEN: box {} holds {} of them and has not been heard from since {}; the request stays \
+             open until it is back, or `recvault fleet forget {}` once it is wiped",
+            open.host,
+            open.copies,
+            open.heartbeat.map(local_time).unwrap_or_else(|| "-".into()),
+            open.host
+        )?;
+    }
     if pending > 0 {
         writeln!(
             out,
@@ -174,38 +186,28 @@ fn report(ledger: &Ledger, plan: &Plan, out: &mut impl Write) -> Result<ExitCode
     super::exit(pending == 0)
 }
 
-/// One recording's line of the report. Returns its kind: 0 erased, 1
-/// waiting for Object Lock, 2 not done yet.
-fn report_line(r: &Recording, name: &str, out: &mut impl Write) -> Result<Option<usize>, Error> {
-    let Some(e) = &r.erasure else { return Ok(None) };
-    let why = r.last_error.as_deref().unwrap_or("under way");
-    Ok(Some(match (e.erased_at, e.wait_until) {
-        (Some(at), _) => {
-            writeln!(out, "  erased   {}  {name}", local_time(at))?;
-            0
-        }
-        (None, Some(until)) => {
-            writeln!(
-                out,
-                "  waiting  {name}: Object Lock keeps a stored version until {}; the local copy is \
-                 gone, and the daemon finishes the erasure then ({why})",
-                local_time(until)
-            )?;
-            1
-        }
-        (None, None) => {
-            writeln!(out, "  pending  {name}: {why}")?;
-            2
-        }
-    }))
+/// One recording's line of the report.
+fn report_line(outcome: &CopyOutcome, name: &str, out: &mut impl Write) -> Result<(), Error> {
+    match outcome {
+        CopyOutcome::Erased { at } => writeln!(out, "  erased   {}  {name}", local_time(*at))?,
+        CopyOutcome::Waiting { until, why } => writeln!(
+            out,
+            "  waiting  {name}: Object Lock keeps a stored version until {}; the local copy is \
+             gone, and the daemon finishes the erasure then ({why})",
+            local_time(*until)
+        )?,
+        CopyOutcome::Pending { why } => writeln!(out, "  pending  {name}: {why}")?,
+        CopyOutcome::Closed { by } => writeln!(out, "  closed   {name}: {by}")?,
+    }
+    Ok(())
 }
 
 /// Prints the preview: what goes (and where each copy is), what a hold
 /// keeps, what was erased before, then the command that confirms it.
 async fn print_plan(
-    config: &Config,
+    catalog: &dyn Catalog,
     store: Option<&dyn Store>,
-    plan: &Plan,
+    plan: &ErasurePlan,
     again: &str,
     out: &mut impl Write,
 ) -> Result<(), Error> {
@@ -216,8 +218,9 @@ async fn print_plan(
     }
     writeln!(out, "erasure request {} for {shown}", plan.request)?;
     let versions = versions_text(store).await;
-    let left = print_to_erase(plan, &config.spool.staging, &versions, out)?;
-    print_kept(plan, out)?;
+    let fleet = catalog.scope().is_fleet();
+    let left = print_to_erase(plan, &versions, fleet, out)?;
+    print_kept(plan, fleet, out)?;
     if left == 0 {
         writeln!(out, "nothing (more) to erase")?;
         return Ok(());
@@ -254,28 +257,34 @@ async fn versions_text(store: Option<&dyn Store>) -> String {
 /// Prints what the request erases, with where each copy is. Returns how
 /// many are left to erase.
 fn print_to_erase(
-    plan: &Plan,
-    staging: &Path,
+    plan: &ErasurePlan,
     versions: &str,
+    fleet: bool,
     out: &mut impl Write,
 ) -> Result<usize, Error> {
-    let (done, left): (Vec<_>, Vec<_>) = plan.to_erase().partition(|m| m.rec.is_erased());
-    let bytes: u64 = left.iter().map(|m| m.rec.identity.size).sum();
+    let (done, left): (Vec<_>, Vec<_>) =
+        plan.to_erase().partition(|i| i.entry.status() == "erased");
+    let bytes: u64 = left.iter().map(|i| i.entry.size).sum();
     writeln!(
         out,
         "{} recordings to erase, {}:",
         left.len(),
         human_bytes(bytes)
     )?;
-    for m in &left {
-        let r = &m.rec;
+    for i in &left {
+        let e = &i.entry;
         let (when, campaign) = (
-            local_time(r.time_secs()),
-            display_text(r.campaign.as_deref().unwrap_or("-")),
+            local_time(e.time),
+            display_text(e.campaign.as_deref().unwrap_or("-")),
         );
-        let (size, name) = (human_bytes(r.identity.size), display_name(&r.name));
-        writeln!(out, "  {}  {when}  {campaign}  {size}  {name}", r.id)?;
-        writeln!(out, "      copies: {}", copies(r, staging, versions))?;
+        let size = human_bytes(e.size);
+        writeln!(
+            out,
+            "  {}  {when}  {campaign}  {size}  {}",
+            label(i, fleet),
+            e.name
+        )?;
+        writeln!(out, "      copies: {}", copies(&i.copies, versions, fleet))?;
     }
     if !done.is_empty() {
         writeln!(out, "{} already erased by this request", done.len())?;
@@ -283,57 +292,61 @@ fn print_to_erase(
     Ok(left.len())
 }
 
+/// How a recording is named in the preview: its id (`host/id` in a fleet).
+fn label(i: &ErasureItem, fleet: bool) -> String {
+    match fleet {
+        true => i.entry.reference().to_string(),
+        false => i.entry.id.to_string(),
+    }
+}
+
 /// Prints what the request does not erase: held (with the cases), or
 /// another request's.
-fn print_kept(plan: &Plan, out: &mut impl Write) -> Result<(), Error> {
-    let held: Vec<_> = plan
-        .items
-        .iter()
-        .filter_map(|(m, s)| match s {
-            Standing::Held(cases) => Some((m, cases)),
-            _ => None,
-        })
-        .collect();
+fn print_kept(plan: &ErasurePlan, fleet: bool, out: &mut impl Write) -> Result<(), Error> {
+    let held: Vec<_> = plan.held().collect();
     if !held.is_empty() {
         writeln!(out, "{} under a legal hold, NOT erased:", held.len())?;
     }
-    for (m, cases) in held {
-        let (when, name) = (local_time(m.rec.time_secs()), display_name(&m.rec.name));
+    for (i, cases) in held {
+        let (when, name) = (local_time(i.entry.time), &i.entry.name);
         writeln!(
             out,
             "  {}  {when}  {name}  held by {}",
-            m.rec.id,
+            label(i, fleet),
             cases.join(", ")
         )?;
     }
-    for (m, s) in &plan.items {
-        if let Standing::Other { request, done } = s {
+    for i in &plan.items {
+        if let Standing::Other { request, done } = &i.standing {
             let what = if *done { "erased" } else { "being erased" };
-            writeln!(out, "  {}  already {what} by request {request}", m.rec.id)?;
+            writeln!(
+                out,
+                "  {}  already {what} by request {request}",
+                label(i, fleet)
+            )?;
         }
     }
     Ok(())
 }
 
-/// Where each copy of `r` is, as the erasure will find it.
-fn copies(r: &Recording, staging: &Path, versions: &str) -> String {
-    let mut out = Vec::new();
-    if r.state.is_local() && std::fs::symlink_metadata(&r.path).is_ok() {
-        out.push(format!("local file {}", r.path.display()));
-    }
-    let staged = staging.join(format!("{}.obj", r.id));
-    if staged.exists() {
-        out.push(format!("staging {}", staged.display()));
-    }
-    if let Some(k) = &r.object_key
-        && (r.may_be_stored() || r.deleted_at.is_some())
-    {
-        out.push(format!("store {k} ({versions})"));
-    }
-    if out.is_empty() {
+/// Where each copy is, as the erasure will find it.
+fn copies(copies: &[Copy], versions: &str, fleet: bool) -> String {
+    if copies.is_empty() {
         return "none left (only the ledger row, whose personal data is replaced)".to_string();
     }
-    out.join("; ")
+    let on = |host: &str| match fleet {
+        true => format!(" on {host}"),
+        false => String::new(),
+    };
+    copies
+        .iter()
+        .map(|c| match &c.place {
+            Place::Spool { path } => format!("local file {path}{}", on(&c.host)),
+            Place::Staging { path } => format!("staging {path}{}", on(&c.host)),
+            Place::Store { key } => format!("store {key} ({versions})"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The command that confirms this request (without its `--confirm`).

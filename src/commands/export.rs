@@ -6,15 +6,19 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
+use crate::catalog::{Catalog, Search, Selector, stream};
 use crate::cli::SelectorArgs;
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::requests::key;
 use crate::ledger::audit::Actor;
 use crate::ledger::holds::describe;
-use crate::retrieve::export::{Export, Progress};
+use crate::retrieve::export::{Export, Progress, Selected};
 use crate::units::human_bytes;
 
 pub(super) async fn export(
@@ -25,8 +29,9 @@ pub(super) async fn export(
     out: &mut impl Write,
 ) -> Result<ExitCode, Error> {
     let selectors = super::find::selectors(select)?;
+    let catalog = super::catalog(config).await?;
+    let selection = selection(catalog, &selectors).await?;
     let ledger = super::open_ledger(config)?;
-    ledger.attribute_pending(&config.naming)?;
     let key = key::load_or_create(&config.ledger.path)?;
     let store = super::store_if_configured(config).await?;
     let actor = Actor::current();
@@ -35,6 +40,7 @@ pub(super) async fn export(
         store: store.as_deref(),
         key: &key,
         selectors: &selectors,
+        selection,
         actor: &actor,
     };
     let mut line = ProgressLine::new();
@@ -66,6 +72,29 @@ pub(super) async fn export(
         report.gone.len()
     )?;
     super::exit(report.failed.is_empty())
+}
+
+/// The recordings the request covers, as the catalog answers (every box's,
+/// in a fleet): this box's by id, the others' as the catalog has them.
+async fn selection(
+    catalog: Arc<dyn Catalog>,
+    selectors: &[Selector],
+) -> Result<Vec<Selected>, Error> {
+    let host = catalog.scope().host().to_string();
+    let search = Search {
+        selectors: selectors.to_vec(),
+        ..Search::default()
+    };
+    let mut out = Vec::new();
+    let mut entries = stream(catalog, search, 1000);
+    while let Some(e) = entries.next().await {
+        let e = e?;
+        out.push(match e.host == host {
+            true => Selected::Here(e.id, e.size),
+            false => Selected::Elsewhere(Box::new(e.to_recording())),
+        });
+    }
+    Ok(out)
 }
 
 /// Progress on standard error: a line redrawn in place on a terminal

@@ -12,9 +12,10 @@ use crate::cli::SelectorArgs;
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::hold::Selector;
-use crate::governance::requests::{self, key};
-use crate::ledger::matching::Matched;
-use crate::recording::key::{display_name, display_text};
+use futures_util::StreamExt;
+
+use crate::catalog::{Entry, Search, stream};
+use crate::recording::key::display_text;
 use crate::units::{human_bytes, local_time};
 
 /// The selectors the options name. Refuses none at all (a request about
@@ -61,36 +62,41 @@ pub(super) fn selectors(args: SelectorArgs) -> Result<Vec<Selector>, Error> {
     Ok(out)
 }
 
-pub(super) fn find(
+pub(super) async fn find(
     config: &Config,
     select: SelectorArgs,
     json: bool,
     out: &mut impl Write,
 ) -> Result<ExitCode, Error> {
     let selectors = selectors(select)?;
-    let ledger = super::open_ledger(config)?;
-    ledger.attribute_pending(&config.naming)?;
-    let key = key::load(&config.ledger.path)?;
+    let catalog = super::catalog(config).await?;
+    let fleet = catalog.scope().is_fleet();
+    let search = Search {
+        selectors: selectors.clone(),
+        ..Search::default()
+    };
     let (mut n, mut held) = (0u64, 0u64);
     if json {
         write!(out, "[")?;
     } else {
+        let host = if fleet { "host\t" } else { "" };
         writeln!(
             out,
-            "id\tstate\tcall time\tcampaign\tagent\tsize\theld by\twhere\tname"
+            "{host}id\tstate\tcall time\tcampaign\tagent\tsize\theld by\twhere\tname"
         )?;
     }
-    requests::find::<Error>(&ledger, &selectors, key.as_ref(), |m| {
+    let mut entries = stream(catalog, search, 1000);
+    while let Some(entry) = entries.next().await {
+        let e = entry?;
         if json {
             let sep = if n == 0 { "\n" } else { ",\n" };
-            write!(out, "{sep}{}", json_of(m))?;
+            write!(out, "{sep}{}", json_of(&e, fleet))?;
         } else {
-            writeln!(out, "{}", line_of(m))?;
+            writeln!(out, "{}", line_of(&e, fleet))?;
         }
         n += 1;
-        held += u64::from(m.held());
-        Ok(())
-    })?;
+        held += u64::from(e.held());
+    }
     let shown = crate::ledger::holds::describe(&selectors);
     if json {
         writeln!(out, "\n]")?;
@@ -105,58 +111,55 @@ pub(super) fn find(
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `find` calls the state of a recording: an erasure's over its state.
-fn state_of(m: &Matched) -> String {
-    match &m.rec.erasure {
-        Some(e) if e.erased_at.is_some() => "erased".to_string(),
-        Some(_) => "erasing".to_string(),
-        None => m.rec.state.to_string(),
-    }
-}
-
-/// One tab-separated line of `find`.
-fn line_of(m: &Matched) -> String {
-    let r = &m.rec;
-    format!(
+/// One tab-separated line of `find` (the box first, in a fleet).
+fn line_of(e: &Entry, fleet: bool) -> String {
+    let line = format!(
         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-        r.id,
-        state_of(m),
-        local_time(r.time_secs()),
-        display_text(r.campaign.as_deref().unwrap_or("-")),
-        display_text(r.agent.as_deref().unwrap_or("-")),
-        human_bytes(r.identity.size),
-        if m.held() {
-            display_text(&m.cases.join(","))
+        e.id,
+        e.status(),
+        local_time(e.time),
+        display_text(e.campaign.as_deref().unwrap_or("-")),
+        display_text(e.agent.as_deref().unwrap_or("-")),
+        human_bytes(e.size),
+        if e.held() {
+            display_text(&e.held_by.join(","))
         } else {
             "-".to_string()
         },
-        super::whereabouts(r),
-        display_name(&r.name)
-    )
+        e.whereabouts(),
+        e.name
+    );
+    match fleet {
+        true => format!("{}\t{line}", e.host),
+        false => line,
+    }
 }
 
-/// One object of `find --json`.
-fn json_of(m: &Matched) -> serde_json::Value {
-    let r = &m.rec;
-    json!({
-        "id": r.id,
-        "state": state_of(m),
-        "name": display_name(&r.name),
-        "call_time": r.call_time,
-        "time": local_time(r.time_secs()),
-        "campaign": r.campaign,
-        "agent": r.agent,
-        "phone": r.phone,
-        "lead_id": r.lead_id,
-        "size": r.identity.size,
-        "sha256": r.sha256,
-        "object_key": r.object_key,
-        "object_size": r.object_size,
-        "where": super::whereabouts(r),
-        "deleted_at": r.deleted_at,
-        "deleted_by": r.deleted_by,
-        "held_by": m.cases,
-        "erase_request": r.erasure.as_ref().map(|e| &e.request),
-        "erased_at": r.erasure.as_ref().and_then(|e| e.erased_at),
-    })
+/// One object of `find --json` (with its box, in a fleet).
+fn json_of(e: &Entry, fleet: bool) -> serde_json::Value {
+    let mut v = json!({
+        "id": e.id,
+        "state": e.status(),
+        "name": e.name,
+        "call_time": e.call_time,
+        "time": local_time(e.time),
+        "campaign": e.campaign,
+        "agent": e.agent,
+        "phone": e.phone,
+        "lead_id": e.lead_id,
+        "size": e.size,
+        "sha256": e.sha256,
+        "object_key": e.object_key,
+        "object_size": e.object_size,
+        "where": e.whereabouts(),
+        "deleted_at": e.deleted_at,
+        "deleted_by": e.deleted_by,
+        "held_by": e.held_by,
+        "erase_request": e.erasure.as_ref().map(|m| &m.request),
+        "erased_at": e.erasure.as_ref().and_then(|m| m.erased_at),
+    });
+    if fleet {
+        v["host"] = json!(e.host);
+    }
+    v
 }

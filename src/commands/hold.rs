@@ -1,35 +1,35 @@
-//! `recvault hold add|release|list|show`: legal holds. After every change
-//! the hold table is copied to the store (so holds survive a lost disk) and,
-//! with `object_lock_legal_hold`, mirrored onto the objects.
+//! `recvault hold add|release|list|show`: legal holds, through the catalog
+//! (one box's ledger, or with `[fleet]` the whole fleet). After every change
+//! the hold table is copied to the store (so holds survive a lost disk)
+//! and, with `object_lock_legal_hold`, mirrored onto the objects.
 
 use std::io::Write;
 use std::process::ExitCode;
 
+use futures_util::StreamExt;
+
+use crate::catalog::{Aftermath, Catalog, Coverage, HoldInfo, NewHold, Search, Selector, stream};
 use crate::cli::HoldCommand;
 use crate::config::Config;
 use crate::error::Error;
-use crate::governance::hold::{self, Hold, HoldPlaced, Selector};
-use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
-use crate::recording::key::{display_name, display_text};
-use crate::recovery::hold_copy;
-use crate::units::{local_time, now_secs};
+use crate::recording::key::display_text;
+use crate::units::local_time;
 
 pub(super) async fn hold(
     action: HoldCommand,
     config: &Config,
     out: &mut impl Write,
 ) -> Result<ExitCode, Error> {
-    let ledger = super::open_ledger(config)?;
-    ledger.attribute_pending(&config.naming)?;
+    let catalog = super::catalog(config).await?;
     let actor = Actor::current();
-    let case = match action {
+    let aftermath = match action {
         HoldCommand::List => {
-            list(&ledger.holds()?, out)?;
+            list(&catalog.holds(None).await?, out)?;
             return Ok(ExitCode::SUCCESS);
         }
         HoldCommand::Show { case } => {
-            show(&ledger, &case, out)?;
+            show(catalog, &case, out).await?;
             return Ok(ExitCode::SUCCESS);
         }
         HoldCommand::Add {
@@ -43,21 +43,26 @@ pub(super) async fn hold(
             to,
         } => {
             let selectors = selectors(recording, campaign, &phone, agent, from, to)?;
-            let placed = hold::add(&ledger, &actor, now_secs(), &case, &reason, &selectors)?;
-            report_placed(&placed, &case, out)?;
-            case
+            let new = NewHold {
+                case_id: case.clone(),
+                reason,
+                selectors,
+            };
+            let placed = catalog.place_hold(&actor, &new).await?;
+            report_placed(placed.id, &placed.coverage, &case, out)?;
+            placed.aftermath
         }
         HoldCommand::Release { case, reason } => {
-            let n = hold::release(&ledger, &actor, now_secs(), &case, &reason)?;
+            let r = catalog.release_hold(&actor, &case, &reason).await?;
             writeln!(
                 out,
-                "released {n} hold(s) of case {case}; retention resumes for its recordings at the next sweep"
+                "released {} hold(s) of case {case}; retention resumes for its recordings at the next sweep",
+                r.released
             )?;
-            case
+            r.aftermath
         }
     };
-    copy_holds(config, &ledger, out).await?;
-    mirror_holds(config, &ledger, &case, out).await
+    report_aftermath(&aftermath, out)
 }
 
 /// What `hold add` names, as selectors (all must match).
@@ -84,65 +89,49 @@ fn selectors(
     Ok(selectors)
 }
 
-/// What a placed hold covers; a warning for recordings already being deleted.
-fn report_placed(placed: &HoldPlaced, case: &str, out: &mut impl Write) -> Result<(), Error> {
+/// What a placed hold covers (per box, in a fleet); a warning for
+/// recordings already being deleted.
+fn report_placed(
+    id: i64,
+    coverage: &Coverage,
+    case: &str,
+    out: &mut impl Write,
+) -> Result<(), Error> {
     writeln!(
         out,
-        "hold #{} placed for case {case}: covers {} recordings now, and any that arrive and match",
-        placed.id, placed.covered
+        "hold #{id} placed for case {case}: covers {} recordings now, and any that arrive and match",
+        coverage.recordings
     )?;
-    if placed.being_deleted > 0 {
+    if coverage.per_host.len() > 1 {
+        let hosts: Vec<String> = coverage
+            .per_host
+            .iter()
+            .map(|(h, n)| format!("{h}: {n}"))
+            .collect();
+        writeln!(out, "  per box: {}", hosts.join(", "))?;
+    }
+    if coverage.being_deleted > 0 {
         eprintln!(
             "recvault: warning: {} of them were already being deleted when the hold was placed (their deletion started first); see `recvault hold show {case}`",
-            placed.being_deleted
+            coverage.being_deleted
         );
     }
     Ok(())
 }
 
-/// Stores a copy of the hold table beside the ledger backups, so holds
-/// survive a lost disk (`ledger rebuild --from-store`). The ledger's hold
-/// stands even if this fails; the daemon's next scheduled backup copies again.
-async fn copy_holds(config: &Config, ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
-    let Some(store_config) = config.store.as_ref() else {
-        return Ok(());
-    };
-    let copied = match crate::store::open(store_config).await {
-        Ok(store) => {
-            let scratch = super::scratch_dir(config);
-            hold_copy::publish(
-                ledger,
-                &*store,
-                &store_config.prefix,
-                &config.daemon.host,
-                scratch,
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    };
-    match copied {
-        Ok(key) => writeln!(out, "holds copied to the store: {key}")?,
-        Err(e) => eprintln!(
+/// The hold table's copy in the store and the Object Lock mirror: the hold
+/// stands whatever they did; a mirror failure makes the exit code 1.
+fn report_aftermath(a: &Aftermath, out: &mut impl Write) -> Result<ExitCode, Error> {
+    match &a.copied {
+        None => {}
+        Some(Ok(key)) => writeln!(out, "holds copied to the store: {key}")?,
+        Some(Err(e)) => eprintln!(
             "recvault: warning: the hold is in the ledger, but copying the holds to the store failed: {e}"
         ),
     }
-    Ok(())
-}
-
-/// With `[store] object_lock_legal_hold`, sets the objects' legal holds to
-/// match the ledger. The ledger's hold stands even if this fails.
-async fn mirror_holds(
-    config: &Config,
-    ledger: &Ledger,
-    case: &str,
-    out: &mut impl Write,
-) -> Result<ExitCode, Error> {
-    let Some(store_config) = config.store.as_ref().filter(|s| s.object_lock_legal_hold) else {
+    let Some(r) = &a.mirror else {
         return Ok(ExitCode::SUCCESS);
     };
-    let store = crate::store::open(store_config).await?;
-    let r = hold::mirror(ledger, &*store, case).await?;
     writeln!(
         out,
         "object lock legal holds: {} on, {} off, {} failed",
@@ -157,7 +146,7 @@ async fn mirror_holds(
 }
 
 /// Writes `recvault hold list`.
-fn list(holds: &[Hold], out: &mut impl Write) -> Result<(), Error> {
+fn list(holds: &[HoldInfo], out: &mut impl Write) -> Result<(), Error> {
     if holds.is_empty() {
         writeln!(out, "no legal holds")?;
     }
@@ -181,9 +170,13 @@ fn list(holds: &[Hold], out: &mut impl Write) -> Result<(), Error> {
 }
 
 /// Writes `recvault hold show CASE`: its holds, then each recording they
-/// cover with where it is now.
-fn show(ledger: &Ledger, case_id: &str, out: &mut impl Write) -> Result<(), Error> {
-    let holds = hold::of_case(ledger, case_id)?;
+/// cover (on every box, in a fleet) with where it is now.
+async fn show(
+    catalog: std::sync::Arc<dyn Catalog>,
+    case_id: &str,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    let holds = catalog.holds(Some(case_id)).await?;
     list(&holds, out)?;
     for h in holds.iter().filter(|h| h.released_at.is_some()) {
         writeln!(
@@ -194,27 +187,37 @@ fn show(ledger: &Ledger, case_id: &str, out: &mut impl Write) -> Result<(), Erro
             display_text(h.release_reason.as_deref().unwrap_or(""))
         )?;
     }
+    let fleet = catalog.scope().is_fleet();
+    let host = if fleet { "host\t" } else { "" };
     writeln!(
         out,
-        "id\tstate\tcampaign\tcall time\tphone\tagent\twhere\tname"
+        "{host}id\tstate\tcampaign\tcall time\tphone\tagent\twhere\tname"
     )?;
+    let search = Search {
+        case: Some(case_id.to_string()),
+        ..Search::default()
+    };
     let mut n = 0;
-    ledger.covered_by_case::<Error>(case_id, |r| {
+    let mut covered = stream(catalog, search, 1000);
+    while let Some(e) = covered.next().await {
+        let e = e?;
         n += 1;
+        if fleet {
+            write!(out, "{}\t", e.host)?;
+        }
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            r.id,
-            r.state,
-            display_text(r.campaign.as_deref().unwrap_or("-")),
-            local_time(r.time_secs()),
-            display_text(r.phone.as_deref().unwrap_or("-")),
-            display_text(r.agent.as_deref().unwrap_or("-")),
-            super::whereabouts(r),
-            display_name(&r.name)
+            e.id,
+            e.state,
+            display_text(e.campaign.as_deref().unwrap_or("-")),
+            local_time(e.time),
+            display_text(e.phone.as_deref().unwrap_or("-")),
+            display_text(e.agent.as_deref().unwrap_or("-")),
+            e.whereabouts(),
+            e.name
         )?;
-        Ok(())
-    })?;
+    }
     writeln!(out, "{n} recordings")?;
     Ok(())
 }

@@ -3,17 +3,16 @@
 //! lives with its command; nothing below this folder prints.
 
 use std::io::{BufWriter, Stdout};
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::catalog::{Catalog, LocalCatalog};
 use crate::cli::Command;
 use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::recording::{Recording, State};
 use crate::store::{self, Store};
-use crate::units::{local_time, parse_date, parse_date_end};
+use crate::units::{parse_date, parse_date_end};
 
 mod audit;
 mod check;
@@ -60,7 +59,7 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             output,
             force,
         } => export::export(&config, select, &output, force, &mut stdout()).await,
-        Command::Find { select, json } => find::find(&config, select, json, &mut stdout()),
+        Command::Find { select, json } => find::find(&config, select, json, &mut stdout()).await,
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
         Command::Audit {
@@ -127,6 +126,17 @@ fn open_ledger(config: &Config) -> Result<Arc<Ledger>, Error> {
     Ok(Arc::new(Ledger::open(&config.ledger.path)?))
 }
 
+/// The catalog this box answers from: its own ledger, or with `[fleet]`
+/// the fleet's shared database.
+async fn catalog(config: &Config) -> Result<Arc<dyn Catalog>, Error> {
+    let ledger = open_ledger(config)?;
+    ledger.attribute_pending(&config.naming)?;
+    Ok(Arc::new(LocalCatalog::new(
+        Arc::new(config.clone()),
+        ledger,
+    )))
+}
+
 /// The configured store's settings, or why there is none.
 fn store_config(config: &Config) -> Result<&StoreConfig, Error> {
     config
@@ -159,38 +169,4 @@ fn date(text: Option<String>) -> Result<Option<i64>, Error> {
 fn date_end(text: Option<String>) -> Result<Option<i64>, Error> {
     text.map(|d| parse_date_end(&d).map_err(Error::Usage))
         .transpose()
-}
-
-/// Where a recording is now, for people.
-fn whereabouts(r: &Recording) -> String {
-    let key = r.object_key.as_deref().unwrap_or("-");
-    if let Some(e) = &r.erasure {
-        return match (e.erased_at, e.wait_until) {
-            (Some(at), _) => format!("erased {} (request {})", local_time(at), e.request),
-            (None, Some(until)) => format!(
-                "being erased (request {}): store {key} kept by Object Lock until {}",
-                e.request,
-                local_time(until)
-            ),
-            (None, None) => format!("being erased (request {})", e.request),
-        };
-    }
-    match r.step() {
-        State::Uploaded | State::Verified => {
-            format!("local {} + store {key}", r.path.display())
-        }
-        State::LocalDeleted => format!("store {key}"),
-        State::RemoteDeleted => format!(
-            "deleted {} by {}",
-            r.deleted_at.map(local_time).unwrap_or_default(),
-            r.deleted_by.as_deref().unwrap_or("retention")
-        ),
-        State::Gone => "gone (removed by someone else before archiving)".to_string(),
-        _ => format!("local {}", r.path.display()),
-    }
-}
-
-/// The directory beside the ledger, for scratch files of operator commands.
-fn scratch_dir(config: &Config) -> &Path {
-    config.ledger.path.parent().unwrap_or(Path::new("/tmp"))
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// How long a recording is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How long a recording is kept. Serialized as written (`90d`, `forever`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum Keep {
     /// Never deleted by retention.
     Forever,
@@ -41,6 +42,19 @@ impl Keep {
             Keep::Forever => None,
             Keep::For { secs, .. } => Some(*secs),
         }
+    }
+}
+
+impl From<Keep> for String {
+    fn from(k: Keep) -> String {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for Keep {
+    type Error = String;
+    fn try_from(text: String) -> Result<Keep, String> {
+        Keep::parse(&text)
     }
 }
 

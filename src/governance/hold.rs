@@ -56,6 +56,16 @@ fn check_selectors(selectors: &[Selector]) -> Option<HoldProblem> {
     })
 }
 
+/// Checks the selectors of a hold about to be placed (or previewed): at
+/// least one, none empty, no kind holds do not have, ranges that end after
+/// they start.
+pub fn check(selectors: &[Selector]) -> Result<(), Error> {
+    match check_selectors(selectors) {
+        Some(problem) => Err(refused("(new hold)", problem)),
+        None => Ok(()),
+    }
+}
+
 /// Places a hold. Returns its id, how many recordings it covers now, and how
 /// many of those were already being deleted when it committed.
 pub fn add(

@@ -167,7 +167,7 @@ impl Hold {
 /// SQL true when the recording aliased `r` is covered by a hold `h`
 /// satisfying `hold_filter`: for every selector kind of the hold, some
 /// selector of that kind matches.
-fn covered_sql(hold_filter: &str) -> String {
+pub(super) fn covered_sql(hold_filter: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM holds h WHERE {hold_filter} AND NOT EXISTS ( \
            SELECT 1 FROM hold_selectors k WHERE k.hold_id = h.id AND NOT EXISTS ( \

@@ -66,7 +66,7 @@ fn one(s: &Selector) -> (&'static str, Vec<Value>) {
 /// SQL over `r` true when the recording matches `selectors` (alternatives
 /// within a kind, every kind), and its arguments. `None` for no selector:
 /// no selection ever means "everything".
-fn selection(selectors: &[Selector]) -> Option<(String, Vec<Value>)> {
+pub(super) fn selection(selectors: &[Selector]) -> Option<(String, Vec<Value>)> {
     let mut by_kind: BTreeMap<&str, Vec<&Selector>> = BTreeMap::new();
     for s in selectors {
         by_kind.entry(s.kind()).or_default().push(s);

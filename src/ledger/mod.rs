@@ -49,6 +49,7 @@ pub mod reservations;
 pub mod retention;
 mod rows;
 mod schema;
+pub mod search;
 #[cfg(test)]
 mod tests;
 mod transitions;

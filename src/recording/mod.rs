@@ -15,7 +15,10 @@ pub mod phone;
 pub mod pseudonym;
 
 /// Where a recording is in its life. Each change is one ledger transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     /// Found in the spool; may still be written.
     Seen,
@@ -189,7 +192,7 @@ pub struct Recording {
 }
 
 /// A confirmed data-subject erasure of a recording.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErasureMark {
     /// The request's reference (`--request`, or VICIdial's queue row).
     pub request: String,

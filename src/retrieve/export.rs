@@ -19,7 +19,7 @@ use rawzip::time::UtcDateTime;
 
 use crate::digest::{CHUNK, HashingWriter};
 use crate::error::Error;
-use crate::governance::requests::{self, for_audit};
+use crate::governance::requests::for_audit;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, Actor, NewEntry};
 use crate::ledger::holds::Selector;
@@ -39,8 +39,31 @@ pub struct Export<'a> {
     /// `None` without a configured store: only local copies can be exported.
     pub store: Option<&'a dyn Store>,
     pub key: &'a PseudonymKey,
+    /// What the request named (for the audit entry).
     pub selectors: &'a [Selector],
+    /// The recordings it covers, oldest call first (the catalog's answer).
+    pub selection: Vec<Selected>,
     pub actor: &'a Actor,
+}
+
+/// One recording an export covers.
+#[derive(Debug, Clone)]
+pub enum Selected {
+    /// A recording of this box's ledger (its id, its size): read from its
+    /// local file while that is still the one recorded, else its object.
+    Here(i64, u64),
+    /// Another box's recording, as the fleet's catalog knows it: read from
+    /// its object in the store (its local file is on its own box).
+    Elsewhere(Box<Recording>),
+}
+
+impl Selected {
+    fn size(&self) -> u64 {
+        match self {
+            Selected::Here(_, size) => *size,
+            Selected::Elsewhere(rec) => rec.identity.size,
+        }
+    }
 }
 
 /// How far an export has got.
@@ -144,11 +167,7 @@ impl Export<'_> {
                 hint: "already exists; pass --force to replace it",
             });
         }
-        let mut items = Vec::new();
-        requests::find::<Error>(self.ledger, self.selectors, Some(self.key), |m| {
-            items.push((m.rec.id, m.rec.identity.size));
-            Ok(())
-        })?;
+        let items = &self.selection;
         let mut report = ExportReport {
             matched: items.len() as u64,
             ..ExportReport::default()
@@ -158,7 +177,7 @@ impl Export<'_> {
         }
         Temps::clean_stale(output);
         let temps = Temps::beside(output);
-        let written = self.write(&items, &temps, &mut report, progress).await;
+        let written = self.write(items, &temps, &mut report, progress).await;
         let placed = written.and_then(|()| {
             fs::rename(&temps.zip, output).map_err(Error::io(output))?;
             let dir = output.parent().filter(|p| !p.as_os_str().is_empty());
@@ -173,7 +192,7 @@ impl Export<'_> {
     /// Writes every recording, then the manifests, into the temp zip.
     async fn write(
         &self,
-        items: &[(i64, u64)],
+        items: &[Selected],
         temps: &Temps,
         report: &mut ExportReport,
         progress: &mut dyn FnMut(&Progress),
@@ -190,12 +209,16 @@ impl Export<'_> {
         let mut names = HashSet::new();
         let mut seen = Progress {
             total: items.len() as u64,
-            total_bytes: items.iter().map(|(_, b)| b).sum(),
+            total_bytes: items.iter().map(Selected::size).sum(),
             ..Progress::default()
         };
-        for (id, bytes) in items {
-            let rec = self.ledger.recording(*id)?;
-            let row = self.one(&rec, &mut zip, temps, &mut names).await?;
+        for item in items {
+            let (rec, here) = match item {
+                Selected::Here(id, _) => (self.ledger.recording(*id)?, true),
+                Selected::Elsewhere(rec) => ((**rec).clone(), false),
+            };
+            let bytes = item.size();
+            let row = self.one(&rec, here, &mut zip, temps, &mut names).await?;
             tally(report, &rec, &row);
             manifests.add(&row).map_err(Error::io(&temps.manifests))?;
             seen.done += 1;
@@ -223,6 +246,7 @@ impl Export<'_> {
     async fn one(
         &self,
         rec: &Recording,
+        here: bool,
         zip: &mut Zip,
         temps: &Temps,
         names: &mut HashSet<String>,
@@ -233,7 +257,7 @@ impl Export<'_> {
             return Ok(row);
         }
         let fetched = self
-            .fetch(rec, temps)
+            .fetch(rec, here, temps)
             .await
             .and_then(|(source, sha, size)| {
                 row.source = source;
@@ -259,14 +283,15 @@ impl Export<'_> {
     }
 
     /// The original bytes of `rec` into `temps.original`: from its local
-    /// file while it is still the one recorded, else from its object.
-    /// Returns where they came from, their SHA-256 and size.
+    /// file (`here`: on this box) while it is still the one recorded, else
+    /// from its object. Returns where they came from, their SHA-256 and size.
     async fn fetch(
         &self,
         rec: &Recording,
+        here: bool,
         temps: &Temps,
     ) -> Result<(String, [u8; 32], u64), String> {
-        if rec.state.is_local() {
+        if here && rec.state.is_local() {
             let (path, identity, dest) = (rec.path.clone(), rec.identity, temps.original.clone());
             let copied = tokio::task::spawn_blocking(move || copy_local(&path, identity, &dest))
                 .await
@@ -282,7 +307,10 @@ impl Export<'_> {
             }
         }
         let (Some(key), true) = (&rec.object_key, rec.is_stored()) else {
-            return Err("never archived, and no local copy".to_string());
+            return Err(match here {
+                true => "never archived, and no local copy".to_string(),
+                false => "not archived yet: its only copy is on its own box".to_string(),
+            });
         };
         let store = self
             .store

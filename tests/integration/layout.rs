@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("retrieve", 1),
     ("vicidial", 1),
     ("serve", 1),
+    ("catalog", 1),
     ("error", 2),
     ("ledger", 3),
     ("store", 3),

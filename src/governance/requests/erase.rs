@@ -22,7 +22,7 @@ use super::{for_audit, widen};
 const TOKEN_LEN: usize = 20;
 
 /// Where a recording a request covers stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Standing {
     /// This request erases it (or has begun to).
     Erase,
