@@ -9,10 +9,12 @@
 //! says whether to retry. How to reach the database is configuration
 //! (`config::vicidial`, `config::astguiclient`), re-exported here.
 
+pub mod archive;
 pub mod attribution;
 pub mod db;
 pub mod deletion_queue;
 pub mod location;
+pub mod row_match;
 pub mod servers;
 pub mod users;
 
