@@ -1,17 +1,23 @@
 //! Attribution throughput against a VICIdial database of 1,000,000
 //! `recording_log` rows (see bench/vicidial.sh): builds database `rv_bench`
 //! on 127.0.0.1:3306 (root, no password) from VICIdial's table definitions,
-//! prints EXPLAIN for every statement recvault sends, then times the
-//! attribution of 10,000 recordings three times (batches, and one by one).
+//! with the oldest 30 % of the rows moved to the `_archive` tables as
+//! ADMIN_archive_log_tables.pl moves them, prints EXPLAIN for every
+//! statement recvault sends, then times the attribution of 10,000
+//! recordings three times (batches, and one by one).
 //!
 //! cargo run --release --example vicidial_attribution [-- ROWS NAMES]
 
 use std::time::{Duration, Instant};
 
-use recvault::vicidial::attribution::attribution_sql;
+use recvault::vicidial::archive::{ARCHIVE_TABLES_SQL, ArchiveTables};
+use recvault::vicidial::attribution::{FileQuery, attribution_sql};
 use recvault::vicidial::db::{DbOptions, VicidialDb};
 use recvault::vicidial::deletion_queue::{MARK_SQL, PENDING_SQL};
-use recvault::vicidial::location::REPLACE_LOCATION_SQL;
+use recvault::vicidial::location::{
+    ARCHIVED_LOCATION_SQL, LOCATION_SQL, REPLACE_ARCHIVED_LOCATION_SQL, REPLACE_LOCATION_SQL,
+};
+use recvault::vicidial::row_match::FileTimes;
 use recvault::vicidial::settings::{DbSettings, Secret};
 use recvault::vicidial::users::USER_SQL;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow, MySqlSslMode};
@@ -19,6 +25,21 @@ use sqlx::{AssertSqlSafe, Column, Connection, Executor, Row};
 
 const DB: &str = "rv_bench";
 const SERVER_IP: &str = "10.0.0.5";
+/// `[naming] time_tolerance`'s default.
+const DAY: Duration = Duration::from_secs(86_400);
+/// Files written after every call (2033): each name's only row is its own.
+const LATE: FileTimes = FileTimes {
+    mtime: 2_000_000_000,
+    name_time: None,
+    duration: None,
+};
+
+fn queries<'a>(names: &[&'a str]) -> Vec<FileQuery<'a>> {
+    names
+        .iter()
+        .map(|name| FileQuery { name, times: LATE })
+        .collect()
+}
 
 #[tokio::main]
 async fn main() {
@@ -37,8 +58,9 @@ async fn main() {
         t.elapsed()
     );
 
+    // From the archive, which holds every row: 30 % are archived only.
     let sample: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT CONCAT(filename, '-all.wav') FROM recording_log \
+        "SELECT CONCAT(filename, '-all.wav') FROM recording_log_archive \
          WHERE server_ip = '{SERVER_IP}' ORDER BY RAND(42) LIMIT {names}"
     )))
     .fetch_all(&mut admin)
@@ -67,11 +89,11 @@ async fn main() {
         let mut found = 0;
         for chunk in refs.chunks(500) {
             found += db
-                .attribute_batch(chunk)
+                .attribute_batch(&queries(chunk), DAY)
                 .await
                 .unwrap()
                 .iter()
-                .flatten()
+                .filter(|a| a.found().is_some())
                 .count();
         }
         let rate = refs.len() as f64 / t.elapsed().as_secs_f64();
@@ -87,7 +109,8 @@ async fn main() {
     for run in 1..=3 {
         let t = Instant::now();
         for name in &refs {
-            db.attribute(name).await.unwrap().expect("attributed");
+            let a = db.attribute(name, LATE, DAY).await.unwrap();
+            a.found().expect("attributed");
         }
         let rate = refs.len() as f64 / t.elapsed().as_secs_f64();
         println!(
@@ -138,7 +161,7 @@ async fn as_the_daemon_does(db: &VicidialDb, names: &[String]) -> f64 {
                 dev: 1,
                 ino: i as u64,
                 size: 1,
-                mtime_ns: 1,
+                mtime_ns: LATE.mtime * 1_000_000_000,
             },
         };
         ledger
@@ -158,12 +181,24 @@ async fn as_the_daemon_does(db: &VicidialDb, names: &[String]) -> f64 {
             .map(|t| String::from_utf8_lossy(&t.name).into_owned())
             .collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let found = db.attribute_batch(&refs).await.unwrap();
+        let files: Vec<FileQuery<'_>> = refs
+            .iter()
+            .zip(&todo)
+            .map(|(name, t)| FileQuery {
+                name,
+                times: FileTimes {
+                    mtime: t.identity.mtime_ns / 1_000_000_000,
+                    name_time: t.call_time,
+                    duration: None,
+                },
+            })
+            .collect();
+        let found = db.attribute_batch(&files, DAY).await.unwrap();
         let answers: Vec<_> = todo
             .into_iter()
             .zip(found)
             .map(|(t, a)| {
-                let answer = match a {
+                let answer = match a.found().cloned() {
                     Some(a) => DbAnswer::Found(DbAttribution {
                         vicidial_recording_id: a.recording_id,
                         campaign: a.campaign,
@@ -287,10 +322,25 @@ async fn build(admin: &mut MySqlConnection, rows: u64) {
         "INSERT INTO system_settings (version, pass_hash_enabled, pass_key, pass_cost) \
          VALUES ('2.14b0.5', '0', 'abcdefghijklmnop', 2)"
             .to_string(),
-        "ANALYZE TABLE recording_log, vicidial_log, vicidial_closer_log, vicidial_list, vicidial_lists, \
-         recording_log_deletion_queue, vicidial_users"
-            .to_string(),
     ]);
+    // ADMIN_archive_log_tables.pl: every row copied, the oldest deleted.
+    let cut = 1767225600 + rows * 3 / 10 * 30;
+    for (table, time) in [
+        ("recording_log", "start_epoch"),
+        ("vicidial_log", "start_epoch"),
+        ("vicidial_closer_log", "start_epoch"),
+    ] {
+        statements.push(format!(
+            "INSERT IGNORE INTO {table}_archive SELECT * FROM {table}"
+        ));
+        statements.push(format!("DELETE FROM {table} WHERE {time} <= {cut}"));
+    }
+    statements.push(
+        "ANALYZE TABLE recording_log, vicidial_log, vicidial_closer_log, vicidial_list, vicidial_lists, \
+         recording_log_deletion_queue, vicidial_users, recording_log_archive, vicidial_log_archive, \
+         vicidial_closer_log_archive"
+            .to_string(),
+    );
     for s in statements {
         admin
             .execute(AssertSqlSafe(s.clone()))
@@ -302,24 +352,46 @@ async fn build(admin: &mut MySqlConnection, rows: u64) {
 /// EXPLAIN of each statement recvault sends, with real values bound.
 async fn explain_all(admin: &mut MySqlConnection, sample: &[String]) {
     let key = |n: &str| recvault::vicidial::attribution::recording_log_filename(n).to_string();
-    let mut q =
-        sqlx::query(AssertSqlSafe(format!("EXPLAIN {}", attribution_sql(100)))).bind(SERVER_IP);
-    for name in &sample[..100] {
-        q = q.bind(key(name));
+    let all = ArchiveTables {
+        recording_log: true,
+        vicidial_log: true,
+        closer_log: true,
+    };
+    for table in ["recording_log", "recording_log_archive"] {
+        let sql = format!("EXPLAIN {}", attribution_sql(table, all, 100));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(SERVER_IP);
+        for name in &sample[..100] {
+            q = q.bind(key(name));
+        }
+        print_plan(
+            &format!("attribution from {table} (100 names)"),
+            q.fetch_all(&mut *admin).await.unwrap(),
+        );
     }
-    print_plan(
-        "attribution (100 names)",
-        q.fetch_all(&mut *admin).await.unwrap(),
-    );
-    let plans: [(&str, String, Vec<String>); 4] = [
+    let cas = || -> Vec<String> {
+        vec![
+            "http://x/r/1/s".into(),
+            "12345".into(),
+            "http://10.0.0.5/RECORDINGS/a-all.wav".into(),
+        ]
+    };
+    let plans: [(&str, String, Vec<String>); 8] = [
+        ("archive tables", ARCHIVE_TABLES_SQL.into(), vec![]),
+        ("location", LOCATION_SQL.into(), vec!["12345".into()]),
+        (
+            "archived location",
+            ARCHIVED_LOCATION_SQL.into(),
+            vec!["12345".into()],
+        ),
         (
             "location compare-and-set",
             REPLACE_LOCATION_SQL.into(),
-            vec![
-                "http://x/r/1/s".into(),
-                "12345".into(),
-                "http://10.0.0.5/RECORDINGS/a-all.wav".into(),
-            ],
+            cas(),
+        ),
+        (
+            "archived location compare-and-set",
+            REPLACE_ARCHIVED_LOCATION_SQL.into(),
+            cas(),
         ),
         (
             "pending deletions",

@@ -143,16 +143,21 @@ fn vicidial_attribution(
         .unwrap_or_default();
     writeln!(
         out,
-        "VICIdial attribution: {} attributed, {} waiting ({} not asked yet, {} no recording_log row yet, {} database unavailable), {} gave up (no recording_log row within attribution_wait = {wait})",
+        "VICIdial attribution: {} attributed ({} from archive tables), {} waiting ({} not asked yet, {} no recording_log row yet, {} database unavailable), {} gave up (no recording_log row within attribution_wait = {wait}), {} ambiguous (rows of the name that its times cannot tell apart: the file name's attribution stands)",
         c.done,
+        c.from_archive,
         c.waiting(),
         c.not_asked,
         c.missing,
         c.failed,
-        c.gave_up
+        c.gave_up,
+        c.ambiguous
     )?;
     if let Some(why) = c.last_failure.filter(|_| c.failed > 0) {
         writeln!(out, "  last database failure: {why}")?;
+    }
+    if let Some((name, why)) = c.last_ambiguous {
+        writeln!(out, "  last ambiguous: {}: {why}", display_name(&name))?;
     }
     let l = ledger.location_counts()?;
     writeln!(

@@ -9,6 +9,7 @@ use crate::recording::name::Naming;
 
 pub mod astguiclient;
 mod backends;
+mod deleting_dirs;
 mod dsn;
 mod min_free;
 mod raw;

@@ -342,3 +342,115 @@ fn serve_settings_and_their_errors() {
     ));
     assert!(e.contains("255"), "{e}");
 }
+
+#[test]
+fn directories_recvault_deletes_in_stay_apart_from_what_it_keeps() {
+    let spool = "[spool]\ndirs = [\"/var/spool/asterisk/monitorDONE\"]\n";
+    // The defaults: staging and the playback cache inside the ledger's directory.
+    let c = parse(&format!("{spool}[serve]\nlisten = \"127.0.0.1:8089\"\n")).unwrap();
+    assert_eq!(c.spool.staging, PathBuf::from("/var/lib/recvault/staging"));
+    // Each place refused, by key, with what it collides with.
+    for (extra, key, why) in [
+        (
+            "staging = \"/var/spool/asterisk/monitorDONE\"",
+            "spool.staging",
+            "is the spool directory",
+        ),
+        (
+            "staging = \"/var/spool/asterisk\"",
+            "spool.staging",
+            "contains the spool directory",
+        ),
+        (
+            "staging = \"/var/spool/asterisk/monitorDONE/x\"",
+            "spool.staging",
+            "lies inside the spool directory",
+        ),
+        (
+            "staging = \"/var/spool/asterisk/monitorDONE/x/..\"",
+            "spool.staging",
+            "is the spool directory",
+        ),
+        (
+            "staging = \"/var/lib/recvault\"",
+            "spool.staging",
+            "is the ledger's directory",
+        ),
+        (
+            "staging = \"/var/lib/recvault/staging/../\"",
+            "spool.staging",
+            "is the ledger's directory",
+        ),
+        (
+            "staging = \"/var/lib\"",
+            "spool.staging",
+            "contains the ledger's directory",
+        ),
+        ("staging = \"/\"", "spool.staging", "is /"),
+        (
+            "staging = \"/etc/recvault\"",
+            "spool.staging",
+            "the directory of serve.key_file",
+        ),
+        (
+            "staging = \"/etc/recvault/staging\"",
+            "spool.staging",
+            "lies inside `/etc/recvault`",
+        ),
+        (
+            "staging = \"/etc\"",
+            "spool.staging",
+            "contains `/etc/recvault`",
+        ),
+    ] {
+        let text = format!("{spool}{extra}\n[serve]\nlisten = \"127.0.0.1:8089\"\n");
+        let e = refused(&text);
+        assert!(e.contains("/etc/recvault/recvault.toml"), "{e}");
+        assert!(
+            e.contains(&format!("key `{key}`")) && e.contains(why),
+            "{extra}: {e}"
+        );
+    }
+    let serve = "[serve]\nlisten = \"127.0.0.1:8089\"\n";
+    for (extra, why) in [
+        (
+            "cache_dir = \"/var/spool/asterisk/monitorDONE\"",
+            "is the spool directory",
+        ),
+        (
+            "cache_dir = \"/var/lib/recvault\"",
+            "is the ledger's directory",
+        ),
+        ("cache_dir = \"/\"", "is /"),
+        (
+            "cache_dir = \"/srv/tls\"\ntls_cert = \"/srv/tls/c.pem\"\ntls_key = \"/srv/k/k.pem\"",
+            "serve.tls_cert",
+        ),
+        (
+            "cache_dir = \"/srv/k/cache\"\ntls_cert = \"/srv/tls/c.pem\"\ntls_key = \"/srv/k/k.pem\"",
+            "lies inside `/srv/k`",
+        ),
+    ] {
+        let e = refused(&format!("{spool}{serve}{extra}\n"));
+        assert!(
+            e.contains("key `serve.cache_dir`") && e.contains(why),
+            "{extra}: {e}"
+        );
+    }
+    let e = refused(&format!(
+        "{spool}[store]\nkind = \"local\"\npath = \"/var/lib/recvault\"\n"
+    ));
+    assert!(
+        e.contains("key `store.path`") && e.contains("ledger's directory"),
+        "{e}"
+    );
+    // A directory of its own anywhere else, or inside the ledger's directory.
+    parse(&format!(
+        "{spool}staging = \"/srv/staging\"\n{serve}cache_dir = \"/srv/cache\"\n"
+    ))
+    .unwrap();
+    parse(&format!(
+        "{spool}staging = \"/var/lib/recvault/s\"\n{serve}cache_dir = \"/var/lib/recvault/c\"\n"
+    ))
+    .unwrap();
+}

@@ -84,6 +84,15 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         message: e.to_string().trim_end().to_string(),
     })?;
     let v = Validator { file: path };
+    // Key files the config only reads: their directories must stay apart
+    // from the directories recvault deletes in (`deleting_dirs`).
+    let mut key_files = Vec::new();
+    if let Some(k) = raw.store.as_ref().and_then(|s| s.key_file.clone()) {
+        key_files.push(("store.key_file", k));
+    }
+    if let Some(vc) = &raw.vicidial {
+        key_files.extend(vc.key_files());
+    }
     let ledger = ledger(&v, raw.ledger.unwrap_or_default())?;
     let spool = spool(&v, raw.spool.unwrap_or_default(), &ledger.path)?;
     let compress = compress(&v, raw.compress.unwrap_or_default())?;
@@ -102,7 +111,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         &spool.staging,
         vicidial.is_some(),
     )?;
-    Ok(Config {
+    let config = Config {
         source: path.to_path_buf(),
         spool,
         compress,
@@ -113,7 +122,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         retention,
         vicidial,
         serve,
-    })
+    };
+    super::deleting_dirs::check(&v, &config, key_files)?;
+    Ok(config)
 }
 
 fn ledger(v: &Validator<'_>, raw: RawLedger) -> Result<LedgerConfig, ConfigError> {
@@ -161,9 +172,6 @@ fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolCo
             .unwrap_or(Path::new("/"))
             .join("staging"),
     };
-    if dirs.iter().any(|d| staging.starts_with(d)) {
-        return Err(v.invalid("spool.staging", "must not be inside a spool directory"));
-    }
     let rescan = v.duration("spool.rescan", raw.rescan.as_deref(), "5m")?;
     if rescan < Duration::from_secs(1) {
         return Err(v.invalid("spool.rescan", "must be at least 1s"));

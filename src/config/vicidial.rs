@@ -152,6 +152,23 @@ pub(super) struct RawVicidial {
     purge_poll: Option<String>,
 }
 
+impl RawVicidial {
+    /// The files holding VICIdial's credentials when `[vicidial]` is on:
+    /// `astguiclient.conf` and the key file, with their keys.
+    pub(super) fn key_files(&self) -> Vec<(&'static str, PathBuf)> {
+        if !self.enabled.unwrap_or(false) {
+            return Vec::new();
+        }
+        let conf = self
+            .astguiclient
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(astguiclient::DEFAULT_PATH));
+        let mut files = vec![("vicidial.astguiclient", conf)];
+        files.extend(self.key_file.clone().map(|k| ("vicidial.key_file", k)));
+        files
+    }
+}
+
 /// Validates `[vicidial]`; `None` unless `enabled = true`. Reads
 /// `astguiclient.conf` and the key file, as the daemon will.
 pub(super) fn parse_section(

@@ -5,7 +5,11 @@
 //! leaves a recording half-attributed.
 //!
 //! The file name's attribution (`recording::name`) stays where the database
-//! has nothing: a value the database gives replaces it, a missing one does not.
+//! has nothing: a value the database gives replaces it, a missing one does
+//! not. A recording whose row cannot be told (`ambiguous`: two
+//! `recording_log` rows agree with its times, or rows exist and none does)
+//! keeps the name's attribution for good: nothing is guessed, its location
+//! is never rewritten, and retention applies the name's rule at once.
 
 use std::time::Duration;
 
@@ -13,7 +17,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::transitions::insert_event;
 use super::{Ledger, LedgerError};
-use crate::recording::State;
+use crate::recording::{FileIdentity, State};
 
 /// The waiting states, exactly as the partial index `recordings_db_waiting`
 /// says them (SQLite uses a partial index only for a query repeating its
@@ -30,6 +34,11 @@ pub struct AttributionTodo {
     pub first_seen: i64,
     /// Answers asked for so far.
     pub attempts: u32,
+    /// Where the file was, and which file it was (size, mtime).
+    pub path: Vec<u8>,
+    pub identity: FileIdentity,
+    /// The call time the name gave, where believed (`recording::name`).
+    pub call_time: Option<i64>,
 }
 
 /// What VICIdial's database says about one recording's call.
@@ -51,12 +60,17 @@ pub struct DbAttribution {
     pub started_at: Option<i64>,
     /// Length in seconds.
     pub length_secs: Option<u32>,
+    /// The VICIdial archive tables it came from, comma-separated; `None`
+    /// when all came from the live tables.
+    pub archived: Option<String>,
 }
 
 /// The database's answer for one recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DbAnswer {
     Found(DbAttribution),
+    /// Rows exist but none can be told to be the file's: why.
+    Ambiguous(String),
     /// This server has no `recording_log` row for the file (yet).
     Missing,
 }
@@ -72,9 +86,15 @@ pub struct AttributionCounts {
     pub failed: u64,
     /// No row within `attribution_wait`: the file name's attribution stands.
     pub gave_up: u64,
+    /// No row can be told (see the module): the file name's attribution stands.
+    pub ambiguous: u64,
     pub done: u64,
+    /// Of `done`, attributed from VICIdial's archive tables.
+    pub from_archive: u64,
     /// The newest reason a recording could not be attributed.
     pub last_failure: Option<String>,
+    /// The newest ambiguous recording's file name and why.
+    pub last_ambiguous: Option<(Vec<u8>, String)>,
 }
 
 impl AttributionCounts {
@@ -97,7 +117,8 @@ impl Ledger {
     ) -> Result<Vec<AttributionTodo>, LedgerError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, name, first_seen, db_attempts FROM recordings \
+            "SELECT id, name, first_seen, db_attempts, path, dev, ino, size, mtime_ns, call_time \
+             FROM recordings \
              WHERE {WAITING} AND (db_retry_at IS NULL OR db_retry_at <= ?1) \
              ORDER BY db_retry_at, id LIMIT ?2"
         ))?;
@@ -107,6 +128,14 @@ impl Ledger {
                 name: r.get(1)?,
                 first_seen: r.get(2)?,
                 attempts: r.get::<_, i64>(3)?.max(0) as u32,
+                path: r.get(4)?,
+                identity: FileIdentity {
+                    dev: r.get::<_, i64>(5)? as u64,
+                    ino: r.get::<_, i64>(6)? as u64,
+                    size: r.get::<_, i64>(7)?.max(0) as u64,
+                    mtime_ns: r.get(8)?,
+                },
+                call_time: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -132,6 +161,17 @@ impl Ledger {
                         attribute(tx, todo.id, a, now)?;
                         insert_event(tx, todo.id, Some(state), state, &describe(a), now)?;
                         found += 1;
+                    }
+                    DbAnswer::Ambiguous(why) => {
+                        let event = format!(
+                            "not attributed from VICIdial, the file name's attribution stands: {why}"
+                        );
+                        insert_event(tx, todo.id, Some(state), state, &event, now)?;
+                        tx.execute(
+                            "UPDATE recordings SET db_attribution = 'ambiguous', db_retry_at = NULL, \
+                             db_reason = ?2, db_attempts = db_attempts + 1 WHERE id = ?1",
+                            params![todo.id, why],
+                        )?;
                     }
                     DbAnswer::Missing => {
                         let waited = now.saturating_sub(todo.first_seen);
@@ -197,6 +237,7 @@ impl Ledger {
                 Some("missing") => counts.missing = n,
                 Some("failed") => counts.failed = n,
                 Some("gave_up") => counts.gave_up = n,
+                Some("ambiguous") => counts.ambiguous = n,
                 Some("done") => counts.done = n,
                 Some(_) => {}
             }
@@ -207,6 +248,26 @@ impl Ledger {
                  ORDER BY db_retry_at DESC LIMIT 1",
                 [],
                 |r| r.get(0),
+            )
+            .optional()?;
+        counts.from_archive = conn
+            .query_row(
+                "SELECT COUNT(*) FROM recordings WHERE db_archived IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?
+            .max(0) as u64;
+        counts.last_ambiguous = conn
+            .query_row(
+                "SELECT name, db_reason FROM recordings WHERE db_attribution = 'ambiguous' \
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    ))
+                },
             )
             .optional()?;
         Ok(counts)
@@ -249,7 +310,7 @@ fn attribute(
            phone = COALESCE(?7, phone), agent = COALESCE(?8, agent), \
            call_time = COALESCE(?9, call_time), \
            name_time = CASE WHEN ?9 IS NULL THEN name_time END, call_length = ?10, \
-           attributed = CASE WHEN ?4 IS NULL THEN attributed ELSE 1 END \
+           attributed = CASE WHEN ?4 IS NULL THEN attributed ELSE 1 END, db_archived = ?11 \
          WHERE id = ?1",
         params![
             id,
@@ -262,6 +323,7 @@ fn attribute(
             a.agent,
             a.started_at,
             a.length_secs,
+            a.archived,
         ],
     )?;
     tx.execute(
@@ -277,8 +339,13 @@ fn attribute(
 /// The event recorded with an attribution.
 fn describe(a: &DbAttribution) -> String {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let archived = a
+        .archived
+        .as_ref()
+        .map(|t| format!(", from {t}"))
+        .unwrap_or_default();
     format!(
-        "attributed from VICIdial ({}, recording_log {}): campaign {}, agent {}, lead {}, length {}s",
+        "attributed from VICIdial ({}, recording_log {}{archived}): campaign {}, agent {}, lead {}, length {}s",
         a.source,
         a.vicidial_recording_id,
         show(&a.campaign),
@@ -365,6 +432,65 @@ mod tests {
                 .attribution_todo(i64::MAX / 2, 10)
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn ambiguous_answers_keep_the_names_attribution_and_archives_are_counted() {
+        let (_dir, ledger) = ledger();
+        let name_call = Attribution {
+            matched: true,
+            campaign: Some("FROMNAME".into()),
+            ..Attribution::default()
+        };
+        let a = insert(
+            &ledger,
+            &spool_file("/s/a.wav", 1),
+            &name_call,
+            State::Settled,
+        );
+        let b = insert(
+            &ledger,
+            &spool_file("/s/b.wav", 2),
+            &name_call,
+            State::Settled,
+        );
+        let now = crate::units::now_secs();
+        let todo = ledger.attribution_todo(now, 10).unwrap();
+        assert_eq!(todo[0].path, b"/s/a.wav".to_vec());
+        let mut archived = found(1001, "SALES");
+        if let DbAnswer::Found(f) = &mut archived {
+            f.archived = Some("recording_log_archive".into());
+        }
+        let why = "recording_log rows 11, 12 all agree with the file's times";
+        let answers = vec![
+            (todo[0].clone(), DbAnswer::Ambiguous(why.into())),
+            (todo[1].clone(), archived),
+        ];
+        assert_eq!(ledger.record_attributions(now, DAY, &answers).unwrap(), 1);
+        let rec = ledger.recording(a).unwrap();
+        assert_eq!(rec.campaign.as_deref(), Some("FROMNAME"));
+        // Never asked again, and no location to rewrite.
+        assert!(
+            ledger
+                .attribution_todo(i64::MAX / 2, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(ledger.attribution_backlog().unwrap(), 0);
+        assert_eq!(ledger.location_counts().unwrap().waiting, 1);
+        let counts = ledger.attribution_counts().unwrap();
+        assert_eq!(
+            (counts.done, counts.ambiguous, counts.from_archive),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            counts.last_ambiguous,
+            Some((b"a.wav".to_vec(), why.to_string()))
+        );
+        assert_eq!(
+            ledger.recording(b).unwrap().campaign.as_deref(),
+            Some("SALES")
         );
     }
 

@@ -1,9 +1,17 @@
 //! Attribution from VICIdial's database, in the background: batches of
-//! recordings the ledger says still wait are looked up in one statement and
-//! the answers recorded in one transaction. Never on the archive's path: a
-//! database that is down, slow or missing a row only delays attribution,
+//! recordings the ledger says still wait are looked up in one statement per
+//! table and the answers recorded in one transaction. Each file goes with
+//! its times — mtime, the name's call time, and its duration from the WAV
+//! header while the local copy is there — so a repeated name is matched to
+//! its own call's row (`vicidial::row_match`). Never on the archive's path:
+//! a database that is down, slow or missing a row only delays attribution,
 //! with exponential back-off and a log line every few minutes at most.
 
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,9 +24,11 @@ use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::attribution::{AttributionTodo, DbAnswer, DbAttribution};
 use crate::metrics::{self, Metrics};
+use crate::recording::FileIdentity;
 use crate::units::now_secs;
-use crate::vicidial::attribution::{AttributionSource, CallAttribution};
+use crate::vicidial::attribution::{Attributed, AttributionSource, CallAttribution, FileQuery};
 use crate::vicidial::db::{DbError, VicidialDb};
+use crate::vicidial::row_match::FileTimes;
 
 /// Recordings looked up per statement (the client's largest statement shape).
 const BATCH: usize = 100;
@@ -67,10 +77,13 @@ impl QuietLog {
 
 /// Runs until `stop` is cancelled: attribution of every recording that
 /// waits, batch by batch, woken early by `new_recordings`.
+/// `time_tolerance` is `[naming] time_tolerance` (how far a file's times
+/// may be from its call's).
 pub async fn run(
     ledger: Arc<Ledger>,
     db: Arc<VicidialDb>,
     config: VicidialConfig,
+    time_tolerance: Duration,
     metrics: Arc<Metrics>,
     new_recordings: Arc<Notify>,
     stop: CancellationToken,
@@ -78,7 +91,8 @@ pub async fn run(
     let mut failures = 0u32;
     let mut log = QuietLog::new(Duration::from_secs(300));
     loop {
-        let pause = match attribute_batch(&ledger, &db, &config, &metrics).await {
+        let batch = attribute_batch(&ledger, &db, &config, time_tolerance, &metrics);
+        let pause = match batch.await {
             Ok(n) => {
                 failures = 0;
                 if log.success() {
@@ -111,6 +125,7 @@ async fn attribute_batch(
     ledger: &Arc<Ledger>,
     db: &VicidialDb,
     config: &VicidialConfig,
+    time_tolerance: Duration,
     metrics: &Metrics,
 ) -> Result<usize, Error> {
     let todo = ledger
@@ -123,14 +138,24 @@ async fn attribute_batch(
         .iter()
         .map(|t| String::from_utf8_lossy(&t.name).into_owned())
         .collect();
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let times = tokio::task::spawn_blocking({
+        let todo = todo.clone();
+        move || todo.iter().map(file_times).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Error::Local(format!("reading recordings' durations: {e}")))?;
+    let files: Vec<FileQuery<'_>> = names
+        .iter()
+        .zip(times)
+        .map(|(name, times)| FileQuery { name, times })
+        .collect();
     let asked = todo.len();
-    match db.attribute_batch(&refs).await {
+    match db.attribute_batch(&files, time_tolerance).await {
         Ok(found) => {
             let answers: Vec<(AttributionTodo, DbAnswer)> = todo
                 .into_iter()
                 .zip(found)
-                .map(|(t, a)| (t, a.map(answer).unwrap_or(DbAnswer::Missing)))
+                .map(|(t, a)| (t, answer(a)))
                 .collect();
             let wait = config.attribution_wait;
             let n = ledger
@@ -171,8 +196,42 @@ async fn record_failure(
     Ok(())
 }
 
+/// A recording's times: its mtime, the name's call time, and the seconds
+/// of audio its WAV header says while the local copy is still the file
+/// recorded (opened without following links or blocking on a FIFO).
+fn file_times(todo: &AttributionTodo) -> FileTimes {
+    FileTimes {
+        mtime: todo.identity.mtime_ns.div_euclid(1_000_000_000),
+        name_time: todo.call_time,
+        duration: wav_seconds(Path::new(OsStr::from_bytes(&todo.path)), todo.identity),
+    }
+}
+
+fn wav_seconds(path: &Path, identity: FileIdentity) -> Option<u32> {
+    let file: File = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || FileIdentity::of(&meta) != identity {
+        return None;
+    }
+    let layout = crate::codec::wav::inspect(std::io::BufReader::new(file)).ok()?;
+    let rate = u64::from(layout.format.byte_rate);
+    (rate > 0).then(|| u32::try_from(layout.data_len() / rate).unwrap_or(u32::MAX))
+}
+
 /// The ledger's view of the client's answer.
-fn answer(a: CallAttribution) -> DbAnswer {
+fn answer(a: Attributed) -> DbAnswer {
+    match a {
+        Attributed::Found(a) => found(a),
+        Attributed::Ambiguous(why) => DbAnswer::Ambiguous(why),
+        Attributed::Missing => DbAnswer::Missing,
+    }
+}
+
+fn found(a: CallAttribution) -> DbAnswer {
     let source = match a.source {
         AttributionSource::OutboundCall => "outbound",
         AttributionSource::InboundCall => "inbound",
@@ -192,6 +251,7 @@ fn answer(a: CallAttribution) -> DbAnswer {
         agent: a.agent,
         started_at: a.started_at,
         length_secs: a.length_secs,
+        archived: (!a.archived.is_empty()).then(|| a.archived.join(",")),
     })
 }
 

@@ -94,6 +94,7 @@ impl Services {
                 ledger.clone(),
                 db.clone(),
                 vc.clone(),
+                config.naming.time_tolerance,
                 metrics.clone(),
                 new_recordings,
                 stop.child_token(),

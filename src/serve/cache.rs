@@ -95,14 +95,19 @@ pub struct PlaybackCache {
 }
 
 impl PlaybackCache {
-    /// A cache in `dir` (emptied: a file from before a restart may be a
-    /// decode cut short) keeping about `limit` bytes of files nobody reads.
+    /// A cache in `dir` keeping about `limit` bytes of files nobody reads.
+    /// The decoded files of a previous run are removed (one may be a decode
+    /// cut short); nothing else in `dir` is ever touched.
     pub fn new(dir: &Path, limit: u64, store: Arc<dyn Store>) -> io::Result<PlaybackCache> {
-        match fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
         fs::create_dir_all(dir)?;
+        for entry in fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name();
+            if name.to_str().is_some_and(is_decoded_name)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                fs::remove_file(entry.path())?;
+            }
+        }
         Ok(PlaybackCache {
             dir: dir.to_path_buf(),
             limit,
@@ -133,7 +138,7 @@ impl PlaybackCache {
             e.last_used.store(now, Ordering::Relaxed);
             return Ok(e.clone());
         }
-        let path = self.dir.join(format!("{}.orig", rec.id));
+        let path = self.dir.join(decoded_name(rec.id));
         let local = |e: io::Error| {
             tracing::warn!(path = %path.display(), "playback cache: {e}");
             Failure::Local
@@ -201,6 +206,17 @@ impl PlaybackCache {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         (entries.len(), entries.values().map(|e| e.size).sum())
     }
+}
+
+/// The name of recording `id`'s decoded file: `<id>.orig`.
+fn decoded_name(id: i64) -> String {
+    format!("{id}.orig")
+}
+
+/// True for a name [`decoded_name`] gives, the only files the cache removes.
+fn is_decoded_name(name: &str) -> bool {
+    name.strip_suffix(".orig")
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// One decode: store stream → codec → file, checked against the ledger.
@@ -371,6 +387,29 @@ mod tests {
         let mut out = vec![0u8; size as usize];
         std::os::unix::fs::FileExt::read_exact_at(&*entry.file, &mut out, 0).unwrap();
         out
+    }
+
+    #[test]
+    fn a_restart_removes_only_decoded_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        fs::create_dir_all(cache.join("sub")).unwrap();
+        let foreign = [
+            "ledger.sqlite3",
+            "a-all.wav",
+            "x.orig",
+            "1.orig.tmp",
+            "sub/2.orig",
+        ];
+        for name in foreign.iter().chain(&["12.orig", "7.orig"]) {
+            fs::write(cache.join(name), b"x").unwrap();
+        }
+        let store = LocalStore::new(dir.path().join("store"));
+        PlaybackCache::new(&cache, 0, Arc::new(store)).unwrap();
+        for name in foreign {
+            assert!(cache.join(name).exists(), "{name} kept");
+        }
+        assert!(!cache.join("12.orig").exists() && !cache.join("7.orig").exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,11 +106,16 @@ pub(super) fn remove_with(
 /// Moves every file a crashed removal left in `.recvault-removing/` back
 /// into its spool directory, under its own name if that is free, else
 /// under a `recvault-kept-…` name beside it (it is then a new recording).
-/// Returns the paths files were put back under.
+/// Only the folders a removal makes there (`<16 hex digits>/`) are looked
+/// into; anything else in `.recvault-removing/`, or a link in its place,
+/// is left as it is. Returns the paths files were put back under.
 pub fn recover(dirs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
     let mut out = Vec::new();
     for dir in dirs {
         let holdings = dir.join(REMOVING);
+        if !fs::symlink_metadata(&holdings).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         let Ok(entries) = fs::read_dir(&holdings) else {
             continue;
         };
@@ -119,6 +124,9 @@ pub fn recover(dirs: &[PathBuf]) -> Vec<Result<PathBuf, String>> {
         };
         for entry in entries.flatten() {
             let sub = entry.file_name();
+            if !is_holding_name(&sub) {
+                continue;
+            }
             let Ok(fd) = open_dir(Some(&dir_fd), holdings_name(&sub).as_os_str(), true) else {
                 continue;
             };
@@ -151,6 +159,12 @@ pub fn is_spool_dir(dirs: &[PathBuf], dev: u64, ino: u64) -> bool {
 struct Holding {
     fd: OwnedFd,
     name: OsString,
+}
+
+/// True for a name [`Holding::make`] gives: 16 lowercase hex digits.
+fn is_holding_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    b.len() == 16 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl Holding {

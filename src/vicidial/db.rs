@@ -4,23 +4,25 @@
 //! at most the configured timeouts and an error it can retry later.
 //!
 //! The queries themselves live beside their concern: [`super::attribution`],
-//! [`super::location`], [`super::deletion_queue`], [`super::users`],
-//! [`super::servers`], [`super::recording_access`]. Everything is read-only
-//! except the location rewrite, the deletion-queue mark, login attempts in
-//! `vicidial_users` (as VICIdial's login counts them) and listens in
-//! `vicidial_recording_access_log`.
+//! [`super::archive`], [`super::location`], [`super::deletion_queue`],
+//! [`super::users`], [`super::servers`], [`super::recording_access`].
+//! Everything is read-only except the location rewrite, the deletion-queue
+//! mark, login attempts in `vicidial_users` (as VICIdial's login counts
+//! them) and listens in `vicidial_recording_access_log`.
 
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use sqlx::Executor;
 use sqlx::mysql::{
     MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlSslMode,
 };
 
+use super::archive::ArchiveTables;
 use super::settings::{DbSettings, Secret};
 
 /// Where MariaDB and MySQL put their socket on Debian, RHEL and openSUSE (ViciBox).
@@ -125,6 +127,8 @@ pub struct VicidialDb {
     password: Secret,
     server_ip: String,
     options: DbOptions,
+    /// Which archive tables exist, and when that was asked (`archive`).
+    archives: Mutex<Option<(Instant, ArchiveTables)>>,
 }
 
 impl fmt::Debug for VicidialDb {
@@ -177,7 +181,13 @@ impl VicidialDb {
             password: settings.password.clone(),
             server_ip: settings.server_ip.clone(),
             options,
+            archives: Mutex::new(None),
         }
+    }
+
+    /// The archive tables last seen (see [`VicidialDb::archive_tables`]).
+    pub(crate) fn archives(&self) -> MutexGuard<'_, Option<(Instant, ArchiveTables)>> {
+        self.archives.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// This server's `server_ip`, as the queries filter on it.

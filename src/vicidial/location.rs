@@ -75,6 +75,16 @@ fn decode_path(text: &str) -> Option<String> {
 pub const REPLACE_LOCATION_SQL: &str = "UPDATE recording_log SET location = ? \
      WHERE recording_id = ? AND location = ? COLLATE utf8mb4_bin";
 
+/// The same on the row's copy in `recording_log_archive` (VICIdial's archive
+/// script keeps `recording_id` unique there, not a primary key).
+pub const REPLACE_ARCHIVED_LOCATION_SQL: &str = "UPDATE recording_log_archive SET location = ? \
+     WHERE recording_id = ? AND location = ? COLLATE utf8mb4_bin";
+
+/// One row's location (bound: recording_id).
+pub const LOCATION_SQL: &str = "SELECT location FROM recording_log WHERE recording_id = ?";
+pub const ARCHIVED_LOCATION_SQL: &str =
+    "SELECT location FROM recording_log_archive WHERE recording_id = ?";
+
 /// What a location rewrite did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocationUpdate {
@@ -86,17 +96,29 @@ pub enum LocationUpdate {
         /// The row's location now (None for NULL).
         current: Option<String>,
     },
-    /// No `recording_log` row has this id (archived or deleted).
+    /// No `recording_log` row has this id, live or archived (deleted).
     Missing,
 }
 
+/// A row's location where it was found: None when no row has the id,
+/// `Some(None)` when it is NULL.
+type Found = Option<Option<String>>;
+
 impl VicidialDb {
-    /// Sets `recording_log.location` to `new` only if it is still exactly
-    /// `expected` (byte for byte, not by the table's case-insensitive
-    /// collation): one compare-and-set statement, so a concurrent VICIdial
-    /// script is never overwritten. A row that already holds `new` counts as
-    /// updated, so the step can be repeated after a crash. Used both ways: archive (local URL →
-    /// recvault link) and `restore-locations` (link → old URL).
+    /// Sets `recording_log.location` of row `recording_id` to `new` only if
+    /// it is still exactly `expected` (byte for byte, not by the table's
+    /// case-insensitive collation): one compare-and-set statement, so a
+    /// concurrent VICIdial script is never overwritten. A row that already
+    /// holds `new` counts as updated, so the step can be repeated after a
+    /// crash. Used both ways: archive (local URL → recvault link) and
+    /// `restore-locations` (link → old URL).
+    ///
+    /// VICIdial's archive script copies rows into `recording_log_archive`
+    /// and never updates a copy already there; it later deletes the live
+    /// row. The live row, while there, decides; its archived copy follows
+    /// it (compare-and-set from the same `expected`, after the live row, so
+    /// a copy taken at any moment ends up with `new`); without a live row
+    /// the archived one decides.
     pub async fn replace_location(
         &self,
         recording_id: u32,
@@ -104,11 +126,76 @@ impl VicidialDb {
         new: &str,
     ) -> Result<LocationUpdate, DbError> {
         const ACTION: &str = "rewriting recording_log.location";
+        let live = self
+            .swap_location(
+                ACTION,
+                REPLACE_LOCATION_SQL,
+                LOCATION_SQL,
+                recording_id,
+                expected,
+                new,
+            )
+            .await?;
+        let live_done = match &live {
+            Some(Some(current)) if current.as_bytes() == new.as_bytes() => true,
+            Some(current) => {
+                return Ok(LocationUpdate::Changed {
+                    current: current.clone(),
+                });
+            }
+            None => false,
+        };
+        if !self.archive_tables().await?.recording_log {
+            return Ok(match live_done {
+                true => LocationUpdate::Updated,
+                false => LocationUpdate::Missing,
+            });
+        }
+        let archived = self
+            .swap_location(
+                ACTION,
+                REPLACE_ARCHIVED_LOCATION_SQL,
+                ARCHIVED_LOCATION_SQL,
+                recording_id,
+                expected,
+                new,
+            )
+            .await?;
+        Ok(match archived {
+            _ if live_done => LocationUpdate::Updated,
+            Some(Some(current)) if current.as_bytes() == new.as_bytes() => LocationUpdate::Updated,
+            Some(current) => LocationUpdate::Changed { current },
+            None => LocationUpdate::Missing,
+        })
+    }
+
+    /// One table's compare-and-set: the row's location afterwards (`new`
+    /// when it was set now), or None without a row. Reads first, so a
+    /// table the rewrite need not touch is not written (a recvault-only
+    /// database user may lack UPDATE on `recording_log_archive` where no
+    /// row was ever archived).
+    async fn swap_location(
+        &self,
+        action: &'static str,
+        update: &'static str,
+        select: &'static str,
+        recording_id: u32,
+        expected: &str,
+        new: &str,
+    ) -> Result<Found, DbError> {
         let (expected, new_value) = (expected.to_string(), new.to_string());
-        self.run(ACTION, move |c| {
+        self.run(action, move |c| {
             Box::pin(async move {
+                let current: Option<(Option<String>,)> = sqlx::query_as(select)
+                    .bind(recording_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                match &current {
+                    Some((Some(now),)) if now.as_bytes() == expected.as_bytes() => {}
+                    _ => return Ok(current.map(|(l,)| l)),
+                }
                 // FOUND_ROWS is on: rows_affected counts matched rows.
-                let matched = sqlx::query(REPLACE_LOCATION_SQL)
+                let matched = sqlx::query(update)
                     .bind(new_value.clone())
                     .bind(recording_id)
                     .bind(expected)
@@ -116,36 +203,41 @@ impl VicidialDb {
                     .await?
                     .rows_affected();
                 if matched > 0 {
-                    return Ok(LocationUpdate::Updated);
+                    return Ok(Some(Some(new_value)));
                 }
-                let current: Option<(Option<String>,)> =
-                    sqlx::query_as("SELECT location FROM recording_log WHERE recording_id = ?")
-                        .bind(recording_id)
-                        .fetch_optional(&mut *c)
-                        .await?;
-                Ok(match current {
-                    // Already done (a retry after a lost answer, or a restart
-                    // after kill -9 between this update and the ledger's commit).
-                    Some((Some(current),)) if current.as_bytes() == new_value.as_bytes() => {
-                        LocationUpdate::Updated
-                    }
-                    Some((current,)) => LocationUpdate::Changed { current },
-                    None => LocationUpdate::Missing,
-                })
+                // Changed between the read and the update: what is there now.
+                let now: Option<(Option<String>,)> = sqlx::query_as(select)
+                    .bind(recording_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                Ok(now.map(|(l,)| l))
             })
         })
         .await
     }
 
-    /// `recording_log.location` of one row (None: no row; Some(None): NULL).
+    /// `recording_log.location` of one row (None: no row; Some(None): NULL):
+    /// the live row's, else its archived copy's.
     pub async fn location(&self, recording_id: u32) -> Result<Option<Option<String>>, DbError> {
+        let live = self.read_location(LOCATION_SQL, recording_id).await?;
+        if live.is_some() || !self.archive_tables().await?.recording_log {
+            return Ok(live);
+        }
+        self.read_location(ARCHIVED_LOCATION_SQL, recording_id)
+            .await
+    }
+
+    async fn read_location(
+        &self,
+        select: &'static str,
+        recording_id: u32,
+    ) -> Result<Option<Option<String>>, DbError> {
         self.run("reading recording_log.location", move |c| {
             Box::pin(async move {
-                let row: Option<(Option<String>,)> =
-                    sqlx::query_as("SELECT location FROM recording_log WHERE recording_id = ?")
-                        .bind(recording_id)
-                        .fetch_optional(&mut *c)
-                        .await?;
+                let row: Option<(Option<String>,)> = sqlx::query_as(select)
+                    .bind(recording_id)
+                    .fetch_optional(&mut *c)
+                    .await?;
                 Ok(row.map(|(l,)| l))
             })
         })

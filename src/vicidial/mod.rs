@@ -10,11 +10,13 @@
 //! says whether to retry. How to reach the database is configuration
 //! (`config::vicidial`, `config::astguiclient`), re-exported here.
 
+pub mod archive;
 pub mod attribution;
 pub mod db;
 pub mod deletion_queue;
 pub mod location;
 pub mod recording_access;
+pub mod row_match;
 pub mod servers;
 pub mod users;
 

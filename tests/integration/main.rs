@@ -4,6 +4,7 @@
 mod codecs;
 mod common;
 mod crash;
+mod deleting_dirs;
 mod faults;
 mod hold_races;
 mod hostile;

@@ -154,6 +154,36 @@ fn recover_puts_back_what_a_crash_left_and_never_replaces() {
     assert!(held(&dir).is_empty());
 }
 
+#[test]
+fn recover_leaves_what_a_removal_never_made_alone() {
+    let (tmp, dir) = spool();
+    let removing = dir.join(REMOVING);
+    // Folders and files no removal makes: another tool's, an operator's.
+    for (sub, name) in [("notours", "a.wav"), ("00000000000000AA", "b.wav")] {
+        fs::create_dir_all(removing.join(sub)).unwrap();
+        fs::write(removing.join(sub).join(name), b"foreign").unwrap();
+    }
+    fs::write(removing.join("ledger.sqlite3"), b"foreign").unwrap();
+    fs::create_dir(removing.join("0000000000000000")).unwrap();
+    assert!(recover(std::slice::from_ref(&dir)).is_empty());
+    assert!(removing.join("notours/a.wav").exists());
+    assert!(removing.join("00000000000000AA/b.wav").exists());
+    assert!(removing.join("ledger.sqlite3").exists());
+    assert!(
+        !removing.join("0000000000000000").exists(),
+        "its own, empty"
+    );
+    // `.recvault-removing` a link to elsewhere: never followed.
+    let (_other, other) = spool();
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir_all(elsewhere.join("00000000000000cc")).unwrap();
+    fs::write(elsewhere.join("00000000000000cc/c.wav"), b"foreign").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, other.join(REMOVING)).unwrap();
+    assert!(recover(std::slice::from_ref(&other)).is_empty());
+    assert!(elsewhere.join("00000000000000cc/c.wav").exists());
+    assert!(!other.join("c.wav").exists());
+}
+
 /// Up to this many spins before the swap: about the time a removal takes
 /// to look, so swaps land before, during and after it.
 const SPIN: u32 = 4000;

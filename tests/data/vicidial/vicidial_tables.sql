@@ -160,3 +160,15 @@ CREATE TABLE vicidial_recording_access_log (
   KEY recording_id (recording_id),
   KEY lead_id (lead_id)
 ) ENGINE=MyISAM;
+
+-- Where ADMIN_archive_log_tables.pl moves old rows (INSERT IGNORE INTO
+-- x_archive SELECT * FROM x, then DELETE FROM x WHERE older than the cut),
+-- created as extras/MySQL_AST_CREATE_tables.sql creates them.
+CREATE TABLE vicidial_log_archive LIKE vicidial_log;
+
+CREATE TABLE vicidial_closer_log_archive LIKE vicidial_closer_log;
+ALTER TABLE vicidial_closer_log_archive MODIFY closecallid INT(9) UNSIGNED NOT NULL;
+
+CREATE TABLE recording_log_archive LIKE recording_log;
+ALTER TABLE recording_log_archive MODIFY recording_id INT(10) UNSIGNED UNIQUE NOT NULL;
+ALTER TABLE recording_log_archive DROP PRIMARY KEY;

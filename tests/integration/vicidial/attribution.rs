@@ -1,9 +1,23 @@
 //! Attribution of default `FULLDATE_CUSTPHONE` recordings from the database.
 
-use recvault::vicidial::attribution::{AttributionSource, CallAttribution};
+use std::time::Duration;
+
+use recvault::vicidial::attribution::{Attributed, AttributionSource, CallAttribution, FileQuery};
+use recvault::vicidial::row_match::FileTimes;
 
 use super::{Fixture, SERVER_IP};
 use crate::vicidial_fixture;
+
+/// `[naming] time_tolerance`'s default.
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+/// A file written after every call of these tests (2033), of unknown
+/// length: the only row of a name is its row.
+pub const LATE: FileTimes = FileTimes {
+    mtime: 2_000_000_000,
+    name_time: None,
+    duration: None,
+};
 
 /// An outbound call (vicidial_log), an inbound call (vicidial_closer_log)
 /// and two that only the lead's list attributes.
@@ -54,11 +68,10 @@ async fn calls(fx: &mut Fixture) {
 }
 
 async fn one(fx: &Fixture, file: &str) -> CallAttribution {
-    fx.db
-        .attribute(file)
-        .await
-        .unwrap()
-        .unwrap_or_else(|| panic!("{file}: not attributed"))
+    match fx.db.attribute(file, LATE, DAY).await.unwrap() {
+        Attributed::Found(a) => a,
+        other => panic!("{file}: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -136,49 +149,81 @@ async fn only_the_recording_row() {
 }
 
 #[tokio::test]
-async fn newest_row_of_this_server_wins() {
-    let Some(mut fx) = vicidial_fixture!("newest") else {
+async fn repeated_names_are_told_apart_by_their_times_never_by_the_newest() {
+    let Some(mut fx) = vicidial_fixture!("repeated") else {
         return;
     };
+    const T: i64 = 1_772_360_100;
     fx.exec(&format!(
-        "INSERT INTO recording_log (recording_id, server_ip, filename, lead_id, user) VALUES \
-         (2001, '{SERVER_IP}', '20260301-101500_5551234567', 601, 'a1'), \
-         (2005, '{SERVER_IP}', '20260301-101500_5551234567', 602, 'a2'), \
-         (2003, '{SERVER_IP}', '20260301-101500_5551234567', 601, 'a3'), \
-         (2009, '10.0.0.6', '20260301-101500_5551234567', 603, 'a4'), \
-         (2010, '10.0.0.6', '20260302-090000_5557770000', 603, 'a5')"
+        "INSERT INTO recording_log (recording_id, server_ip, start_epoch, end_epoch, length_in_sec, \
+             filename, lead_id, user) VALUES \
+         (2001, '{SERVER_IP}', {T}, {}, 60, '5551234567', 601, 'a1'), \
+         (2005, '{SERVER_IP}', {}, {}, 30, '5551234567', 602, 'a2'), \
+         (2009, '10.0.0.6', {T}, {}, 60, '5551234567', 603, 'a4'), \
+         (2010, '10.0.0.6', {T}, {}, 60, '5557770000', 603, 'a5'), \
+         (2011, '{SERVER_IP}', NULL, NULL, NULL, 'conf_1', 0, 'a6'), \
+         (2012, '{SERVER_IP}', NULL, NULL, NULL, 'conf_1', 0, 'a7')",
+        T + 60,
+        T + 3 * 86_400,
+        T + 3 * 86_400 + 30,
+        T + 60,
+        T + 60,
     ))
     .await;
-    fx.exec(
-        "INSERT INTO vicidial_list (lead_id, list_id, phone_number) VALUES \
-         (601, 201, '5551234567'), (602, 202, '5551234567'), (603, 203, '5551234567')",
-    )
-    .await;
-    fx.exec(
-        "INSERT INTO vicidial_lists (list_id, campaign_id) VALUES \
-         (201, 'FIRST'), (202, 'NEWEST'), (203, 'OTHERBOX')",
-    )
-    .await;
-    let a = one(&fx, "20260301-101500_5551234567-all.wav").await;
+    let file = |mtime: i64, duration: u32| FileTimes {
+        mtime,
+        name_time: None,
+        duration: Some(duration),
+    };
+    let name = "5551234567-all.wav";
+    // The older call's file, attributed after the newer call happened.
+    let older = fx.db.attribute(name, file(T + 240, 60), DAY).await.unwrap();
     assert_eq!(
-        (a.recording_id, a.campaign.as_deref()),
-        (2005, Some("NEWEST"))
+        older.found().map(|a| (a.recording_id, a.agent.as_deref())),
+        Some((2001, Some("a1")))
     );
-    assert_eq!(a.agent.as_deref(), Some("a2"));
+    let newer = fx
+        .db
+        .attribute(name, file(T + 3 * 86_400 + 200, 30), DAY)
+        .await
+        .unwrap();
+    assert_eq!(newer.found().map(|a| a.recording_id), Some(2005));
+    // The row's own times come back, for the ledger's event.
+    let a = older.found().unwrap();
+    assert_eq!(
+        (a.row.start, a.row.end, a.row.length),
+        (Some(T), Some(T + 60), Some(60))
+    );
+    // Finished before either call began: neither, said and not guessed.
+    let Attributed::Ambiguous(why) = fx
+        .db
+        .attribute(name, file(T - 3600, 60), DAY)
+        .await
+        .unwrap()
+    else {
+        panic!("guessed a row for a file older than both calls");
+    };
+    assert!(why.contains("2001, 2005"), "{why}");
+    // Two rows without times: nothing to tell them apart.
+    let Attributed::Ambiguous(why) = fx.db.attribute("conf_1-all.wav", LATE, DAY).await.unwrap()
+    else {
+        panic!("guessed between rows without times");
+    };
+    assert!(why.contains("2011, 2012"), "{why}");
     // Only another server recorded this name: not ours.
     assert_eq!(
         fx.db
-            .attribute("20260302-090000_5557770000-all.wav")
+            .attribute("5557770000-all.wav", LATE, DAY)
             .await
             .unwrap(),
-        None
+        Attributed::Missing
     );
     assert_eq!(
         fx.db
-            .attribute("20991231-000000_0000000000-all.wav")
+            .attribute("20991231-000000_0000000000-all.wav", LATE, DAY)
             .await
             .unwrap(),
-        None
+        Attributed::Missing
     );
 }
 
@@ -204,22 +249,25 @@ async fn batch_keeps_order_across_statements() {
     names.insert(3, "20260301-111500_5559876543-all.wav".into());
     names.insert(7, "missing-all.wav".into());
     names.insert(120, "20260301-101500_5551234567-out.wav".into());
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let got = fx.db.attribute_batch(&refs).await.unwrap();
+    let files: Vec<FileQuery<'_>> = names
+        .iter()
+        .map(|name| FileQuery { name, times: LATE })
+        .collect();
+    let got = fx.db.attribute_batch(&files, DAY).await.unwrap();
     assert_eq!(got.len(), names.len());
     for (name, a) in names.iter().zip(&got) {
         match name.strip_prefix("bulk_") {
             Some(rest) => {
                 let i: u32 = rest[..3].parse().unwrap();
-                let a = a.as_ref().unwrap_or_else(|| panic!("{name}"));
+                let a = a.found().unwrap_or_else(|| panic!("{name}"));
                 assert_eq!(a.recording_id, 5000 + i, "{name}");
                 assert_eq!(a.campaign.as_deref(), Some("COLLECT"), "{name}");
             }
-            None if name.starts_with("missing") => assert!(a.is_none()),
-            None => assert!(a.is_some(), "{name}"),
+            None if name.starts_with("missing") => assert_eq!(a, &Attributed::Missing),
+            None => assert!(a.found().is_some(), "{name}"),
         }
     }
-    assert_eq!(got[3].as_ref().unwrap().recording_id, 1002);
-    assert_eq!(got[120].as_ref().unwrap().recording_id, 1001);
-    assert!(fx.db.attribute_batch(&[]).await.unwrap().is_empty());
+    assert_eq!(got[3].found().unwrap().recording_id, 1002);
+    assert_eq!(got[120].found().unwrap().recording_id, 1001);
+    assert!(fx.db.attribute_batch(&[], DAY).await.unwrap().is_empty());
 }

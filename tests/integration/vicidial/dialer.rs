@@ -48,11 +48,13 @@ impl Dialer {
         .await;
         fx.exec(&format!("GRANT SELECT ON `{}`.* TO '{user}'@'%'", fx.name))
             .await;
-        fx.exec(&format!(
-            "GRANT UPDATE (location) ON `{}`.recording_log TO '{user}'@'%'",
-            fx.name
-        ))
-        .await;
+        for table in ["recording_log", "recording_log_archive"] {
+            fx.exec(&format!(
+                "GRANT UPDATE (location) ON `{}`.{table} TO '{user}'@'%'",
+                fx.name
+            ))
+            .await;
+        }
         fx.exec(&format!(
             "GRANT UPDATE (date_deleted) ON `{}`.recording_log_deletion_queue TO '{user}'@'%'",
             fx.name

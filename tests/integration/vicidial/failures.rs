@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use recvault::vicidial::db::{DbError, ErrorKind, VicidialDb};
 use recvault::vicidial::servers::WebLink;
 
+use super::attribution::{DAY, LATE};
 use super::relay::Relay;
 use super::{SERVER_IP, mariadb_port, quick_options, settings};
 use crate::vicidial_fixture;
@@ -32,7 +33,7 @@ async fn unreachable_port_is_retryable_within_the_timeout() {
     );
     let started = Instant::now();
     let e = db
-        .attribute("20260301-101500_5551234567-all.wav")
+        .attribute("20260301-101500_5551234567-all.wav", LATE, DAY)
         .await
         .unwrap_err();
     let took = started.elapsed();
@@ -99,16 +100,17 @@ async fn database_down_then_back() {
     let relay = Relay::start(mariadb_port()).await;
     let db = fx.client_via(relay.port, quick_options());
     assert_eq!(
-        db.attribute("a-all.wav")
+        db.attribute("a-all.wav", LATE, DAY)
             .await
             .unwrap()
+            .found()
             .unwrap()
             .recording_id,
         1
     );
     relay.down();
     let started = Instant::now();
-    let e = db.attribute("a-all.wav").await.unwrap_err();
+    let e = db.attribute("a-all.wav", LATE, DAY).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -118,9 +120,10 @@ async fn database_down_then_back() {
     relay.up();
     // The pool drops the dead connection and opens a new one.
     assert_eq!(
-        db.attribute("a-all.wav")
+        db.attribute("a-all.wav", LATE, DAY)
             .await
             .unwrap()
+            .found()
             .unwrap()
             .recording_id,
         1
@@ -139,7 +142,7 @@ async fn locked_table_times_out_and_the_server_gives_up_too() {
     // Another client holds recording_log (MyISAM: a table lock).
     fx.exec("LOCK TABLES recording_log WRITE").await;
     let started = Instant::now();
-    let e = fx.db.attribute("a-all.wav").await.unwrap_err();
+    let e = fx.db.attribute("a-all.wav", LATE, DAY).await.unwrap_err();
     let took = started.elapsed();
     assert!(e.is_retryable(), "{e}");
     assert!(e.to_string().contains("no answer within"), "{e}");
@@ -173,9 +176,10 @@ async fn locked_table_times_out_and_the_server_gives_up_too() {
     // The pool works again once the lock is gone.
     assert_eq!(
         fx.db
-            .attribute("a-all.wav")
+            .attribute("a-all.wav", LATE, DAY)
             .await
             .unwrap()
+            .found()
             .unwrap()
             .recording_id,
         1
@@ -193,7 +197,7 @@ async fn missing_table_is_permanent() {
         return;
     };
     fx.exec("DROP TABLE vicidial_closer_log").await;
-    let e = fx.db.attribute("a-all.wav").await.unwrap_err();
+    let e = fx.db.attribute("a-all.wav", LATE, DAY).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Permanent, "{e}");
     assert!(e.to_string().contains("vicidial_closer_log"), "{e}");
     assert_eq!(e.action(), "attributing recordings");

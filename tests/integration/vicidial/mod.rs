@@ -4,6 +4,7 @@
 //! tests/data/vicidial/, fills rows, and drops it. Without MariaDB the tests
 //! are skipped with a message, except under CI (env CI set), where they fail.
 
+mod archived;
 mod attribution;
 mod daemon;
 pub(crate) mod dialer;
@@ -14,6 +15,7 @@ mod location;
 mod purge;
 mod queue;
 mod relay;
+mod repeated;
 mod users;
 
 use std::path::Path;
