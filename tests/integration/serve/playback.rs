@@ -152,10 +152,17 @@ async fn recordings_play_byte_for_byte_from_disk_then_from_the_store() {
         text.contains("served; status 200") && text.contains("via local copy"),
         "{text}"
     );
-    assert!(
-        text.contains("partial; status 206") && text.contains("4 requests"),
-        "{text}"
-    );
+    // Identical requests share an entry per flush (a second): on a busy
+    // machine the four may fall into two; together they are four.
+    let partial: u64 = listens
+        .iter()
+        .filter(|l| l.contains("partial; status 206"))
+        .filter_map(|l| {
+            let (before, _) = l.split_once(" request")?;
+            before.rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert_eq!(partial, 4, "{text}");
     assert!(text.contains("via store"), "{text}");
     assert!(
         listens
