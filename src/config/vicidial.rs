@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
 use super::astguiclient::{self, Astguiclient};
 pub use super::dsn::{Dsn, parse_dsn};
+use super::move_mix::{self, MoveMixConfig, RawMoveMix};
 pub use super::secret::Secret;
 use super::validate::Validator;
+use super::{ConfigError, SpoolConfig};
 
 /// How to reach VICIdial's database, and which server this box is in it.
 #[derive(Clone, PartialEq, Eq)]
@@ -132,6 +133,9 @@ pub struct VicidialConfig {
     /// `PATHDONEmonitor`: Apache serves it as `/RECORDINGS/`; locations are
     /// compared against paths under it.
     pub done_monitor: PathBuf,
+    /// `move_mix = true`: recvault mixes and moves VICIdial's recording legs
+    /// itself (no `AST_CRON_audio_1_move_mix.pl` in cron).
+    pub move_mix: Option<MoveMixConfig>,
 }
 
 /// `[vicidial]` as written.
@@ -150,6 +154,10 @@ pub(super) struct RawVicidial {
     rewrite_locations: Option<bool>,
     erase_purged: Option<bool>,
     purge_poll: Option<String>,
+    move_mix: Option<bool>,
+    move_mix_dir: Option<PathBuf>,
+    move_mix_https: Option<bool>,
+    move_mix_orphan_after: Option<String>,
 }
 
 impl RawVicidial {
@@ -174,8 +182,15 @@ impl RawVicidial {
 pub(super) fn parse_section(
     v: &Validator<'_>,
     raw: RawVicidial,
+    spool: &SpoolConfig,
 ) -> Result<Option<VicidialConfig>, ConfigError> {
     if !raw.enabled.unwrap_or(false) {
+        if raw.move_mix == Some(true) {
+            return Err(v.invalid(
+                "vicidial.move_mix",
+                "needs vicidial.enabled = true: the mixes' locations are written into VICIdial's database",
+            ));
+        }
         return Ok(None);
     }
     let source = ConnectionSource {
@@ -196,6 +211,18 @@ pub(super) fn parse_section(
         .as_ref()
         .and_then(|a| a.done_monitor.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
+    let move_mix = move_mix::parse(
+        v,
+        RawMoveMix {
+            move_mix: raw.move_mix,
+            dir: raw.move_mix_dir,
+            https: raw.move_mix_https,
+            orphan_after: raw.move_mix_orphan_after,
+        },
+        resolved.astguiclient.as_ref(),
+        &done_monitor,
+        spool,
+    )?;
     let pool_size = raw.pool_size.unwrap_or(2);
     if !(1..=4).contains(&pool_size) {
         return Err(v.invalid(
@@ -219,6 +246,7 @@ pub(super) fn parse_section(
             false => None,
         },
         done_monitor,
+        move_mix,
     }))
 }
 
