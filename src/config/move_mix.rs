@@ -48,6 +48,18 @@ pub(super) struct RawMoveMix {
     pub(super) orphan_after: Option<String>,
 }
 
+/// With `[vicidial] enabled` off, `move_mix = true` is an error: the mixes'
+/// locations go into VICIdial's database.
+pub(super) fn needs_enabled(v: &Validator<'_>, raw: &RawMoveMix) -> Result<(), ConfigError> {
+    match raw.move_mix {
+        Some(true) => Err(v.invalid(
+            "vicidial.move_mix",
+            "needs vicidial.enabled = true: the mixes' locations are written into VICIdial's database",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Validates the move_mix keys; `None` unless `move_mix = true`.
 pub(super) fn parse(
     v: &Validator<'_>,

@@ -181,16 +181,12 @@ impl RawVicidial {
 /// `astguiclient.conf` and the key file, as the daemon will.
 pub(super) fn parse_section(
     v: &Validator<'_>,
-    raw: RawVicidial,
+    mut raw: RawVicidial,
     spool: &SpoolConfig,
 ) -> Result<Option<VicidialConfig>, ConfigError> {
+    let mix_keys = move_mix_keys(&mut raw);
     if !raw.enabled.unwrap_or(false) {
-        if raw.move_mix == Some(true) {
-            return Err(v.invalid(
-                "vicidial.move_mix",
-                "needs vicidial.enabled = true: the mixes' locations are written into VICIdial's database",
-            ));
-        }
+        move_mix::needs_enabled(v, &mix_keys)?;
         return Ok(None);
     }
     let source = ConnectionSource {
@@ -211,18 +207,8 @@ pub(super) fn parse_section(
         .as_ref()
         .and_then(|a| a.done_monitor.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
-    let move_mix = move_mix::parse(
-        v,
-        RawMoveMix {
-            move_mix: raw.move_mix,
-            dir: raw.move_mix_dir,
-            https: raw.move_mix_https,
-            orphan_after: raw.move_mix_orphan_after,
-        },
-        resolved.astguiclient.as_ref(),
-        &done_monitor,
-        spool,
-    )?;
+    let conf = resolved.astguiclient.as_ref();
+    let move_mix = move_mix::parse(v, mix_keys, conf, &done_monitor, spool)?;
     let pool_size = raw.pool_size.unwrap_or(2);
     if !(1..=4).contains(&pool_size) {
         return Err(v.invalid(
@@ -248,6 +234,16 @@ pub(super) fn parse_section(
         done_monitor,
         move_mix,
     }))
+}
+
+/// The keys of `[vicidial] move_mix`, taken out of the section.
+fn move_mix_keys(raw: &mut RawVicidial) -> RawMoveMix {
+    RawMoveMix {
+        move_mix: raw.move_mix,
+        dir: raw.move_mix_dir.take(),
+        https: raw.move_mix_https,
+        orphan_after: raw.move_mix_orphan_after.take(),
+    }
 }
 
 /// `[vicidial] key`, a duration more than zero (`default` if absent).

@@ -6,7 +6,7 @@
 //! `AST_CRON_audio_1_move_mix.pl` back, mixing pauses (logged) until the line
 //! is gone, so the two never take the same legs.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ struct Quiet {
 }
 
 /// One pass; returns when the next is due.
-async fn pass(mover: &MoveMix, dir: &PathBuf, state: &mut Quiet) -> Instant {
+async fn pass(mover: &MoveMix, dir: &Path, state: &mut Quiet) -> Instant {
     match mover.pass().await {
         Ok(pass) => {
             if state.list_error.take().is_some() {
