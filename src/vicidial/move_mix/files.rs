@@ -119,20 +119,24 @@ fn copy_into(src: &Path, dest: &Path, dest_dir: &Path) -> io::Result<Placed> {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(src)?;
-        let mode = from.metadata()?.permissions().mode() & 0o777;
+        let meta = from.metadata()?;
+        let mode = meta.permissions().mode() & 0o777;
         let mut to = File::options()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&temp)?;
         io::copy(&mut from, &mut to)?;
-        // The leg keeps the permissions Asterisk gave it (a rename would too).
+        // The leg keeps the permissions and the time Asterisk gave it, as a
+        // rename (or the script's `mv`) keeps them: its time may date the call.
         to.set_permissions(fs::Permissions::from_mode(mode))?;
+        to.set_modified(meta.modified()?)?;
         to.sync_all()?;
     }
     match rename_noreplace(&temp, dest) {
         Ok(()) => {
             sync_dir(dest_dir)?;
+            super::crash_point("leg-copied");
             fs::remove_file(src)?;
             sync_parent(src)?;
             Ok(Placed::Moved)
@@ -273,6 +277,14 @@ mod tests {
         let leg = shm.path().join("y-out.wav");
         fs::write(&leg, b"far leg").unwrap();
         fs::set_permissions(&leg, fs::Permissions::from_mode(0o640)).unwrap();
+        let written =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_772_000_000);
+        fs::File::options()
+            .write(true)
+            .open(&leg)
+            .unwrap()
+            .set_modified(written)
+            .unwrap();
         assert_eq!(move_into(&leg, disk.path()).unwrap(), Placed::Moved);
         let moved = disk.path().join("y-out.wav");
         assert_eq!(fs::read(&moved).unwrap(), b"far leg");
@@ -280,6 +292,7 @@ mod tests {
             fs::metadata(&moved).unwrap().permissions().mode() & 0o777,
             0o640
         );
+        assert_eq!(fs::metadata(&moved).unwrap().modified().unwrap(), written);
         assert!(!leg.exists());
         assert_eq!(clean_temp(disk.path()).unwrap(), 0);
     }

@@ -50,16 +50,17 @@ pub mod legs;
 pub mod mix;
 mod pair;
 pub mod recording_log;
+mod waiting;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use self::legs::{LegFile, Legs, Listing, Side};
+use self::legs::{LegFile, Legs, Side};
 use self::mix::Mixed;
 use self::pair::Existing;
 use self::recording_log::MixRecord;
+use self::waiting::Waiting;
 use super::db::{DbError, VicidialDb};
 use crate::config::MoveMixConfig;
 use crate::ledger::Ledger;
@@ -119,8 +120,7 @@ pub struct MoveMix {
     settle: Duration,
     db: Arc<VicidialDb>,
     ledger: Arc<Ledger>,
-    /// The reason last logged for each name that waits, so each is logged once.
-    logged: Mutex<HashMap<String, String>>,
+    waiting: Mutex<Waiting>,
 }
 
 impl MoveMix {
@@ -136,13 +136,17 @@ impl MoveMix {
             settle,
             db,
             ledger,
-            logged: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Waiting::default()),
         }
     }
 
     /// Its settings.
     pub fn config(&self) -> &MoveMixConfig {
         &self.config
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Before the first pass: removes temporary files interrupted runs left.
@@ -171,6 +175,7 @@ impl MoveMix {
             Ok::<_, std::io::Error>((listing, finished))
         })
         .await?;
+        self.waiting().forget_gone(&listing);
         let mut pass = Pass::default();
         for (stem, legs) in &listing.legs {
             let ready = legs
@@ -181,54 +186,62 @@ impl MoveMix {
                 pass.due(legs.last_write_ns().max(now - nanos(settle)) + nanos(settle));
                 continue;
             }
+            if let Some(until) = self.waiting().still_held(stem, legs, now) {
+                pass.due(until);
+                continue;
+            }
             if !self.take(stem, legs, now, &mut pass).await {
                 break;
             }
         }
-        self.forget_gone(&listing);
         Ok(pass)
     }
 
     /// Does what is due for the finished legs of `stem`; false if the
     /// database is down (the pass stops: every pair would wait for it).
     async fn take(&self, stem: &str, legs: &Legs, now: i64, pass: &mut Pass) -> bool {
-        let held = match (&legs.inn, &legs.out) {
-            (Some(inn), Some(out)) => match self.take_pair(stem, inn, out).await {
-                Ok(()) => {
-                    pass.mixed += 1;
-                    return true;
-                }
-                Err(hold) => hold,
-            },
+        let outcome = match (&legs.inn, &legs.out) {
+            (Some(inn), Some(out)) => self.take_pair(stem, inn, out).await.map(|()| true),
             (Some(leg), None) => self.take_lone(stem, Side::In, leg).await,
             (None, Some(leg)) => self.take_lone(stem, Side::Out, leg).await,
             (None, None) => return true,
         };
-        match held {
+        let hold = match outcome {
+            Ok(true) => {
+                pass.mixed += 1;
+                self.waiting().clear(stem);
+                return true;
+            }
+            Ok(false) => Hold::Unmixable(format!(
+                "no {} leg",
+                if legs.inn.is_some() {
+                    "-out.wav"
+                } else {
+                    "-in.wav"
+                }
+            )),
+            Err(hold) => hold,
+        };
+        let retry = now + nanos(self.settle);
+        match hold {
             Hold::Db(e) => {
-                self.log_once("\u{0}database", &e.to_string(), || {
-                    tracing::warn!("move_mix: {e}; the legs wait in MIX until it answers")
-                });
+                if self.waiting().database_down(&e.to_string()) {
+                    tracing::warn!("move_mix: {e}; the legs wait in MIX until it answers");
+                }
                 pass.database_down = true;
-                pass.due(now + nanos(self.settle));
-                false
+                pass.due(retry);
+                return false;
             }
-            Hold::Changed => {
-                pass.due(now + nanos(self.settle));
-                true
-            }
+            Hold::Changed => pass.due(retry),
             Hold::Io(e) => {
-                self.log_once(stem, &e.to_string(), || {
-                    tracing::error!(recording = stem, "move_mix: {e}; tried again later")
-                });
-                pass.due(now + nanos(self.settle));
-                true
+                if self.waiting().error(stem, &e.to_string()) {
+                    tracing::error!(recording = stem, "move_mix: {e}; tried again later");
+                }
+                pass.due(retry);
             }
-            Hold::Unmixable(why) => {
-                self.give_up_or_wait(stem, legs, &why, now, pass).await;
-                true
-            }
+            Hold::Unmixable(why) => self.give_up_or_wait(stem, legs, &why, now, pass).await,
         }
+        true
     }
 
     /// Mixes a pair, writes its row, puts the mix in place, moves the legs.
@@ -266,6 +279,7 @@ impl MoveMix {
     /// the row's id, or None where there is no row.
     async fn record(&self, stem: &str, mixed: &Mixed) -> Result<Option<u32>, DbError> {
         let Some(row) = self.db.mix_row(stem).await? else {
+            self.database_answers();
             return Ok(None);
         };
         let record = MixRecord {
@@ -274,7 +288,16 @@ impl MoveMix {
             minutes: mixed.minutes_text(),
         };
         self.db.record_mix(row, &record).await?;
+        self.database_answers();
         Ok(Some(row.recording_id))
+    }
+
+    fn database_answers(&self) {
+        if self.waiting().database_up() {
+            tracing::info!(
+                "move_mix: VICIdial's database answers again; mixing the legs that waited"
+            );
+        }
     }
 
     /// `http(s)://<server_ip>/RECORDINGS/<name>-all.wav`, as the script writes it.
@@ -310,15 +333,12 @@ impl MoveMix {
         if row.is_none() {
             self.count(MixEvent::NoRow).await;
         }
-        self.logged
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(stem);
     }
 
-    /// A leg without its partner: the rest of a run a crash cut short
-    /// between the two moves (finished now), or an orphan (a hold).
-    async fn take_lone(&self, stem: &str, side: Side, leg: &LegFile) -> Hold {
+    /// A leg without its partner: true if it is the rest of a run a crash
+    /// cut short between the two moves (and is moved now), false for an
+    /// orphan.
+    async fn take_lone(&self, stem: &str, side: Side, leg: &LegFile) -> Result<bool, Hold> {
         let (done, orig, s, path) = (
             self.config.done.clone(),
             self.config.orig(),
@@ -331,33 +351,30 @@ impl MoveMix {
             }
             pair::move_leg(&path, &orig).map(|()| true)
         })
-        .await;
-        match finished {
-            Ok(true) => {
-                tracing::info!(
-                    recording = stem,
-                    "moved the leg an interrupted run left in MIX to ORIG"
-                );
-                self.count(MixEvent::Mixed).await;
-                Hold::Changed
-            }
-            Ok(false) => Hold::Unmixable(format!("no {} leg", side.partner().suffix())),
-            Err(hold) => hold,
+        .await?;
+        if finished {
+            tracing::info!(
+                recording = stem,
+                "moved the leg an interrupted run left in MIX to ORIG"
+            );
+            self.count(MixEvent::Mixed).await;
         }
+        Ok(finished)
     }
 
     /// A pair or leg that cannot be mixed: after `orphan_after` its legs go
-    /// to ORIG as they are; until then it waits (logged once).
+    /// to ORIG as they are; until then it waits (logged once, and not read
+    /// again while its legs stay the same).
     async fn give_up_or_wait(&self, stem: &str, legs: &Legs, why: &str, now: i64, pass: &mut Pass) {
         let give_up_at = legs.last_write_ns() + nanos(self.config.orphan_after);
         if now < give_up_at {
-            self.log_once(stem, why, || {
+            if self.waiting().hold(stem, legs, why, give_up_at) {
                 tracing::warn!(
                     recording = stem,
                     "move_mix: not mixed ({why}); its legs wait in MIX, and go to ORIG unmixed after move_mix_orphan_after ({})",
                     humantime::format_duration(self.config.orphan_after)
-                )
-            });
+                );
+            }
             pass.due(give_up_at);
             return;
         }
@@ -371,10 +388,11 @@ impl MoveMix {
                 }
                 Err(hold) => {
                     let text = hold_text(&hold);
-                    self.log_once(stem, &text, || {
-                        tracing::error!(path = %leg.path.display(), "move_mix: cannot move to ORIG ({text}); left in MIX")
-                    });
-                    pass.due(now + nanos(self.config.orphan_after));
+                    let retry = now + nanos(self.config.orphan_after);
+                    if self.waiting().hold(stem, legs, &text, retry) {
+                        tracing::error!(path = %leg.path.display(), "move_mix: cannot move to ORIG ({text}); left in MIX");
+                    }
+                    pass.due(retry);
                 }
             }
         }
@@ -392,21 +410,6 @@ impl MoveMix {
                 event.as_str()
             );
         }
-    }
-
-    /// Runs `log` unless `why` was the last reason logged for `key`.
-    fn log_once(&self, key: &str, why: &str, log: impl FnOnce()) {
-        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-        if logged.get(key).map(String::as_str) != Some(why) {
-            logged.insert(key.to_string(), why.to_string());
-            log();
-        }
-    }
-
-    /// Forgets the reasons logged for names no longer in MIX.
-    fn forget_gone(&self, listing: &Listing) {
-        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
-        logged.retain(|k, _| k.starts_with('\u{0}') || listing.legs.contains_key(k));
     }
 }
 

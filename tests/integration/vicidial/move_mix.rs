@@ -24,15 +24,27 @@ pub struct MixBox {
     pub d: Dialer,
     pub mix: PathBuf,
     pub orig: PathBuf,
+    /// MIX on tmpfs, as on a dialer with a RAM drive (removed when dropped).
+    _ram: Option<tempfile::TempDir>,
 }
 
 impl MixBox {
     /// None without MariaDB (outside CI). `extra` goes into `[vicidial]`.
     pub async fn new(test: &str, extra: &str) -> Option<MixBox> {
+        MixBox::with(test, extra, false).await
+    }
+
+    /// Like [`MixBox::new`]; with `ram`, MIX is on /dev/shm (tmpfs, another
+    /// file system than ORIG: legs are copied, then removed), where there is one.
+    pub async fn with(test: &str, extra: &str, ram: bool) -> Option<MixBox> {
         let mut d = Dialer::on(test, Target::Local, SPOOL).await?;
         let done = d.site.spool.clone();
         let orig = d.site.add_dir("ORIG");
-        let mix = d.site.root.join("monitor/MIX");
+        let ram = ram.then(|| tempfile::tempdir_in("/dev/shm").ok()).flatten();
+        let mix = match &ram {
+            Some(t) => t.path().join("MIX"),
+            None => d.site.root.join("monitor/MIX"),
+        };
         fs::create_dir_all(&mix).unwrap();
         let text = fs::read_to_string(&d.site.config).unwrap().replace(
             &format!("dirs = [\"{}\"]", done.display()),
@@ -48,7 +60,12 @@ impl MixBox {
             d.fx.name, d.user
         );
         d.fx.exec(&grant).await;
-        Some(MixBox { d, mix, orig })
+        Some(MixBox {
+            d,
+            mix,
+            orig,
+            _ram: ram,
+        })
     }
 
     /// Puts a pair of legs in MIX, last written an hour ago.
