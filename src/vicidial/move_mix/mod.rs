@@ -52,7 +52,7 @@ mod pair;
 pub mod recording_log;
 mod waiting;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,8 +66,6 @@ use crate::config::MoveMixConfig;
 use crate::ledger::Ledger;
 use crate::ledger::move_mix::MixEvent;
 use crate::units::{nanos, now_ns, now_secs};
-
-pub use self::files::TEMP_DIR;
 
 /// Why a pair (or a lone leg) is not done this time.
 #[derive(Debug)]
@@ -461,9 +459,4 @@ pub fn survey(dir: &Path) -> std::io::Result<Survey> {
         }
     }
     Ok(s)
-}
-
-/// Where the temporary files of `dir` are (for the tests and `status`).
-pub fn temp_dir_of(dir: &Path) -> PathBuf {
-    dir.join(TEMP_DIR)
 }
