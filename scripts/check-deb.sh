@@ -256,6 +256,10 @@ setpriv --reuid=recvault --regid=recvault --init-groups \
     recvault check --offline --config "$CONFIG" \
     || fail "recvault check --offline as the recvault user"
 ok "recvault check --offline (as root and as recvault)"
+# The unit's privileged ExecStartPre (move_mix is off in the shipped config).
+recvault vicidial cron-check --config "$CONFIG" >/dev/null \
+    || fail "recvault vicidial cron-check --config $CONFIG (as root, as the unit runs it)"
+ok "recvault vicidial cron-check (as root)"
 setpriv --reuid=recvault --regid=recvault --init-groups \
     sh -c "touch '$SPOOL/.check-deb' && rm '$SPOOL/.check-deb'" \
     || fail "the recvault user cannot create and delete files in $SPOOL"

@@ -11,7 +11,7 @@
 #                                  (built from source, ~15 minutes once), moto,
 #                                  the Azure, GCS and SFTP test servers (Azurite,
 #                                  fake-gcs-server, OpenSSH's sshd), cargo-deb,
-#                                  rclone, sqlite3, time, rustfmt, clippy.
+#                                  rclone, sqlite3, sox, time, rustfmt, clippy.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,6 +73,9 @@ if [[ $mode == test ]]; then
 	command -v flac >/dev/null 2>&1 || missing+=(flac)
 	command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 	command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+	# The move_mix tests compare recvault's mix with `sox -D -m` of the same
+	# legs and read lengths with soxi, as VICIdial's script does.
+	command -v sox >/dev/null 2>&1 && command -v soxi >/dev/null 2>&1 || missing+=(sox)
 	# The playback tests fetch over HTTPS with curl, from a certificate openssl makes.
 	command -v curl >/dev/null 2>&1 || missing+=(curl)
 	command -v openssl >/dev/null 2>&1 || missing+=(openssl)

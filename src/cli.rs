@@ -179,7 +179,8 @@ pub enum Command {
         #[arg(long)]
         presigned: bool,
     },
-    /// VICIdial's side: listen links in recording_log.location.
+    /// VICIdial's side: listen links in recording_log.location; whether
+    /// cron is in move_mix's way.
     Vicidial {
         #[command(subcommand)]
         action: VicidialCommand,
@@ -311,6 +312,10 @@ pub enum VicidialCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// With [vicidial] move_mix on: fail, naming file and line, while a
+    /// crontab (root's, asterisk's, /etc/crontab, /etc/cron.d) still runs
+    /// AST_CRON_audio_1_move_mix.pl. The unit runs it as root before start.
+    CronCheck,
 }
 
 /// `recvault ledger …`: the operator's tools for a damaged or lost ledger.

@@ -184,17 +184,25 @@ pub fn inspect<R: Read + Seek>(reader: R) -> Result<WavLayout, InspectError> {
     })
 }
 
-fn inspect_chunks<R: Read + Seek>(mut reader: R) -> Result<WavLayout, InspectError> {
+/// Reads the chunk list and format of a well-formed WAV file (every chunk
+/// inside the RIFF chunk, which ends where the file does), whatever its
+/// samples are: for readers of the samples themselves (VICIdial's legs,
+/// mixed by `vicidial::move_mix`), who judge the format on their own.
+pub fn read_layout<R: Read + Seek>(mut reader: R) -> Result<WavLayout, InspectError> {
     let file_size = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(0))?;
     let riff_end = read_riff_header(&mut reader, file_size)?;
     let (chunks, format, data) = walk_chunks(&mut reader, riff_end)?;
-    let layout = WavLayout {
+    Ok(WavLayout {
         file_size,
         format,
         chunks,
         data,
-    };
+    })
+}
+
+fn inspect_chunks<R: Read + Seek>(reader: R) -> Result<WavLayout, InspectError> {
+    let layout = read_layout(reader)?;
     check_samples(&layout)?;
     check_rebuild(&layout)?;
     Ok(layout)

@@ -31,6 +31,7 @@ pub(super) async fn check(
     }
     if let Some(vc) = &config.vicidial {
         check_vicidial(vc, offline, out).await?;
+        super::move_mix::check_lines(config, out)?;
     }
     let Some(store_config) = &config.store else {
         writeln!(

@@ -22,6 +22,7 @@ mod find;
 mod hold;
 mod ledger;
 mod ls;
+mod move_mix;
 mod restore;
 mod retention;
 mod run;
@@ -100,6 +101,7 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             crate::cli::VicidialCommand::RestoreLocations { dry_run } => {
                 vicidial::restore_locations(&config, dry_run, &mut stdout()).await
             }
+            crate::cli::VicidialCommand::CronCheck => move_mix::cron_check(&config, &mut stdout()),
         },
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }

@@ -10,6 +10,10 @@ use crate::pipeline::{self, RunOptions};
 use crate::units::human_bytes;
 
 pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
+    // The daemon would mix VICIdial's legs (not `--once`): never beside the script.
+    if !once {
+        super::move_mix::refuse_if_cron_runs_script(&config)?;
+    }
     let summary = pipeline::run(
         config,
         RunOptions { once },

@@ -26,6 +26,7 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
     )?;
     if config.vicidial.is_some() {
         vicidial_attribution(&ledger, config, out)?;
+        super::move_mix::status_lines(config, &ledger, out)?;
     }
     let disputed = ledger.name_time_disputed()?;
     if disputed > 0 {

@@ -42,6 +42,9 @@ pub struct Astguiclient {
     pub db_custom_user: Option<String>,
     /// `VARDB_custom_pass` (never shown by Debug).
     pub db_custom_pass: Option<String>,
+    /// `PATHmonitor`: where Asterisk records (the legs `move_mix` mixes
+    /// are in its `MIX/` folder).
+    pub monitor: Option<PathBuf>,
     /// `PATHDONEmonitor`: the finished-recordings directory Apache serves as `/RECORDINGS/`.
     pub done_monitor: Option<PathBuf>,
     /// `VARHTTP_path`: the web path of the FTP archive server, used in
@@ -65,6 +68,7 @@ impl fmt::Debug for Astguiclient {
                 "db_custom_pass",
                 &self.db_custom_pass.as_ref().map(|_| "<redacted>"),
             )
+            .field("monitor", &self.monitor)
             .field("done_monitor", &self.done_monitor)
             .field("http_path", &self.http_path)
             .finish()
@@ -107,6 +111,7 @@ impl Astguiclient {
             db_port,
             db_custom_user: raw.db_custom_user,
             db_custom_pass: raw.db_custom_pass,
+            monitor: raw.monitor.filter(|s| !s.is_empty()).map(PathBuf::from),
             done_monitor: raw
                 .done_monitor
                 .filter(|s| !s.is_empty())
@@ -143,6 +148,7 @@ struct RawValues {
     db_port: Option<String>,
     db_custom_user: Option<String>,
     db_custom_pass: Option<String>,
+    monitor: Option<String>,
     done_monitor: Option<String>,
     http_path: Option<String>,
 }
@@ -151,7 +157,7 @@ impl RawValues {
     /// Every key whose name starts the line takes its value, as each
     /// independent `if ($line =~ /^KEY/)` in the Perl scripts does.
     fn take(&mut self, line: &str) {
-        let slots: [(&str, &mut Option<String>); 10] = [
+        let slots: [(&str, &mut Option<String>); 11] = [
             ("VARserver_ip", &mut self.server_ip),
             ("VARDB_server", &mut self.db_server),
             ("VARDB_database", &mut self.db_database),
@@ -160,6 +166,7 @@ impl RawValues {
             ("VARDB_port", &mut self.db_port),
             ("VARDB_custom_user", &mut self.db_custom_user),
             ("VARDB_custom_pass", &mut self.db_custom_pass),
+            ("PATHmonitor", &mut self.monitor),
             ("PATHDONEmonitor", &mut self.done_monitor),
             ("VARHTTP_path", &mut self.http_path),
         ];
@@ -218,6 +225,10 @@ VARHTTP_path => http://10.10.10.20
         assert_eq!(c.db_custom_user.as_deref(), Some("custom"));
         assert_eq!(c.db_custom_pass.as_deref(), Some("custom1234"));
         assert_eq!(
+            c.monitor.as_deref(),
+            Some(Path::new("/var/spool/asterisk/monitor"))
+        );
+        assert_eq!(
             c.done_monitor.as_deref(),
             Some(Path::new("/var/spool/asterisk/monitorDONE"))
         );
@@ -237,7 +248,7 @@ VARHTTP_path => http://10.10.10.20
         );
         assert_eq!((c.db_pass.as_str(), c.db_port), ("1234", 3306));
         assert_eq!(c.server_ip, None);
-        assert_eq!(c.done_monitor, None);
+        assert_eq!((c.monitor, c.done_monitor), (None, None));
     }
 
     #[test]

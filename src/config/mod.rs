@@ -12,6 +12,7 @@ mod backends;
 mod deleting_dirs;
 mod dsn;
 mod min_free;
+pub mod move_mix;
 mod raw;
 pub mod retention;
 mod secret;
@@ -25,6 +26,7 @@ pub use backends::{
     AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, SftpConfig, SshKey, parse_host_key,
 };
 pub use min_free::MinFree;
+pub use move_mix::MoveMixConfig;
 pub use retention::{Keep, RetentionPolicy};
 pub use secret::Secret;
 pub use serve::{Cidr, ServeConfig, TlsFiles};

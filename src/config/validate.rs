@@ -103,7 +103,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let daemon = daemon(&v, raw.daemon.unwrap_or_default())?;
     let naming = naming(&v, raw.naming.unwrap_or_default(), &spool.dirs)?;
     let mut retention = retention(&v, raw.retention.unwrap_or_default())?;
-    let vicidial = super::vicidial::parse_section(&v, raw.vicidial.unwrap_or_default())?;
+    let vicidial = super::vicidial::parse_section(&v, raw.vicidial.unwrap_or_default(), &spool)?;
     retention.attribution_wait = vicidial.as_ref().map(|vc| vc.attribution_wait);
     let serve = super::serve::parse_section(
         &v,

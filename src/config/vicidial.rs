@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::ConfigError;
 use super::astguiclient::{self, Astguiclient};
 pub use super::dsn::{Dsn, parse_dsn};
+use super::move_mix::{self, MoveMixConfig, RawMoveMix};
 pub use super::secret::Secret;
 use super::validate::Validator;
+use super::{ConfigError, SpoolConfig};
 
 /// How to reach VICIdial's database, and which server this box is in it.
 #[derive(Clone, PartialEq, Eq)]
@@ -132,6 +133,9 @@ pub struct VicidialConfig {
     /// `PATHDONEmonitor`: Apache serves it as `/RECORDINGS/`; locations are
     /// compared against paths under it.
     pub done_monitor: PathBuf,
+    /// `move_mix = true`: recvault mixes and moves VICIdial's recording legs
+    /// itself (no `AST_CRON_audio_1_move_mix.pl` in cron).
+    pub move_mix: Option<MoveMixConfig>,
 }
 
 /// `[vicidial]` as written.
@@ -150,6 +154,10 @@ pub(super) struct RawVicidial {
     rewrite_locations: Option<bool>,
     erase_purged: Option<bool>,
     purge_poll: Option<String>,
+    move_mix: Option<bool>,
+    move_mix_dir: Option<PathBuf>,
+    move_mix_https: Option<bool>,
+    move_mix_orphan_after: Option<String>,
 }
 
 impl RawVicidial {
@@ -173,9 +181,12 @@ impl RawVicidial {
 /// `astguiclient.conf` and the key file, as the daemon will.
 pub(super) fn parse_section(
     v: &Validator<'_>,
-    raw: RawVicidial,
+    mut raw: RawVicidial,
+    spool: &SpoolConfig,
 ) -> Result<Option<VicidialConfig>, ConfigError> {
+    let mix_keys = move_mix_keys(&mut raw);
     if !raw.enabled.unwrap_or(false) {
+        move_mix::needs_enabled(v, &mix_keys)?;
         return Ok(None);
     }
     let source = ConnectionSource {
@@ -196,6 +207,8 @@ pub(super) fn parse_section(
         .as_ref()
         .and_then(|a| a.done_monitor.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DONE_MONITOR));
+    let conf = resolved.astguiclient.as_ref();
+    let move_mix = move_mix::parse(v, mix_keys, conf, &done_monitor, spool)?;
     let pool_size = raw.pool_size.unwrap_or(2);
     if !(1..=4).contains(&pool_size) {
         return Err(v.invalid(
@@ -219,7 +232,18 @@ pub(super) fn parse_section(
             false => None,
         },
         done_monitor,
+        move_mix,
     }))
+}
+
+/// The keys of `[vicidial] move_mix`, taken out of the section.
+fn move_mix_keys(raw: &mut RawVicidial) -> RawMoveMix {
+    RawMoveMix {
+        move_mix: raw.move_mix,
+        dir: raw.move_mix_dir.take(),
+        https: raw.move_mix_https,
+        orphan_after: raw.move_mix_orphan_after.take(),
+    }
 }
 
 /// `[vicidial] key`, a duration more than zero (`default` if absent).

@@ -43,6 +43,7 @@ pub mod listens;
 pub mod locations;
 pub mod lock;
 pub mod matching;
+pub mod move_mix;
 mod queries;
 mod redaction;
 pub mod reservations;

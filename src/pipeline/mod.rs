@@ -12,7 +12,8 @@
 //!   the archive tasks in flight, each handing its recording back however it ends;
 //! - `services`: what runs beside the loop — `attribution` from VICIdial's
 //!   database, listen links written into it (`location`), VICIdial's GDPR
-//!   purge queue carried out (`purges`), the HTTP server;
+//!   purge queue carried out (`purges`), VICIdial's recording legs mixed
+//!   (`move_mix`), the HTTP server;
 //! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
 
 pub mod archive;
@@ -21,6 +22,7 @@ mod background;
 mod erasure;
 pub mod intake;
 mod location;
+mod move_mix;
 mod outage;
 pub mod pressure;
 mod purges;

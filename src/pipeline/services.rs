@@ -1,7 +1,7 @@
 //! The daemon's companions beside the archive loop, started and stopped
 //! with it: attribution from VICIdial's database, listen links written into
-//! `recording_log.location`, VICIdial's GDPR purges carried out, and the
-//! HTTP server. Each owns a cancellation token (a child of one the daemon
+//! `recording_log.location`, VICIdial's GDPR purges carried out, its
+//! recording legs mixed (`move_mix`), and the HTTP server. Each owns a cancellation token (a child of one the daemon
 //! cancels at shutdown); none of them is on the archive's path, and none
 //! failing stops archiving.
 
@@ -24,6 +24,7 @@ use crate::serve::link::{self, Signer};
 use crate::serve::{Parts, Server};
 use crate::store::Store;
 use crate::vicidial::db::{DbOptions, VicidialDb};
+use crate::vicidial::move_mix::MoveMix;
 
 /// The running companions.
 pub(super) struct Services {
@@ -34,7 +35,8 @@ pub(super) struct Services {
 }
 
 /// The tasks that write to VICIdial's database: GDPR purges carried out,
-/// and listen links written into `recording_log.location`.
+/// listen links written into `recording_log.location`, and the legs mixed
+/// (whose locations it writes).
 fn vicidial_writers(
     config: &Config,
     vc: &VicidialConfig,
@@ -43,6 +45,12 @@ fn vicidial_writers(
     stop: &CancellationToken,
 ) -> Result<Vec<(&'static str, JoinHandle<()>)>, Error> {
     let mut tasks = Vec::new();
+    if let Some(mm) = &vc.move_mix {
+        let settle = config.spool.settle;
+        let mover = MoveMix::new(mm.clone(), settle, db.clone(), ledger.clone());
+        let task = super::move_mix::run(Arc::new(mover), config.spool.rescan, stop.child_token());
+        tasks.push(("move_mix", tokio::spawn(task)));
+    }
     if let Some(every) = vc.purge_queue {
         let purges = Purges {
             ledger: ledger.clone(),

@@ -12,6 +12,8 @@ mod failures;
 mod listen;
 mod listen_report;
 mod location;
+mod move_mix;
+mod move_mix_crash;
 mod purge;
 mod queue;
 mod relay;
