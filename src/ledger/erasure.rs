@@ -313,6 +313,7 @@ fn erased(
             by
         ],
     )?;
+    super::object_keys::forget_all(tx, rec.id)?;
     redact_traces(tx, rec, p)
 }
 

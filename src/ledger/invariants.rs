@@ -56,6 +56,17 @@ const INVARIANTS: &[(&str, &str)] = &[
           GROUP BY object_key HAVING COUNT(*) > 1)",
     ),
     (
+        "a recording's object key is among the keys it is known to have chosen \
+         (so erasure and retention reach its object)",
+        "SELECT id FROM recordings r WHERE object_key IS NOT NULL AND erased_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM object_keys k WHERE k.recording_id = r.id AND k.key = r.object_key)",
+    ),
+    (
+        "an erased recording keeps no object key (a key names the file)",
+        "SELECT DISTINCT k.recording_id FROM object_keys k JOIN recordings r ON r.id = k.recording_id \
+         WHERE r.erased_at IS NOT NULL",
+    ),
+    (
         "no two recordings still local share a path",
         "SELECT id FROM recordings WHERE state NOT IN ('local_deleted', 'remote_deleted', 'gone') \
          AND path IN (SELECT path FROM recordings \
@@ -142,7 +153,8 @@ mod tests {
         // What a bug (or a hand edit) could leave: deleted, never verified.
         ledger
             .execute_raw(&format!(
-                "UPDATE recordings SET state = 'local_deleted', object_key = 'k' WHERE id = {id}"
+                "UPDATE recordings SET state = 'local_deleted', object_key = 'k' WHERE id = {id}; \
+                 INSERT INTO object_keys (recording_id, key, state, chosen_at) VALUES ({id}, 'k', 'written', 1)"
             ))
             .unwrap();
         let problems = ledger.check().unwrap();
@@ -153,5 +165,21 @@ mod tests {
                 .contains("only after its object was verified")
         );
         assert_eq!(problems[0].ids, vec![id]);
+    }
+
+    #[test]
+    fn an_object_key_the_ledger_does_not_track_is_found() {
+        let (_dir, ledger) = ledger();
+        let id = insert_plain(&ledger, "/s/a.wav", State::Seen);
+        // A key set behind the tracking's back (what a bug would leave):
+        // erasure and retention would not know of an object under it.
+        ledger
+            .execute_raw(&format!(
+                "UPDATE recordings SET object_key = 'k' WHERE id = {id}"
+            ))
+            .unwrap();
+        let problems = ledger.check().unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].rule.contains("among the keys"), "{problems:?}");
     }
 }

@@ -12,6 +12,8 @@
 //! - `matching`: which recordings a data-subject request's selectors match;
 //! - `erasure`, `redaction`: erasing them (reservation, pseudonyms, the
 //!   audit entries naming them redacted without weakening the hash chain);
+//! - `ids`: recording ids, never handed out twice; `object_keys`: every
+//!   object key chosen for a recording;
 //! - `invariants`: `recvault ledger check`; `copy`: consistent file copies;
 //!   `lock`: one daemon per ledger.
 //!
@@ -38,12 +40,14 @@ pub mod erasure;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod holds;
+pub mod ids;
 mod invariants;
 pub mod listens;
 pub mod locations;
 pub mod lock;
 pub mod matching;
 pub mod move_mix;
+pub mod object_keys;
 mod queries;
 mod redaction;
 pub mod reservations;

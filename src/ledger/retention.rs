@@ -290,6 +290,7 @@ impl Ledger {
                     Err(LedgerError::StateConflict { .. }) => continue,
                     other => other?,
                 };
+                super::object_keys::all_deleted(tx, r.id, now)?;
                 let entry = NewEntry {
                     action: Action::RetentionDelete,
                     case_id: None,

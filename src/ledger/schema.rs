@@ -27,6 +27,10 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0006_purges_and_listens.sql"), None),
     (include_str!("migrations/0007_attribution_rows.sql"), None),
     (include_str!("migrations/0008_move_mix.sql"), None),
+    (
+        include_str!("migrations/0009_ids_and_object_keys.sql"),
+        None,
+    ),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

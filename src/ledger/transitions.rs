@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, ToSql, params};
 
 use super::audit::{self, Action, Actor, NewEntry};
 use super::rows::{ArchivedObject, CompressedFacts, SpoolFile};
-use super::{Ledger, LedgerError};
+use super::{Ledger, LedgerError, object_keys};
 use crate::recording::name::Attribution;
 use crate::recording::{FailureKind, FileIdentity, Recording, State};
 use crate::units::now_secs;
@@ -87,21 +87,29 @@ impl Ledger {
 
     /// `settled` → `compressed`: the object is staged and both hashes are
     /// known. [`LedgerError::KeyTaken`] if another recording has the key.
+    /// The key is recorded among the recording's keys before any put.
     pub fn compressed(&self, id: i64, facts: &CompressedFacts) -> Result<(), LedgerError> {
-        self.transition(
-            id,
-            &[State::Settled],
-            State::Compressed,
-            &[
+        let now = now_secs();
+        self.write(|tx| {
+            let sets: [(&str, &dyn ToSql); 5] = [
                 ("sha256", &facts.sha256),
                 ("object_key", &facts.object_key),
                 ("object_size", &(facts.object_size as i64)),
                 ("object_sha256", &facts.object_sha256),
                 ("codec", &facts.codec),
-            ],
-            "compressed",
-        )
-        .map_err(|e| with_key(e, &facts.object_key))
+            ];
+            apply(
+                tx,
+                id,
+                &[State::Settled],
+                State::Compressed,
+                &sets,
+                "compressed",
+                now,
+            )
+            .map_err(|e| with_key(e, &facts.object_key))?;
+            object_keys::track(tx, id, &facts.object_key, now)
+        })
     }
 
     /// `compressed` → `settled`: the staged object is gone or incomplete, so
@@ -111,7 +119,8 @@ impl Ledger {
     }
 
     /// `compressed`/`uploaded` → `compressed`: upload again, under `new_key`
-    /// if given (the old key holds a different or damaged object).
+    /// if given (the old key holds a different or damaged object; it stays
+    /// among the recording's keys, so erasure and retention still reach it).
     pub fn upload_again(
         &self,
         id: i64,
@@ -119,10 +128,14 @@ impl Ledger {
         why: &str,
     ) -> Result<(), LedgerError> {
         let from = [State::Compressed, State::Uploaded];
+        let now = now_secs();
         match new_key {
-            Some(key) => self
-                .transition(id, &from, State::Compressed, &[("object_key", &key)], why)
-                .map_err(|e| with_key(e, key)),
+            Some(key) => self.write(|tx| {
+                let sets: [(&str, &dyn ToSql); 1] = [("object_key", &key)];
+                apply(tx, id, &from, State::Compressed, &sets, why, now)
+                    .map_err(|e| with_key(e, key))?;
+                object_keys::track(tx, id, key, now)
+            }),
             None => self.transition(id, &from, State::Compressed, &[], why),
         }
     }
@@ -130,13 +143,20 @@ impl Ledger {
     /// `compressed` → `uploaded`: the store took the object and will report
     /// `store_checksum` for it.
     pub fn uploaded(&self, id: i64, store_checksum: &str) -> Result<(), LedgerError> {
-        self.transition(
-            id,
-            &[State::Compressed],
-            State::Uploaded,
-            &[("store_checksum", &store_checksum)],
-            "uploaded",
-        )
+        let now = now_secs();
+        self.write(|tx| {
+            let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", &store_checksum)];
+            apply(
+                tx,
+                id,
+                &[State::Compressed],
+                State::Uploaded,
+                &sets,
+                "uploaded",
+                now,
+            )?;
+            object_keys::current_written(tx, id)
+        })
     }
 
     /// `uploaded` → `verified`: the store reported our size and SHA-256.
@@ -314,6 +334,8 @@ impl Ledger {
                 local_deleted_at,
             ],
         )?;
+        object_keys::track(&tx, id, &object.object_key, now)?;
+        object_keys::current_written(&tx, id)?;
         insert_event(
             &tx,
             id,
@@ -404,8 +426,9 @@ pub(super) fn apply(
     Ok(current)
 }
 
-/// Inserts a recording's row for `file` in `state` (with `id` if given),
-/// attributed to `call` (`None`: not yet attributed). Returns its id.
+/// Inserts a recording's row for `file` in `state` (with `id` if given,
+/// else the ledger's next id: `ledger::ids`), attributed to `call`
+/// (`None`: not yet attributed). Returns its id.
 fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     id: Option<i64>,
@@ -417,7 +440,8 @@ fn insert_row(
     tx.execute(
         "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, \
            attributed, campaign, call_time, phone, agent, lead_id, name_time) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (COALESCE(?1, (SELECT next FROM recording_ids WHERE id = 1)), \
+           ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             id,
             file.path.as_os_str().as_bytes(),

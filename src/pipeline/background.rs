@@ -1,5 +1,6 @@
 //! The daemon's background schedules: ledger backups (with copies of the
-//! hold table) and the slow scrub that re-reads a sample of archived objects.
+//! hold table), recording ids reserved in the store ahead of their use, and
+//! the slow scrub that re-reads a sample of archived objects.
 //! Each is a task of its own, aborted when the daemon stops (a backup cut
 //! short leaves only a temp file; a scrub cut short has only read).
 
@@ -11,8 +12,42 @@ use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::recovery::backup::{self, HoldCopies};
+use crate::recovery::ids;
 use crate::recovery::scrub::{self, Selection};
-use crate::store;
+use crate::store::{self, Store};
+
+/// How long a run waits at start for the store to take an id reservation
+/// (an unreachable store must not hold intake up: the chore retries).
+const FIRST_RESERVATION: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reserves recording ids in the store before intake hands any out (one
+/// bounded attempt), then — for the daemon (`keep`) — keeps the reservation
+/// ahead of the ids in a task of its own (`recovery::ids`).
+pub async fn reserve_ids(
+    config: &Config,
+    store_config: &StoreConfig,
+    ledger: &Arc<Ledger>,
+    store: Arc<dyn Store>,
+    keep: bool,
+) -> Option<JoinHandle<()>> {
+    let (prefix, host) = (store_config.prefix.clone(), config.daemon.host.clone());
+    let scratch = config.spool.staging.clone();
+    let first = ids::reserve_if_due(ledger, &*store, &prefix, &host, &scratch);
+    match tokio::time::timeout(FIRST_RESERVATION, first).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!("cannot reserve recording ids in the store yet: {e}"),
+        Err(_) => tracing::warn!("cannot reserve recording ids in the store yet: no answer"),
+    }
+    keep.then(|| {
+        tokio::spawn(ids::keep_reserving(
+            ledger.clone(),
+            store,
+            prefix,
+            host,
+            scratch,
+        ))
+    })
+}
 
 /// Starts the ledger-backup schedule (`[ledger] backup_every`), if on.
 /// It keeps the store and settings it started with until the next restart.

@@ -114,7 +114,14 @@ pub async fn run(
         metrics,
         new_recordings: Arc::new(Notify::new()),
     };
-    let (chores, services) = start_background(&config, options, &runner).await?;
+    let (mut chores, services) = start_background(&config, options, &runner).await?;
+    if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {
+        let store = archiver.store().clone();
+        let ledger = &runner.ledger;
+        chores.extend(
+            background::reserve_ids(&config, store_config, ledger, store, !options.once).await,
+        );
+    }
     tokio::pin!(shutdown);
     let result = if options.once {
         run_once(&mut runner, shutdown).await

@@ -5,5 +5,6 @@
 
 pub mod backup;
 pub mod hold_copy;
+pub mod ids;
 pub mod rebuild;
 pub mod scrub;

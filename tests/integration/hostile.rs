@@ -107,7 +107,10 @@ fn archive_hostile_names(target: &str) -> usize {
                 assert!(p.starts_with(&store));
                 if e.file_type().unwrap().is_dir() {
                     stack.push(p);
-                } else if !p.to_string_lossy().contains(".recvault-meta") {
+                } else if !p.to_string_lossy().contains(".recvault-meta")
+                    // recvault's own objects (the id reservation) are not recordings.
+                    && !p.to_string_lossy().contains("/.recvault/")
+                {
                     n += 1;
                 }
             }

@@ -1,0 +1,188 @@
+//! Recording ids reserved in the store, so that an id handed out by a
+//! ledger that is then lost is never handed out again — even one no object
+//! and no backup names (a recording taken in, linked to, never uploaded,
+//! when the disk died). Before the ledger's ids run within half a block of
+//! what the store records, the next block is recorded there: an object
+//! `{prefix}.recvault/ids/{host}/{upto}` says every id below `upto` may have
+//! been handed out. A restore or rebuild starts above the highest such
+//! mark, and above it by one more block for ids handed out while the store
+//! could not be written (an id can only come back if more than 1.5 blocks
+//! of recordings were taken in during one store outage, and the disk then
+//! died before the store came back).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::digest;
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::store::{PutRequest, Store, StoreError, meta};
+
+/// Ids reserved at a time; also the margin a restore adds.
+pub const BLOCK: i64 = 100_000;
+
+/// Reservation marks kept in the store (older ones are deleted).
+const KEEP: usize = 3;
+
+/// How often the daemon looks whether a new block is needed.
+pub const CHECK_EVERY: Duration = Duration::from_secs(60);
+
+/// The store prefix holding a host's id reservations.
+pub fn prefix(store_prefix: &str, host: &str) -> String {
+    format!("{store_prefix}.recvault/ids/{host}/")
+}
+
+/// The highest id reservation of `host` in the store (every id below it
+/// may have been handed out); `None` if there is none.
+pub async fn highest_mark(
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+) -> Result<Option<i64>, StoreError> {
+    let dir = prefix(store_prefix, host);
+    Ok(store
+        .list(&dir)
+        .await?
+        .iter()
+        .filter_map(|o| o.key.strip_prefix(&dir)?.parse::<i64>().ok())
+        .max())
+}
+
+/// Where a restored or rebuilt ledger's ids must start: above the store's
+/// highest reservation and every id in `known` (the next id of the backup,
+/// the objects, a ledger being replaced), plus one [`BLOCK`] for ids handed
+/// out while the store could not be written.
+pub async fn floor(
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+    known: impl IntoIterator<Item = Option<i64>>,
+) -> Result<i64, StoreError> {
+    let mark = highest_mark(store, store_prefix, host).await?;
+    let highest = known.into_iter().chain([mark]).flatten().max().unwrap_or(1);
+    Ok(highest.max(1) + BLOCK)
+}
+
+/// Records the next block in the store if the ledger's ids are within half
+/// a block of the reservation; returns the new mark, if one was written.
+pub async fn reserve_if_due(
+    ledger: &Arc<Ledger>,
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+    scratch: &Path,
+) -> Result<Option<i64>, Error> {
+    let marks = ledger.call(|l| l.id_marks()).await?;
+    if marks.next + BLOCK / 2 <= marks.reserved {
+        return Ok(None);
+    }
+    let upto = marks.next + BLOCK;
+    let dir = prefix(store_prefix, host);
+    // Zero-padded, so the marks also sort as text.
+    let key = format!("{dir}{upto:019}");
+    let text = format!("recording ids below {upto} may have been handed out by {host}\n");
+    std::fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
+    let file = scratch.join(format!(".ids-{}-{upto}.tmp", std::process::id()));
+    std::fs::write(&file, &text).map_err(Error::io(&file))?;
+    let sha = digest::sha256(text.as_bytes());
+    let metadata = [(meta::SHA256.to_string(), hex::encode(sha))].into();
+    let put = store
+        .put(&PutRequest {
+            key: &key,
+            source: &file,
+            size: text.len() as u64,
+            sha256: sha,
+            metadata: &metadata,
+            content_type: "text/plain",
+        })
+        .await;
+    let _ = std::fs::remove_file(&file);
+    // Already there (a run that died before recording it): as good.
+    put?;
+    ledger.call(move |l| l.ids_reserved(upto)).await?;
+    let mut old: Vec<String> = store
+        .list(&dir)
+        .await?
+        .into_iter()
+        .map(|o| o.key)
+        .filter(|k| *k != key)
+        .collect();
+    old.sort();
+    old.reverse();
+    let old: Vec<String> = old.into_iter().skip(KEEP - 1).collect();
+    for (k, result) in store.delete_all_versions(&old).await? {
+        if let Err(e) = result {
+            tracing::debug!(key = %k, "an old id reservation stays: {e}");
+        }
+    }
+    Ok(Some(upto))
+}
+
+/// The daemon's chore: keeps the reservation ahead of the ledger's ids,
+/// looking every [`CHECK_EVERY`]. Failures are logged (at most once an
+/// hour while they last) and retried.
+pub async fn keep_reserving(
+    ledger: Arc<Ledger>,
+    store: Arc<dyn Store>,
+    store_prefix: String,
+    host: String,
+    scratch: std::path::PathBuf,
+) {
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        match reserve_if_due(&ledger, &*store, &store_prefix, &host, &scratch).await {
+            Ok(Some(upto)) => tracing::debug!(upto, "recording ids reserved in the store"),
+            Ok(None) => {}
+            Err(e) => {
+                let quiet = failing_since.is_some_and(|t| t.elapsed() < Duration::from_secs(3600));
+                if !quiet {
+                    failing_since = Some(std::time::Instant::now());
+                    tracing::warn!(
+                        "cannot reserve recording ids in the store (retried every minute; a lost ledger could hand out recent ids again until it works): {e}"
+                    );
+                }
+                tokio::time::sleep(CHECK_EVERY).await;
+                continue;
+            }
+        }
+        failing_since = None;
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::fixtures::{insert_plain, ledger};
+    use crate::recording::State;
+    use crate::store::LocalStore;
+
+    #[tokio::test]
+    async fn blocks_are_reserved_ahead_of_the_ids_and_the_highest_mark_is_found() {
+        let (dir, ledger) = ledger();
+        let ledger = Arc::new(ledger);
+        let store = LocalStore::new(dir.path().join("store"));
+        let scratch = dir.path().join("scratch");
+        assert_eq!(highest_mark(&store, "p/", "h").await.unwrap(), None);
+        let first = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
+            .await
+            .unwrap();
+        assert_eq!(first, Some(1 + BLOCK));
+        // Far from the mark: nothing to do.
+        insert_plain(&ledger, "/s/a.wav", State::Seen);
+        let again = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        // Within half a block: the next one, before the ids get there.
+        ledger.raise_next_id(BLOCK / 2 + 10).unwrap();
+        let next = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
+            .await
+            .unwrap();
+        assert_eq!(next, Some(BLOCK / 2 + 10 + BLOCK));
+        assert_eq!(highest_mark(&store, "p/", "h").await.unwrap(), next);
+        assert_eq!(highest_mark(&store, "p/", "other").await.unwrap(), None);
+        assert_eq!(ledger.id_marks().unwrap().reserved, next.unwrap());
+    }
+}
