@@ -386,7 +386,7 @@ pub fn describe(selectors: &[Selector]) -> String {
 }
 
 /// Writes a hold's selectors (inside the caller's transaction).
-fn insert_selectors(
+pub(super) fn insert_selectors(
     tx: &Transaction<'_>,
     hold_id: i64,
     selectors: &[Selector],

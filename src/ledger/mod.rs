@@ -13,7 +13,8 @@
 //! - `erasure`, `redaction`: erasing them (reservation, pseudonyms, the
 //!   audit entries naming them redacted without weakening the hash chain);
 //! - `ids`: recording ids, never handed out twice; `object_keys`: every
-//!   object key chosen for a recording;
+//!   object key chosen for a recording; `catch_up`: what a restored backup
+//!   learns from the store (holds, recordings archived after it);
 //! - `invariants`: `recvault ledger check`; `copy`: consistent file copies;
 //!   `lock`: one daemon per ledger.
 //!
@@ -35,6 +36,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 pub mod attribution;
 pub mod audit;
+pub mod catch_up;
 mod copy;
 pub mod erasure;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Ledger backups in the store: an online SQLite backup, zstd-compressed,
 //! under `{prefix}.recvault/ledger/{host}/{timestamp}.sqlite3.zst`, keeping a
-//! configured number of generations; and restoring the newest one.
+//! configured number of generations; and restoring the newest one, brought
+//! up to what the store knows that is newer (`catch_up`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -14,6 +15,7 @@ use crate::digest::{self, CHUNK, HashingWriter};
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::lock::InstanceLock;
+use crate::recovery::catch_up::{CaughtUp, HostArchive, catch_up};
 use crate::store::{PutOutcome, PutRequest, Store, StoreError, meta};
 
 /// The key suffix of every ledger backup.
@@ -168,21 +170,33 @@ fn compress(source: &Path, dest: &Path) -> Result<([u8; 32], u64), Error> {
     Ok((sha, size))
 }
 
-/// Replaces the ledger at `ledger_path` with the newest backup in the store.
-/// Refuses while a daemon holds the ledger's lock (and holds it meanwhile).
-/// The ledger it replaces is kept beside it as `…before-restore-<time>`.
-/// Returns the key restored and where the old ledger went, if there was one.
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The backup restored.
+    pub key: String,
+    /// Where the ledger it replaced went, if there was one.
+    pub moved_aside: Option<PathBuf>,
+    /// What the store knew that the backup did not, brought back.
+    pub caught_up: CaughtUp,
+}
+
+/// Replaces the ledger at `ledger_path` with the newest backup of
+/// `archive`'s host, brought up to what the store knows that is newer
+/// (`recovery::catch_up`) before it is put in place. Refuses while a daemon
+/// holds the ledger's lock (and holds it meanwhile). The ledger it replaces
+/// is kept beside it as `…before-restore-<time>`.
 pub async fn reinstate_latest(
-    store: &dyn Store,
-    prefix: &str,
-    host: &str,
+    archive: &HostArchive<'_>,
     ledger_path: &Path,
-) -> Result<(String, Option<PathBuf>), Error> {
+) -> Result<Restored, Error> {
     let _lock = InstanceLock::acquire(ledger_path)?;
-    let keys = list(store, prefix).await?;
+    let (store, host) = (archive.store, archive.host);
+    let prefix = backup_prefix(archive.store_prefix, host);
+    let keys = list(store, &prefix).await?;
     let key = keys.last().cloned().ok_or_else(|| Error::NoBackup {
         host: host.to_string(),
-        prefix: prefix.to_string(),
+        prefix: prefix.clone(),
     })?;
     let dir = ledger_path.parent().unwrap_or(Path::new("/")).to_path_buf();
     fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -190,9 +204,19 @@ pub async fn reinstate_latest(
     let unpacked = dir.join(".ledger-restore.sqlite3.tmp");
     let result = async {
         fetch_checked(store, &key, &packed, &unpacked).await?;
-        let moved = put_in_place(&unpacked, ledger_path)?;
+        let replaced_next = crate::ledger::ids::next_id_in(ledger_path);
+        let restored = Ledger::open(&unpacked)?;
+        let taken = taken_at(&prefix, &key);
+        let caught_up = catch_up(&restored, archive, taken, replaced_next, &dir).await?;
+        // Closed (its WAL folded into the file) before it is moved.
+        drop(restored);
+        let moved_aside = put_in_place(&unpacked, ledger_path)?;
         digest::sync_dir(&dir).map_err(Error::io(&dir))?;
-        Ok((key.clone(), moved))
+        Ok(Restored {
+            key: key.clone(),
+            moved_aside,
+            caught_up,
+        })
     }
     .await;
     let _ = fs::remove_file(&packed);
@@ -361,18 +385,20 @@ mod tests {
         let kept = list(&store, &prefix).await.unwrap();
         assert_eq!(kept, taken[1..].to_vec());
         drop(ledger);
+        let archive = HostArchive {
+            store: &store,
+            store_prefix: "p/",
+            host: "host1",
+            spool_dirs: &[],
+        };
         let err = {
             let _held = InstanceLock::acquire(&ledger_path).unwrap();
-            reinstate_latest(&store, &prefix, "host1", &ledger_path)
-                .await
-                .unwrap_err()
+            reinstate_latest(&archive, &ledger_path).await.unwrap_err()
         };
         assert!(matches!(err, Error::Lock(_)), "{err}");
-        let (key, aside) = reinstate_latest(&store, &prefix, "host1", &ledger_path)
-            .await
-            .unwrap();
-        assert_eq!(key, taken[2]);
-        assert!(aside.unwrap().exists());
+        let restored = reinstate_latest(&archive, &ledger_path).await.unwrap();
+        assert_eq!(restored.key, taken[2]);
+        assert!(restored.moved_aside.unwrap().exists());
         assert_eq!(Ledger::open(&ledger_path).unwrap().check().unwrap(), vec![]);
     }
 }

@@ -1,10 +1,12 @@
 //! Copies of the hold table in the store, so legal holds survive the loss of
-//! the ledger's disk: `ledger rebuild --from-store` reads the newest copy back.
+//! the ledger's disk: `ledger rebuild --from-store` reads the newest copy
+//! back, and `ledger restore` merges it with the backup's holds.
 //! The ledger stays the record; a copy is written after every hold change and
 //! with every scheduled ledger backup.
 
 use std::path::Path;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::digest;
@@ -86,19 +88,18 @@ pub async fn publish(
     Ok(key)
 }
 
-/// Loads the newest hold copy of `host` into `ledger` (which must have no
-/// holds yet). Returns how many holds were restored.
-pub async fn recover(
-    ledger: &Ledger,
+/// The newest hold copy of `host`: its key, when it was written, and its holds.
+pub async fn newest(
     store: &dyn Store,
     store_prefix: &str,
     host: &str,
     scratch: &Path,
-) -> Result<usize, Error> {
-    let mut copies = store.list(&prefix(store_prefix, host)).await?;
+) -> Result<Option<(String, Option<DateTime<Utc>>, Vec<Hold>)>, Error> {
+    let dir = prefix(store_prefix, host);
+    let mut copies = store.list(&dir).await?;
     copies.sort_by(|a, b| b.key.cmp(&a.key));
     let Some(newest) = copies.first() else {
-        return Ok(0);
+        return Ok(None);
     };
     let file = scratch.join(format!(
         ".holds-{}-{}.tmp",
@@ -114,7 +115,28 @@ pub async fn recover(
     };
     let copy: Copy = toml::from_str(&text.map_err(|e| invalid(e.to_string()))?)
         .map_err(|e| invalid(e.to_string()))?;
-    let holds = copy.hold;
+    // `{dir}20260301T101500Z-000000000.toml`: the second it was written.
+    let written = newest
+        .key
+        .strip_prefix(&dir)
+        .and_then(|name| name.get(..16))
+        .and_then(|stamp| NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").ok())
+        .map(|t| t.and_utc());
+    Ok(Some((newest.key.clone(), written, copy.hold)))
+}
+
+/// Loads the newest hold copy of `host` into `ledger` (which must have no
+/// holds yet). Returns how many holds were restored.
+pub async fn recover(
+    ledger: &Ledger,
+    store: &dyn Store,
+    store_prefix: &str,
+    host: &str,
+    scratch: &Path,
+) -> Result<usize, Error> {
+    let Some((_, _, holds)) = newest(store, store_prefix, host, scratch).await? else {
+        return Ok(0);
+    };
     ledger.restore_holds(&holds)?;
     Ok(holds.len())
 }

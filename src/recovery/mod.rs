@@ -4,7 +4,9 @@
 //! (re-reading archived objects to find damage before it is needed).
 
 pub mod backup;
+pub mod catch_up;
 pub mod hold_copy;
 pub mod ids;
+pub mod objects;
 pub mod rebuild;
 pub mod scrub;

@@ -16,6 +16,7 @@ mod pipeline;
 mod proxy;
 mod recovery;
 mod requests;
+mod restore;
 mod retention;
 mod serve;
 mod servers;
