@@ -3,6 +3,7 @@
 //! (one transaction per batch) so playback never waits for the ledger.
 
 use super::audit::{self, Action, Actor, NewEntry};
+use super::redaction::REDACTED;
 use super::{Ledger, LedgerError};
 
 /// One audit entry about requests for a recording (several identical
@@ -23,7 +24,9 @@ pub struct ListenEntry {
 
 impl Ledger {
     /// Appends `entries` to the audit trail in one transaction, in order,
-    /// in the daemon's name (`actor`) with each entry's own user; with
+    /// in the daemon's name (`actor`) with each entry's own user (the
+    /// subject of an erased recording's entry redacted, as the erasure
+    /// redacted those already in the trail); with
     /// `journal`, records in the same transaction that the listen journal
     /// files up to that number are in the trail.
     pub fn record_listens(
@@ -40,15 +43,24 @@ impl Ledger {
                     [n as i64],
                 )?;
             }
+            let mut erased = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM recordings WHERE id = ?1 AND erased_at IS NOT NULL)",
+            )?;
             for e in entries {
                 let who = Actor {
                     uid: actor.uid,
                     user: e.user.clone(),
                 };
+                // A listen of a recording erased since (journaled before a
+                // kill, replayed after the erasure) names nothing of it.
+                let gone = match e.recording_id {
+                    Some(id) => erased.query_row([id], |r| r.get::<_, bool>(0))?,
+                    None => false,
+                };
                 let entry = NewEntry {
                     action: Action::Listen,
                     case_id: None,
-                    subject: &e.subject,
+                    subject: if gone { REDACTED } else { &e.subject },
                     reason: &e.reason,
                     recording_id: e.recording_id,
                 };

@@ -6,6 +6,12 @@
 //! audit trail (`Ledger::listens_journaled`), and then the file is removed.
 //! At start, files a killed daemon left are replayed — those already
 //! recorded are only removed — so each listen lands exactly once.
+//!
+//! A line about a recording the ledger knows is journaled without its
+//! subject (which names the file, and so often the caller's number): the
+//! journal holds nothing an erasure would have to find, and the replay
+//! names the recording as the ledger has it then — an erased one as
+//! `[erased]`, like the entries the erasure redacted.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -16,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::Ledger;
-use crate::ledger::audit::Actor;
+use crate::ledger::audit::{Actor, subject};
 use crate::ledger::listens::ListenEntry;
 
 /// The journal being written.
@@ -28,6 +34,8 @@ pub struct Line {
     pub at: i64,
     pub recording_id: Option<i64>,
     /// The recording's audit subject, or the link that was asked for.
+    /// Not journaled with a `recording_id` (the replay asks the ledger).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
     /// The VICIdial user who authenticated, if any.
     pub user: Option<String>,
@@ -67,7 +75,14 @@ impl Journal {
     /// Appends one line. A journal that cannot be written is logged once;
     /// the listen still reaches the audit writer (only a kill could lose it).
     pub fn append(&mut self, line: &Line) {
-        let mut text = serde_json::to_vec(line).unwrap_or_default();
+        let on_disk = match line.recording_id {
+            Some(_) => &Line {
+                subject: String::new(),
+                ..line.clone()
+            },
+            None => line,
+        };
+        let mut text = serde_json::to_vec(on_disk).unwrap_or_default();
         text.push(b'\n');
         let result = match &mut self.file {
             Some(f) => f.write_all(&text),
@@ -167,6 +182,19 @@ fn read(path: &Path) -> io::Result<Vec<Line>> {
     Ok(lines)
 }
 
+/// Gives each journaled line about a recording its subject as the ledger
+/// names the recording now (`record_listens` redacts an erased one's).
+fn name_recordings(ledger: &Ledger, lines: &mut [Line]) {
+    for line in lines.iter_mut().filter(|l| l.subject.is_empty()) {
+        if let Some(id) = line.recording_id {
+            line.subject = match ledger.recording(id) {
+                Ok(rec) => subject(&rec),
+                Err(_) => format!("recording {id} (link)"),
+            };
+        }
+    }
+}
+
 /// Replays what a killed daemon left in `dir` into the audit trail (each
 /// file once), then returns the journal to write from now on.
 pub fn recover(
@@ -188,7 +216,8 @@ pub fn recover(
     }
     for (n, path) in files {
         if n > applied {
-            let lines = read(&path).map_err(crate::error::Error::io(&path))?;
+            let mut lines = read(&path).map_err(crate::error::Error::io(&path))?;
+            name_recordings(ledger, &mut lines);
             let count = lines.len();
             ledger.record_listens(actor, &entries(lines), Some(n))?;
             tracing::info!(
@@ -200,4 +229,97 @@ pub fn recover(
         journal.remove(n);
     }
     Ok(journal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::LedgerError;
+    use crate::ledger::audit::AuditFilter;
+    use crate::ledger::fixtures::{insert_call, ledger};
+
+    fn line(recording_id: Option<i64>, subject: String) -> Line {
+        Line {
+            at: 5,
+            recording_id,
+            subject,
+            user: None,
+            client: "10.0.0.7".parse().unwrap(),
+            user_agent: "player/1".into(),
+            outcome: "served".into(),
+            status: 200,
+            bytes: 10,
+            via: "store".into(),
+            note: String::new(),
+        }
+    }
+
+    fn entries(lines: Vec<Line>) -> Vec<ListenEntry> {
+        lines
+            .into_iter()
+            .map(|l| ListenEntry {
+                at: l.at,
+                recording_id: l.recording_id,
+                subject: l.subject,
+                user: "anonymous".into(),
+                reason: l.outcome,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_journal_never_holds_a_recording_s_name_and_an_erased_one_replays_redacted() {
+        let (dir, ledger) = ledger();
+        let kept = insert_call(
+            &ledger,
+            "20260301-101500_5551234567-all.wav",
+            "S",
+            "5551234567",
+            1,
+        );
+        let erased = insert_call(
+            &ledger,
+            "20260301-111500_5559876543-all.wav",
+            "S",
+            "5559876543",
+            1,
+        );
+        let mut journal = Journal::new(dir.path(), 1);
+        for id in [kept, erased] {
+            journal.append(&line(Some(id), subject(&ledger.recording(id).unwrap())));
+        }
+        journal.append(&line(None, "link /r/x".into()));
+        drop(journal);
+        // What a kill -9 leaves on disk: no name, no number.
+        let text = fs::read_to_string(dir.path().join(ACTIVE)).unwrap();
+        assert!(!text.contains("555") && !text.contains(".wav"), "{text}");
+        assert!(text.contains("link /r/x"), "{text}");
+        // Erased before the daemon came back (pseudonymised by then).
+        ledger
+            .execute_raw(&format!(
+                "UPDATE recordings SET erase_request = 'R-1', erased_at = 2, name = x'00', phone = NULL \
+                 WHERE id = {erased}"
+            ))
+            .unwrap();
+        let actor = Actor {
+            uid: 1,
+            user: "recvault".into(),
+        };
+        recover(&ledger, &actor, dir.path(), entries).unwrap();
+        let mut subjects = Vec::new();
+        ledger
+            .audit_entries::<LedgerError>(&AuditFilter::default(), |e| {
+                subjects.push((e.recording_id, e.subject.clone()));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(subjects.len(), 3, "{subjects:?}");
+        assert!(
+            subjects[0].1.contains("20260301-101500_5551234567-all.wav"),
+            "{subjects:?}"
+        );
+        assert_eq!(subjects[1], (Some(erased), "[erased]".to_string()));
+        assert_eq!(subjects[2].1, "link /r/x");
+        assert_eq!(ledger.verify_audit_chain().unwrap().entries, 3);
+    }
 }
