@@ -109,6 +109,7 @@ async fn carry_out(
         store,
         spool_dirs: &config.spool.dirs,
         staging: &config.spool.staging,
+        host: &config.daemon.host,
         playback_cache: config.serve.as_ref().map(|s| s.cache_dir.as_path()),
         key,
         actor,

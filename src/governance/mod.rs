@@ -5,6 +5,7 @@
 //! rows they read and write live in the ledger.
 
 pub mod audit;
+pub mod copies;
 pub mod hold;
 pub mod requests;
 pub mod retention;

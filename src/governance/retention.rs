@@ -1,17 +1,19 @@
 //! Retention: the sweep that deletes what the policy says is due — objects
-//! in DeleteObjects batches (every version of them on a versioned bucket),
+//! in DeleteObjects batches (every object a recording ever had, every
+//! version of them on a versioned bucket: `governance::copies`),
 //! then local copies, then one ledger transaction
 //! recording each deletion with its audit entry. Which recordings are due is
 //! the ledger's selection (`ledger::retention`); a recording under a legal
 //! hold is never deleted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::{Config, RetentionPolicy};
 use crate::error::Error;
 use crate::governance::audit::note_policy;
+use crate::governance::copies;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, Actor, NewEntry};
 use crate::ledger::lock::InstanceLock;
@@ -31,6 +33,11 @@ pub struct Sweep<'a> {
     pub policy: &'a RetentionPolicy,
     pub spool_dirs: &'a [PathBuf],
     pub staging: &'a Path,
+    /// This host's name: an object under a key chosen for a recording is
+    /// deleted only if its metadata names this host (`governance::copies`).
+    pub host: &'a str,
+    /// The playback server's cache directory (`[serve] cache_dir`), if any.
+    pub playback_cache: Option<&'a Path>,
     pub actor: &'a Actor,
     /// Recordings an archive worker is busy with right now: left for next time.
     pub skip: &'a HashSet<i64>,
@@ -169,18 +176,16 @@ impl Sweep<'_> {
         due: Vec<Due>,
         report: &mut SweepReport,
     ) -> Result<(), Error> {
-        let remote = self.delete_objects(&due).await?;
+        let recs: Vec<&Recording> = due.iter().map(|d| &d.rec).collect();
+        let remote = copies::purge(self.ledger, self.store, self.host, &recs).await?;
         let mut done = Vec::new();
         let mut undone = Vec::new();
         for d in due {
-            let key_result = d
-                .rec
-                .object_key
-                .as_ref()
-                .and_then(|k| remote.get(k))
-                .cloned()
-                .unwrap_or(Ok(()));
-            let local = match key_result {
+            let objects = match remote.get(&d.rec.id).cloned().flatten() {
+                None => Ok(()),
+                Some(result) => result.and_then(all_gone),
+            };
+            let local = match objects {
                 Ok(()) => self.remove_local(&d.rec).await,
                 Err(e) => Err(format!("could not delete the object: {e}")),
             };
@@ -219,40 +224,13 @@ impl Sweep<'_> {
         Ok(())
     }
 
-    /// Deletes the objects of `due` that may exist; the store's answer per key.
-    async fn delete_objects(
-        &self,
-        due: &[Due],
-    ) -> Result<HashMap<String, Result<(), StoreError>>, Error> {
-        let keys: Vec<String> = due
-            .iter()
-            .filter(|d| d.rec.may_be_stored())
-            .filter_map(|d| d.rec.object_key.clone())
-            .collect();
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        // Every version: on a versioned bucket a plain delete only adds a
-        // delete marker, and the audio would stay (and be billed).
-        Ok(match self.store {
-            Some(store) => store
-                .delete_all_versions(&keys)
-                .await?
-                .into_iter()
-                .map(|(key, r)| (key, r.and_then(all_gone)))
-                .collect(),
-            None => {
-                let e = StoreError::Permanent("no store is configured".to_string());
-                keys.into_iter().map(|k| (k, Err(e.clone()))).collect()
-            }
-        })
-    }
-
-    /// Removes the local copy (and any staged object) if the ledger says
+    /// Removes the local copy (and the files recvault kept of it beside the
+    /// spool: staged object, temp files, playback copy) if the ledger says
     /// there is one. Returns what happened to it, `None` if there was none.
     async fn remove_local(&self, rec: &Recording) -> Result<Option<&'static str>, String> {
         let cannot = |e: String| format!("could not delete the local copy: {e}");
-        let _ = std::fs::remove_file(self.staging.join(format!("{}.obj", rec.id)));
+        let (staging, cache) = (self.staging, self.playback_cache);
+        copies::remove_files_beside(staging, cache, rec.id).map_err(cannot)?;
         if !rec.state.is_local() {
             return Ok(None);
         }
@@ -294,6 +272,8 @@ pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Er
         policy: &config.retention,
         spool_dirs: &config.spool.dirs,
         staging: &config.spool.staging,
+        host: &config.daemon.host,
+        playback_cache: config.serve.as_ref().map(|s| s.cache_dir.as_path()),
         actor,
         skip: &HashSet::new(),
         max_batches: usize::MAX,

@@ -87,8 +87,7 @@ impl Ledger {
                 ],
             )?;
             fill_call(tx, id, object)?;
-            object_keys::track(tx, id, &object.object_key, now)?;
-            object_keys::current_written(tx, id)?;
+            object_keys::track_written(tx, id, &object.object_key, now)?;
             let from: State = from.parse().unwrap_or(State::Failed);
             let detail = "archived after the restored backup was taken (from the store's object metadata)";
             insert_event(tx, id, Some(from), object.state, detail, now)

@@ -33,6 +33,22 @@ pub(super) fn track(tx: &Transaction<'_>, id: i64, key: &str, now: i64) -> Resul
     Ok(())
 }
 
+/// Records that recording `id` has our object under `key` in the store
+/// (found there: a rebuild, a restore).
+pub(super) fn track_written(
+    tx: &Transaction<'_>,
+    id: i64,
+    key: &str,
+    now: i64,
+) -> Result<(), LedgerError> {
+    track(tx, id, key, now)?;
+    tx.execute(
+        "UPDATE object_keys SET state = 'written' WHERE recording_id = ?1 AND key = ?2",
+        params![id, key],
+    )?;
+    Ok(())
+}
+
 /// Records that the store took recording `id`'s object under its current key.
 pub(super) fn current_written(tx: &Transaction<'_>, id: i64) -> Result<(), LedgerError> {
     tx.execute(
@@ -81,14 +97,7 @@ impl Ledger {
     /// Records an object of recording `id` found in the store under `key`
     /// (a rebuild or restore finding several objects of one recording).
     pub fn add_written_key(&self, id: i64, key: &str, now: i64) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            track(tx, id, key, now)?;
-            tx.execute(
-                "UPDATE object_keys SET state = 'written' WHERE recording_id = ?1 AND key = ?2",
-                params![id, key],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| track_written(tx, id, key, now))
     }
 
     /// Every key of `ids` whose object may still be in the store, per

@@ -334,8 +334,7 @@ impl Ledger {
                 local_deleted_at,
             ],
         )?;
-        object_keys::track(&tx, id, &object.object_key, now)?;
-        object_keys::current_written(&tx, id)?;
+        object_keys::track_written(&tx, id, &object.object_key, now)?;
         insert_event(
             &tx,
             id,

@@ -46,6 +46,7 @@ impl Runner {
             store: store.as_deref(),
             spool_dirs: &self.config.spool.dirs,
             staging: &self.config.spool.staging,
+            host: &self.config.daemon.host,
             playback_cache: self.config.serve.as_ref().map(|s| s.cache_dir.as_path()),
             key: &key,
             actor: &self.actor,

@@ -318,6 +318,8 @@ impl Runner {
             policy,
             spool_dirs: &self.config.spool.dirs,
             staging: &self.config.spool.staging,
+            host: &self.config.daemon.host,
+            playback_cache: self.config.serve.as_ref().map(|s| s.cache_dir.as_path()),
             actor: &self.actor,
             skip: &self.busy,
             max_batches: 20,

@@ -58,7 +58,7 @@ impl Archiver {
                 info.checksum
                     .unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
             }
-            PutOutcome::Exists(_) => return self.key_taken(rec, key).await,
+            PutOutcome::Exists(info) => return self.key_taken(rec, key, &info).await,
         };
         self.ledger.call(move |l| l.uploaded(id, &checksum)).await?;
         metrics::inc(&self.metrics.uploads);
@@ -67,9 +67,19 @@ impl Archiver {
     }
 
     /// Another object has `key` in the store: never overwritten, the
-    /// recording is uploaded again under a key with its id.
-    async fn key_taken(&self, rec: &Recording, key: &str) -> Result<(), Error> {
+    /// recording is uploaded again under a key with its id. The object
+    /// there stays among the recording's keys if it is an earlier upload of
+    /// this recording (its metadata says so: erasure and retention must
+    /// reach it), and is no longer tracked as its if it is another's.
+    async fn key_taken(&self, rec: &Recording, key: &str, there: &ObjectInfo) -> Result<(), Error> {
         let id = rec.id;
+        let m = &there.metadata;
+        let ours = m.get(meta::HOST) == Some(&self.config.daemon.host)
+            && m.get(meta::RECORDING_ID) == Some(&id.to_string());
+        let taken = key.to_string();
+        self.ledger
+            .call(move |l| l.key_found(id, &taken, ours))
+            .await?;
         let fresh = self.render_key(rec, codec::codec_of(rec), true);
         if fresh == key {
             return Err(Error::Verification(format!(

@@ -186,11 +186,15 @@ pub async fn list(
     Ok(listing)
 }
 
+/// What makes objects one recording's, in the order rows are written:
+/// without an id last; id, name, original SHA-256; an object without an
+/// id on its own (its place in the listing).
+type Recording = (bool, Option<i64>, Vec<u8>, String, usize);
+
 /// Objects of one recording (same id, name and original SHA-256) as one,
 /// in id order (objects without an id last, each on its own).
 fn group(objects: Vec<ArchivedObject>) -> Vec<StoredRecording> {
-    let mut groups: BTreeMap<(bool, Option<i64>, Vec<u8>, String, usize), Vec<ArchivedObject>> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Recording, Vec<ArchivedObject>> = BTreeMap::new();
     for (i, o) in objects.into_iter().enumerate() {
         // Without an id nothing says two objects are one recording.
         let alone = if o.id.is_none() { i } else { 0 };

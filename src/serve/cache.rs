@@ -84,6 +84,12 @@ impl Entry {
     }
 }
 
+/// The decoded copy of recording `id` in cache directory `dir` (erasure
+/// and retention remove it by this name).
+pub fn file_of(dir: &Path, id: i64) -> PathBuf {
+    dir.join(decoded_name(id))
+}
+
 /// The decoded recordings.
 pub struct PlaybackCache {
     dir: PathBuf,
@@ -138,7 +144,7 @@ impl PlaybackCache {
             e.last_used.store(now, Ordering::Relaxed);
             return Ok(e.clone());
         }
-        let path = self.dir.join(decoded_name(rec.id));
+        let path = file_of(&self.dir, rec.id);
         let local = |e: io::Error| {
             tracing::warn!(path = %path.display(), "playback cache: {e}");
             Failure::Local
@@ -169,16 +175,20 @@ impl PlaybackCache {
         Ok(entry)
     }
 
-    /// Removes failed entries and, above the size limit, the least recently
-    /// used files that nobody reads and no decode writes.
+    /// Removes failed entries, entries whose file an erasure or retention
+    /// removed (their open handle would keep the audio on disk), and, above
+    /// the size limit, the least recently used files that nobody reads and
+    /// no decode writes.
     pub fn evict(&self) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|_, e| {
             let failed = matches!(e.state(), Progress::Failed(_));
-            if failed && Arc::strong_count(e) == 1 {
+            let idle = Arc::strong_count(e) == 1;
+            if failed && idle {
                 let _ = fs::remove_file(&e.path);
             }
-            !failed
+            let removed = idle && e.state() == Progress::Done && !e.path.exists();
+            !failed && !removed
         });
         let mut total: u64 = entries.values().map(|e| e.size).sum();
         if total <= self.limit {
@@ -445,5 +455,29 @@ mod tests {
             Ok(e) => e.readable_past(e.size).await.unwrap_err(),
         };
         assert_eq!(failed, Failure::Damaged);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_erased_behind_the_cache_s_back_is_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 199) as u8).collect();
+        let rec = stored(dir.path(), &store, "b", &data).await;
+        let cache_dir = dir.path().join("cache");
+        let cache = PlaybackCache::new(&cache_dir, 1 << 30, Arc::new(store.clone())).unwrap();
+        let entry = cache.open(&rec, "b").await.unwrap();
+        assert_eq!(read_all(&entry).await, data);
+        // Past its size: only the end of the decode answers.
+        assert_eq!(entry.readable_past(entry.size).await, Ok(entry.size));
+        drop(entry);
+        // An erasure (or retention) removes the file by its name.
+        fs::remove_file(file_of(&cache_dir, rec.id)).unwrap();
+        assert_eq!(cache.usage().0, 1, "kept while it is there");
+        cache.evict();
+        assert_eq!(
+            cache.usage(),
+            (0, 0),
+            "its open handle is closed, so the audio is freed"
+        );
     }
 }

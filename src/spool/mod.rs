@@ -17,7 +17,9 @@ use crate::recording::FileIdentity;
 mod remove;
 mod writers;
 
-pub use remove::{REMOVING, recover as recover_removals, remove_local_copy};
+pub use remove::{
+    REMOVING, REPLACED, erase_local_copy, recover as recover_removals, remove_local_copy,
+};
 pub use writers::being_written;
 
 /// What a scan found in the spool directories.

@@ -34,6 +34,21 @@ pub const ALREADY_GONE: &str = "local copy already gone";
 pub const REPLACED: &str =
     "local file was replaced after archiving; the new file is a new recording";
 
+/// An erasure found the recording's file changed since it was taken in,
+/// and removed it too.
+pub const CHANGED: &str = "local file had changed since it was taken in; removed too \
+     (it is the file at the recording's path, under the name the request matched)";
+
+/// Which file at a recording's path a removal takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Takes {
+    /// Only the file that was archived (same identity).
+    Archived,
+    /// Any regular file there (an erasure: a file that changed since it was
+    /// taken in still holds the call; a link or a folder is never taken).
+    AnyFile,
+}
+
 /// Removes a recording's local file if it is still the file that was
 /// recorded (same identity) and lies in a spool directory. A file replaced
 /// since is a new recording and stays. Returns what happened ([`ARCHIVED`],
@@ -43,17 +58,36 @@ pub fn remove_local_copy(
     path: &Path,
     expected: FileIdentity,
 ) -> Result<&'static str, String> {
-    remove_with(dirs, path, expected, || {})
+    remove_with(dirs, path, expected, Takes::Archived, || {})
 }
 
-/// [`remove_local_copy`], running `last_moment` after the first look at the
-/// file and before the rename: where a test swaps another file in.
+/// Removes the regular file at a local recording's path for its erasure,
+/// the file that was recorded ([`ARCHIVED`]) or one that changed since
+/// ([`CHANGED`]: the ledger gives a local recording's path to no other
+/// recording, so it is still this call). Something else there (a link, a
+/// folder) stays ([`REPLACED`]); nothing there is [`ALREADY_GONE`].
+pub fn erase_local_copy(
+    dirs: &[PathBuf],
+    path: &Path,
+    expected: FileIdentity,
+) -> Result<&'static str, String> {
+    remove_with(dirs, path, expected, Takes::AnyFile, || {})
+}
+
+/// The removal both of the above do, running `last_moment` after the
+/// first look at the file and before the rename: where a test swaps
+/// another file in.
 pub(super) fn remove_with(
     dirs: &[PathBuf],
     path: &Path,
     expected: FileIdentity,
+    takes: Takes,
     last_moment: impl FnOnce(),
 ) -> Result<&'static str, String> {
+    let taken = |st: &libc::stat| match takes {
+        Takes::Archived => matches_identity(st, expected),
+        Takes::AnyFile => (st.st_mode & libc::S_IFMT) == libc::S_IFREG,
+    };
     let outside = || {
         format!(
             "{} is not in a configured spool directory; not deleting it",
@@ -77,7 +111,7 @@ pub(super) fn remove_with(
     match stat_at(&dir_fd, name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ALREADY_GONE),
         Err(e) => return Err(cannot(e)),
-        Ok(st) if !matches_identity(&st, expected) => return Ok(REPLACED),
+        Ok(st) if !taken(&st) => return Ok(REPLACED),
         Ok(_) => {}
     }
     last_moment();
@@ -91,12 +125,16 @@ pub(super) fn remove_with(
     }
     // Only this process can reach the file now: what it is decides.
     let held = stat_at(&holding.fd, name);
-    if held.is_ok_and(|st| matches_identity(&st, expected)) {
+    if let Some(st) = held.ok().filter(taken) {
+        let what = match matches_identity(&st, expected) {
+            true => ARCHIVED,
+            false => CHANGED,
+        };
         unlink_at(&holding.fd, name).map_err(cannot)?;
         fsync(&holding.fd).map_err(cannot)?;
         holding.discard(&dir_fd);
         fsync(&dir_fd).map_err(cannot)?;
-        return Ok(ARCHIVED);
+        return Ok(what);
     }
     put_back(&holding, &dir_fd, name).map_err(cannot)?;
     holding.discard(&dir_fd);

@@ -39,6 +39,9 @@ pub enum Fault {
     /// Forward; flip one byte of the response body and drop its checksum
     /// headers (a store that reports none and serves damaged bytes).
     CorruptResponse,
+    /// Forward the response head and its first body bytes, then hold the
+    /// connection open without sending more (a download stopped midway).
+    StallResponse,
 }
 
 /// One request as the proxy saw it.
@@ -341,6 +344,15 @@ fn send_body(
 /// checksum headers (and, for `CorruptResponse`, one body byte flipped).
 /// Meant for HEAD and GET: an interim `100 Continue` is passed on as is.
 fn pump_response(from: &mut TcpStream, to: &mut TcpStream, fault: Fault) -> io::Result<()> {
+    if fault == Fault::StallResponse {
+        let mut chunk = [0u8; 8192];
+        let n = from.read(&mut chunk)?;
+        to.write_all(&chunk[..n])?;
+        to.flush()?;
+        // Bounded: the test kills what waits long before.
+        thread::sleep(Duration::from_secs(120));
+        return Ok(());
+    }
     if !matches!(fault, Fault::NoChecksum | Fault::CorruptResponse) {
         return io::copy(from, to).map(|_| ());
     }

@@ -167,7 +167,7 @@ fn retention_on_a_versioned_bucket_leaves_no_version_behind() {
     expect_code(&check, 0);
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(text.contains("versioning: on"), "{text}");
-    let before = rt.block_on(moto.versions("retained", &site.prefix));
+    let before = rt.block_on(moto.versions("retained", &format!("{}testhost/", site.prefix)));
     assert_eq!(before.len(), 1, "{before:?}");
 
     site.set_option("retention", "default", "\"90d\"");
@@ -177,7 +177,7 @@ fn retention_on_a_versioned_bucket_leaves_no_version_behind() {
             .get(&recvault::recording::State::RemoteDeleted),
         Some(&1)
     );
-    let left = rt.block_on(moto.versions("retained", &site.prefix));
+    let left = rt.block_on(moto.versions("retained", &format!("{}testhost/", site.prefix)));
     assert!(
         left.is_empty(),
         "no version or delete marker may stay: {left:?}"

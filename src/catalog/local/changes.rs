@@ -120,7 +120,7 @@ impl LocalCatalog {
         let key = self.key_or_create()?;
         let (r, s) = (request.to_string(), selectors.to_vec());
         let plan = self.call(move |l| erase::preview(l, &key, &r, &s)).await?;
-        Ok(self.plan_of(plan))
+        self.plan_of(plan).await
     }
 
     pub(super) async fn confirm_erasure(
@@ -141,28 +141,42 @@ impl LocalCatalog {
             .call(move |l| erase::confirm(l, &key, &r, &s, t.as_deref(), &a, now_secs()))
             .await?;
         Ok(match confirmed {
-            Confirmation::Reserved(plan) => ErasureConfirmation::Reserved(self.plan_of(plan)),
-            Confirmation::Changed(plan) => ErasureConfirmation::Changed(self.plan_of(plan)),
+            Confirmation::Reserved(plan) => {
+                ErasureConfirmation::Reserved(self.plan_of(plan).await?)
+            }
+            Confirmation::Changed(plan) => ErasureConfirmation::Changed(self.plan_of(plan).await?),
         })
     }
 
-    fn plan_of(&self, plan: Plan) -> ErasurePlan {
+    async fn plan_of(&self, plan: Plan) -> Result<ErasurePlan, CatalogError> {
         let host = self.host();
         let staging = &self.config.spool.staging;
-        ErasurePlan {
+        // Every key a recording had goes too (an earlier upload): shown.
+        let ids: Vec<i64> = plan.items.iter().map(|(m, _)| m.rec.id).collect();
+        let keys = self.call(move |l| Ok(l.object_keys(&ids)?)).await?;
+        Ok(ErasurePlan {
             items: plan
                 .items
                 .into_iter()
-                .map(|(m, standing)| ErasureItem {
-                    copies: copies_of(host, &m.rec, staging),
-                    entry: Entry::of(host, &m.rec, m.cases),
-                    standing,
+                .map(|(m, standing)| {
+                    let mut copies = copies_of(host, &m.rec, staging);
+                    let earlier = keys.get(&m.rec.id).into_iter().flatten();
+                    let earlier = earlier.filter(|k| Some(&k.key) != m.rec.object_key.as_ref());
+                    copies.extend(earlier.map(|k| crate::catalog::Copy {
+                        host: host.to_string(),
+                        place: crate::catalog::Place::Store { key: k.key.clone() },
+                    }));
+                    ErasureItem {
+                        copies,
+                        entry: Entry::of(host, &m.rec, m.cases),
+                        standing,
+                    }
                 })
                 .collect(),
             request: plan.request,
             selectors: plan.selectors,
             token: plan.token,
-        }
+        })
     }
 
     pub(super) async fn erasure_state(

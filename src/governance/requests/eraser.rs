@@ -1,25 +1,27 @@
 //! Carrying erasures out: every recording reserved for erasure (by any
 //! request, confirmed earlier — by this process, another one that was
-//! killed, or VICIdial's queue) loses its staged object, its local file
-//! (removed so the removal proves it is that file: `spool::remove_local_copy`)
-//! and every version of its object in the store; then one ledger
+//! killed, or VICIdial's queue) loses its staged object and the other
+//! files recvault kept of it (`governance::copies`), its local file
+//! (removed through `spool::erase_local_copy`: also when it changed since
+//! it was taken in) and every version of every object it ever had in the
+//! store; then one ledger
 //! transaction records it erased. What Object Lock keeps waits for its date
 //! (the daemon comes back then); what failed stays reserved and is tried
 //! again. Each step is idempotent, so a run cut short by `kill -9` is simply
 //! run again.
 
-use std::collections::{HashMap, HashSet};
-use std::io;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::governance::copies;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::erasure::{Outcome, Recorded};
 use crate::recording::Recording;
 use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
-use crate::spool::remove_local_copy;
+use crate::spool::{REPLACED, erase_local_copy};
 use crate::store::{Purged, Store, StoreError};
 
 /// Recordings erased per ledger transaction.
@@ -38,6 +40,9 @@ pub struct Eraser<'a> {
     pub store: Option<&'a dyn Store>,
     pub spool_dirs: &'a [PathBuf],
     pub staging: &'a Path,
+    /// This host's name (`[daemon] host`): an object under a key chosen for
+    /// a recording is deleted only if its metadata names this host.
+    pub host: &'a str,
     /// The playback server's cache of decoded recordings (`[serve] cache_dir`),
     /// where a recording played since it was archived has a copy.
     pub playback_cache: Option<&'a Path>,
@@ -85,7 +90,8 @@ impl Eraser<'_> {
         }
     }
 
-    /// Erases one batch: local copies, then stored objects, then the ledger.
+    /// Erases one batch: local copies, then stored objects (every key the
+    /// recording ever had), then the ledger.
     async fn batch(
         &self,
         now: i64,
@@ -93,19 +99,14 @@ impl Eraser<'_> {
         report: &mut EraseReport,
     ) -> Result<(), Error> {
         let local = self.remove_local(&due).await?;
-        let stored = self.purge(&due).await?;
+        let recs: Vec<&Recording> = due.iter().collect();
+        let stored = copies::purge(self.ledger, self.store, self.host, &recs).await?;
         let mut outcomes = Vec::with_capacity(due.len());
         for (rec, local) in due.into_iter().zip(local) {
-            let object = rec
-                .object_key
-                .as_ref()
-                .filter(|k| !is_pseudonym(k.as_bytes()))
-                .map(|k| {
-                    stored
-                        .get(k)
-                        .cloned()
-                        .unwrap_or_else(|| Ok(Purged::default()))
-                });
+            let object = stored.get(&rec.id).cloned().flatten();
+            if let Some(Ok(p)) = &object {
+                report.versions += p.versions;
+            }
             let outcome = self.outcome(&rec, local, object, now);
             match &outcome {
                 Outcome::Erased { .. } => {
@@ -113,9 +114,6 @@ impl Eraser<'_> {
                 }
                 Outcome::Waiting { until, .. } => report.waiting.push((rec.id, *until)),
                 Outcome::Failed { why } => report.failed.push((rec.id, why.clone())),
-            }
-            if let Some(Ok(p)) = stored.get(rec.object_key.as_deref().unwrap_or("")) {
-                report.versions += p.versions;
             }
             outcomes.push((rec, outcome));
         }
@@ -137,6 +135,17 @@ impl Eraser<'_> {
         now: i64,
     ) -> Outcome {
         let local = match local {
+            // Not a file: not the call, and not ours to delete. The request
+            // stays open until someone looks (never reported erased).
+            Ok(REPLACED) => {
+                return Outcome::Failed {
+                    why: format!(
+                        "something other than a file (a link or a folder) has the recording's name at {}; \
+                         left alone: remove it, then run the erasure again",
+                        rec.path.display()
+                    ),
+                };
+            }
             Ok(l) => l,
             Err(why) => return Outcome::Failed { why },
         };
@@ -179,8 +188,11 @@ impl Eraser<'_> {
         }
     }
 
-    /// Removes each recording's staged object and local copy (where the
-    /// ledger says there may be one). Per recording: what happened, or why not.
+    /// Removes each recording's files beside the spool (staged object,
+    /// temp files, playback copy) and its local copy, where the ledger says
+    /// there may be one — the file at its path even if it changed since it
+    /// was taken in (`spool::erase_local_copy`). Per recording: what
+    /// happened, or why not.
     async fn remove_local(
         &self,
         due: &[Recording],
@@ -202,7 +214,7 @@ impl Eraser<'_> {
             items
                 .into_iter()
                 .map(|(id, local, path, identity)| {
-                    remove_copies_beside(&staging, cache.as_deref(), id)?;
+                    copies::remove_files_beside(&staging, cache.as_deref(), id)?;
                     if !local
                         || is_pseudonym(
                             path.file_name()
@@ -212,53 +224,13 @@ impl Eraser<'_> {
                     {
                         return Ok(NO_LOCAL_COPY);
                     }
-                    remove_local_copy(&dirs, &path, identity)
+                    erase_local_copy(&dirs, &path, identity)
                 })
                 .collect()
         })
         .await
         .map_err(|e| Error::Local(format!("erasure task failed: {e}")))
     }
-
-    /// Deletes every version of the objects of `due`; the store's answer per key.
-    async fn purge(
-        &self,
-        due: &[Recording],
-    ) -> Result<HashMap<String, Result<Purged, StoreError>>, Error> {
-        let keys: Vec<String> = due
-            .iter()
-            .filter_map(|r| r.object_key.clone())
-            .filter(|k| !is_pseudonym(k.as_bytes()))
-            .collect();
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let Some(store) = self.store else {
-            let e = StoreError::Permanent("no store is configured to delete it from".into());
-            return Ok(keys.into_iter().map(|k| (k, Err(e.clone()))).collect());
-        };
-        match store.delete_all_versions(&keys).await {
-            Ok(results) => Ok(results.into_iter().collect()),
-            // The store did not answer: every recording is tried again later.
-            Err(e) => Ok(keys.into_iter().map(|k| (k, Err(e.clone()))).collect()),
-        }
-    }
-}
-
-/// Removes the copies of a recording kept beside its local file: its staged
-/// object, a compression's or a read-back's temp file, and the playback
-/// server's decoded copy.
-fn remove_copies_beside(staging: &Path, cache: Option<&Path>, id: i64) -> Result<(), String> {
-    let staged = ["obj", "tmp", "readback.tmp"].map(|ext| staging.join(format!("{id}.{ext}")));
-    let played = cache.map(|dir| dir.join(format!("{id}.orig")));
-    for path in staged.into_iter().chain(played) {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot delete {}: {e}", path.display())),
-        }
-    }
-    Ok(())
 }
 
 fn add(total: &mut Recorded, more: &Recorded) {
@@ -320,6 +292,7 @@ mod tests {
             store,
             spool_dirs: &[],
             staging: &staging,
+            host: "h",
             playback_cache: None,
             key: &key,
             actor: &actor,

@@ -62,9 +62,13 @@ fn a_file_swapped_in_at_the_last_moment_survives() {
     fs::write(&path, b"the archived call").unwrap();
     let archived = identity_of(&path);
     // Between the look and the removal, another recording takes the name.
-    let removed = remove_with(std::slice::from_ref(&dir), &path, archived, || {
-        swap_in(&path, b"a different call, never archived")
-    });
+    let removed = remove_with(
+        std::slice::from_ref(&dir),
+        &path,
+        archived,
+        Takes::Archived,
+        || swap_in(&path, b"a different call, never archived"),
+    );
     assert_eq!(removed, Ok(REPLACED));
     assert_eq!(
         fs::read(&path).unwrap(),
@@ -80,9 +84,13 @@ fn a_file_rewritten_in_place_is_not_removed() {
     let path = dir.join("call.wav");
     fs::write(&path, b"first").unwrap();
     let archived = identity_of(&path);
-    let removed = remove_with(std::slice::from_ref(&dir), &path, archived, || {
-        fs::write(&path, b"second, longer").unwrap()
-    });
+    let removed = remove_with(
+        std::slice::from_ref(&dir),
+        &path,
+        archived,
+        Takes::Archived,
+        || fs::write(&path, b"second, longer").unwrap(),
+    );
     assert_eq!(removed, Ok(REPLACED));
     assert_eq!(fs::read(&path).unwrap(), b"second, longer");
 }
@@ -234,4 +242,30 @@ fn racing_renames_never_lose_an_unarchived_file() {
     // Both orders happened: some removals won the race, some saw the swap.
     eprintln!("the swap came first in {replaced} of 300 rounds");
     assert!(replaced > 0 && replaced < 300, "replaced {replaced} of 300");
+}
+
+#[test]
+fn an_erasure_takes_the_changed_file_at_the_path_but_never_a_link() {
+    let (_tmp, dir) = spool();
+    let dirs = std::slice::from_ref(&dir);
+    let path = dir.join("20260301-101500_5551234567-all.wav");
+    fs::write(&path, b"the call").unwrap();
+    let taken_in = identity_of(&path);
+    // Written to again after it was taken in: no longer the hashed file.
+    fs::write(&path, b"the call, and more").unwrap();
+    assert_eq!(remove_local_copy(dirs, &path, taken_in).unwrap(), REPLACED);
+    assert!(path.exists(), "the pipeline leaves a changed file alone");
+    assert_eq!(erase_local_copy(dirs, &path, taken_in).unwrap(), CHANGED);
+    assert!(!path.exists() && held(&dir).is_empty());
+    // The file as taken in: archived, as before.
+    fs::write(&path, b"the call").unwrap();
+    let same = identity_of(&path);
+    assert_eq!(erase_local_copy(dirs, &path, same).unwrap(), ARCHIVED);
+    assert_eq!(erase_local_copy(dirs, &path, same).unwrap(), ALREADY_GONE);
+    // A link (or folder) under the name is not the call: it stays.
+    let elsewhere = dir.join("elsewhere");
+    fs::write(&elsewhere, b"x").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+    assert_eq!(erase_local_copy(dirs, &path, same).unwrap(), REPLACED);
+    assert!(fs::symlink_metadata(&path).is_ok() && elsewhere.exists());
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use crate::common::*;
 
+mod copies;
 mod erase;
 mod export;
 mod find;
 mod interrupted;
+mod uploads;
 mod versioned;
 
 /// A VICIdial-style name (`CAMPAIGN_AGENT_FULLDATE_CUSTPHONE`) for a call
