@@ -10,8 +10,8 @@
 //!    calls the layers below and prints. `main.rs` only parses and dispatches.
 //! 2. [`pipeline`] (the way in: spool → store), [`governance`] (retention,
 //!    legal holds, data-subject requests and erasure, the audit trail's
-//!    rules), [`recovery`] (ledger backups, rebuild, hold copies,
-//!    scrubbing), [`retrieve`] (the way out: a recording's original bytes
+//!    rules), [`recovery`] (ledger backups and their restore, rebuild,
+//!    hold copies, recording ids reserved in the store, scrubbing), [`retrieve`] (the way out: a recording's original bytes
 //!    back, one or a request's worth in a zip), [`vicidial`] (VICIdial's
 //!    database), [`serve`] (listen links, health, metrics over HTTP),
 //!    [`catalog`] (one interface to what recordings exist and what may

@@ -30,7 +30,11 @@ fn call(site: &Site, days_ago: i64, phone: &str, seed: u64) -> String {
 }
 
 fn id_of(site: &Site, name: &str) -> i64 {
-    site.ledger().find(name.as_bytes()).unwrap()[0].id
+    let found = site.ledger().find(name.as_bytes()).unwrap();
+    found
+        .first()
+        .unwrap_or_else(|| panic!("{name} is not in the ledger"))
+        .id
 }
 
 fn object_exists(g: &Garage, key: &str) -> bool {

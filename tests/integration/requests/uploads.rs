@@ -53,6 +53,9 @@ fn earlier_uploads_are_rebuilt_as_one_recording_and_deleted_with_it() {
     let text = ok(&site, &["ledger", "rebuild", "--from-store"]);
     assert!(text.contains(": 2 recordings"), "{text}");
     assert!(text.contains("2 objects are earlier uploads"), "{text}");
+    // New ids start above every id the lost ledger may have handed out.
+    let next = recvault::recovery::ids::BLOCK;
+    assert!(site.ledger().id_marks().unwrap().next > next, "{text}");
     expect_code(&site.recvault(&["ledger", "check"]), 0);
     for name in &names {
         assert_eq!(site.ledger().find(name).unwrap().len(), 1);
