@@ -3,7 +3,6 @@
 //! Creates use `If-None-Match: *`; a single Put Blob gets its Content-MD5
 //! computed by Azure, which `cloud` checks against ours.
 
-use opendal::Operator;
 use opendal::services::Azblob;
 
 use super::StoreError;
@@ -34,26 +33,14 @@ pub fn open(
         }
         AzureCredentials::Environment => {}
     }
-    let op = Operator::new(builder).map_err(|e| {
-        StoreError::Permanent(super::cloud::scrub(&format!("azure: {e}"), &secrets))
-    })?;
-    let op = super::cloud::with_http(op, config.connect_timeout, config.read_timeout)?;
-    let flavour = Flavour {
-        describe: format!(
-            "azure://{}/{} at {}",
-            config.account, config.container, config.endpoint
-        ),
-        secrets,
-        underscore_names: true,
-        explain,
-    };
-    Ok(CloudStore::new(
-        op,
-        flavour,
-        multipart_threshold,
-        part_size,
-        max_upload_rate,
-    ))
+    let describe = format!(
+        "azure://{}/{} at {}",
+        config.account, config.container, config.endpoint
+    );
+    let flavour = Flavour::new(describe, secrets, explain).underscore_names();
+    let timeouts = (config.connect_timeout, config.read_timeout);
+    let transfer = (multipart_threshold, part_size, max_upload_rate);
+    CloudStore::build("azure", builder, flavour, timeouts, transfer)
 }
 
 /// Which setting an Azure error code points at.

@@ -7,7 +7,6 @@
 //! `STORAGE_EMULATOR_HOST`: set, it talks to that emulator, unsigned.
 
 use base64::Engine;
-use opendal::Operator;
 use opendal::services::Gcs;
 
 use super::StoreError;
@@ -67,26 +66,15 @@ pub fn open_with_emulator(
             GcsCredentials::Default => {}
         }
     }
-    let op = Operator::new(builder)
-        .map_err(|e| StoreError::Permanent(super::cloud::scrub(&format!("gcs: {e}"), &secrets)))?;
-    let op = super::cloud::with_http(op, config.connect_timeout, config.read_timeout)?;
-    let flavour = Flavour {
-        describe: format!(
-            "gs://{} at {}",
-            config.bucket,
-            endpoint.as_deref().unwrap_or("Google")
-        ),
-        secrets,
-        underscore_names: false,
-        explain,
-    };
-    Ok(CloudStore::new(
-        op,
-        flavour,
-        multipart_threshold,
-        part_size,
-        max_upload_rate,
-    ))
+    let describe = format!(
+        "gs://{} at {}",
+        config.bucket,
+        endpoint.as_deref().unwrap_or("Google")
+    );
+    let flavour = Flavour::new(describe, secrets, explain);
+    let timeouts = (config.connect_timeout, config.read_timeout);
+    let transfer = (multipart_threshold, part_size, max_upload_rate);
+    CloudStore::build("gcs", builder, flavour, timeouts, transfer)
 }
 
 /// Which setting a Google error points at.

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
-    Versioning, delete_plainly, single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, Versioning,
+    single_part_checksum,
 };
 use crate::digest::{self, HashingWriter};
 
@@ -336,13 +336,6 @@ impl Store for LocalStore {
 
     async fn versioning(&self) -> Result<Versioning, StoreError> {
         Ok(Versioning::Unversioned)
-    }
-
-    async fn delete_all_versions(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-        delete_plainly(self, keys).await
     }
 }
 

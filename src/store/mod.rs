@@ -217,11 +217,15 @@ pub trait Store: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Removes many keys (S3: DeleteObjects, up to [`DELETE_BATCH`] per
     /// request). The outer error means nothing is known to be deleted; else
-    /// one result per key, in order. Absent keys are not an error.
+    /// one result per key, in order. Absent keys are not an error. The
+    /// default, for stores without a batch delete, sends
+    /// [`DELETE_CONCURRENCY`] single deletes at a time.
     async fn delete_many(
         &self,
         keys: &[String],
-    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError>;
+    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
+        Ok(delete_each(self, keys, DELETE_CONCURRENCY).await)
+    }
     /// Sets or clears the S3 Object Lock legal hold on `key`. Stores without
     /// Object Lock refuse.
     async fn set_legal_hold(&self, key: &str, on: bool) -> Result<(), StoreError> {
@@ -241,16 +245,30 @@ pub trait Store: Send + Sync {
     /// and delete marker (by version id), naming the versions Object Lock
     /// keeps and until when; on a store without versions a plain delete
     /// ([`delete_plainly`]). Same results shape as `delete_many`.
+    ///
+    /// The default serves stores whose deletes leave nothing recvault can
+    /// reach (a directory, a file server, OpenDAL's clouds); on a store that
+    /// says it keeps versions it refuses rather than leave them behind, so a
+    /// backend or wrapper that forgot to implement this cannot turn "delete
+    /// for good" into a delete marker.
     async fn delete_all_versions(
         &self,
         keys: &[String],
-    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError>;
+    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
+        match self.versioning().await? {
+            Versioning::Unversioned | Versioning::NotVisible => delete_plainly(self, keys).await,
+            Versioning::Enabled | Versioning::Suspended => Err(StoreError::Permanent(format!(
+                "{}: keeps versions, and this store cannot delete them by id",
+                self.describe()
+            ))),
+        }
+    }
 }
 
 /// [`Store::delete_all_versions`] for a store whose deletes leave nothing
 /// behind that recvault can see: [`Store::delete_many`].
-pub(crate) async fn delete_plainly(
-    store: &dyn Store,
+pub(crate) async fn delete_plainly<S: Store + ?Sized>(
+    store: &S,
     keys: &[String],
 ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
     Ok(store
@@ -265,8 +283,8 @@ pub(crate) async fn delete_plainly(
 /// `concurrency` at a time, results in order. Once a whole round fails as
 /// an outage, the rest are not tried (each would wait out a timeout) and
 /// carry that error.
-pub(crate) async fn delete_each(
-    store: &dyn Store,
+pub(crate) async fn delete_each<S: Store + ?Sized>(
+    store: &S,
     keys: &[String],
     concurrency: usize,
 ) -> Vec<(String, Result<(), StoreError>)> {
@@ -288,6 +306,10 @@ pub(crate) async fn delete_each(
     }
     out
 }
+
+/// Single deletes in flight at once where a store has no batch delete: a
+/// thousand keys take 63 round trips, not a thousand.
+pub const DELETE_CONCURRENCY: usize = 16;
 
 /// The most keys one DeleteObjects request may carry (an S3 limit).
 pub const DELETE_BATCH: usize = 1000;
@@ -339,8 +361,9 @@ mod tests {
 
     use super::*;
 
-    /// Deletes fail as an outage would; counts the attempts.
-    struct Down(AtomicUsize);
+    /// Deletes fail as an outage would; counts the attempts. Says it keeps
+    /// versions as told, and leaves `delete_all_versions` to the default.
+    struct Down(AtomicUsize, Versioning);
 
     #[async_trait]
     impl Store for Down {
@@ -373,19 +396,13 @@ mod tests {
             unreachable!()
         }
         async fn versioning(&self) -> Result<Versioning, StoreError> {
-            unreachable!()
-        }
-        async fn delete_all_versions(
-            &self,
-            _: &[String],
-        ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-            unreachable!()
+            Ok(self.1)
         }
     }
 
     #[tokio::test]
     async fn an_outage_stops_one_by_one_deletes_after_one_round() {
-        let store = Down(AtomicUsize::new(0));
+        let store = Down(AtomicUsize::new(0), Versioning::Unversioned);
         let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
         let results = store.delete_many(&keys).await.unwrap();
         assert_eq!(results.len(), 100);
@@ -400,5 +417,22 @@ mod tests {
             16,
             "only the first round was tried"
         );
+    }
+
+    #[tokio::test]
+    async fn the_default_purge_deletes_plainly_only_where_no_versions_stay() {
+        let keys = vec!["a".to_string(), "b".to_string()];
+        for kept in [Versioning::Enabled, Versioning::Suspended] {
+            let store = Down(AtomicUsize::new(0), kept);
+            let err = store.delete_all_versions(&keys).await.unwrap_err();
+            assert!(err.to_string().contains("keeps versions"), "{err}");
+            assert_eq!(store.0.load(Ordering::Relaxed), 0, "nothing deleted");
+        }
+        for gone in [Versioning::Unversioned, Versioning::NotVisible] {
+            let store = Down(AtomicUsize::new(0), gone);
+            let results = store.delete_all_versions(&keys).await.unwrap();
+            assert_eq!(results.len(), 2);
+            assert_eq!(store.0.load(Ordering::Relaxed), 2, "one delete per key");
+        }
     }
 }

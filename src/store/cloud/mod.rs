@@ -26,13 +26,10 @@ mod put;
 
 use super::throttle::RateLimiter;
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
-    Versioning, delete_plainly, meta, single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, Versioning,
+    meta, single_part_checksum,
 };
 use crate::digest::CHUNK;
-
-/// How many deletes `delete_many` keeps in flight.
-const DELETE_CONCURRENCY: usize = 16;
 
 /// What differs between the stores behind OpenDAL.
 pub(super) struct Flavour {
@@ -44,6 +41,29 @@ pub(super) struct Flavour {
     pub underscore_names: bool,
     /// Words a refusal for the operator (which key to fix), if it knows better.
     pub explain: fn(&str) -> Option<String>,
+}
+
+impl Flavour {
+    pub(super) fn new(
+        describe: String,
+        secrets: Vec<String>,
+        explain: fn(&str) -> Option<String>,
+    ) -> Flavour {
+        Flavour {
+            describe,
+            secrets,
+            underscore_names: false,
+            explain,
+        }
+    }
+
+    /// Metadata names travel with `_` for `-` (Azure).
+    pub(super) fn underscore_names(self) -> Flavour {
+        Flavour {
+            underscore_names: true,
+            ..self
+        }
+    }
 }
 
 /// A container or bucket reached through OpenDAL.
@@ -77,14 +97,21 @@ fn proven_checksum(store_md5: Option<&str>, metadata: &BTreeMap<String, String>)
 }
 
 impl CloudStore {
-    pub(super) fn new(
-        op: Operator,
+    /// The store behind `builder` (`service` names it in errors), speaking
+    /// HTTP with these timeouts: what Azure and GCS share once their
+    /// builders are configured.
+    pub(super) fn build<B: opendal::Builder>(
+        service: &str,
+        builder: B,
         flavour: Flavour,
-        multipart_threshold: u64,
-        part_size: u64,
-        max_upload_rate: Option<u64>,
-    ) -> CloudStore {
-        CloudStore {
+        (connect_timeout, read_timeout): (std::time::Duration, std::time::Duration),
+        (multipart_threshold, part_size, max_upload_rate): (u64, u64, Option<u64>),
+    ) -> Result<CloudStore, StoreError> {
+        let op = Operator::new(builder).map_err(|e| {
+            StoreError::Permanent(scrub(&format!("{service}: {e}"), &flavour.secrets))
+        })?;
+        let op = with_http(op, connect_timeout, read_timeout)?;
+        Ok(CloudStore {
             op,
             flavour,
             single_put_max: multipart_threshold.saturating_sub(1).min(part_size),
@@ -92,7 +119,7 @@ impl CloudStore {
             limiter: max_upload_rate.map(|r| Arc::new(RateLimiter::new(r))),
             enforces_create_only: tokio::sync::OnceCell::new(),
             probe_prefix: String::new(),
-        }
+        })
     }
 
     /// Probe objects go under `prefix` (the configured key prefix), where
@@ -133,7 +160,7 @@ impl CloudStore {
 
 /// `op` speaking HTTP through a client with these timeouts: a stalled
 /// connection must not hang a worker.
-pub(super) fn with_http(
+fn with_http(
     op: Operator,
     connect_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
@@ -289,13 +316,6 @@ impl Store for CloudStore {
         }
     }
 
-    async fn delete_many(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
-        Ok(super::delete_each(self, keys, DELETE_CONCURRENCY).await)
-    }
-
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         // List the deepest "directory" of the prefix, then keep what matches.
         let dir = match prefix.rfind('/') {
@@ -331,13 +351,6 @@ impl Store for CloudStore {
     // nor deletes them: say so rather than claim "off".
     async fn versioning(&self) -> Result<Versioning, StoreError> {
         Ok(Versioning::NotVisible)
-    }
-
-    async fn delete_all_versions(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-        delete_plainly(self, keys).await
     }
 }
 

@@ -28,14 +28,11 @@ use self::session::{Connection, broken, classify, not_found};
 use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::throttle::RateLimiter;
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store, StoreError,
-    Versioning, delete_plainly, single_part_checksum,
+    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, Versioning,
+    single_part_checksum,
 };
 use crate::config::SftpConfig;
 use crate::digest::CHUNK;
-
-/// How many deletes `delete_many` keeps in flight on the one connection.
-const DELETE_CONCURRENCY: usize = 16;
 
 /// A directory on an SFTP server, reached over one shared SSH connection
 /// that is made on first use and again after it broke.
@@ -461,13 +458,6 @@ impl Store for SftpStore {
         .await
     }
 
-    async fn delete_many(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
-        Ok(super::delete_each(self, keys, DELETE_CONCURRENCY).await)
-    }
-
     async fn list(&self, prefix: &str) -> Result<Vec<ListedObject>, StoreError> {
         let dir = prefix.rfind('/').map(|i| &prefix[..=i]).unwrap_or("");
         let mut out = Vec::new();
@@ -481,12 +471,5 @@ impl Store for SftpStore {
     // A file server keeps no versions: a removed file is gone.
     async fn versioning(&self) -> Result<Versioning, StoreError> {
         Ok(Versioning::Unversioned)
-    }
-
-    async fn delete_all_versions(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<Purged, StoreError>)>, StoreError> {
-        delete_plainly(self, keys).await
     }
 }
