@@ -123,8 +123,7 @@ async fn vicidials_gdpr_export_names_and_downloads_every_link_recvault_writes() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_links_keep_playing_and_resign_and_rotate_key_rewrite_only_what_recvault_wrote() {
-    let g = garage();
-    let Some(mut d) = Dialer::new("vl_rotate", &g, DUE_NOW).await else {
+    let Some(mut d) = Dialer::on("vl_rotate", Target::Local, DUE_NOW).await else {
         return;
     };
     d.serve("");
