@@ -188,7 +188,12 @@ mod tests {
             recording_id: id,
             what: "permanent link".into(),
         };
-        assert_eq!(ledger.revoke_links(std::slice::from_ref(&r), "root").unwrap(), 1);
+        assert_eq!(
+            ledger
+                .revoke_links(std::slice::from_ref(&r), "root")
+                .unwrap(),
+            1
+        );
         assert_eq!(ledger.revoke_links(&[r], "root").unwrap(), 0, "once");
         assert!(ledger.link_target(id, "d").unwrap().revoked);
         assert!(ledger.link_revoked("d").unwrap());

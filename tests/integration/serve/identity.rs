@@ -31,12 +31,17 @@ fn once(s: &Served) {
     expect_code(&s.site.recvault(&["run", "--once"]), 0);
 }
 
+/// The ledger id of `name`, read without opening the ledger as recvault
+/// does (which would bring its schema up to this build's).
 fn id_of(s: &Served, name: &str) -> i64 {
-    let found = s.site.ledger().find(name.as_bytes()).unwrap();
-    found
-        .first()
-        .unwrap_or_else(|| panic!("{name} is not in the ledger"))
-        .id
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let conn = rusqlite::Connection::open_with_flags(s.site.ledger_path(), flags).unwrap();
+    conn.query_row(
+        "SELECT id FROM recordings WHERE name = ?1",
+        [name.as_bytes()],
+        |r| r.get(0),
+    )
+    .unwrap_or_else(|e| panic!("{name} is not in the ledger: {e}"))
 }
 
 /// The ledger's files as a file-level backup holds them (nothing running).
