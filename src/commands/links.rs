@@ -71,43 +71,7 @@ fn revoke(
 ) -> Result<ExitCode, Error> {
     let signer = Signer::load(&serve.key_file)?;
     let ledger = super::open_ledger(config)?;
-    let (rec, revocations) = match link::parse_url(target) {
-        Some(l) => {
-            let digest = link::revocation_digest(l.signature);
-            let t = ledger.link_target(l.id, &digest)?;
-            // Any expiry passes here: an expired link needs no revoking,
-            // but revoking it does no harm.
-            if signer.check(&l, t.recording.as_ref(), t.v1_below, i64::MIN)
-                == Err(Refusal::BadSignature)
-            {
-                return Err(Error::Usage(
-                    "this is not a link of this server's key for the recording its id names: it plays nothing, there is nothing to revoke".into(),
-                ));
-            }
-            let what = match l.expires {
-                None => "permanent link".to_string(),
-                Some(e) => format!("link expiring {}", local_time(e)),
-            };
-            let rec = t.recording.expect("checked against a row");
-            let r = Revocation {
-                digest,
-                recording_id: rec.id,
-                what,
-            };
-            (rec, vec![r])
-        }
-        None => {
-            let Ok(id) = target.parse::<i64>() else {
-                return Err(Error::Usage(format!(
-                    "`{}`: neither a link (http://host:port/r/…) nor a recording's ledger id",
-                    crate::recording::key::display_text(target)
-                )));
-            };
-            let rec = ledger.recording(id)?;
-            let v1_below = ledger.link_target(id, "")?.v1_below;
-            (rec.clone(), permanent_links(&signer, &rec, v1_below))
-        }
-    };
+    let (rec, revocations) = revocations(&ledger, &signer, target)?;
     let mut new = Vec::new();
     for r in revocations {
         if !ledger.link_revoked(&r.digest)? {
@@ -126,7 +90,7 @@ fn revoke(
         rec.id,
         new.len()
     )?;
-    if rec.vicidial_recording_id.is_some() && new[0].what == "permanent link" {
+    if rec.vicidial_recording_id.is_some() && new[0].what == PERMANENT {
         writeln!(
             out,
             "note: if recording_log.location holds this link, VICIdial's listen button for that call stops working; `recvault url {} --ttl 1h` gives a new link meanwhile",
@@ -137,11 +101,54 @@ fn revoke(
         writeln!(out, "nothing changed; run again with --confirm to revoke")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let by = Actor::current().user;
-    let n = ledger.revoke_links(&new, &by)?;
+    let n = ledger.revoke_links(&new, &Actor::current().user)?;
     tracing::info!(recording = rec.id, signatures = n, "listen link revoked");
     writeln!(out, "revoked {n} signature(s) of recording {}", rec.id)?;
     Ok(ExitCode::SUCCESS)
+}
+
+const PERMANENT: &str = "permanent link";
+
+/// What `target` (a link, or a recording's id) revokes, and its recording.
+fn revocations(
+    ledger: &Ledger,
+    signer: &Signer,
+    target: &str,
+) -> Result<(Recording, Vec<Revocation>), Error> {
+    if let Some(l) = link::parse_url(target) {
+        let digest = link::revocation_digest(l.signature);
+        let t = ledger.link_target(l.id, &digest)?;
+        // Any expiry passes here: an expired link needs no revoking, but
+        // revoking it does no harm.
+        if signer.check(&l, t.recording.as_ref(), t.v1_below, i64::MIN)
+            == Err(Refusal::BadSignature)
+        {
+            return Err(Error::Usage(
+                "this is not a link of this server's key for the recording its id names: it plays nothing, there is nothing to revoke".into(),
+            ));
+        }
+        let what = match l.expires {
+            None => PERMANENT.to_string(),
+            Some(e) => format!("link expiring {}", local_time(e)),
+        };
+        let rec = t.recording.expect("checked against a row");
+        let r = Revocation {
+            digest,
+            recording_id: rec.id,
+            what,
+        };
+        return Ok((rec, vec![r]));
+    }
+    let Ok(id) = target.parse::<i64>() else {
+        return Err(Error::Usage(format!(
+            "`{}`: neither a link (http://host:port/r/…) nor a recording's ledger id",
+            crate::recording::key::display_text(target)
+        )));
+    };
+    let rec = ledger.recording(id)?;
+    let v1_below = ledger.link_target(id, "")?.v1_below;
+    let all = permanent_links(signer, &rec, v1_below);
+    Ok((rec, all))
 }
 
 /// Every permanent link `rec` may have: bound to each identity it may
@@ -159,7 +166,7 @@ fn permanent_links(signer: &Signer, rec: &Recording, v1_below: i64) -> Vec<Revoc
         .map(|s| Revocation {
             digest: link::revocation_digest(s),
             recording_id: rec.id,
-            what: "permanent link".into(),
+            what: PERMANENT.into(),
         })
         .collect()
 }
@@ -188,20 +195,7 @@ async fn resign(
     out: &mut impl Write,
 ) -> Result<ExitCode, Error> {
     let base = base_url(config).expect("[serve] is set");
-    let current = Signer::load(&serve.key_file)?;
-    let next = match new_key {
-        Some(path) => {
-            let next = Signer::load_as(path, "--new-key-file")?;
-            if next.same_key(&current) {
-                return Err(Error::Usage(format!(
-                    "--new-key-file {}: this is the key serve.key_file already holds",
-                    path.display()
-                )));
-            }
-            Some(next)
-        }
-        None => None,
-    };
+    let signer = signer_for(serve, new_key)?;
     // The daemon would rewrite locations and serve with the old key meanwhile.
     let _lock = match confirm {
         false => None,
@@ -219,9 +213,8 @@ async fn resign(
             "{unfinished} recording_log location change(s) were cut short: start the daemon until `recvault status` shows none rewriting (or run `recvault vicidial restore-locations` again if that was cut short), then run this again"
         )));
     }
-    let signer = next.as_ref().unwrap_or(&current);
     let plan = match config.vicidial {
-        Some(_) => plan(&ledger, signer, &base)?,
+        Some(_) => plan(&ledger, &signer, &base)?,
         None => Plan::default(),
     };
     print_plan(&plan, serve, new_key, out)?;
@@ -230,33 +223,15 @@ async fn resign(
         return Ok(ExitCode::SUCCESS);
     }
     out.flush()?;
-    let (mut done, mut left) = (0, 0);
-    if let (Some(vc), false) = (&config.vicidial, plan.changes.is_empty()) {
-        let db = VicidialDb::new(&vc.db, DbOptions::from_config(vc));
-        let total = plan.changes.len();
-        for change in &plan.changes {
-            match apply(&ledger, &db, change).await {
-                Ok(None) => done += 1,
-                Ok(Some(why)) => {
-                    left += 1;
-                    writeln!(
-                        out,
-                        "  recording_log {}: {why}",
-                        change.row.vicidial_recording_id as u32
-                    )?;
-                }
-                Err(e) => {
-                    db.close().await;
-                    writeln!(
-                        out,
-                        "stopped after {done} of {total}: run the same command again to finish (the key is unchanged until then)"
-                    )?;
-                    return Err(e);
-                }
-            }
+    let (done, left) = match (&config.vicidial, plan.changes.is_empty()) {
+        (Some(vc), false) => {
+            let db = VicidialDb::new(&vc.db, DbOptions::from_config(vc));
+            let applied = apply_all(&ledger, &db, &plan.changes, out).await;
+            db.close().await;
+            applied?
         }
-        db.close().await;
-    }
+        _ => (0, 0),
+    };
     writeln!(
         out,
         "re-signed {done}, left {left} that someone else changed since"
@@ -271,6 +246,23 @@ async fn resign(
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key links are re-signed with: the new one (never the current one
+/// again), or the current one.
+fn signer_for(serve: &ServeConfig, new_key: Option<&Path>) -> Result<Signer, Error> {
+    let current = Signer::load(&serve.key_file)?;
+    let Some(path) = new_key else {
+        return Ok(current);
+    };
+    let next = Signer::load_as(path, "--new-key-file")?;
+    if next.same_key(&current) {
+        return Err(Error::Usage(format!(
+            "--new-key-file {}: this is the key serve.key_file already holds",
+            path.display()
+        )));
+    }
+    Ok(next)
 }
 
 /// Each location recvault wrote: its link under `signer` in today's form.
@@ -345,6 +337,36 @@ fn print_plan(
         )?;
     }
     Ok(())
+}
+
+/// Re-signs every planned location, reporting each one left alone:
+/// (re-signed, left). Stops at the first database failure.
+async fn apply_all(
+    ledger: &Ledger,
+    db: &VicidialDb,
+    changes: &[Change],
+    out: &mut impl Write,
+) -> Result<(usize, usize), Error> {
+    let (mut done, mut left) = (0, 0);
+    for change in changes {
+        match apply(ledger, db, change).await {
+            Ok(None) => done += 1,
+            Ok(Some(why)) => {
+                left += 1;
+                let vid = change.row.vicidial_recording_id as u32;
+                writeln!(out, "  recording_log {vid}: {why}")?;
+            }
+            Err(e) => {
+                writeln!(
+                    out,
+                    "stopped after {done} of {}: run the same command again to finish (the key is unchanged until then)",
+                    changes.len()
+                )?;
+                return Err(e);
+            }
+        }
+    }
+    Ok((done, left))
 }
 
 /// Re-signs one location: the new link recorded durably, then one
