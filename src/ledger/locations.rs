@@ -106,8 +106,8 @@ impl Ledger {
         self.write(|tx| {
             let now = crate::units::now_secs();
             tx.execute(
-                "UPDATE locations SET state = ?2, detail = ?3, retry_at = NULL, updated_at = ?4 \
-                 WHERE recording_id = ?1",
+                "UPDATE locations SET state = ?2, detail = ?3, retry_at = NULL, updated_at = ?4, \
+                 pending_location = NULL WHERE recording_id = ?1",
                 params![id, to, detail, now],
             )?;
             let state: Option<String> = tx

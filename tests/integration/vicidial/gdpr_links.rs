@@ -234,6 +234,27 @@ async fn old_links_keep_playing_and_resign_and_rotate_key_rewrite_only_what_recv
         "{plan}"
     );
     assert_eq!(location(&mut d, 4201).await, before[0]);
+    // A run cut short by kill -9 after 4202's compare-and-set: the ledger
+    // holds the new link as pending, VICIdial holds it, the key is the old
+    // one. Running the command again finishes it.
+    let rec_4202: i64 =
+        d.ledger_value("SELECT recording_id FROM locations WHERE vicidial_recording_id = 4202");
+    let rec = d.site.ledger().recording(rec_4202).unwrap();
+    let next = recvault::serve::link::Signer::from_key(new_secret.as_bytes());
+    let cut = format!("http://{SERVER_IP}:{}{}", d.port, next.path(&rec, None));
+    {
+        let ledger = rusqlite::Connection::open(d.site.ledger_path()).unwrap();
+        ledger
+            .execute(
+                "UPDATE locations SET pending_location = ?1 WHERE recording_id = ?2",
+                rusqlite::params![cut, rec_4202],
+            )
+            .unwrap();
+    }
+    d.fx.exec(&format!(
+        "UPDATE recording_log SET location = '{cut}' WHERE recording_id = 4202"
+    ))
+    .await;
     let done = d
         .site
         .recvault(&["url", "rotate-key", "--new-key-file", &key, "--confirm"]);
@@ -255,6 +276,14 @@ async fn old_links_keep_playing_and_resign_and_rotate_key_rewrite_only_what_recv
     );
     assert!(!new_key.exists());
     let mut after = Vec::new();
+    assert_eq!(
+        location(&mut d, 4202).await,
+        cut,
+        "the cut-short run finished"
+    );
+    let pending: i64 =
+        d.ledger_value("SELECT COUNT(*) FROM locations WHERE pending_location IS NOT NULL");
+    assert_eq!(pending, 0);
     for (i, (id, file, _)) in files.iter().take(2).enumerate() {
         let now = location(&mut d, *id).await;
         assert_ne!(signature_of(&now), signature_of(&before[i]));
