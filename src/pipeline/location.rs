@@ -146,7 +146,12 @@ impl Rewriter {
         }
         match self.db.replace_location(vid, &old, &new).await {
             Ok(LocationUpdate::Updated) => {
-                tracing::info!(recording_log = vid, link = %new, "recording_log.location now plays from recvault");
+                // Never the link itself: it is a working key to the call.
+                tracing::info!(
+                    recording_log = vid,
+                    recording = id,
+                    "recording_log.location now plays from recvault"
+                );
                 self.finish(id, "rewritten", format!("was {old}")).await
             }
             Ok(LocationUpdate::Changed { current }) => {

@@ -96,6 +96,7 @@ async fn vicidials_gdpr_export_names_and_downloads_every_link_recvault_writes() 
     d.start();
     d.wait_for(MINUTE, "both locations rewritten", |d| rewritten(d) == 2)
         .await;
+    let mut signatures = Vec::new();
     for (id, file, bytes, redirects) in [
         (4101u32, &wav_file, &wav_bytes, "0"),
         (4102, &gsm_file, &gsm_bytes, "1"),
@@ -117,8 +118,14 @@ async fn vicidials_gdpr_export_names_and_downloads_every_link_recvault_writes() 
         let (body, status) = curl_follow(&local_url(&d, &location), &out);
         assert_eq!(status, format!("200 {redirects}"), "{location}");
         assert_eq!(sha256(&body), sha256(bytes), "{file}");
+        signatures.push(signature_of(&location));
     }
     d.stop();
+    // A location's link is a working key to the call: never logged.
+    let log = d.log_text();
+    for sig in &signatures {
+        assert!(!log.contains(sig.as_str()), "the daemon logged a link");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
