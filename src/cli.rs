@@ -158,11 +158,13 @@ pub enum Command {
         verbose: bool,
     },
     /// Print a signed listen link for a recording (what a CRM or an email to
-    /// a supervisor needs): it plays the original while the recording exists.
+    /// a supervisor needs): it plays the original while the recording exists,
+    /// and never any other recording. Also: revoke a link, rotate the key.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Url {
         /// The recording's file name, object key or ledger id.
-        #[arg(value_name = "NAME|KEY|ID")]
-        recording: OsString,
+        #[arg(value_name = "NAME|KEY|ID", required = true)]
+        recording: Option<OsString>,
         /// How long the link works.
         #[arg(
             long,
@@ -178,6 +180,8 @@ pub enum Command {
         /// at most 7 days; playable directly only for recordings stored as is).
         #[arg(long)]
         presigned: bool,
+        #[command(subcommand)]
+        action: Option<UrlCommand>,
     },
     /// VICIdial's side: listen links in recording_log.location; whether
     /// cron is in move_mix's way.
@@ -299,6 +303,44 @@ pub enum HoldCommand {
 pub enum AuditCommand {
     /// Check the hash chain; fails naming the first edited or removed entry.
     Verify,
+}
+
+/// `recvault url …`: links as a whole.
+#[derive(Debug, Subcommand)]
+pub enum UrlCommand {
+    /// Revoke one link (given whole, as printed or as recording_log.location
+    /// holds it), or every permanent link of a recording (given its ledger
+    /// id). Prints what it will revoke; --confirm revokes. The running
+    /// server refuses a revoked link from its next request on.
+    Revoke {
+        #[arg(value_name = "LINK|ID")]
+        target: String,
+        /// Revoke (without it, only print what would be revoked).
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Make FILE the link key: re-sign every recording_log.location recvault
+    /// wrote (a compare-and-set each: a row VICIdial changed meanwhile is
+    /// left alone and reported), then replace serve.key_file with FILE.
+    /// Links signed with the old key stop playing. Prints the plan; --confirm
+    /// applies it, with the daemon stopped.
+    RotateKey {
+        /// The new key (at least 32 bytes; e.g. `head -c 48 /dev/urandom | base64`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        /// Apply the plan (without it, only print it).
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Re-sign every recording_log.location recvault wrote in today's form
+    /// (bound to the recording, ending with its file name) under the same
+    /// key: once after upgrading from links without file names. Prints the
+    /// plan; --confirm applies it, with the daemon stopped.
+    Resign {
+        /// Apply the plan (without it, only print it).
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 /// `recvault vicidial …`
@@ -446,6 +488,37 @@ mod tests {
         assert!(Cli::try_parse_from(["recvault", "export", "--campaign", "S"]).is_err());
         let c = Cli::try_parse_from(["recvault", "find"]).unwrap();
         assert!(matches!(c.command, Command::Find { ref select, .. } if select.phone.is_empty()));
+    }
+
+    #[test]
+    fn url_commands_parse() {
+        let c = Cli::try_parse_from(["recvault", "url", "a-all.wav", "--permanent"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Url {
+                recording: Some(_),
+                permanent: true,
+                action: None,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["recvault", "url"]).is_err());
+        let c = Cli::try_parse_from(["recvault", "url", "revoke", "12", "--confirm"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Url { action: Some(UrlCommand::Revoke { confirm: true, ref target }), .. } if target == "12"
+        ));
+        let c =
+            Cli::try_parse_from(["recvault", "url", "rotate-key", "--new-key-file", "k"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Url {
+                action: Some(UrlCommand::RotateKey { confirm: false, .. }),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["recvault", "url", "rotate-key"]).is_err());
+        assert!(Cli::try_parse_from(["recvault", "url", "resign"]).is_ok());
     }
 
     #[test]

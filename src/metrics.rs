@@ -34,7 +34,7 @@ pub const PLAYBACK_OUTCOMES: [&str; 12] = [
 
 /// Why the listen server refused a connection or a request it does not
 /// audit (the `reason` label): nothing a valid link signed.
-pub const REFUSALS: [&str; 10] = [
+pub const REFUSALS: [&str; 11] = [
     "address_not_allowed",
     "address_share",
     "connections_full",
@@ -43,6 +43,7 @@ pub const REFUSALS: [&str; 10] = [
     "method",
     "bad_link",
     "bad_signature",
+    "revoked",
     "metrics_not_allowed",
     "not_found",
 ];

@@ -21,6 +21,7 @@ mod export;
 mod find;
 mod hold;
 mod ledger;
+mod links;
 mod ls;
 mod move_mix;
 mod restore;
@@ -89,12 +90,18 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             scrub::scrub(&config, sample, since, verbose, &mut stdout()).await
         }
         Command::Url {
+            action: Some(action),
+            ..
+        } => links::links(&config, action, &mut stdout()).await,
+        Command::Url {
             recording,
             ttl,
             permanent,
             presigned,
+            action: None,
         } => {
             let ttl = (!permanent).then_some(ttl);
+            let recording = recording.unwrap_or_default();
             url::url(&config, &recording, ttl, presigned, &mut stdout()).await
         }
         Command::Vicidial { action } => match action {

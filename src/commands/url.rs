@@ -1,6 +1,7 @@
 //! `recvault url RECORDING [--ttl 15m | --permanent] [--presigned]`: a
-//! signed listen link for one recording (expiring unless asked otherwise),
-//! or a presigned URL of its stored object.
+//! signed listen link for one recording (expiring unless asked otherwise,
+//! bound to the recording itself and ending with its file name), or a
+//! presigned URL of its stored object.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -12,8 +13,8 @@ use crate::codec;
 use crate::config::{Codec, Config};
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::recording::Recording;
 use crate::recording::key::display_name;
+use crate::recording::{Recording, State};
 use crate::retrieve;
 use crate::serve::link::{Signer, base_url};
 use crate::serve::playback_content_type;
@@ -52,8 +53,14 @@ pub(super) async fn url(
     };
     let serve = config.serve.as_ref().expect("base_url needs [serve]");
     let signer = Signer::load(&serve.key_file)?;
+    if rec.state == State::Seen {
+        return Err(Error::Usage(format!(
+            "`{}` is still being written (state seen): a link is bound to the finished recording; ask again once it has settled",
+            display_name(&rec.name)
+        )));
+    }
     let expires = ttl.map(|t| now_secs() + t.as_secs() as i64);
-    writeln!(out, "{base}{}", signer.path(rec.id, expires))?;
+    writeln!(out, "{base}{}", signer.path(&rec, expires))?;
     Ok(ExitCode::SUCCESS)
 }
 

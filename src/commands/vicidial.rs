@@ -91,7 +91,14 @@ fn print_plan(rows: &[Rewritten], out: &mut impl Write) -> Result<(), Error> {
 /// "skipped", and what happened.
 async fn restore_one(db: &VicidialDb, r: &Rewritten) -> Result<(&'static str, String), Error> {
     let vid = r.vicidial_recording_id as u32;
-    Ok(match db.replace_location(vid, &r.new, &r.old).await? {
+    let mut update = db.replace_location(vid, &r.new, &r.old).await?;
+    // A re-signing cut short may have left its link there instead.
+    if let (LocationUpdate::Changed { current: Some(c) }, Some(p)) = (&update, &r.pending)
+        && c == p
+    {
+        update = db.replace_location(vid, p, &r.old).await?;
+    }
+    Ok(match update {
         LocationUpdate::Updated => ("restored", format!("back to {}", r.old)),
         // Already the old value: a run cut short after the database changed.
         LocationUpdate::Changed { current: Some(c) } if c == r.old => {

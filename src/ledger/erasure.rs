@@ -335,10 +335,12 @@ fn redact_traces(
             String::from_utf8_lossy(&p.name)
         ],
     )?;
-    // The VICIdial location it replaced named the file: forgotten, and
-    // never written back by `restore-locations` (nor rewritten any more).
+    // The VICIdial location it replaced and the links recvault wrote end
+    // with the file name: forgotten, never written back by
+    // `restore-locations` (nor rewritten or re-signed any more).
     tx.execute(
-        "UPDATE locations SET old_location = NULL, detail = 'erased', \
+        "UPDATE locations SET old_location = NULL, new_location = NULL, pending_location = NULL, \
+           detail = 'erased', \
            state = CASE WHEN state IN ('waiting', 'rewriting', 'restoring') THEN 'skipped' ELSE state END \
          WHERE recording_id = ?1",
         [rec.id],

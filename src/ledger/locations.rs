@@ -36,6 +36,9 @@ pub struct Rewritten {
     /// What VICIdial had, and the link recvault wrote.
     pub old: String,
     pub new: String,
+    /// A re-signed link on its way in (`url rotate-key`, cut short): the
+    /// location may hold it instead of `new`.
+    pub pending: Option<String>,
 }
 
 /// How many locations stand where (for `status`).
@@ -103,8 +106,8 @@ impl Ledger {
         self.write(|tx| {
             let now = crate::units::now_secs();
             tx.execute(
-                "UPDATE locations SET state = ?2, detail = ?3, retry_at = NULL, updated_at = ?4 \
-                 WHERE recording_id = ?1",
+                "UPDATE locations SET state = ?2, detail = ?3, retry_at = NULL, updated_at = ?4, \
+                 pending_location = NULL WHERE recording_id = ?1",
                 params![id, to, detail, now],
             )?;
             let state: Option<String> = tx
@@ -140,7 +143,8 @@ impl Ledger {
     pub fn locations_rewritten(&self) -> Result<Vec<Rewritten>, LedgerError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT l.recording_id, l.vicidial_recording_id, r.name, l.old_location, l.new_location \
+            "SELECT l.recording_id, l.vicidial_recording_id, r.name, l.old_location, l.new_location, \
+                    l.pending_location \
              FROM locations l JOIN recordings r ON r.id = l.recording_id \
              WHERE l.state IN ('rewriting', 'rewritten', 'restoring') \
                AND l.old_location IS NOT NULL AND l.new_location IS NOT NULL \
@@ -153,6 +157,7 @@ impl Ledger {
                 name: r.get(2)?,
                 old: r.get(3)?,
                 new: r.get(4)?,
+                pending: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -12,6 +12,8 @@
 //! - `matching`: which recordings a data-subject request's selectors match;
 //! - `erasure`, `redaction`: erasing them (reservation, pseudonyms, the
 //!   audit entries naming them redacted without weakening the hash chain);
+//! - `links`: what listen links need (the row, revocations, the v1 mark,
+//!   re-signed locations);
 //! - `ids`: recording ids, never handed out twice; `object_keys`: every
 //!   object key chosen for a recording; `catch_up`: what a restored backup
 //!   learns from the store (holds, recordings archived after it);
@@ -44,6 +46,7 @@ pub(crate) mod fixtures;
 pub mod holds;
 pub mod ids;
 mod invariants;
+pub mod links;
 pub mod listens;
 pub mod locations;
 pub mod lock;

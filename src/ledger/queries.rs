@@ -21,6 +21,17 @@ use crate::recording::name::Naming;
 use crate::recording::{Recording, State};
 use crate::units::now_secs;
 
+/// One recording by id, on connection `conn`.
+pub(super) fn recording_in(
+    conn: &rusqlite::Connection,
+    id: i64,
+) -> Result<Option<Recording>, LedgerError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
 impl Ledger {
     /// Every recording whose local file is still the ledger's concern, by path.
     pub fn local_rows(&self) -> Result<HashMap<PathBuf, LocalRow>, LedgerError> {
@@ -46,14 +57,7 @@ impl Ledger {
 
     /// One recording by id.
     pub fn recording(&self, id: i64) -> Result<Recording, LedgerError> {
-        let conn = self.reader()?;
-        conn.query_row(
-            &format!("SELECT {COLUMNS} FROM recordings WHERE id = ?1"),
-            [id],
-            from_row,
-        )
-        .optional()?
-        .ok_or(LedgerError::NoSuchRecording(id))
+        recording_in(&*self.reader()?, id)?.ok_or(LedgerError::NoSuchRecording(id))
     }
 
     /// Recordings with a step to do now (none whose erasure is under way),

@@ -18,7 +18,7 @@ use crate::config::VicidialConfig;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::locations::LocationTodo;
-use crate::recording::State;
+use crate::recording::{Recording, State};
 use crate::serve::link::Signer;
 use crate::units::now_secs;
 use crate::vicidial::db::VicidialDb;
@@ -146,7 +146,12 @@ impl Rewriter {
         }
         match self.db.replace_location(vid, &old, &new).await {
             Ok(LocationUpdate::Updated) => {
-                tracing::info!(recording_log = vid, link = %new, "recording_log.location now plays from recvault");
+                // Never the link itself: it is a working key to the call.
+                tracing::info!(
+                    recording_log = vid,
+                    recording = id,
+                    "recording_log.location now plays from recvault"
+                );
                 self.finish(id, "rewritten", format!("was {old}")).await
             }
             Ok(LocationUpdate::Changed { current }) => {
@@ -188,13 +193,14 @@ impl Rewriter {
         if !points_at_local_file(&current, &relative, &hosts) {
             return Ok(Err(format!("points elsewhere: {current}")));
         }
-        let new = format!("{}{}", self.base, self.signer.path(item.recording_id, None));
-        if new.len() > MAX_LOCATION {
-            return Ok(Err(format!(
+        let id = item.recording_id;
+        let rec = self.ledger.call(move |l| l.recording(id)).await?;
+        match location_link(&self.base, &self.signer, &rec) {
+            Some(new) => Ok(Ok((current, new))),
+            None => Ok(Err(format!(
                 "the link is longer than {MAX_LOCATION} characters"
-            )));
+            ))),
         }
-        Ok(Ok((current, new)))
     }
 
     async fn finish(&self, id: i64, to: &'static str, detail: String) -> Result<Step, Error> {
@@ -203,6 +209,17 @@ impl Rewriter {
             .await?;
         Ok(Step::Done)
     }
+}
+
+/// The permanent link written into `recording_log.location` for `rec`:
+/// ending with its file name (VICIdial's GDPR export names the ZIP entry
+/// from it), or without it where the name would not fit in the column's
+/// 255 characters; None if even that does not fit.
+pub fn location_link(base: &str, signer: &Signer, rec: &Recording) -> Option<String> {
+    [signer.path(rec, None), signer.path_unnamed(rec, None)]
+        .into_iter()
+        .map(|path| format!("{base}{path}"))
+        .find(|link| link.len() <= MAX_LOCATION)
 }
 
 /// `path` under `root`, `/`-separated, as the URL after `/RECORDINGS/` names it.

@@ -21,7 +21,7 @@ mod attribution;
 mod background;
 mod erasure;
 pub mod intake;
-mod location;
+pub(crate) mod location;
 mod move_mix;
 mod outage;
 pub mod pressure;

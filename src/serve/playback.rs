@@ -1,8 +1,9 @@
-//! `GET /r/<id>/<signature>`: the original recording, byte for byte — from
+//! `GET /r/<id>/<signature>/<file name>`: the original recording, byte for byte — from
 //! the local copy while it exists, else decoded from the store (through the
 //! playback cache), or a redirect to a presigned store URL where the object
 //! is the original itself. The signature (and expiry), the address, the
-//! optional VICIdial login and the ledger are checked in that order; a
+//! optional VICIdial login are checked in that order (the signature
+//! against the ledger row the id names: it binds the recording itself); a
 //! request is audited once its signature checked, never before. Every
 //! answer names its reason: 403 bad or expired link or address, 401 login,
 //! 429 too many failed logins, 404 unknown, 410 deleted (when and by what),
@@ -26,7 +27,6 @@ use super::router::{Asker, Via, audit, outcome, refused, reply, with};
 use super::{State, auth::Verdict};
 use crate::codec;
 use crate::config::Codec;
-use crate::ledger::LedgerError;
 use crate::ledger::audit::subject;
 use crate::recording::key::display_text;
 use crate::recording::{FileIdentity, Recording, State as Step};
@@ -44,11 +44,36 @@ pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -
         let r = reply(StatusCode::FORBIDDEN, "not a valid recording link");
         return refused(r, Refused::BadLink);
     };
-    let checked = state.signer.check(&link, now_secs());
-    if checked == Err(Refusal::BadSignature) {
+    // The signature binds the recording itself: it is checked against the
+    // row the id names now (and whether this link was revoked).
+    let (id, digest) = (link.id, link::revocation_digest(link.signature));
+    let target = match state.ledger.call(move |l| l.link_target(id, &digest)).await {
+        Ok(target) => target,
+        Err(e) => {
+            tracing::warn!("playback: ledger: {e}");
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger is busy; try again",
+            );
+            return with(r, header::RETRY_AFTER, "5");
+        }
+    };
+    let checked = state.signer.check(
+        &link,
+        target.recording.as_ref(),
+        target.v1_below,
+        now_secs(),
+    );
+    let (Ok(()) | Err(Refusal::Expired), Some(rec)) = (checked, target.recording) else {
         return refused(
             reply(StatusCode::FORBIDDEN, "bad signature"),
             Refused::BadSignature,
+        );
+    };
+    if target.revoked {
+        return refused(
+            reply(StatusCode::FORBIDDEN, "this link was revoked"),
+            Refused::Revoked,
         );
     }
     // The link is signed (if expired): audited from here on, under the
@@ -66,21 +91,6 @@ pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -
     if let Some(refusal) = log_in(state, req, asker, link.id).await {
         return refusal;
     }
-    let id = link.id;
-    let rec = match state.ledger.call(move |l| l.recording(id)).await {
-        Ok(rec) => rec,
-        Err(LedgerError::NoSuchRecording(_)) => {
-            return reply(StatusCode::NOT_FOUND, "no such recording");
-        }
-        Err(e) => {
-            tracing::warn!("playback: ledger: {e}");
-            let r = reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the ledger is busy; try again",
-            );
-            return with(r, header::RETRY_AFTER, "5");
-        }
-    };
     asker.recording_id = Some(rec.id);
     asker.subject = format!("{} ({kind} link)", subject(&rec));
     answer(state, req, asker, &rec, link.expires).await

@@ -34,8 +34,11 @@ pub enum Refused {
     Method,
     /// `/r/…` that is not a link (403).
     BadLink,
-    /// A link whose signature does not match (403).
+    /// A link whose signature does not match, or not the recording its id
+    /// names now (403).
     BadSignature,
+    /// A link revoked with `recvault url revoke` (403).
+    Revoked,
     /// `/healthz` or `/metrics` from outside `metrics_allow` (403).
     MetricsNotAllowed,
     /// Any other path (404).
@@ -54,6 +57,7 @@ impl Refused {
             Refused::Method => "method",
             Refused::BadLink => "bad_link",
             Refused::BadSignature => "bad_signature",
+            Refused::Revoked => "revoked",
             Refused::MetricsNotAllowed => "metrics_not_allowed",
             Refused::NotFound => "not_found",
         }
@@ -73,7 +77,10 @@ impl Refused {
             Refused::TargetTooLong => "request refused: target too long",
             Refused::Method => "request refused: not GET or HEAD",
             Refused::BadLink => "request refused: not a recording link",
-            Refused::BadSignature => "request refused: the link's signature does not match",
+            Refused::BadSignature => {
+                "request refused: the link's signature does not match the recording its id names"
+            }
+            Refused::Revoked => "request refused: the link was revoked (recvault url revoke)",
             Refused::MetricsNotAllowed => {
                 "request refused: /healthz or /metrics from outside serve.metrics_allow"
             }
@@ -185,6 +192,7 @@ mod tests {
             Refused::Method,
             Refused::BadLink,
             Refused::BadSignature,
+            Refused::Revoked,
             Refused::MetricsNotAllowed,
             Refused::NotFound,
         ] {

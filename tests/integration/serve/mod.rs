@@ -3,6 +3,7 @@
 //! hyper's client (curl for TLS) asking.
 
 mod hostile;
+mod identity;
 mod playback;
 mod tls;
 
@@ -238,6 +239,29 @@ pub async fn fetch(port: u16, target: &str, headers: &[(&str, &str)]) -> Reply {
     get(port, target, headers)
         .await
         .unwrap_or_else(|e| panic!("GET {target}: {e}"))
+}
+
+/// A link's signature (`/r/<id>/<signature>[/<file name>][?exp=…]`).
+pub fn signature_of(link: &str) -> String {
+    let path = link.split('?').next().unwrap();
+    let at = path
+        .find("/r/")
+        .unwrap_or_else(|| panic!("not a link: {link}"));
+    path[at..].split('/').nth(3).unwrap().to_string()
+}
+
+/// `link` with one character of its signature changed.
+pub fn tampered(link: &str) -> String {
+    let sig = signature_of(link);
+    let changed = if sig.starts_with('A') { "B" } else { "A" }.to_string() + &sig[1..];
+    link.replacen(&sig, &changed, 1)
+}
+
+/// A link to a recording no ledger row names, signed with the test key
+/// as links were before they named the recording itself.
+pub fn unknown_link() -> String {
+    let signer = recvault::serve::link::Signer::from_key(KEY.as_bytes());
+    format!("/r/999999/{}", signer.sign_v1(999_999, None))
 }
 
 /// Audit lines the binary prints for `args`.

@@ -9,6 +9,7 @@ mod attribution;
 mod daemon;
 pub(crate) mod dialer;
 mod failures;
+mod gdpr_links;
 mod listen;
 mod listen_report;
 mod location;

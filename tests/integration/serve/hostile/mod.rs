@@ -111,11 +111,20 @@ async fn bad_requests_get_clear_answers_and_leave_nothing_behind() {
     let huge = format!("GET /r/{} HTTP/1.1\r\nHost: x\r\n\r\n", "b".repeat(100_000));
     let status = raw(s.port, huge.as_bytes()).await;
     assert!(matches!(status, Some(400 | 414 | 431) | None), "{status:?}");
-    let (id_part, sig) = link.rsplit_once('/').unwrap();
+    let sig = signature_of(&link);
+    let id_part = &link[..link.find(&sig).unwrap() - 1];
     for bad in [&sig[..sig.len() - 1], &format!("{sig}A"), "", "%00%00"] {
         let r = fetch(s.port, &format!("{id_part}/{bad}"), &[]).await;
         assert_eq!(r.status, 403, "{bad}: {}", r.text());
     }
+    // The file name is not a way in: a bad one is refused, another one
+    // plays the same recording.
+    for bad in ["", "..", "a%zz", "a/b"] {
+        let r = fetch(s.port, &format!("{id_part}/{sig}/{bad}"), &[]).await;
+        assert_eq!(r.status, 403, "{bad}: {}", r.text());
+    }
+    let renamed = fetch(s.port, &format!("{id_part}/{sig}/other-all.wav"), &[]).await;
+    assert_eq!(renamed.body.len(), original.len());
     // Negative, inverted and huge ranges.
     for range in [
         "bytes=-5-10",
@@ -273,7 +282,7 @@ async fn bad_requests_get_clear_answers_and_leave_nothing_behind() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("recvault_http_refused_total{reason=\"bad_link\"} 4\n"),
+        metrics.contains("recvault_http_refused_total{reason=\"bad_link\"} 8\n"),
         "{metrics}"
     );
 }
