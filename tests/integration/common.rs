@@ -362,10 +362,17 @@ pub fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens.
+/// A port on 127.0.0.1 where nothing listens, below the kernel's ephemeral
+/// range (32768 and up): a test that stops its daemon and starts it again on
+/// the same port must not find it taken by some other process's outgoing
+/// connection meanwhile (seen with several test runs on one machine).
 pub fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    loop {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Restores `name` with the binary and returns the bytes.
