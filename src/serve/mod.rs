@@ -46,10 +46,10 @@ pub mod limit;
 pub mod link;
 mod listener;
 pub mod listens;
-mod playback;
+pub(crate) mod playback;
 pub mod range;
 pub mod refusals;
-mod router;
+pub(crate) mod router;
 pub mod throttle;
 
 pub use playback::content_type as playback_content_type;
@@ -103,6 +103,8 @@ pub struct State {
     pub refusals: refusals::Refusals,
     /// Listens for VICIdial's own report (with VICIdial's database).
     pub access_log: Option<access_log::AccessLog>,
+    /// Pages mounted beside the links (the compliance console under `/console/`).
+    pub pages: Option<Arc<dyn Pages>>,
     /// The ledger's figures for `/metrics`, and when they were read.
     figures: Mutex<Option<(Instant, String)>>,
 }
@@ -113,6 +115,36 @@ pub struct Parts {
     pub store: Option<Arc<dyn Store>>,
     pub db: Option<Arc<VicidialDb>>,
     pub metrics: Arc<Metrics>,
+    /// Pages to mount (the console), built by whoever knows them.
+    pub pages: Option<Arc<dyn Pages>>,
+}
+
+/// What mounted pages are built from, once the daemon has it.
+pub struct MountParts<'a> {
+    pub config: &'a Arc<Config>,
+    pub ledger: &'a Arc<Ledger>,
+    pub store: &'a Option<Arc<dyn Store>>,
+    pub db: &'a Option<Arc<VicidialDb>>,
+    pub metrics: &'a Arc<Metrics>,
+}
+
+/// Builds the pages to mount (`None`: nothing to mount).
+pub type Mount = Box<dyn FnOnce(MountParts<'_>) -> Option<Arc<dyn Pages>> + Send>;
+
+/// Pages served beside the links under a path of their own (the console):
+/// they get every request for their paths (any method, after the rate and
+/// length checks) and answer it themselves; `serve` knows nothing of them.
+#[async_trait::async_trait]
+pub trait Pages: Send + Sync {
+    /// True if `path` is theirs.
+    fn owns(&self, path: &str) -> bool;
+    /// Answers one request for a path they own.
+    async fn answer(
+        &self,
+        state: Arc<State>,
+        req: http::Request<hyper::body::Incoming>,
+        asker: router::Asker,
+    ) -> http::Response<body::Body>;
 }
 
 /// The running server.
@@ -157,6 +189,7 @@ impl Server {
             listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
         let vicidial = vicidial_parts(&serve, &parts);
         let state = Arc::new(State {
+            pages: parts.pages,
             limit: limit::ClientLimit::new(serve.client_rate),
             spool_dirs: config.spool.dirs.clone(),
             store_prefix: config
