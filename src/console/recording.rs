@@ -254,6 +254,8 @@ pub async fn audio<B>(
     };
     let kind = if download { "download" } else { "player" };
     let mut asker = ctx.asker.clone();
+    // The reason rides with the user, so "who listened" shows it beside them.
+    asker.user = Some(format!("{}; reason: {why}", ctx.viewer.who.label()));
     let note = format!("{kind}; reason: {why}");
     let mut r = playback::serve_logged_in(&ctx.state, req, &mut asker, which.id, &note).await;
     if download && r.status().is_success() {
