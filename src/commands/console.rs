@@ -31,7 +31,11 @@ pub(super) fn console(
             writeln!(
                 out,
                 "{} console account {name} with role {} in ledger {}",
-                if existing.is_some() { "replacing the password and role of" } else { "adding" },
+                if existing.is_some() {
+                    "replacing the password and role of"
+                } else {
+                    "adding"
+                },
                 role.as_str(),
                 config.ledger.path.display()
             )?;
@@ -47,7 +51,11 @@ pub(super) fn console(
                     config.source.display()
                 )?;
             }
-            writeln!(out, "done: {name} may log in to the console as {}", role.as_str())?;
+            writeln!(
+                out,
+                "done: {name} may log in to the console as {}",
+                role.as_str()
+            )?;
         }
         ConsoleUserCommand::List => {
             for a in ledger.console_accounts()? {

@@ -46,7 +46,9 @@ pub fn verify(password: &str, phc: Option<&str>) -> bool {
         return false;
     };
     let mut out = [0u8; OUT_LEN];
-    if a.hash_password_into(password.as_bytes(), &salt, &mut out).is_err() {
+    if a.hash_password_into(password.as_bytes(), &salt, &mut out)
+        .is_err()
+    {
         return false;
     }
     // Constant time over the hash.
@@ -138,7 +140,10 @@ mod tests {
         assert!(verify("correct horse battery", Some(&h)));
         assert!(!verify("correct horse batterz", Some(&h)));
         assert!(!verify("correct horse battery", None));
-        assert!(!verify("x", Some("$argon2id$v=19$m=99999999,t=2,p=1$AAAA$AAAA")));
+        assert!(!verify(
+            "x",
+            Some("$argon2id$v=19$m=99999999,t=2,p=1$AAAA$AAAA")
+        ));
         assert_ne!(hash("same").unwrap(), hash("same").unwrap(), "salted");
         assert!(check_name("alice.o-k@x").is_ok());
         assert!(check_name("<b>").is_err());

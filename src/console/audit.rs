@@ -83,7 +83,10 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
         html::input("to", "To (YYYY-MM-DD, included)", q.get("to"), ""),
     );
     if found.truncated {
-        let _ = write!(main, "<p>Showing the newest {SHOWN} entries; narrow the filter to see older ones.</p>");
+        let _ = write!(
+            main,
+            "<p>Showing the newest {SHOWN} entries; narrow the filter to see older ones.</p>"
+        );
     }
     main.push_str(
         "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">When</th>\

@@ -50,7 +50,10 @@ mod tests {
     #[test]
     fn cookies_are_read_once_and_set_strictly() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; recvault_session=ab12"));
+        h.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; recvault_session=ab12"),
+        );
         assert_eq!(get(&h, SESSION), Some("ab12"));
         h.append(COOKIE, HeaderValue::from_static("recvault_session=cd34"));
         assert_eq!(get(&h, SESSION), None, "two values: neither");

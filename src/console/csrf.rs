@@ -19,7 +19,11 @@ fn mac(key: &[u8], action: &str, window: i64) -> Hmac<Sha256> {
 
 /// The proof for a form posting to `action`, made at `now`.
 pub fn token(key: &[u8], action: &str, now: i64) -> String {
-    hex::encode(mac(key, action, now.div_euclid(WINDOW)).finalize().into_bytes())
+    hex::encode(
+        mac(key, action, now.div_euclid(WINDOW))
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// True if `proof` was made by [`token`] for `action` in this window or the last.
@@ -43,7 +47,12 @@ mod tests {
         let t = token(&k, "/console/holds/place", 10_000);
         assert!(check(&k, "/console/holds/place", Some(&t), 10_000));
         assert!(check(&k, "/console/holds/place", Some(&t), 10_000 + WINDOW));
-        assert!(!check(&k, "/console/holds/place", Some(&t), 10_000 + 2 * WINDOW));
+        assert!(!check(
+            &k,
+            "/console/holds/place",
+            Some(&t),
+            10_000 + 2 * WINDOW
+        ));
         assert!(!check(&k, "/console/holds/release", Some(&t), 10_000));
         assert!(!check(&other, "/console/holds/place", Some(&t), 10_000));
         assert!(!check(&k, "/console/holds/place", None, 10_000));

@@ -15,7 +15,9 @@ use super::form::Form;
 use super::html::{self, esc, query};
 use super::pending::Change;
 use super::{Console, Ctx, Role};
-use crate::catalog::{CopyOutcome, ErasureConfirmation, ErasurePlan, RecordingRef, Selector, Standing};
+use crate::catalog::{
+    CopyOutcome, ErasureConfirmation, ErasurePlan, RecordingRef, Selector, Standing,
+};
 use crate::recording::phone::normalize;
 use crate::serve::body::Body;
 use crate::units::{human_bytes, local_time, now_secs};
@@ -26,13 +28,32 @@ fn request_form(ctx: &Ctx) -> String {
     let fields = format!(
         "<div class=\"grid\">{}{}{}{}</div><p class=\"hint\">The request reference is kept with the erasure \
          and in the audit trail: never put the person's name or number in it.</p>",
-        html::input("request", "Request reference (ticket)", "", "required maxlength=\"100\""),
-        html::input("phone", "Phone (any format)", "", "inputmode=\"tel\" autocomplete=\"off\""),
+        html::input(
+            "request",
+            "Request reference (ticket)",
+            "",
+            "required maxlength=\"100\""
+        ),
+        html::input(
+            "phone",
+            "Phone (any format)",
+            "",
+            "inputmode=\"tel\" autocomplete=\"off\""
+        ),
         html::input("lead", "Lead id", "", "autocomplete=\"off\""),
-        html::input("recording", "Recording (HOST/ID, id or file name)", "", "autocomplete=\"off\""),
+        html::input(
+            "recording",
+            "Recording (HOST/ID, id or file name)",
+            "",
+            "autocomplete=\"off\""
+        ),
     );
-    ctx.viewer
-        .post_form("/console/erasure/preview", &fields, "Preview the erasure", "erasure")
+    ctx.viewer.post_form(
+        "/console/erasure/preview",
+        &fields,
+        "Preview the erasure",
+        "erasure",
+    )
 }
 
 /// `GET /console/erasure`.
@@ -45,7 +66,13 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
         "</section><section aria-labelledby=\"h-prog\"><h2 id=\"h-prog\">Progress of a confirmed request</h2>\
          <form method=\"get\" action=\"/console/erasure/progress\">",
     );
-    main.push_str(&html::input_as("progress", "request", "Request reference", "", "required"));
+    main.push_str(&html::input_as(
+        "progress",
+        "request",
+        "Request reference",
+        "",
+        "required",
+    ));
     main.push_str("<button type=\"submit\">Show progress</button></form></section>");
     Ok(super::page(
         StatusCode::OK,
@@ -57,7 +84,9 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
 fn request_of(console: &Console, f: &Form) -> Result<(String, Vec<Selector>), Problem> {
     let request = f.get("request");
     if request.is_empty() || request.chars().count() > 100 {
-        return Err(Problem::bad("an erasure needs a request reference (at most 100 characters)"));
+        return Err(Problem::bad(
+            "an erasure needs a request reference (at most 100 characters)",
+        ));
     }
     let mut selectors = Vec::new();
     for p in f.all("phone") {
@@ -82,7 +111,9 @@ fn request_of(console: &Console, f: &Form) -> Result<(String, Vec<Selector>), Pr
         selectors.push(s);
     }
     if selectors.is_empty() {
-        return Err(Problem::bad("give a phone, a lead or a recording: an erasure of everything is not a request"));
+        return Err(Problem::bad(
+            "give a phone, a lead or a recording: an erasure of everything is not a request",
+        ));
     }
     Ok((request.to_string(), selectors))
 }
@@ -91,8 +122,14 @@ fn standing(s: &Standing) -> String {
     match s {
         Standing::Erase => "erased by this request".into(),
         Standing::Held(cases) => format!("kept: held by {}", cases.join(", ")),
-        Standing::Other { request, done: true } => format!("already erased by request {request}"),
-        Standing::Other { request, done: false } => format!("being erased by request {request}"),
+        Standing::Other {
+            request,
+            done: true,
+        } => format!("already erased by request {request}"),
+        Standing::Other {
+            request,
+            done: false,
+        } => format!("being erased by request {request}"),
     }
 }
 
@@ -123,7 +160,11 @@ fn plan_html(plan: &ErasurePlan) -> String {
             esc(&local_time(i.entry.time)),
             esc(i.entry.status()),
             esc(&standing(&i.standing)),
-            if copies.is_empty() { "none left".into() } else { copies.join("<br>") },
+            if copies.is_empty() {
+                "none left".into()
+            } else {
+                copies.join("<br>")
+            },
         );
     }
     if plan.items.is_empty() {
@@ -137,19 +178,33 @@ fn plan_html(plan: &ErasurePlan) -> String {
 pub async fn preview(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
     let (request, selectors) = request_of(console, f)?;
-    let plan = console.catalog.erasure_preview(&request, &selectors).await?;
-    let mut main = html::notice("warn", "Nothing is erased yet: check what goes, then ask for it.");
+    let plan = console
+        .catalog
+        .erasure_preview(&request, &selectors)
+        .await?;
+    let mut main = html::notice(
+        "warn",
+        "Nothing is erased yet: check what goes, then ask for it.",
+    );
     let _ = write!(main, "<p>Request <strong>{}</strong>.</p>", esc(&request));
     main.push_str(&plan_html(&plan));
     if plan.left().0 > 0 {
-        let mut pairs: Vec<(&str, &str)> = FIELDS.iter().flat_map(|k| f.all(k).into_iter().map(move |v| (*k, v))).collect();
+        let mut pairs: Vec<(&str, &str)> = FIELDS
+            .iter()
+            .flat_map(|k| f.all(k).into_iter().map(move |v| (*k, v)))
+            .collect();
         pairs.push(("token", plan.token.as_str()));
         let label = if console.config.two_person {
             "Ask a second person to confirm this erasure"
         } else {
             "Erase these recordings"
         };
-        main.push_str(&ctx.viewer.post_form("/console/erasure/request", &html::hidden(pairs), label, "danger"));
+        main.push_str(&ctx.viewer.post_form(
+            "/console/erasure/request",
+            &html::hidden(pairs),
+            label,
+            "danger",
+        ));
     }
     main.push_str("<p><a href=\"/console/erasure\">Back</a></p>");
     Ok(super::page(
@@ -167,7 +222,10 @@ pub async fn request(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
     if token.is_empty() {
         return Err(Problem::bad("preview the erasure first"));
     }
-    let plan = console.catalog.erasure_preview(&request, &selectors).await?;
+    let plan = console
+        .catalog
+        .erasure_preview(&request, &selectors)
+        .await?;
     if plan.token != token {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -175,13 +233,21 @@ pub async fn request(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
         ));
     }
     let done = |html_msg: String| {
-        let main = html::notice("ok", &html_msg) + "<p><a href=\"/console/erasure\">Erasure</a></p>";
-        super::page(StatusCode::OK, html::page(Some(&ctx.viewer), "Erasure", &main))
+        let main =
+            html::notice("ok", &html_msg) + "<p><a href=\"/console/erasure\">Erasure</a></p>";
+        super::page(
+            StatusCode::OK,
+            html::page(Some(&ctx.viewer), "Erasure", &main),
+        )
     };
     if !console.config.two_person {
         ctx.need(Role::Admin)?;
         let actor = ctx.viewer.who.actor();
-        return match console.catalog.erasure_confirm(&actor, &request, &selectors, Some(&token)).await? {
+        return match console
+            .catalog
+            .erasure_confirm(&actor, &request, &selectors, Some(&token))
+            .await?
+        {
             ErasureConfirmation::Reserved(plan) => Ok(done(format!(
                 "Erasure request <strong>{}</strong> confirmed: {} recording(s) reserved; the daemon erases every copy. \
                  <a href=\"/console/erasure/progress?{}\">Follow its progress</a>.",
@@ -217,7 +283,9 @@ pub async fn request(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
 fn outcome(o: &CopyOutcome) -> String {
     match o {
         CopyOutcome::Erased { at } => format!("erased {}", local_time(*at)),
-        CopyOutcome::Waiting { until, why } => format!("waiting until {} ({why})", local_time(*until)),
+        CopyOutcome::Waiting { until, why } => {
+            format!("waiting until {} ({why})", local_time(*until))
+        }
         CopyOutcome::Pending { why } => format!("pending ({why})"),
         CopyOutcome::Closed { by } => format!("closed by {by}"),
     }
@@ -239,7 +307,11 @@ pub async fn progress(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response
          <progress max=\"{}\" value=\"{done}\" aria-label=\"Recordings erased\">{done} of {total}</progress>\
          <p>{erased} erased, {waiting} waiting for Object Lock, {pending} pending, {closed} closed, of {total}.</p>",
         esc(request),
-        if p.complete { "complete: every copy is gone" } else { "under way" },
+        if p.complete {
+            "complete: every copy is gone"
+        } else {
+            "under way"
+        },
         total.max(1),
     );
     for h in &p.open {
@@ -248,7 +320,11 @@ pub async fn progress(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response
             "<p>{} still holds {} recording(s){}.</p>",
             esc(&h.host),
             h.copies,
-            if h.reachable { "" } else { " and is not heard from" }
+            if h.reachable {
+                ""
+            } else {
+                " and is not heard from"
+            }
         );
     }
     let _ = write!(
@@ -300,10 +376,19 @@ pub async fn report(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<B
     }
     let mut r = Response::new(Body::text(out));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     let name: String = request
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"erasure-{name}.csv\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);

@@ -39,10 +39,9 @@ impl Problem {
 impl From<CatalogError> for Problem {
     fn from(e: CatalogError) -> Problem {
         match e {
-            CatalogError::Unavailable(_) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("{e}"),
-            ),
+            CatalogError::Unavailable(_) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, &format!("{e}"))
+            }
             CatalogError::NotFound(m) => Problem::not_found(&m),
             CatalogError::Refused(e) => Problem::new(StatusCode::CONFLICT, &e.to_string()),
             CatalogError::Failed(e) => {

@@ -17,7 +17,16 @@ use crate::catalog::{Coverage, ErasureConfirmation, NewHold, Selector};
 use crate::serve::body::Body;
 use crate::units::{local_time, now_secs};
 
-const FIELDS: [&str; 8] = ["case", "reason", "phone", "agent", "campaign", "recording", "from", "to"];
+const FIELDS: [&str; 8] = [
+    "case",
+    "reason",
+    "phone",
+    "agent",
+    "campaign",
+    "recording",
+    "from",
+    "to",
+];
 
 fn coverage_html(c: &Coverage) -> String {
     let boxes: Vec<String> = c
@@ -78,10 +87,18 @@ pub(super) fn waiting_html(console: &Console, ctx: &Ctx, erasures: bool) -> Stri
         if w.by.key() == me {
             out.push_str("<em>A second person with the admin role must confirm it.</em>");
         } else if ctx.viewer.who.role >= Role::Admin {
-            out.push_str(&ctx.viewer.post_form(&format!("{action}approve"), "", "Confirm", "inline"));
+            out.push_str(&ctx.viewer.post_form(
+                &format!("{action}approve"),
+                "",
+                "Confirm",
+                "inline",
+            ));
         }
         if w.by.key() == me || ctx.viewer.who.role >= Role::Admin {
-            out.push_str(&ctx.viewer.post_form(&format!("{action}cancel"), "", "Cancel", "inline"));
+            out.push_str(
+                &ctx.viewer
+                    .post_form(&format!("{action}cancel"), "", "Cancel", "inline"),
+            );
         }
         out.push_str("</li>");
     }
@@ -118,10 +135,15 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
                          <input id=\"release-{0}\" name=\"reason\" required maxlength=\"500\">",
                         h.id
                     );
-                let label = if console.config.two_person { "Ask to release" } else { "Release" };
+                let label = if console.config.two_person {
+                    "Ask to release"
+                } else {
+                    "Release"
+                };
                 format!(
                     "active {}",
-                    ctx.viewer.post_form("/console/holds/release", &fields, label, "release")
+                    ctx.viewer
+                        .post_form("/console/holds/release", &fields, label, "release")
                 )
             }
         };
@@ -153,11 +175,26 @@ fn new_form(q: &Form) -> String {
          Recordings that arrive later are covered too.</p>\
          <button type=\"submit\">Preview what it covers</button></form>",
         html::input("case", "Case", q.get("case"), "required maxlength=\"100\""),
-        html::input("reason", "Reason", q.get("reason"), "required maxlength=\"500\""),
-        html::input("phone", "Phone (any format)", q.get("phone"), "inputmode=\"tel\""),
+        html::input(
+            "reason",
+            "Reason",
+            q.get("reason"),
+            "required maxlength=\"500\""
+        ),
+        html::input(
+            "phone",
+            "Phone (any format)",
+            q.get("phone"),
+            "inputmode=\"tel\""
+        ),
         html::input("agent", "Agent", q.get("agent"), ""),
         html::input("campaign", "Campaign", q.get("campaign"), ""),
-        html::input("recording", "Recording (id or file name)", q.get("recording"), ""),
+        html::input(
+            "recording",
+            "Recording (id or file name)",
+            q.get("recording"),
+            ""
+        ),
         html::input("from", "From (YYYY-MM-DD)", q.get("from"), ""),
         html::input("to", "To (YYYY-MM-DD, included)", q.get("to"), ""),
     )
@@ -170,10 +207,14 @@ fn new_hold(f: &Form) -> Result<NewHold, Problem> {
         return Err(Problem::bad("a hold needs a case (at most 100 characters)"));
     }
     if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Problem::bad("a hold needs a reason (at most 500 characters)"));
+        return Err(Problem::bad(
+            "a hold needs a reason (at most 500 characters)",
+        ));
     }
     if !f.all("lead").is_empty() {
-        return Err(Problem::bad("holds select by phone, agent, campaign, recording or dates, not lead"));
+        return Err(Problem::bad(
+            "holds select by phone, agent, campaign, recording or dates, not lead",
+        ));
     }
     let selectors: Vec<Selector> = search::selectors(f)?;
     if selectors.is_empty() {
@@ -204,11 +245,15 @@ pub async fn preview(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<
     let main = format!(
         "{}<p>Case <strong>{}</strong>, {}.</p><p class=\"preview\" role=\"status\">Placed now, this hold would cover {}.</p>{}\
          <p><a href=\"/console/holds?{}\">Change it</a></p>",
-        html::notice("warn", "Nothing is placed yet: check the count, then place it."),
+        html::notice(
+            "warn",
+            "Nothing is placed yet: check the count, then place it."
+        ),
         esc(&hold.case_id),
         esc(&crate::ledger::holds::describe(&hold.selectors)),
         coverage_html(&coverage),
-        ctx.viewer.post_form("/console/holds/place", &fields, "Place this hold", "place"),
+        ctx.viewer
+            .post_form("/console/holds/place", &fields, "Place this hold", "place"),
         esc(&query(FIELDS.iter().map(|k| (*k, q.get(k))))),
     );
     Ok(super::page(
@@ -221,7 +266,10 @@ pub async fn preview(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<
 pub async fn place(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
     let hold = new_hold(f)?;
-    let placed = console.catalog.place_hold(&ctx.viewer.who.actor(), &hold).await?;
+    let placed = console
+        .catalog
+        .place_hold(&ctx.viewer.who.actor(), &hold)
+        .await?;
     tracing::info!(case = %hold.case_id, user = %ctx.viewer.who.key(), recordings = placed.coverage.recordings, "console: hold placed");
     let mut main = html::notice(
         "ok",
@@ -235,7 +283,10 @@ pub async fn place(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<Bo
     if let Some(Err(e)) = &placed.aftermath.copied {
         main.push_str(&html::notice(
             "warn",
-            &format!("The copy of the hold table in the store failed ({}); the hold stands.", esc(e)),
+            &format!(
+                "The copy of the hold table in the store failed ({}); the hold stands.",
+                esc(e)
+            ),
         ));
     }
     main.push_str("<p><a href=\"/console/holds\">Back to holds</a></p>");
@@ -251,7 +302,9 @@ pub async fn release(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
     ctx.need(Role::Compliance)?;
     let (case, reason) = (f.get("case"), f.get("reason"));
     if case.is_empty() || reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Problem::bad("a release needs the case and a reason (at most 500 characters)"));
+        return Err(Problem::bad(
+            "a release needs the case and a reason (at most 500 characters)",
+        ));
     }
     let active = console
         .catalog
@@ -260,7 +313,10 @@ pub async fn release(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
         .iter()
         .any(|h| h.active());
     if !active {
-        return Err(Problem::new(StatusCode::CONFLICT, &format!("case {case} has no active hold")));
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            &format!("case {case} has no active hold"),
+        ));
     }
     if !console.config.two_person {
         ctx.need(Role::Admin)?;
@@ -268,7 +324,14 @@ pub async fn release(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
             .catalog
             .release_hold(&ctx.viewer.who.actor(), case, reason)
             .await?;
-        return Ok(done_page(ctx, &format!("Released {} hold(s) of case {}; retention resumes at the next sweep.", done.released, esc(case))));
+        return Ok(done_page(
+            ctx,
+            &format!(
+                "Released {} hold(s) of case {}; retention resumes at the next sweep.",
+                done.released,
+                esc(case)
+            ),
+        ));
     }
     let change = Change::Release {
         case: case.to_string(),
@@ -298,9 +361,13 @@ fn done_page(ctx: &Ctx, message_html: &str) -> Response<Body> {
 /// `POST /console/pending/ID/approve`: the second person confirms.
 pub async fn approve(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Admin)?;
-    let id: u64 = id.parse().map_err(|_| Problem::not_found("no such request"))?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| Problem::not_found("no such request"))?;
     let Some(w) = console.pending.take(id, now_secs()) else {
-        return Err(Problem::not_found("no such request waits (it was confirmed, cancelled or expired)"));
+        return Err(Problem::not_found(
+            "no such request waits (it was confirmed, cancelled or expired)",
+        ));
     };
     if w.by.key() == ctx.viewer.who.key() {
         console.pending.put_back(w);
@@ -309,17 +376,26 @@ pub async fn approve(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<
         ));
     }
     let actor = ctx.viewer.who.actor();
-    let asked = format!("asked by {}, confirmed by {}", w.by.label(), ctx.viewer.who.label());
+    let asked = format!(
+        "asked by {}, confirmed by {}",
+        w.by.label(),
+        ctx.viewer.who.label()
+    );
     match &w.change {
         Change::Release { case, reason } => {
             let why = format!("{reason} ({asked})");
             match console.catalog.release_hold(&actor, case, &why).await {
                 Ok(done) => {
                     tracing::info!(case = %case, user = %ctx.viewer.who.key(), "console: hold released by two people");
-                    Ok(done_page(ctx, &format!(
-                        "Released {} hold(s) of case <strong>{}</strong> ({}); retention resumes at the next sweep.",
-                        done.released, esc(case), esc(&asked)
-                    )))
+                    Ok(done_page(
+                        ctx,
+                        &format!(
+                            "Released {} hold(s) of case <strong>{}</strong> ({}); retention resumes at the next sweep.",
+                            done.released,
+                            esc(case),
+                            esc(&asked)
+                        ),
+                    ))
                 }
                 Err(e) => {
                     console.pending.put_back(w.clone());
@@ -327,16 +403,31 @@ pub async fn approve(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<
                 }
             }
         }
-        Change::Erasure { request, selectors, token, .. } => {
-            match console.catalog.erasure_confirm(&actor, request, selectors, Some(token)).await {
+        Change::Erasure {
+            request,
+            selectors,
+            token,
+            ..
+        } => {
+            match console
+                .catalog
+                .erasure_confirm(&actor, request, selectors, Some(token))
+                .await
+            {
                 Ok(ErasureConfirmation::Reserved(plan)) => {
                     let (n, _) = plan.left();
                     tracing::info!(request = %request, user = %ctx.viewer.who.key(), recordings = n, "console: erasure confirmed by two people");
-                    Ok(done_page(ctx, &format!(
-                        "Erasure request <strong>{}</strong> confirmed ({}): {} recording(s) are reserved and the daemon erases every copy. \
+                    Ok(done_page(
+                        ctx,
+                        &format!(
+                            "Erasure request <strong>{}</strong> confirmed ({}): {} recording(s) are reserved and the daemon erases every copy. \
                          <a href=\"/console/erasure/progress?{}\">Follow its progress</a>.",
-                        esc(request), esc(&asked), n, esc(&query([("request", request.as_str())]))
-                    )))
+                            esc(request),
+                            esc(&asked),
+                            n,
+                            esc(&query([("request", request.as_str())]))
+                        ),
+                    ))
                 }
                 Ok(ErasureConfirmation::Changed(_)) => Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -354,13 +445,20 @@ pub async fn approve(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<
 /// `POST /console/pending/ID/cancel`: the asker or an admin withdraws it.
 pub fn cancel(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
-    let id: u64 = id.parse().map_err(|_| Problem::not_found("no such request"))?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| Problem::not_found("no such request"))?;
     let Some(w) = console.pending.take(id, now_secs()) else {
         return Err(Problem::not_found("no such request waits"));
     };
     if w.by.key() != ctx.viewer.who.key() && ctx.viewer.who.role < Role::Admin {
         console.pending.put_back(w);
-        return Err(Problem::forbidden("only its asker or an admin may cancel it"));
+        return Err(Problem::forbidden(
+            "only its asker or an admin may cancel it",
+        ));
     }
-    Ok(done_page(ctx, &format!("Cancelled: {}.", esc(&w.change.title()))))
+    Ok(done_page(
+        ctx,
+        &format!("Cancelled: {}.", esc(&w.change.title())),
+    ))
 }

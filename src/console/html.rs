@@ -75,7 +75,8 @@ pub fn page(viewer: Option<&Viewer>, title: &str, main: &str) -> String {
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{} · recvault console</title>\
-         <link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head>\
+         <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+         <link rel=\"icon\" href=\"/console/assets/favicon.svg\" type=\"image/svg+xml\"></head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>{nav}\
          <main id=\"main\" tabindex=\"-1\"><h1>{}</h1>{main}</main></body></html>\n",
         esc(title),
@@ -104,7 +105,12 @@ pub fn select(name: &str, label: &str, value: &str, options: &[(&str, &str)]) ->
     );
     for (v, l) in options {
         let selected = if *v == value { " selected" } else { "" };
-        let _ = write!(out, "<option value=\"{}\"{selected}>{}</option>", esc(v), esc(l));
+        let _ = write!(
+            out,
+            "<option value=\"{}\"{selected}>{}</option>",
+            esc(v),
+            esc(l)
+        );
     }
     out.push_str("</select></p>");
     out
@@ -153,7 +159,10 @@ mod tests {
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
         );
         assert_eq!(esc("a\u{7}b"), "a\\u{7}b");
-        assert_eq!(query([("phone", "+1 555"), ("agent", "")]), "phone=%2B1+555");
+        assert_eq!(
+            query([("phone", "+1 555"), ("agent", "")]),
+            "phone=%2B1+555"
+        );
         assert_eq!(segment("a/b c"), "a%2Fb+c");
         let h = hidden([("x", "\"><script>")]);
         assert!(!h.contains("<script>"), "{h}");

@@ -46,7 +46,12 @@ pub fn form(console: &Console, headers: &HeaderMap, problem: Option<&Problem>) -
          <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
          <p class=\"hint\">Log in with {who}.</p>{}{}\
          <button type=\"submit\">Log in</button></form>",
-        html::input("user", "User", "", "autocomplete=\"username\" required autofocus"),
+        html::input(
+            "user",
+            "User",
+            "",
+            "autocomplete=\"username\" required autofocus"
+        ),
         html::input(
             "password",
             "Password",
@@ -76,7 +81,12 @@ pub async fn submit(console: &Console, req: Request<Incoming>, client: IpAddr) -
         Err(p) => return fail(p),
     };
     let proof_ok = cookie.as_deref().is_some_and(|c| {
-        csrf::check(&login_key(console, c), ACTION, Some(fields.get("csrf")), now_secs())
+        csrf::check(
+            &login_key(console, c),
+            ACTION,
+            Some(fields.get("csrf")),
+            now_secs(),
+        )
     });
     if !proof_ok {
         return fail(Problem::forbidden(
@@ -93,7 +103,10 @@ pub async fn submit(console: &Console, req: Request<Incoming>, client: IpAddr) -
             let id = console.sessions.start(who);
             let mut r = redirect("/console/search");
             let max = console.config.max_session.as_secs();
-            for c in [cookies::set(cookies::SESSION, &id, max), cookies::clear(cookies::LOGIN)] {
+            for c in [
+                cookies::set(cookies::SESSION, &id, max),
+                cookies::clear(cookies::LOGIN),
+            ] {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     r.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -115,7 +128,10 @@ async fn check(
     client: IpAddr,
 ) -> Result<Who, Problem> {
     let name = user.to_lowercase();
-    let wait = console.users.wait(&name).max(console.addresses.wait(&client));
+    let wait = console
+        .users
+        .wait(&name)
+        .max(console.addresses.wait(&client));
     if let Some(wait) = wait {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -133,7 +149,10 @@ async fn check(
         .await
         .map_err(|e| {
             tracing::warn!("console login: {e}");
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the ledger is busy; try again")
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger is busy; try again",
+            )
         })?;
     if account.is_some() || console.vicidial.is_none() {
         let (hash, role) = match &account {

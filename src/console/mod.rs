@@ -185,7 +185,11 @@ impl Console {
         set(h, header::X_FRAME_OPTIONS, "DENY");
         set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
         set(h, header::REFERRER_POLICY, "no-referrer");
-        set(h, "cross-origin-opener-policy".parse().expect("header"), "same-origin");
+        set(
+            h,
+            "cross-origin-opener-policy".parse().expect("header"),
+            "same-origin",
+        );
         if !h.contains_key(header::CACHE_CONTROL) {
             set(h, header::CACHE_CONTROL, "no-store");
         }
@@ -269,12 +273,25 @@ impl Pages for Console {
 }
 
 impl Console {
-    async fn route(&self, state: Arc<State>, req: Request<Incoming>, asker: Asker) -> Response<Body> {
+    async fn route(
+        &self,
+        state: Arc<State>,
+        req: Request<Incoming>,
+        asker: Asker,
+    ) -> Response<Body> {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let get = method == Method::GET || method == Method::HEAD;
         match (path.as_str(), get) {
-            ("/console/assets/console.css", true) => return asset(),
+            ("/console/assets/console.css", true) => {
+                return asset(
+                    include_str!("assets/console.css"),
+                    "text/css; charset=utf-8",
+                );
+            }
+            ("/console/assets/favicon.svg", true) => {
+                return asset(include_str!("assets/favicon.svg"), "image/svg+xml");
+            }
             ("/console/login", true) => return login::form(self, req.headers(), None),
             ("/console/login", false) if method == Method::POST => {
                 return login::submit(self, req, asker.client).await;
@@ -375,13 +392,11 @@ impl Console {
     }
 }
 
-/// The stylesheet, compiled in.
-fn asset() -> Response<Body> {
-    let mut r = Response::new(Body::text(include_str!("assets/console.css")));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+/// A file compiled in (the stylesheet, the icon).
+fn asset(text: &'static str, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::text(text));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=3600"),

@@ -36,7 +36,14 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
         let disks: Vec<String> = b
             .disks
             .iter()
-            .map(|d| format!("{}: {} free of {}", d.path, human_bytes(d.free), human_bytes(d.total)))
+            .map(|d| {
+                format!(
+                    "{}: {} free of {}",
+                    d.path,
+                    human_bytes(d.free),
+                    human_bytes(d.total)
+                )
+            })
             .collect();
         let store = format!(
             "{} — {} waiting on an outage, {} refused or unverified",
@@ -47,7 +54,14 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
             ("Backlog", esc(&backlog)),
             ("Disk", esc(&disks.join("; "))),
             ("Store", esc(&store)),
-            ("Heard from", if b.reachable { "yes".into() } else { "no".into() }),
+            (
+                "Heard from",
+                if b.reachable {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
         ]));
         main.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">State</th><th scope=\"col\">Recordings</th><th scope=\"col\">Bytes</th><th scope=\"col\">In the store</th></tr></thead><tbody>");
         for s in &b.states {
@@ -83,7 +97,12 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
             "<form method=\"get\" action=\"/console/retention/preview\"><div class=\"grid\">{}{}</div>\
              <button type=\"submit\">Preview the change</button></form>",
             html::input("campaign", "Campaign (empty: the default rule)", "", ""),
-            html::input("keep", "Keep (e.g. 90d, 7y, forever; empty: unset the campaign's rule)", "", ""),
+            html::input(
+                "keep",
+                "Keep (e.g. 90d, 7y, forever; empty: unset the campaign's rule)",
+                "",
+                ""
+            ),
         );
     }
     main.push_str("</section>");
@@ -97,7 +116,9 @@ fn change_of(q: &Form) -> Result<RetentionChange, Problem> {
     let campaign = Some(q.get("campaign").to_string()).filter(|c| !c.is_empty());
     let keep = match q.get("keep") {
         "" if campaign.is_none() => {
-            return Err(Problem::bad("the default rule cannot be unset: give a period or `forever`"));
+            return Err(Problem::bad(
+                "the default rule cannot be unset: give a period or `forever`",
+            ));
         }
         "" => None,
         k => Some(Keep::parse(k).map_err(|e| Problem::bad(&e))?),
@@ -130,7 +151,11 @@ fn rows(rows: &[ImpactRow]) -> String {
 }
 
 /// `GET /console/retention/preview?campaign=&keep=`.
-pub async fn retention_preview(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body>, Problem> {
+pub async fn retention_preview(
+    console: &Console,
+    ctx: &Ctx,
+    q: &Form,
+) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
     let change = change_of(q)?;
     let impact = console.catalog.retention_preview(&change).await?;
@@ -155,7 +180,12 @@ pub async fn retention_preview(console: &Console, ctx: &Ctx, q: &Form) -> Result
         );
     } else if ctx.viewer.who.role >= Role::Admin {
         let fields = html::hidden([("campaign", q.get("campaign")), ("keep", q.get("keep"))]);
-        main.push_str(&ctx.viewer.post_form("/console/retention/apply", &fields, "Apply this change", "danger"));
+        main.push_str(&ctx.viewer.post_form(
+            "/console/retention/apply",
+            &fields,
+            "Apply this change",
+            "danger",
+        ));
     }
     Ok(super::page(
         StatusCode::OK,
@@ -164,7 +194,11 @@ pub async fn retention_preview(console: &Console, ctx: &Ctx, q: &Form) -> Result
 }
 
 /// `POST /console/retention/apply` (admins; refused where the policy is a config file's).
-pub async fn retention_apply(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<Body>, Problem> {
+pub async fn retention_apply(
+    console: &Console,
+    ctx: &Ctx,
+    f: &Form,
+) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Admin)?;
     let change = change_of(f)?;
     let view = console

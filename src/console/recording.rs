@@ -76,7 +76,10 @@ fn facts(d: &Detail) -> String {
         ("Call time", esc(&local_time(e.time))),
         (
             "Length",
-            esc(&e.call_length.map(|l| format!("{l} s")).unwrap_or_else(|| "—".into())),
+            esc(&e
+                .call_length
+                .map(|l| format!("{l} s"))
+                .unwrap_or_else(|| "—".into())),
         ),
         ("Campaign", opt(&e.campaign)),
         ("Agent", opt(&e.agent)),
@@ -105,10 +108,16 @@ fn facts(d: &Detail) -> String {
 
 fn player(console: &Console, ctx: &Ctx, which: &RecordingRef, d: &Detail) -> String {
     let e = &d.entry;
-    let mut out = String::from("<section id=\"player\" aria-labelledby=\"h-player\"><h2 id=\"h-player\">Listen</h2>");
+    let mut out = String::from(
+        "<section id=\"player\" aria-labelledby=\"h-player\"><h2 id=\"h-player\">Listen</h2>",
+    );
     let playable = e.erasure.is_none() && e.deleted_at.is_none() && e.status() != "gone";
     if !playable {
-        let _ = write!(out, "<p>This recording cannot be played: {}.</p></section>", esc(&e.whereabouts()));
+        let _ = write!(
+            out,
+            "<p>This recording cannot be played: {}.</p></section>",
+            esc(&e.whereabouts())
+        );
         return out;
     }
     if which.host != console.catalog.scope().host() {
@@ -138,11 +147,23 @@ fn player(console: &Console, ctx: &Ctx, which: &RecordingRef, d: &Detail) -> Str
             let required = console.config.reason == ReasonRule::Required;
             let field = html::input(
                 "reason",
-                if required { "Why are you listening? (required, recorded in the audit trail)" } else { "Why are you listening? (optional, recorded in the audit trail)" },
+                if required {
+                    "Why are you listening? (required, recorded in the audit trail)"
+                } else {
+                    "Why are you listening? (optional, recorded in the audit trail)"
+                },
                 "",
-                &format!("maxlength=\"{MAX_REASON}\"{}", if required { " required" } else { "" }),
+                &format!(
+                    "maxlength=\"{MAX_REASON}\"{}",
+                    if required { " required" } else { "" }
+                ),
             );
-            out.push_str(&ctx.viewer.post_form(&format!("{url}/listen"), &field, "Listen", "listen"));
+            out.push_str(&ctx.viewer.post_form(
+                &format!("{url}/listen"),
+                &field,
+                "Listen",
+                "listen",
+            ));
         }
     }
     out.push_str("</section>");
@@ -150,14 +171,20 @@ fn player(console: &Console, ctx: &Ctx, which: &RecordingRef, d: &Detail) -> Str
 }
 
 fn copies(d: &Detail) -> String {
-    let mut out = String::from("<section aria-labelledby=\"h-copies\"><h2 id=\"h-copies\">Copies</h2><ul>");
+    let mut out =
+        String::from("<section aria-labelledby=\"h-copies\"><h2 id=\"h-copies\">Copies</h2><ul>");
     for c in &d.copies {
         let (kind, place) = match &c.place {
             Place::Spool { path } => ("local file", path),
             Place::Staging { path } => ("staging", path),
             Place::Store { key } => ("store object", key),
         };
-        let _ = write!(out, "<li>{kind} <code>{}</code> on {}</li>", esc(place), esc(&c.host));
+        let _ = write!(
+            out,
+            "<li>{kind} <code>{}</code> on {}</li>",
+            esc(place),
+            esc(&c.host)
+        );
     }
     if d.copies.is_empty() {
         out.push_str("<li>none</li>");
@@ -167,7 +194,9 @@ fn copies(d: &Detail) -> String {
 }
 
 fn holds(d: &Detail) -> String {
-    let mut out = String::from("<section aria-labelledby=\"h-holds\"><h2 id=\"h-holds\">Holds on it</h2><ul>");
+    let mut out = String::from(
+        "<section aria-labelledby=\"h-holds\"><h2 id=\"h-holds\">Holds on it</h2><ul>",
+    );
     for h in &d.holds {
         let _ = write!(
             out,
@@ -228,7 +257,11 @@ pub async fn listen(
     }
     // Refused for a recording that does not exist.
     console.catalog.recording(&which).await?;
-    let why = if why.is_empty() { "no reason given".to_string() } else { why.to_string() };
+    let why = if why.is_empty() {
+        "no reason given".to_string()
+    } else {
+        why.to_string()
+    };
     console.sessions.grant(&ctx.viewer.id, which.clone(), why);
     Ok(redirect(&format!("{}#player", base(&which))))
 }
@@ -245,7 +278,9 @@ pub async fn audio<B>(
     ctx.need(Role::Listener)?;
     let which = reference(host, id)?;
     if which.host != console.catalog.scope().host() {
-        return Err(Problem::not_found("this recording is played from its own box"));
+        return Err(Problem::not_found(
+            "this recording is played from its own box",
+        ));
     }
     let Some(why) = console.sessions.granted(&ctx.viewer.id, &which) else {
         return Err(Problem::forbidden(

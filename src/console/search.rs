@@ -23,8 +23,18 @@ use crate::units::{human_bytes, local_time, parse_date, parse_date_end};
 
 /// The query keys a search keeps in its URL.
 pub const KEYS: [&str; 12] = [
-    "phone", "agent", "campaign", "lead", "recording", "from", "to", "state", "held", "sort",
-    "dir", "per",
+    "phone",
+    "agent",
+    "campaign",
+    "lead",
+    "recording",
+    "from",
+    "to",
+    "state",
+    "held",
+    "sort",
+    "dir",
+    "per",
 ];
 
 const SORTS: [(&str, SortKey); 6] = [
@@ -80,7 +90,9 @@ fn search_of(q: &Form) -> Result<(Search, u64, u32), Problem> {
         "" => None,
         "erasing" => Some(StateFilter::Erasing),
         "erased" => Some(StateFilter::Erased),
-        s => Some(StateFilter::State(s.parse::<State>().map_err(|e| Problem::bad(&e))?)),
+        s => Some(StateFilter::State(
+            s.parse::<State>().map_err(|e| Problem::bad(&e))?,
+        )),
     };
     let held = match q.get("held") {
         "" => None,
@@ -163,14 +175,34 @@ fn form_html(q: &Form) -> String {
          <div class=\"grid\">{}{}{}{}{}{}{}{}</div>\
          <input type=\"hidden\" name=\"sort\" value=\"{}\"><input type=\"hidden\" name=\"dir\" value=\"{}\">\
          <button type=\"submit\">Search</button></form>",
-        html::input("phone", "Phone (any format)", q.get("phone"), "inputmode=\"tel\" autocomplete=\"off\""),
+        html::input(
+            "phone",
+            "Phone (any format)",
+            q.get("phone"),
+            "inputmode=\"tel\" autocomplete=\"off\""
+        ),
         html::input("agent", "Agent", q.get("agent"), ""),
         html::input("campaign", "Campaign", q.get("campaign"), ""),
         html::input("lead", "Lead id", q.get("lead"), ""),
-        html::input("from", "From (YYYY-MM-DD)", q.get("from"), "placeholder=\"2026-03-01\""),
-        html::input("to", "To (YYYY-MM-DD, included)", q.get("to"), "placeholder=\"2026-03-31\""),
+        html::input(
+            "from",
+            "From (YYYY-MM-DD)",
+            q.get("from"),
+            "placeholder=\"2026-03-01\""
+        ),
+        html::input(
+            "to",
+            "To (YYYY-MM-DD, included)",
+            q.get("to"),
+            "placeholder=\"2026-03-31\""
+        ),
         html::select("state", "State", q.get("state"), &states),
-        html::select("held", "Legal hold", q.get("held"), &[("", "any"), ("yes", "held"), ("no", "not held")]),
+        html::select(
+            "held",
+            "Legal hold",
+            q.get("held"),
+            &[("", "any"), ("yes", "held"), ("no", "not held")]
+        ),
         esc(q.get("sort")),
         esc(q.get("dir")),
     )
@@ -203,7 +235,11 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
             total,
             if total == 1 { "" } else { "s" },
             if total > 0 {
-                format!(", showing {}–{}", first + 1, first + found.entries.len() as u64)
+                format!(
+                    ", showing {}–{}",
+                    first + 1,
+                    first + found.entries.len() as u64
+                )
             } else {
                 String::new()
             },
@@ -222,7 +258,11 @@ fn table(q: &Form, entries: &[Entry]) -> String {
     let (sort, dir) = (q.get("sort"), q.get("dir"));
     let head = |key: &str, label: &str| {
         let current = sort == key || (sort.is_empty() && key == "time");
-        let next = if current && dir != "asc" { "asc" } else { "desc" };
+        let next = if current && dir != "asc" {
+            "asc"
+        } else {
+            "desc"
+        };
         let aria = match (current, dir) {
             (false, _) => "",
             (true, "asc") => " aria-sort=\"ascending\"",
@@ -323,7 +363,11 @@ fn csv_line(e: &Entry) -> String {
         e.status().to_string(),
         e.held_by.join(" "),
     ];
-    let mut line = fields.iter().map(|f| field(f)).collect::<Vec<_>>().join(",");
+    let mut line = fields
+        .iter()
+        .map(|f| field(f))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -349,7 +393,12 @@ pub async fn csv(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body
                     break;
                 }
             }
-            if chunk.len() > 64 * 1024 && tx.send(Bytes::from(std::mem::take(&mut chunk))).await.is_err() {
+            if chunk.len() > 64 * 1024
+                && tx
+                    .send(Bytes::from(std::mem::take(&mut chunk)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }
@@ -357,7 +406,10 @@ pub async fn csv(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body
     });
     let mut r = Response::new(Body::Chunks(rx));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"recordings.csv\""),
@@ -382,9 +434,28 @@ mod tests {
         let (s, page, per) = search_of(&q).unwrap();
         assert_eq!(s.selectors, vec![Selector::Phone("5551234567".into())]);
         assert_eq!((page, per), (2, 25));
-        assert_eq!(s.sort, Sort { key: SortKey::Size, descending: false });
-        assert_eq!(s.paging, Paging::Offset { offset: 25, limit: 25 });
-        for bad in ["phone=abc", "sort=name", "page=0", "per=7", "state=nope", "from=2026-03-02&to=2026-03-01"] {
+        assert_eq!(
+            s.sort,
+            Sort {
+                key: SortKey::Size,
+                descending: false
+            }
+        );
+        assert_eq!(
+            s.paging,
+            Paging::Offset {
+                offset: 25,
+                limit: 25
+            }
+        );
+        for bad in [
+            "phone=abc",
+            "sort=name",
+            "page=0",
+            "per=7",
+            "state=nope",
+            "from=2026-03-02&to=2026-03-01",
+        ] {
             assert!(search_of(&Form::parse(bad).unwrap()).is_err(), "{bad}");
         }
     }

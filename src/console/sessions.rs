@@ -135,7 +135,10 @@ impl Sessions {
         if map.len() >= MAX_SESSIONS {
             map.retain(|_, s| self.live(s, now));
             if map.len() >= MAX_SESSIONS
-                && let Some(oldest) = map.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone())
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, s)| s.last)
+                    .map(|(k, _)| k.clone())
             {
                 map.remove(&oldest);
             }

@@ -57,10 +57,7 @@ pub async fn handle(
         subject: String::new(),
         signed: false,
     };
-    let pages = state
-        .pages
-        .clone()
-        .filter(|p| p.owns(req.uri().path()));
+    let pages = state.pages.clone().filter(|p| p.owns(req.uri().path()));
     if let Some(r) = refusal(&state, client, target, req.method(), pages.is_some()) {
         return finish(&state, &asker, recording, r);
     }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Actor, AuditPage, AuditQuery, BoxOverview, Catalog, CatalogError, Coverage, Detail, ErasureConfirmation, ErasurePlan,
-    ErasureProgress, HoldInfo, HoldPlacement, HoldRelease, NewHold, Page, RecordingRef,
-    RetentionChange, RetentionImpact, RetentionView, Rules, Scope, Search, Selector,
+    Actor, AuditPage, AuditQuery, BoxOverview, Catalog, CatalogError, Coverage, Detail,
+    ErasureConfirmation, ErasurePlan, ErasureProgress, HoldInfo, HoldPlacement, HoldRelease,
+    NewHold, Page, RecordingRef, RetentionChange, RetentionImpact, RetentionView, Rules, Scope,
+    Search, Selector,
 };
 use crate::config::Config;
 use crate::error::Error;

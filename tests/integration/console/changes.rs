@@ -20,7 +20,9 @@ async fn holds_are_previewed_placed_and_released_by_two_people() {
         .await;
     assert_eq!(preview.status, 200, "{}", preview.text());
     assert!(
-        preview.text().contains("would cover <strong>1</strong> recording (1 on testhost)"),
+        preview
+            .text()
+            .contains("would cover <strong>1</strong> recording (1 on testhost)"),
         "{}",
         preview.text()
     );
@@ -30,21 +32,39 @@ async fn holds_are_previewed_placed_and_released_by_two_people() {
     let held = s.site.ledger().holds().unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].case_id, "LIT-7");
-    assert!(held[0].created_by.starts_with("bob (console account"), "{:?}", held[0]);
+    assert!(
+        held[0].created_by.starts_with("bob (console account"),
+        "{:?}",
+        held[0]
+    );
 
     // Asked by alice; neither she nor a compliance user may confirm it.
     let page = alice.get("/console/holds").await;
     let r = alice
-        .submit(&page, "/console/holds/release", &[("case", "LIT-7"), ("reason", "case closed")])
+        .submit(
+            &page,
+            "/console/holds/release",
+            &[("case", "LIT-7"), ("reason", "case closed")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("waits for a second person"), "{}", r.text());
+    assert!(
+        r.text().contains("waits for a second person"),
+        "{}",
+        r.text()
+    );
     let page = alice.get("/console/holds").await;
-    assert!(page.text().contains("A second person with the admin role must confirm it"));
+    assert!(
+        page.text()
+            .contains("A second person with the admin role must confirm it")
+    );
     let id = {
         let t = page.text();
         let at = t.find("/console/pending/").unwrap() + "/console/pending/".len();
-        t[at..].chars().take_while(char::is_ascii_digit).collect::<String>()
+        t[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
     };
     let approve = format!("/console/pending/{id}/approve");
     let cancel = format!("/console/pending/{id}/cancel");
@@ -53,20 +73,36 @@ async fn holds_are_previewed_placed_and_released_by_two_people() {
     let own = alice.post(&approve, &[("csrf", &"ab".repeat(32))]).await;
     assert_eq!(own.status, 403);
     let bobs_page = bob.get("/console/holds").await;
-    assert!(csrf_of(&bobs_page.text(), &approve).is_none(), "no confirm for compliance");
+    assert!(
+        csrf_of(&bobs_page.text(), &approve).is_none(),
+        "no confirm for compliance"
+    );
     assert!(s.site.ledger().holds().unwrap()[0].released_at.is_none());
 
     // Dave, the second admin, sees it waiting (visible to both) and confirms.
     let daves = dave.get("/console/holds").await;
-    assert!(daves.text().contains("release of hold case LIT-7"), "{}", daves.text());
+    assert!(
+        daves.text().contains("release of hold case LIT-7"),
+        "{}",
+        daves.text()
+    );
     assert!(csrf_of(&daves.text(), &cancel).is_some());
     let r = dave.submit(&daves, &approve, &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let h = &s.site.ledger().holds().unwrap()[0];
     assert!(h.released_at.is_some());
-    assert!(h.released_by.as_deref().unwrap().starts_with("dave (console account"), "{h:?}");
+    assert!(
+        h.released_by
+            .as_deref()
+            .unwrap()
+            .starts_with("dave (console account"),
+        "{h:?}"
+    );
     let why = h.release_reason.as_deref().unwrap();
-    assert!(why.contains("asked by alice") && why.contains("confirmed by dave"), "{why}");
+    assert!(
+        why.contains("asked by alice") && why.contains("confirmed by dave"),
+        "{why}"
+    );
     // Confirmed once: it waits no more.
     assert_eq!(dave.submit(&daves, &approve, &[]).await.status, 404);
 }
@@ -83,22 +119,43 @@ async fn erasure_is_confirmed_by_a_second_person_and_playback_needs_a_reason() {
     assert_eq!(r.status, 403, "{}", r.text());
     let rec = carol.get(page).await;
     assert_eq!(rec.status, 200, "{}", rec.text());
-    let r = carol.submit(&rec, &format!("{page}/listen"), &[("reason", "")]).await;
+    let r = carol
+        .submit(&rec, &format!("{page}/listen"), &[("reason", "")])
+        .await;
     assert_eq!(r.status, 400, "a reason is required: {}", r.text());
     let r = carol
-        .submit(&rec, &format!("{page}/listen"), &[("reason", "QA ticket 42")])
+        .submit(
+            &rec,
+            &format!("{page}/listen"),
+            &[("reason", "QA ticket 42")],
+        )
         .await;
     assert_eq!(r.status, 303);
     let part = carol
-        .send("GET", &format!("{page}/audio"), &[("range", "bytes=100-1099")], None)
+        .send(
+            "GET",
+            &format!("{page}/audio"),
+            &[("range", "bytes=100-1099")],
+            None,
+        )
         .await;
     assert_eq!(part.status, 206, "{}", part.text());
     assert_eq!(part.body, original[100..1100]);
     let whole = carol.get(&format!("{page}/original")).await;
     assert_eq!(whole.status, 200);
     assert_eq!(sha256(&whole.body), sha256(&original));
-    assert!(whole.header("content-disposition").unwrap().starts_with("attachment"));
-    assert!(whole.header("repr-digest").unwrap().starts_with("sha-256=:"));
+    assert!(
+        whole
+            .header("content-disposition")
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert!(
+        whole
+            .header("repr-digest")
+            .unwrap()
+            .starts_with("sha-256=:")
+    );
     let site = &s.site;
     wait_for(Duration::from_secs(30), "the listens audited", || {
         audit_lines(site, &["--action", "listen"])
@@ -120,16 +177,31 @@ async fn erasure_is_confirmed_by_a_second_person_and_playback_needs_a_reason() {
         )
         .await;
     assert_eq!(preview.status, 200, "{}", preview.text());
-    assert!(preview.text().contains("1 recording(s) to erase"), "{}", preview.text());
+    assert!(
+        preview.text().contains("1 recording(s) to erase"),
+        "{}",
+        preview.text()
+    );
     let token_field = preview.text();
     assert!(token_field.contains("name=\"token\""));
     let r = bob.submit(&preview, "/console/erasure/request", &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("waits for a second person"), "{}", r.text());
-    assert!(site.ledger().recording(1).unwrap().erasure.is_none(), "nothing erased yet");
+    assert!(
+        r.text().contains("waits for a second person"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        site.ledger().recording(1).unwrap().erasure.is_none(),
+        "nothing erased yet"
+    );
     let mut alice = logged_in(port, "alice").await;
     let page_a = alice.get("/console/erasure").await;
-    assert!(page_a.text().contains("erasure request DSR-9"), "{}", page_a.text());
+    assert!(
+        page_a.text().contains("erasure request DSR-9"),
+        "{}",
+        page_a.text()
+    );
     let approve = {
         let t = page_a.text();
         let at = t.find("/console/pending/").unwrap();
@@ -144,10 +216,18 @@ async fn erasure_is_confirmed_by_a_second_person_and_playback_needs_a_reason() {
     });
     let progress = bob.get("/console/erasure/progress?request=DSR-9").await;
     assert_eq!(progress.status, 200, "{}", progress.text());
-    assert!(progress.text().contains("complete: every copy is gone"), "{}", progress.text());
+    assert!(
+        progress.text().contains("complete: every copy is gone"),
+        "{}",
+        progress.text()
+    );
     let report = bob.get("/console/erasure/report.csv?request=DSR-9").await;
     assert_eq!(report.status, 200);
-    assert!(report.text().contains("complete") && report.text().contains("erased"), "{}", report.text());
+    assert!(
+        report.text().contains("complete") && report.text().contains("erased"),
+        "{}",
+        report.text()
+    );
     // Every copy is gone: no object left in the local store.
     let objects: Vec<_> = walk(&s.site.root.join("store"))
         .into_iter()

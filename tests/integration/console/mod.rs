@@ -206,7 +206,12 @@ pub fn csrf_of(html: &str, action: &str) -> Option<String> {
     let at = html.find(&format!("action=\"{action}\""))?;
     let rest = &html[at..];
     let v = rest.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
-    Some(rest[v..].chars().take_while(|c| c.is_ascii_hexdigit()).collect())
+    Some(
+        rest[v..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect(),
+    )
 }
 
 /// A client logged in as `user`.

@@ -18,14 +18,21 @@ async fn sessions_proofs_and_roles_refuse_what_they_should() {
     // Not logged in: pages send to the login, forms are refused.
     let mut anon = Client::new(port);
     let r = anon.get("/console/search").await;
-    assert_eq!((r.status, r.header("location")), (303, Some("/console/login")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/console/login"))
+    );
     let r = anon.post("/console/holds/place", &[("case", "X")]).await;
     assert_eq!(r.status, 401, "{}", r.text());
 
     // Every answer is hardened.
     let login = anon.get("/console/login").await;
     let csp = login.header("content-security-policy").unwrap();
-    for part in ["default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"] {
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ] {
         assert!(csp.contains(part), "{csp}");
     }
     assert!(!csp.contains("script-src"), "no script at all: {csp}");
@@ -88,12 +95,24 @@ async fn sessions_proofs_and_roles_refuse_what_they_should() {
 
     // A listener is refused the compliance pages.
     let mut carol = logged_in(port, "carol").await;
-    for page in ["/console/holds", "/console/holds/preview?case=A&reason=b&phone=1", "/console/erasure", "/console/audit"] {
+    for page in [
+        "/console/holds",
+        "/console/holds/preview?case=A&reason=b&phone=1",
+        "/console/erasure",
+        "/console/audit",
+    ] {
         let r = carol.get(page).await;
         assert_eq!(r.status, 403, "{page}: {}", r.text());
-        assert!(r.text().contains("needs the compliance role"), "{}", r.text());
+        assert!(
+            r.text().contains("needs the compliance role"),
+            "{}",
+            r.text()
+        );
     }
-    assert_eq!(carol.get("/console/search?phone=5551234567").await.status, 200);
+    assert_eq!(
+        carol.get("/console/search?phone=5551234567").await.status,
+        200
+    );
     assert_eq!(holds(&s), 0);
 
     // Hostile parameters are refused by name, not obeyed.
@@ -108,7 +127,10 @@ async fn sessions_proofs_and_roles_refuse_what_they_should() {
         assert!(!r.text().contains("<script>"), "{bad} echoed unescaped");
     }
     assert_eq!(bob.get("/console/no/such/page").await.status, 404);
-    assert_eq!(bob.send("PUT", "/console/search", &[], None).await.status, 405);
+    assert_eq!(
+        bob.send("PUT", "/console/search", &[], None).await.status,
+        405
+    );
     // Outside /console/ a POST is still refused as before.
     assert_eq!(bob.post("/r/1/x", &[("a", "b")]).await.status, 405);
     assert_eq!(bob.get("/consolex").await.status, 404);
@@ -121,7 +143,10 @@ async fn sessions_proofs_and_roles_refuse_what_they_should() {
     assert!(!bob.cookies.contains_key("recvault_session"));
     bob.cookies = saved;
     let r = bob.get("/console/search").await;
-    assert_eq!((r.status, r.header("location")), (303, Some("/console/login")));
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/console/login"))
+    );
     let r = bob.submit(&preview, "/console/holds/place", &fields).await;
     assert_eq!(r.status, 401, "replayed after logout: {}", r.text());
     assert_eq!(holds(&s), 0);
