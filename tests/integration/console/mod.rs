@@ -7,6 +7,7 @@
 mod browser;
 mod changes;
 mod security;
+mod vicidial;
 
 use std::collections::BTreeMap;
 use std::io::Write;
