@@ -46,6 +46,10 @@ client_rate = 10000
 enabled = true
 TOML
 R() { "$RECVAULT" --config "$work/recvault.toml" "$@"; }
+if [ -n "${LEDGER:-}" ]; then
+    echo "copying the ledger $LEDGER..."
+    cp "$LEDGER" "$work/ledger.sqlite3"
+else
 echo "building a ledger of $N recordings..."
 R hold add BENCH-1 --reason bench --campaign OTHER --phone 5550000042 >/dev/null
 sqlite3 "$work/ledger.sqlite3" <<SQL
@@ -63,7 +67,9 @@ SELECT CAST('$work/spool/' || i || '.wav' AS BLOB), CAST(i || '.wav' AS BLOB), 1
 FROM c;
 COMMIT;
 SQL
+fi
 echo "  $(du -h "$work/ledger.sqlite3" | cut -f1)"
+[ -n "${KEEP:-}" ] && echo "kept: $work"
 echo "bench-password-long" | R console user add bench --role compliance >/dev/null
 R run 2>"$work/daemon.log" &
 daemon=$!

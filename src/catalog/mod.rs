@@ -86,6 +86,15 @@ pub trait Catalog: Send + Sync {
     /// What this catalog answers for.
     fn scope(&self) -> Scope;
 
+    /// The audit entries `query` matches, newest first, and whether each
+    /// chain verifies. A catalog that cannot read trails refuses.
+    async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, CatalogError> {
+        let _ = query;
+        Err(CatalogError::refused(
+            "this catalog cannot show the audit trail; use `recvault audit` on each box",
+        ))
+    }
+
     /// One page of the recordings `search` matches, sorted, with the cases
     /// holding each. A phone, lead or name an erasure replaced is matched
     /// through its pseudonym where this box can compute it.
@@ -159,15 +168,6 @@ pub trait Catalog: Send + Sync {
 
     /// Every box: backlog, disk, store health, last errors, heartbeat.
     async fn overview(&self) -> Result<Vec<BoxOverview>, CatalogError>;
-
-    /// The audit entries `query` matches, newest first, and whether each
-    /// chain verifies. A catalog that cannot read trails refuses.
-    async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, CatalogError> {
-        let _ = query;
-        Err(CatalogError::refused(
-            "this catalog cannot show the audit trail; use `recvault audit` on each box",
-        ))
-    }
 }
 
 /// Every recording `search` matches, in its order, fetched `batch` at a

@@ -10,6 +10,7 @@ use crate::cli::{ConsoleCommand, ConsoleUserCommand};
 use crate::config::Config;
 use crate::console::{Role, accounts};
 use crate::error::Error;
+use crate::ledger::Ledger;
 use crate::units::{local_time, now_secs};
 
 pub(super) fn console(
@@ -20,43 +21,7 @@ pub(super) fn console(
     let ConsoleCommand::User { action } = action;
     let ledger = super::open_ledger(config)?;
     match action {
-        ConsoleUserCommand::Add { name, role } => {
-            accounts::check_name(&name).map_err(Error::Usage)?;
-            let role = Role::parse(&role).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--role `{role}`: use listener, compliance or admin"
-                ))
-            })?;
-            let existing = ledger.console_account(&name)?;
-            writeln!(
-                out,
-                "{} console account {name} with role {} in ledger {}",
-                if existing.is_some() {
-                    "replacing the password and role of"
-                } else {
-                    "adding"
-                },
-                role.as_str(),
-                config.ledger.path.display()
-            )?;
-            out.flush()?;
-            let password = read_password()?;
-            accounts::check_password(&password).map_err(Error::Usage)?;
-            let hash = accounts::hash(&password).map_err(Error::Local)?;
-            ledger.put_console_account(&name, role.as_str(), &hash, now_secs())?;
-            if config.console.is_none() {
-                writeln!(
-                    out,
-                    "note: [console] is not enabled in {}: the account is kept for when it is",
-                    config.source.display()
-                )?;
-            }
-            writeln!(
-                out,
-                "done: {name} may log in to the console as {}",
-                role.as_str()
-            )?;
-        }
+        ConsoleUserCommand::Add { name, role } => add(config, &ledger, &name, &role, out)?,
         ConsoleUserCommand::List => {
             for a in ledger.console_accounts()? {
                 writeln!(
@@ -77,6 +42,52 @@ pub(super) fn console(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `recvault console user add NAME --role ROLE`: says what it does, then does it.
+fn add(
+    config: &Config,
+    ledger: &Ledger,
+    name: &str,
+    role: &str,
+    out: &mut impl Write,
+) -> Result<(), Error> {
+    accounts::check_name(name).map_err(Error::Usage)?;
+    let role = Role::parse(role).ok_or_else(|| {
+        Error::Usage(format!(
+            "--role `{role}`: use listener, compliance or admin"
+        ))
+    })?;
+    let existing = ledger.console_account(name)?;
+    writeln!(
+        out,
+        "{} console account {name} with role {} in ledger {}",
+        if existing.is_some() {
+            "replacing the password and role of"
+        } else {
+            "adding"
+        },
+        role.as_str(),
+        config.ledger.path.display()
+    )?;
+    out.flush()?;
+    let password = read_password()?;
+    accounts::check_password(&password).map_err(Error::Usage)?;
+    let hash = accounts::hash(&password).map_err(Error::Local)?;
+    ledger.put_console_account(name, role.as_str(), &hash, now_secs())?;
+    if config.console.is_none() {
+        writeln!(
+            out,
+            "note: [console] is not enabled in {}: the account is kept for when it is",
+            config.source.display()
+        )?;
+    }
+    writeln!(
+        out,
+        "done: {name} may log in to the console as {}",
+        role.as_str()
+    )?;
+    Ok(())
 }
 
 /// The password: typed at the terminal without echo, or standard input's first line.

@@ -84,18 +84,7 @@ pub(super) fn parse_section(
             ),
         ));
     }
-    let idle_timeout = v.duration("console.idle_timeout", raw.idle_timeout.as_deref(), "15m")?;
-    let max_session = v.duration("console.max_session", raw.max_session.as_deref(), "12h")?;
-    let pending_ttl = v.duration("console.pending_ttl", raw.pending_ttl.as_deref(), "24h")?;
-    for (key, d) in [
-        ("console.idle_timeout", idle_timeout),
-        ("console.max_session", max_session),
-        ("console.pending_ttl", pending_ttl),
-    ] {
-        if d < Duration::from_secs(60) {
-            return Err(v.invalid(key, "must be at least 1m"));
-        }
-    }
+    let (idle_timeout, max_session, pending_ttl) = durations(v, &raw)?;
     let reason = match raw.reason.as_deref() {
         None | Some("required") => ReasonRule::Required,
         Some("optional") => ReasonRule::Optional,
@@ -113,6 +102,39 @@ pub(super) fn parse_section(
             "needs [vicidial] enabled = true (users are checked in its database)",
         ));
     }
+    let roles = level_roles(v, &raw)?;
+    Ok(Some(ConsoleConfig {
+        idle_timeout,
+        max_session,
+        reason,
+        two_person: raw.two_person.unwrap_or(true),
+        pending_ttl,
+        vicidial: vicidial_login.then_some(roles),
+    }))
+}
+
+/// `idle_timeout`, `max_session` and `pending_ttl`, each at least a minute.
+fn durations(
+    v: &Validator<'_>,
+    raw: &RawConsole,
+) -> Result<(Duration, Duration, Duration), ConfigError> {
+    let idle_timeout = v.duration("console.idle_timeout", raw.idle_timeout.as_deref(), "15m")?;
+    let max_session = v.duration("console.max_session", raw.max_session.as_deref(), "12h")?;
+    let pending_ttl = v.duration("console.pending_ttl", raw.pending_ttl.as_deref(), "24h")?;
+    for (key, d) in [
+        ("console.idle_timeout", idle_timeout),
+        ("console.max_session", max_session),
+        ("console.pending_ttl", pending_ttl),
+    ] {
+        if d < Duration::from_secs(60) {
+            return Err(v.invalid(key, "must be at least 1m"));
+        }
+    }
+    Ok((idle_timeout, max_session, pending_ttl))
+}
+
+/// The VICIdial levels of the roles: 1 to 9, rising.
+fn level_roles(v: &Validator<'_>, raw: &RawConsole) -> Result<LevelRoles, ConfigError> {
     let roles = LevelRoles {
         listener: raw.listener_level.unwrap_or(7),
         compliance: raw.compliance_level.unwrap_or(8),
@@ -133,12 +155,5 @@ pub(super) fn parse_section(
             "levels must rise: listener_level <= compliance_level <= admin_level",
         ));
     }
-    Ok(Some(ConsoleConfig {
-        idle_timeout,
-        max_session,
-        reason,
-        two_person: raw.two_person.unwrap_or(true),
-        pending_ttl,
-        vicidial: vicidial_login.then_some(roles),
-    }))
+    Ok(roles)
 }

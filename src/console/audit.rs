@@ -9,7 +9,7 @@ use super::errors::Problem;
 use super::form::Form;
 use super::html::{self, esc};
 use super::{Console, Ctx, Role};
-use crate::catalog::{AuditQuery, RecordingRef};
+use crate::catalog::{AuditLine, AuditQuery, RecordingRef};
 use crate::ledger::audit::Action;
 use crate::serve::body::Body;
 use crate::units::{local_time, parse_date, parse_date_end};
@@ -88,12 +88,22 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
             "<p>Showing the newest {SHOWN} entries; narrow the filter to see older ones.</p>"
         );
     }
+    main.push_str(&table(&found.lines));
+    Ok(super::page(
+        StatusCode::OK,
+        html::page(Some(&ctx.viewer), "Audit trail", &main),
+    ))
+}
+
+/// The entries as a table.
+fn table(lines: &[AuditLine]) -> String {
+    let mut main = String::new();
     main.push_str(
         "<div class=\"scroll\"><table><thead><tr><th scope=\"col\">#</th><th scope=\"col\">When</th>\
          <th scope=\"col\">Who</th><th scope=\"col\">Action</th><th scope=\"col\">Case</th>\
          <th scope=\"col\">Subject</th><th scope=\"col\">Why / what</th></tr></thead><tbody>",
     );
-    for l in &found.lines {
+    for l in lines {
         let _ = write!(
             main,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -106,12 +116,9 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
             esc(&l.reason)
         );
     }
-    if found.lines.is_empty() {
+    if lines.is_empty() {
         main.push_str("<tr><td colspan=\"7\">No entry matches.</td></tr>");
     }
     main.push_str("</tbody></table></div>");
-    Ok(super::page(
-        StatusCode::OK,
-        html::page(Some(&ctx.viewer), "Audit trail", &main),
-    ))
+    main
 }

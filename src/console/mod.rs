@@ -282,21 +282,11 @@ impl Console {
         let path = req.uri().path().to_string();
         let method = req.method().clone();
         let get = method == Method::GET || method == Method::HEAD;
-        match (path.as_str(), get) {
-            ("/console/assets/console.css", true) => {
-                return asset(
-                    include_str!("assets/console.css"),
-                    "text/css; charset=utf-8",
-                );
-            }
-            ("/console/assets/favicon.svg", true) => {
-                return asset(include_str!("assets/favicon.svg"), "image/svg+xml");
-            }
-            ("/console/login", true) => return login::form(self, req.headers(), None),
-            ("/console/login", false) if method == Method::POST => {
-                return login::submit(self, req, asker.client).await;
-            }
-            _ => {}
+        if let Some(r) = self.public(&path, &method, &req) {
+            return r;
+        }
+        if path == "/console/login" && method == Method::POST {
+            return login::submit(self, req, asker.client).await;
         }
         let session = cookies::get(req.headers(), cookies::SESSION).map(str::to_string);
         let Some(viewer) = session.as_deref().and_then(|id| self.sessions.view(id)) else {
@@ -338,6 +328,24 @@ impl Console {
             return r;
         };
         answer.unwrap_or_else(|p| problem_page(Some(&ctx.viewer), &p))
+    }
+
+    /// What needs no session: the stylesheet, the icon, the login page.
+    fn public<B>(&self, path: &str, method: &Method, req: &Request<B>) -> Option<Response<Body>> {
+        if method != Method::GET && method != Method::HEAD {
+            return None;
+        }
+        match path {
+            "/console/assets/console.css" => Some(asset(
+                include_str!("assets/console.css"),
+                "text/css; charset=utf-8",
+            )),
+            "/console/assets/favicon.svg" => {
+                Some(asset(include_str!("assets/favicon.svg"), "image/svg+xml"))
+            }
+            "/console/login" => Some(login::form(self, req.headers(), None)),
+            _ => None,
+        }
     }
 
     async fn get(

@@ -12,7 +12,7 @@ use super::errors::Problem;
 use super::form::Form;
 use super::html::{self, esc};
 use super::{Console, Ctx, Role};
-use crate::catalog::{ImpactRow, RetentionChange};
+use crate::catalog::{BoxOverview, ImpactRow, RetentionChange};
 use crate::config::Keep;
 use crate::serve::body::Body;
 use crate::units::{human_bytes, local_time};
@@ -23,66 +23,7 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
     let boxes = console.catalog.overview().await?;
     let mut main = String::new();
     for b in &boxes {
-        let _ = write!(
-            main,
-            "<section class=\"box\" aria-labelledby=\"h-{0}\"><h2 id=\"h-{0}\">{1}</h2>",
-            esc(&b.host.replace(|c: char| !c.is_ascii_alphanumeric(), "-")),
-            esc(&b.host)
-        );
-        let backlog = match b.oldest_waiting {
-            Some(t) => format!("{} waiting, oldest from {}", b.waiting, local_time(t)),
-            None => format!("{} waiting", b.waiting),
-        };
-        let disks: Vec<String> = b
-            .disks
-            .iter()
-            .map(|d| {
-                format!(
-                    "{}: {} free of {}",
-                    d.path,
-                    human_bytes(d.free),
-                    human_bytes(d.total)
-                )
-            })
-            .collect();
-        let store = format!(
-            "{} — {} waiting on an outage, {} refused or unverified",
-            b.store.name, b.store.unreachable_failures, b.store.refused_failures
-        );
-        main.push_str(&html::facts(&[
-            ("recvault", esc(&b.version)),
-            ("Backlog", esc(&backlog)),
-            ("Disk", esc(&disks.join("; "))),
-            ("Store", esc(&store)),
-            (
-                "Heard from",
-                if b.reachable {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ),
-        ]));
-        main.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">State</th><th scope=\"col\">Recordings</th><th scope=\"col\">Bytes</th><th scope=\"col\">In the store</th></tr></thead><tbody>");
-        for s in &b.states {
-            let _ = write!(
-                main,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&s.state),
-                s.count,
-                esc(&human_bytes(s.bytes)),
-                esc(&human_bytes(s.object_bytes))
-            );
-        }
-        main.push_str("</tbody></table></div>");
-        if !b.last_errors.is_empty() {
-            main.push_str("<h3>Last errors</h3><ul>");
-            for e in &b.last_errors {
-                let _ = write!(main, "<li>{}</li>", esc(e));
-            }
-            main.push_str("</ul>");
-        }
-        main.push_str("</section>");
+        main.push_str(&box_html(b));
     }
     let view = console.catalog.retention().await?;
     let _ = write!(
@@ -110,6 +51,79 @@ pub async fn page(console: &Console, ctx: &Ctx) -> Result<Response<Body>, Proble
         StatusCode::OK,
         html::page(Some(&ctx.viewer), "Overview", &main),
     ))
+}
+
+/// One box: versions, backlog, disk, store, states, last errors.
+fn box_html(b: &BoxOverview) -> String {
+    let mut main = String::new();
+    let _ = write!(
+        main,
+        "<section class=\"box\" aria-labelledby=\"h-{0}\"><h2 id=\"h-{0}\">{1}</h2>",
+        esc(&b.host.replace(|c: char| !c.is_ascii_alphanumeric(), "-")),
+        esc(&b.host)
+    );
+    let backlog = match b.oldest_waiting {
+        Some(t) => format!("{} waiting, oldest from {}", b.waiting, local_time(t)),
+        None => format!("{} waiting", b.waiting),
+    };
+    let disks: Vec<String> = b
+        .disks
+        .iter()
+        .map(|d| {
+            format!(
+                "{}: {} free of {}",
+                d.path,
+                human_bytes(d.free),
+                human_bytes(d.total)
+            )
+        })
+        .collect();
+    let store = format!(
+        "{} — {} waiting on an outage, {} refused or unverified",
+        b.store.name, b.store.unreachable_failures, b.store.refused_failures
+    );
+    main.push_str(&html::facts(&[
+        ("recvault", esc(&b.version)),
+        ("Backlog", esc(&backlog)),
+        ("Disk", esc(&disks.join("; "))),
+        ("Store", esc(&store)),
+        (
+            "Heard from",
+            if b.reachable {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+    ]));
+    main.push_str(&states_html(b));
+    if !b.last_errors.is_empty() {
+        main.push_str("<h3>Last errors</h3><ul>");
+        for e in &b.last_errors {
+            let _ = write!(main, "<li>{}</li>", esc(e));
+        }
+        main.push_str("</ul>");
+    }
+    main.push_str("</section>");
+    main
+}
+
+/// Recordings per state.
+fn states_html(b: &BoxOverview) -> String {
+    let mut main = String::new();
+    main.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">State</th><th scope=\"col\">Recordings</th><th scope=\"col\">Bytes</th><th scope=\"col\">In the store</th></tr></thead><tbody>");
+    for s in &b.states {
+        let _ = write!(
+            main,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s.state),
+            s.count,
+            esc(&human_bytes(s.bytes)),
+            esc(&human_bytes(s.object_bytes))
+        );
+    }
+    main.push_str("</tbody></table></div>");
+    main
 }
 
 fn change_of(q: &Form) -> Result<RetentionChange, Problem> {

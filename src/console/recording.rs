@@ -130,44 +130,42 @@ fn player(console: &Console, ctx: &Ctx, which: &RecordingRef, d: &Detail) -> Str
     }
     let url = base(which);
     match console.sessions.granted(&ctx.viewer.id, which) {
-        Some(why) => {
-            let _ = write!(
-                out,
-                "<p>Reason given: {}</p>\
-                 <audio controls preload=\"metadata\" src=\"{}/audio\">Your browser cannot play this recording; download it instead.</audio>\
-                 <p><a href=\"{}/original\" download>Download the original</a> \
-                 (checked against SHA-256 <code>{}</code>)</p>",
-                esc(&why),
-                esc(&url),
-                esc(&url),
-                esc(e.sha256.as_deref().unwrap_or("unknown"))
-            );
-        }
-        None => {
-            let required = console.config.reason == ReasonRule::Required;
-            let field = html::input(
-                "reason",
-                if required {
-                    "Why are you listening? (required, recorded in the audit trail)"
-                } else {
-                    "Why are you listening? (optional, recorded in the audit trail)"
-                },
-                "",
-                &format!(
-                    "maxlength=\"{MAX_REASON}\"{}",
-                    if required { " required" } else { "" }
-                ),
-            );
-            out.push_str(&ctx.viewer.post_form(
-                &format!("{url}/listen"),
-                &field,
-                "Listen",
-                "listen",
-            ));
-        }
+        Some(why) => out.push_str(&audio_html(&url, &why, e.sha256.as_deref())),
+        None => out.push_str(&reason_form(console, ctx, &url)),
     }
     out.push_str("</section>");
     out
+}
+
+/// The player and the download, once a reason was given.
+fn audio_html(url: &str, why: &str, sha256: Option<&str>) -> String {
+    format!(
+        "<p>Reason given: {}</p>\
+         <audio controls preload=\"metadata\" src=\"{}/audio\">Your browser cannot play this recording; download it instead.</audio>\
+         <p><a href=\"{}/original\" download>Download the original</a> \
+         (checked against SHA-256 <code>{}</code>)</p>",
+        esc(why),
+        esc(url),
+        esc(url),
+        esc(sha256.unwrap_or("unknown"))
+    )
+}
+
+/// The form asking why (required or optional by `[console] reason`).
+fn reason_form(console: &Console, ctx: &Ctx, url: &str) -> String {
+    let required = console.config.reason == ReasonRule::Required;
+    let label = if required {
+        "Why are you listening? (required, recorded in the audit trail)"
+    } else {
+        "Why are you listening? (optional, recorded in the audit trail)"
+    };
+    let extra = format!(
+        "maxlength=\"{MAX_REASON}\"{}",
+        if required { " required" } else { "" }
+    );
+    let field = html::input("reason", label, "", &extra);
+    ctx.viewer
+        .post_form(&format!("{url}/listen"), &field, "Listen", "listen")
 }
 
 fn copies(d: &Detail) -> String {

@@ -212,7 +212,7 @@ fn form_html(q: &Form) -> String {
 pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Listener)?;
     let mut main = String::new();
-    let asked = KEYS[..8].iter().any(|k| !q.get(k).is_empty());
+    let asked = KEYS[..9].iter().any(|k| !q.get(k).is_empty());
     let searched = match search_of(q) {
         Err(p) => {
             main.push_str(&html::notice("error", &esc(&p.message)));

@@ -46,12 +46,14 @@ pub mod limit;
 pub mod link;
 mod listener;
 pub mod listens;
+mod pages;
 pub(crate) mod playback;
 pub mod range;
 pub mod refusals;
 pub(crate) mod router;
 pub mod throttle;
 
+pub use pages::{Mount, MountParts, Pages};
 pub use playback::content_type as playback_content_type;
 
 /// What VICIdial's database adds to the server: the login check (with
@@ -117,34 +119,6 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Pages to mount (the console), built by whoever knows them.
     pub pages: Option<Arc<dyn Pages>>,
-}
-
-/// What mounted pages are built from, once the daemon has it.
-pub struct MountParts<'a> {
-    pub config: &'a Arc<Config>,
-    pub ledger: &'a Arc<Ledger>,
-    pub store: &'a Option<Arc<dyn Store>>,
-    pub db: &'a Option<Arc<VicidialDb>>,
-    pub metrics: &'a Arc<Metrics>,
-}
-
-/// Builds the pages to mount (`None`: nothing to mount).
-pub type Mount = Box<dyn FnOnce(MountParts<'_>) -> Option<Arc<dyn Pages>> + Send>;
-
-/// Pages served beside the links under a path of their own (the console):
-/// they get every request for their paths (any method, after the rate and
-/// length checks) and answer it themselves; `serve` knows nothing of them.
-#[async_trait::async_trait]
-pub trait Pages: Send + Sync {
-    /// True if `path` is theirs.
-    fn owns(&self, path: &str) -> bool;
-    /// Answers one request for a path they own.
-    async fn answer(
-        &self,
-        state: Arc<State>,
-        req: http::Request<hyper::body::Incoming>,
-        asker: router::Asker,
-    ) -> http::Response<body::Body>;
 }
 
 /// The running server.

@@ -66,27 +66,7 @@ pub async fn handle(
     }
     let path = req.uri().path();
     match path {
-        "/healthz" | "/metrics" => {
-            if !state
-                .config
-                .metrics_allow
-                .iter()
-                .any(|c| c.contains(client))
-            {
-                let r = reply(StatusCode::FORBIDDEN, "not from your address");
-                return finish(
-                    &state,
-                    &asker,
-                    false,
-                    refused(r, Refused::MetricsNotAllowed),
-                );
-            }
-            if path == "/healthz" {
-                health::healthz(&state).await
-            } else {
-                health::metrics(&state).await
-            }
-        }
+        "/healthz" | "/metrics" => health_or_metrics(&state, &asker, path).await,
         _ if recording => {
             let r = playback::serve(&state, &req, &mut asker).await;
             // A streamed body reports itself when it ends.
@@ -99,6 +79,24 @@ pub async fn handle(
             let r = reply(StatusCode::NOT_FOUND, "not found");
             finish(&state, &asker, false, refused(r, Refused::NotFound))
         }
+    }
+}
+
+/// `/healthz` or `/metrics`, for the addresses `metrics_allow` names.
+async fn health_or_metrics(state: &State, asker: &Asker, path: &str) -> Response<Body> {
+    if !state
+        .config
+        .metrics_allow
+        .iter()
+        .any(|c| c.contains(asker.client))
+    {
+        let r = reply(StatusCode::FORBIDDEN, "not from your address");
+        return finish(state, asker, false, refused(r, Refused::MetricsNotAllowed));
+    }
+    if path == "/healthz" {
+        health::healthz(state).await
+    } else {
+        health::metrics(state).await
     }
 }
 

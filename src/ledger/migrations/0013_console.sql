@@ -8,3 +8,13 @@ CREATE TABLE console_accounts (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
+
+-- The console's searches by state (newest first, paged, counted) read this
+-- index alone instead of sorting every recording in the state.
+CREATE INDEX recordings_state_time ON recordings(state, erase_request, retain_from);
+-- Searches by date range, and by campaign or agent newest first: the
+-- retention indexes are partial (what retention may still delete), so a
+-- search over every recording cannot use them.
+CREATE INDEX recordings_time ON recordings(retain_from);
+CREATE INDEX recordings_campaign_time ON recordings(campaign, retain_from);
+CREATE INDEX recordings_agent_time ON recordings(agent, retain_from) WHERE agent IS NOT NULL;
