@@ -90,6 +90,8 @@ if [[ $mode == test ]]; then
 	command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 	# Azurite is an npm package.
 	command -v npm >/dev/null 2>&1 || missing+=(npm)
+	# The console's browser test drives Debian's chromium (playwright-core below).
+	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 fi
 
 if ((${#missing[@]})); then
@@ -135,6 +137,14 @@ fi
 if ! command -v azurite-blob >/dev/null 2>&1; then
 	log "installing azurite from npm for the Azure store tests"
 	npm install --global --silent azurite@3
+fi
+
+# The console's browser test: playwright-core, pinned by tests/console's
+# package-lock.json, into tests/console/node_modules (it drives the chromium
+# installed above and downloads no browser of its own).
+if [[ ! -d $repo_root/tests/console/node_modules/playwright-core ]]; then
+	log "installing playwright-core from npm into tests/console for the console's browser test"
+	(cd "$repo_root/tests/console" && npm ci --silent --no-audit --no-fund)
 fi
 
 # garage.sh knows how to find and build Garage (pinned version, ~15 minutes).

@@ -189,6 +189,11 @@ pub enum Command {
         #[command(subcommand)]
         action: VicidialCommand,
     },
+    /// The compliance console's local accounts (`[console]`).
+    Console {
+        #[command(subcommand)]
+        action: ConsoleCommand,
+    },
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man,
@@ -247,6 +252,39 @@ pub enum RetentionCommand {
     },
     /// Delete everything due now (one sweep; the daemon must not be running).
     Run,
+}
+
+/// `recvault console ...`
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Local accounts of the console.
+    User {
+        #[command(subcommand)]
+        action: ConsoleUserCommand,
+    },
+}
+
+/// `recvault console user ...`
+#[derive(Debug, Subcommand)]
+pub enum ConsoleUserCommand {
+    /// Add an account, or set an existing one's role and password. The
+    /// password is read from the terminal (not echoed) or from standard
+    /// input's first line; it is kept only as its argon2id hash.
+    Add {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// listener (search, listen), compliance (+ holds, erasure
+        /// requests, audit) or admin (+ release holds, confirm erasures).
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+    },
+    /// Every account and its role.
+    List,
+    /// Remove an account (its open sessions end within `idle_timeout`).
+    Remove {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
 }
 
 /// `recvault hold ...`

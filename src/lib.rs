@@ -43,6 +43,7 @@ pub mod cli;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod digest;
 pub mod error;
 pub mod governance;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures_util::stream::{self, BoxStream, StreamExt};
 
+pub mod audit;
 pub mod entry;
 pub mod erasure;
 mod error;
@@ -29,6 +30,7 @@ pub mod local;
 pub mod overview;
 pub mod retention;
 
+pub use audit::{AuditLine, AuditPage, AuditQuery, ChainStatus};
 pub use entry::{Copy, Detail, Entry, Listen, Place, RecordingRef};
 pub use erasure::{
     CopyOutcome, ErasureConfirmation, ErasureItem, ErasureLine, ErasurePlan, ErasureProgress,
@@ -83,6 +85,15 @@ pub struct Page {
 pub trait Catalog: Send + Sync {
     /// What this catalog answers for.
     fn scope(&self) -> Scope;
+
+    /// The audit entries `query` matches, newest first, and whether each
+    /// chain verifies. A catalog that cannot read trails refuses.
+    async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, CatalogError> {
+        let _ = query;
+        Err(CatalogError::refused(
+            "this catalog cannot show the audit trail; use `recvault audit` on each box",
+        ))
+    }
 
     /// One page of the recordings `search` matches, sorted, with the cases
     /// holding each. A phone, lead or name an erasure replaced is matched

@@ -16,6 +16,7 @@ use crate::units::{parse_date, parse_date_end};
 
 mod audit;
 mod check;
+mod console;
 mod erase;
 mod export;
 mod find;
@@ -110,6 +111,7 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             }
             crate::cli::VicidialCommand::CronCheck => move_mix::cron_check(&config, &mut stdout()),
         },
+        Command::Console { action } => console::console(&config, action, &mut stdout()),
         Command::Man | Command::Completions { .. } => Ok(ExitCode::SUCCESS),
     }
 }

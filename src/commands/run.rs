@@ -14,9 +14,17 @@ pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
     if !once {
         super::move_mix::refuse_if_cron_runs_script(&config)?;
     }
+    // The compliance console, mounted on [serve]'s listener once the daemon
+    // has its ledger and store.
+    let mount = config
+        .console
+        .as_ref()
+        .filter(|_| config.serve.is_some())
+        .map(|_| crate::console::mount());
     let summary = pipeline::run(
         config,
         RunOptions { once },
+        mount,
         shutdown_signal(),
         reload_signal(),
     )

@@ -9,6 +9,7 @@ use crate::recording::name::Naming;
 
 pub mod astguiclient;
 mod backends;
+pub mod console;
 mod deleting_dirs;
 mod dsn;
 mod min_free;
@@ -25,6 +26,7 @@ pub mod windows;
 pub use backends::{
     AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, SftpConfig, SshKey, parse_host_key,
 };
+pub use console::{ConsoleConfig, LevelRoles, ReasonRule};
 pub use min_free::MinFree;
 pub use move_mix::MoveMixConfig;
 pub use retention::{Keep, RetentionPolicy};
@@ -76,6 +78,8 @@ pub struct Config {
     pub vicidial: Option<VicidialConfig>,
     /// `[serve]`: `None` unless `listen` is set.
     pub serve: Option<ServeConfig>,
+    /// `[console]`: `None` unless `enabled = true`.
+    pub console: Option<ConsoleConfig>,
 }
 
 /// `[spool]`: which directories hold finished recordings and when to take them.

@@ -111,6 +111,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         &spool.staging,
         vicidial.is_some(),
     )?;
+    let console = super::console::parse_section(
+        &v,
+        raw.console.unwrap_or_default(),
+        serve.as_ref(),
+        vicidial.is_some(),
+    )?;
     let config = Config {
         source: path.to_path_buf(),
         spool,
@@ -122,6 +128,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         retention,
         vicidial,
         serve,
+        console,
     };
     super::deleting_dirs::check(&v, &config, key_files)?;
     Ok(config)

@@ -298,6 +298,15 @@ impl Ledger {
         self.holds_where("case_id = ?1", &[&case_id])
     }
 
+    /// The selectors of every active hold, one list per hold.
+    pub fn active_hold_selectors(&self) -> Result<Vec<Vec<Selector>>, LedgerError> {
+        Ok(self
+            .holds_where("released_at IS NULL", &[])?
+            .into_iter()
+            .map(|h| h.selectors)
+            .collect())
+    }
+
     fn holds_where(
         &self,
         filter: &str,

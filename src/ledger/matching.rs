@@ -53,13 +53,16 @@ fn one(s: &Selector) -> (&'static str, Vec<Value>) {
         Selector::Agent(v) => ("r.agent = ?", vec![text(v)]),
         Selector::Lead(v) => ("r.lead_id = ?", vec![text(v)]),
         Selector::Id(id) => ("r.id = ?", vec![Value::Integer(*id)]),
-        Selector::Time { from, to } => (
-            "(r.retain_from >= COALESCE(?, r.retain_from) AND r.retain_from < COALESCE(?, r.retain_from + 1))",
-            vec![
-                from.map_or(Value::Null, Value::Integer),
-                to.map_or(Value::Null, Value::Integer),
-            ],
-        ),
+        // Only the bounds given, so the retain_from indexes serve the range.
+        Selector::Time { from, to } => match (from, to) {
+            (Some(f), Some(t)) => (
+                "(r.retain_from >= ? AND r.retain_from < ?)",
+                vec![Value::Integer(*f), Value::Integer(*t)],
+            ),
+            (Some(f), None) => ("r.retain_from >= ?", vec![Value::Integer(*f)]),
+            (None, Some(t)) => ("r.retain_from < ?", vec![Value::Integer(*t)]),
+            (None, None) => ("1", vec![]),
+        },
     }
 }
 

@@ -39,6 +39,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 pub mod attribution;
 pub mod audit;
 pub mod catch_up;
+pub mod console_accounts;
 mod copy;
 pub mod erasure;
 #[cfg(test)]

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         None,
     ),
     (include_str!("migrations/0010_link_identity.sql"), None),
+    (include_str!("migrations/0011_console.sql"), None),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

@@ -9,7 +9,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value;
 use serde::{Deserialize, Serialize};
 
-use super::holds::{HELD, Selector, cases_holding_in, covered_sql};
+use super::holds::{Selector, cases_holding_in, covered_sql};
 use super::matching::{Matched, selection};
 use super::rows::{R_COLUMNS, from_row};
 use super::{Ledger, LedgerError};
@@ -143,8 +143,31 @@ fn sort_sql(key: SortKey) -> (&'static str, bool) {
     }
 }
 
-/// The WHERE clause of `search` (without a cursor) and its arguments.
-fn filters(search: &Search) -> (String, Vec<Value>) {
+/// SQL true when an active hold covers the recording, from the active
+/// holds' selectors (`active`): the holds' rule as plain selections, which
+/// the indexes serve, instead of a correlated subquery per recording.
+fn held_sql(active: &[Vec<Selector>]) -> (String, Vec<Value>) {
+    let mut parts = Vec::new();
+    let mut args = Vec::new();
+    for selectors in active {
+        match selection(selectors) {
+            Some((sql, values)) => {
+                parts.push(format!("({sql})"));
+                args.extend(values);
+            }
+            // A hold without a selector would cover everything.
+            None => return ("1".into(), Vec::new()),
+        }
+    }
+    match parts.is_empty() {
+        true => ("0".into(), args),
+        false => (format!("({})", parts.join(" OR ")), args),
+    }
+}
+
+/// The WHERE clause of `search` (without a cursor) and its arguments;
+/// `active`: the selectors of every active hold (for `held`).
+fn filters(search: &Search, active: &[Vec<Selector>]) -> (String, Vec<Value>) {
     let mut parts = vec!["1".to_string()];
     let mut args = Vec::new();
     if let Some((sql, values)) = selection(&search.selectors) {
@@ -162,10 +185,10 @@ fn filters(search: &Search) -> (String, Vec<Value>) {
         }
         Some(StateFilter::Erased) => parts.push("r.erased_at IS NOT NULL".into()),
     }
-    match search.held {
-        None => {}
-        Some(true) => parts.push(HELD.clone()),
-        Some(false) => parts.push(format!("NOT {}", *HELD)),
+    if let Some(held) = search.held {
+        let (sql, values) = held_sql(active);
+        parts.push(if held { sql } else { format!("NOT {sql}") });
+        args.extend(values);
     }
     if let Some(case) = &search.case {
         parts.push(covered_sql("h.case_id = ?"));
@@ -178,7 +201,11 @@ impl Ledger {
     /// One page of the recordings `search` matches, each with the cases
     /// holding it. `search.host` is the caller's to check.
     pub fn search(&self, search: &Search) -> Result<SearchPage, LedgerError> {
-        let (filter, mut args) = filters(search);
+        let active: Vec<Vec<Selector>> = match search.held {
+            Some(_) => self.active_hold_selectors()?,
+            None => Vec::new(),
+        };
+        let (filter, mut args) = filters(search, &active);
         let (key, text) = sort_sql(search.sort.key);
         let dir = if search.sort.descending {
             "DESC"
@@ -188,31 +215,37 @@ impl Ledger {
         let limit = search.paging.limit();
         let conn = self.reader()?;
         let mut page = SearchPage::default();
-        let mut sql = format!(
-            "SELECT {}, {key} FROM recordings r WHERE {filter}",
-            *R_COLUMNS
-        );
+        // The page's ids first, sorted on the key alone, then their rows: a
+        // sort of a million wide rows would spill to disk.
+        let order = format!("ORDER BY {key} {dir}, r.id {dir}");
+        // What active holds cover is a few recordings found by their
+        // selectors' indexes: never walk the sort column's index to them.
+        let plus = if search.held == Some(true) { "+" } else { "" };
+        let mut ids = format!("SELECT r.id FROM recordings r WHERE {filter}");
+        let ids_order = format!("ORDER BY {plus}{key} {dir}, r.id {dir}");
         match &search.paging {
             Paging::Offset { offset, .. } => {
                 let count = format!("SELECT COUNT(*) FROM recordings r WHERE {filter}");
                 let total: i64 =
                     conn.query_row(&count, params_from_iter(args.iter()), |r| r.get(0))?;
                 page.total = Some(total as u64);
-                sql.push_str(&format!(
-                    " ORDER BY {key} {dir}, r.id {dir} LIMIT ? OFFSET ?"
-                ));
+                ids.push_str(&format!(" {ids_order} LIMIT ? OFFSET ?"));
                 args.extend([Value::Integer(limit.into()), Value::Integer(*offset as i64)]);
             }
             Paging::After { cursor, .. } => {
                 if let Some(c) = cursor {
                     let op = if search.sort.descending { "<" } else { ">" };
-                    sql.push_str(&format!(" AND ({key}, r.id) {op} (?, ?)"));
+                    ids.push_str(&format!(" AND ({key}, r.id) {op} (?, ?)"));
                     args.extend([c.value.sql(), Value::Integer(c.id)]);
                 }
-                sql.push_str(&format!(" ORDER BY {key} {dir}, r.id {dir} LIMIT ?"));
+                ids.push_str(&format!(" {ids_order} LIMIT ?"));
                 args.push(Value::Integer(limit.into()));
             }
         }
+        let sql = format!(
+            "SELECT {}, {key} FROM recordings r WHERE r.id IN ({ids}) {order}",
+            *R_COLUMNS
+        );
         let last = read_rows(&conn, &sql, args, text, &mut page.rows)?;
         if let (Paging::After { .. }, Some(value), Some(m)) =
             (&search.paging, last, page.rows.last())

@@ -83,6 +83,7 @@ pub(super) async fn build_archiver(
 pub async fn run(
     config: Config,
     options: RunOptions,
+    mount: Option<crate::serve::Mount>,
     shutdown: impl Future<Output = ()>,
     reload: mpsc::UnboundedReceiver<()>,
 ) -> Result<RunSummary, Error> {
@@ -114,7 +115,7 @@ pub async fn run(
         metrics,
         new_recordings: Arc::new(Notify::new()),
     };
-    let (mut chores, services) = start_background(&config, options, &runner).await?;
+    let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
     if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {
         let store = archiver.store().clone();
         let ledger = &runner.ledger;
@@ -179,6 +180,7 @@ async fn start_background(
     config: &Arc<Config>,
     options: RunOptions,
     runner: &Runner,
+    mount: Option<crate::serve::Mount>,
 ) -> Result<(Vec<JoinHandle<()>>, Option<Services>), Error> {
     let mut chores = Vec::new();
     if let Some(store_config) = config.store.as_ref().filter(|_| !options.once) {
@@ -190,7 +192,8 @@ async fn start_background(
         false => {
             let store = runner.archiver.as_ref().map(|a| a.store().clone());
             let wake = runner.new_recordings.clone();
-            Some(Services::start(config, &runner.ledger, &runner.metrics, store, wake).await?)
+            let (ledger, metrics) = (&runner.ledger, &runner.metrics);
+            Some(Services::start(config, ledger, metrics, store, wake, mount).await?)
         }
     };
     Ok((chores, services))

@@ -21,7 +21,7 @@ use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::metrics::Metrics;
 use crate::serve::link::{self, Signer};
-use crate::serve::{Parts, Server};
+use crate::serve::{Mount, MountParts, Parts, Server};
 use crate::store::Store;
 use crate::vicidial::db::{DbOptions, VicidialDb};
 use crate::vicidial::move_mix::MoveMix;
@@ -89,6 +89,7 @@ impl Services {
         metrics: &Arc<Metrics>,
         store: Option<Arc<dyn Store>>,
         new_recordings: Arc<Notify>,
+        mount: Option<Mount>,
     ) -> Result<Services, Error> {
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -109,7 +110,17 @@ impl Services {
             );
             tasks.push(("attribution", tokio::spawn(task)));
         }
+        let pages = mount.and_then(|mount| {
+            mount(MountParts {
+                config,
+                ledger,
+                store: &store,
+                db: &db,
+                metrics,
+            })
+        });
         let parts = Parts {
+            pages,
             ledger: ledger.clone(),
             store,
             db: db.clone(),

@@ -58,7 +58,7 @@ pub struct Auth {
     db: Arc<VicidialDb>,
     min_level: u8,
     metrics: Arc<Metrics>,
-    remembered: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    remembered: Mutex<HashMap<[u8; 32], (String, u8, Instant)>>,
     users: Throttle<String>,
     addresses: Throttle<IpAddr>,
 }
@@ -87,60 +87,67 @@ impl Auth {
     /// Checks a user name and password typed at `client`: remembered, else
     /// throttled, else asked of VICIdial's database (which counts it).
     pub async fn log_in(&self, user: &str, password: &str, client: IpAddr) -> Verdict {
+        self.log_in_level(user, password, client).await.0
+    }
+
+    /// [`Auth::log_in`], with the user's `user_level` when allowed (the
+    /// console maps it to a role).
+    pub async fn log_in_level(
+        &self,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> (Verdict, Option<u8>) {
         let key: [u8; 32] = Sha256::new()
             .chain_update(user.as_bytes())
             .chain_update([0])
             .chain_update(password.as_bytes())
             .finalize()
             .into();
-        if let Some(user) = self.remembered(&key) {
-            return Verdict::Allowed(user);
+        if let Some((user, level)) = self.remembered(&key) {
+            return (Verdict::Allowed(user), Some(level));
         }
         // VICIdial's names compare without case: so do the throttle's.
         let name = sanitize(user).to_lowercase();
         let wait = self.users.wait(&name).max(self.addresses.wait(&client));
         if let Some(wait) = wait {
             inc(&self.metrics.logins_throttled);
-            return Verdict::Throttled {
-                user: user.to_string(),
-                wait,
-            };
+            let user = user.to_string();
+            return (Verdict::Throttled { user, wait }, None);
         }
         match self.db.log_in(user, password, self.min_level, client).await {
-            Ok(UserCheck::Allowed { .. }) => {
+            Ok(UserCheck::Allowed { user_level }) => {
                 self.users.succeeded(&name);
-                self.remember(key, user);
-                Verdict::Allowed(user.to_string())
+                self.remember(key, user, user_level);
+                (Verdict::Allowed(user.to_string()), Some(user_level))
             }
             Ok(UserCheck::Denied(reason)) => {
                 self.users.failed(name);
                 self.addresses.failed(client);
-                Verdict::Denied {
-                    user: user.to_string(),
-                    reason,
-                }
+                let user = user.to_string();
+                (Verdict::Denied { user, reason }, None)
             }
             Err(e) => {
                 tracing::warn!("cannot check a listener's VICIdial credentials: {e}");
-                Verdict::Unavailable
+                (Verdict::Unavailable, None)
             }
         }
     }
 
-    fn remembered(&self, key: &[u8; 32]) -> Option<String> {
+    fn remembered(&self, key: &[u8; 32]) -> Option<(String, u8)> {
         let map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
         map.get(key)
-            .filter(|(_, at)| at.elapsed() < REMEMBER)
-            .map(|(user, _)| user.clone())
+            .filter(|(_, _, at)| at.elapsed() < REMEMBER)
+            .map(|(user, level, _)| (user.clone(), *level))
     }
 
-    fn remember(&self, key: [u8; 32], user: &str) {
+    fn remember(&self, key: [u8; 32], user: &str, level: u8) {
         let mut map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= REMEMBERED {
-            map.retain(|_, (_, at)| at.elapsed() < REMEMBER);
+            map.retain(|_, (_, _, at)| at.elapsed() < REMEMBER);
         }
         if map.len() < REMEMBERED {
-            map.insert(key, (user.to_string(), Instant::now()));
+            map.insert(key, (user.to_string(), level, Instant::now()));
         }
     }
 }

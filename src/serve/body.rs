@@ -38,6 +38,9 @@ pub type OnEnd = Box<dyn FnOnce(u64, bool) + Send>;
 pub enum Body {
     Text(Option<Bytes>),
     Stream(StreamBody),
+    /// Pieces made as they are asked for (a CSV of a million rows), ended
+    /// when the sender is dropped.
+    Chunks(mpsc::Receiver<Bytes>),
 }
 
 impl Body {
@@ -118,6 +121,7 @@ impl HttpBody for Body {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             Body::Text(text) => Poll::Ready(text.take().map(|b| Ok(Frame::data(b)))),
+            Body::Chunks(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => {
                 if s.sent >= s.expected {
                     return Poll::Ready(None);
@@ -142,6 +146,7 @@ impl HttpBody for Body {
         match self {
             Body::Text(text) => text.is_none(),
             Body::Stream(s) => s.sent >= s.expected,
+            Body::Chunks(_) => false,
         }
     }
 
@@ -149,6 +154,7 @@ impl HttpBody for Body {
         match self {
             Body::Text(text) => SizeHint::with_exact(text.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Stream(s) => SizeHint::with_exact(s.expected - s.sent),
+            Body::Chunks(_) => SizeHint::default(),
         }
     }
 }

@@ -46,12 +46,14 @@ pub mod limit;
 pub mod link;
 mod listener;
 pub mod listens;
-mod playback;
+mod pages;
+pub(crate) mod playback;
 pub mod range;
 pub mod refusals;
-mod router;
+pub(crate) mod router;
 pub mod throttle;
 
+pub use pages::{Mount, MountParts, Pages};
 pub use playback::content_type as playback_content_type;
 
 /// What VICIdial's database adds to the server: the login check (with
@@ -103,6 +105,8 @@ pub struct State {
     pub refusals: refusals::Refusals,
     /// Listens for VICIdial's own report (with VICIdial's database).
     pub access_log: Option<access_log::AccessLog>,
+    /// Pages mounted beside the links (the compliance console under `/console/`).
+    pub pages: Option<Arc<dyn Pages>>,
     /// The ledger's figures for `/metrics`, and when they were read.
     figures: Mutex<Option<(Instant, String)>>,
 }
@@ -113,6 +117,8 @@ pub struct Parts {
     pub store: Option<Arc<dyn Store>>,
     pub db: Option<Arc<VicidialDb>>,
     pub metrics: Arc<Metrics>,
+    /// Pages to mount (the console), built by whoever knows them.
+    pub pages: Option<Arc<dyn Pages>>,
 }
 
 /// The running server.
@@ -157,6 +163,7 @@ impl Server {
             listens::ListenLog::start(parts.ledger.clone(), Actor::current(), journal_dir).await?;
         let vicidial = vicidial_parts(&serve, &parts);
         let state = Arc::new(State {
+            pages: parts.pages,
             limit: limit::ClientLimit::new(serve.client_rate),
             spool_dirs: config.spool.dirs.clone(),
             store_prefix: config

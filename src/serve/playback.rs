@@ -93,7 +93,45 @@ pub async fn serve<B>(state: &Arc<State>, req: &Request<B>, asker: &mut Asker) -
     }
     asker.recording_id = Some(rec.id);
     asker.subject = format!("{} ({kind} link)", subject(&rec));
-    answer(state, req, asker, &rec, link.expires).await
+    answer(state, req, asker, &rec, link.expires, true).await
+}
+
+/// A recording by ledger id for someone the console logged in and who gave
+/// `why` (its audit entry says so): the checks after a link's (address,
+/// ledger) and the same answer (local copy or store, Range), never a
+/// redirect to the store (the console's pages play only from themselves).
+pub async fn serve_logged_in<B>(
+    state: &Arc<State>,
+    req: &Request<B>,
+    asker: &mut Asker,
+    id: i64,
+    why: &str,
+) -> Response<Body> {
+    asker.signed = true;
+    asker.recording_id = Some(id);
+    asker.subject = format!("recording {id} (console; {why})");
+    if !state.config.allow.iter().any(|c| c.contains(asker.client)) {
+        return reply(
+            StatusCode::FORBIDDEN,
+            "your address may not play recordings",
+        );
+    }
+    let rec = match state.ledger.call(move |l| l.recording(id)).await {
+        Ok(rec) => rec,
+        Err(LedgerError::NoSuchRecording(_)) => {
+            return reply(StatusCode::NOT_FOUND, "no such recording");
+        }
+        Err(e) => {
+            tracing::warn!("playback: ledger: {e}");
+            let r = reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the ledger is busy; try again",
+            );
+            return with(r, header::RETRY_AFTER, "5");
+        }
+    };
+    asker.subject = format!("{} (console; {why})", subject(&rec));
+    answer(state, req, asker, &rec, None, false).await
 }
 
 /// Marks `asker` as signed by `link`; returns the link's kind.
@@ -161,6 +199,7 @@ async fn answer<B>(
     asker: &Asker,
     rec: &Recording,
     expires: Option<i64>,
+    may_redirect: bool,
 ) -> Response<Body> {
     if let Some(r) = gone(rec) {
         return r;
@@ -187,6 +226,7 @@ async fn answer<B>(
         return reply(StatusCode::SERVICE_UNAVAILABLE, "no store is configured");
     };
     if state.config.redirect
+        && may_redirect
         && codec::codec_of(rec) == Codec::None
         && let Some(ttl) = presign_ttl(state.config.presign_ttl, expires, now_secs())
         && let Some(r) = redirect(&**store, key, rec, ttl).await

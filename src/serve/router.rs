@@ -37,7 +37,11 @@ pub struct Asker {
 }
 
 /// Answers one request.
-pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> Response<Body> {
+pub async fn handle(
+    state: Arc<State>,
+    peer: SocketAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let client = super::listener::client_of(peer.ip());
     let target = req
         .uri()
@@ -53,37 +57,21 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
         subject: String::new(),
         signed: false,
     };
-    if let Some(r) = refusal(&state, client, target, req.method()) {
+    let pages = state.pages.clone().filter(|p| p.owns(req.uri().path()));
+    if let Some(r) = refusal(&state, client, target, req.method(), pages.is_some()) {
         return finish(&state, &asker, recording, r);
+    }
+    if let Some(pages) = pages {
+        return pages.answer(state, req, asker).await;
     }
     let path = req.uri().path();
     match path {
-        "/healthz" | "/metrics" => {
-            if !state
-                .config
-                .metrics_allow
-                .iter()
-                .any(|c| c.contains(client))
-            {
-                let r = reply(StatusCode::FORBIDDEN, "not from your address");
-                return finish(
-                    &state,
-                    &asker,
-                    false,
-                    refused(r, Refused::MetricsNotAllowed),
-                );
-            }
-            if path == "/healthz" {
-                health::healthz(&state).await
-            } else {
-                health::metrics(&state).await
-            }
-        }
+        "/healthz" | "/metrics" => health_or_metrics(&state, &asker, path).await,
         _ if recording => {
             let r = playback::serve(&state, &req, &mut asker).await;
             // A streamed body reports itself when it ends.
             match r.body() {
-                Body::Stream(_) => r,
+                Body::Stream(_) | Body::Chunks(_) => r,
                 Body::Text(_) => finish(&state, &asker, true, r),
             }
         }
@@ -94,9 +82,33 @@ pub async fn handle<B>(state: Arc<State>, peer: SocketAddr, req: Request<B>) -> 
     }
 }
 
+/// `/healthz` or `/metrics`, for the addresses `metrics_allow` names.
+async fn health_or_metrics(state: &State, asker: &Asker, path: &str) -> Response<Body> {
+    if !state
+        .config
+        .metrics_allow
+        .iter()
+        .any(|c| c.contains(asker.client))
+    {
+        let r = reply(StatusCode::FORBIDDEN, "not from your address");
+        return finish(state, asker, false, refused(r, Refused::MetricsNotAllowed));
+    }
+    if path == "/healthz" {
+        health::healthz(state).await
+    } else {
+        health::metrics(state).await
+    }
+}
+
 /// The checks every request passes, in order: the client's rate, the
 /// target's length, the method. The answer if one fails.
-fn refusal(state: &State, client: IpAddr, target: &str, method: &Method) -> Option<Response<Body>> {
+fn refusal(
+    state: &State,
+    client: IpAddr,
+    target: &str,
+    method: &Method,
+    any_method: bool,
+) -> Option<Response<Body>> {
     if !state.limit.admit(client) {
         let r = reply(
             StatusCode::TOO_MANY_REQUESTS,
@@ -108,7 +120,8 @@ fn refusal(state: &State, client: IpAddr, target: &str, method: &Method) -> Opti
         let r = reply(StatusCode::URI_TOO_LONG, "request target too long");
         return Some(refused(r, Refused::TargetTooLong));
     }
-    if method != Method::GET && method != Method::HEAD {
+    // Mounted pages (the console's forms POST) answer other methods themselves.
+    if !any_method && method != Method::GET && method != Method::HEAD {
         let r = with(
             reply(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD"),
             header::ALLOW,

@@ -3,6 +3,7 @@
 
 mod codecs;
 mod common;
+mod console;
 mod crash;
 mod deleting_dirs;
 mod faults;

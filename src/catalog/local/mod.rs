@@ -12,9 +12,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Actor, BoxOverview, Catalog, CatalogError, Coverage, Detail, ErasureConfirmation, ErasurePlan,
-    ErasureProgress, HoldInfo, HoldPlacement, HoldRelease, NewHold, Page, RecordingRef,
-    RetentionChange, RetentionImpact, RetentionView, Rules, Scope, Search, Selector,
+    Actor, AuditPage, AuditQuery, BoxOverview, Catalog, CatalogError, Coverage, Detail,
+    ErasureConfirmation, ErasurePlan, ErasureProgress, HoldInfo, HoldPlacement, HoldRelease,
+    NewHold, Page, RecordingRef, RetentionChange, RetentionImpact, RetentionView, Rules, Scope,
+    Search, Selector,
 };
 use crate::config::Config;
 use crate::error::Error;
@@ -23,6 +24,7 @@ use crate::ledger::Ledger;
 use crate::recording::pseudonym::PseudonymKey;
 use crate::store::Store;
 
+mod audit;
 mod changes;
 mod recordings;
 mod report;
@@ -193,6 +195,10 @@ impl Catalog for LocalCatalog {
         let config = self.config.clone();
         let one = self.call(move |l| box_overview(l, &config)).await?;
         Ok(vec![one])
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, CatalogError> {
+        self.audit_page(query).await
     }
 }
 
