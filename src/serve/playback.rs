@@ -27,6 +27,7 @@ use super::router::{Asker, Via, audit, outcome, refused, reply, with};
 use super::{State, auth::Verdict};
 use crate::codec;
 use crate::config::Codec;
+use crate::ledger::LedgerError;
 use crate::ledger::audit::subject;
 use crate::recording::key::display_text;
 use crate::recording::{FileIdentity, Recording, State as Step};
