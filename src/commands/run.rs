@@ -4,8 +4,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::Error;
+use crate::governance::gate::DeletionGate;
+use crate::ledger::lock::InstanceLock;
+use crate::metrics::Metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::units::human_bytes;
 
@@ -14,13 +19,17 @@ pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
     if !once {
         super::move_mix::refuse_if_cron_runs_script(&config)?;
     }
-    let summary = pipeline::run(
-        config,
-        RunOptions { once },
-        shutdown_signal(),
-        reload_signal(),
-    )
-    .await?;
+    let summary = if config.fleet.is_some() && !once {
+        run_in_fleet(config).await?
+    } else {
+        pipeline::run(
+            config,
+            RunOptions { once },
+            shutdown_signal(),
+            reload_signal(),
+        )
+        .await?
+    };
     if !once {
         return Ok(ExitCode::SUCCESS);
     }
@@ -36,6 +45,31 @@ pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
         summary.deferred
     )?;
     super::exit(summary.failed == 0 && summary.not_attempted == 0)
+}
+
+/// The daemon as a fleet member: the instance lock first (one daemon per
+/// ledger joins), then the fleet's side (refused if another live box has
+/// this name), then the pipeline with the fleet's gate on every deletion.
+async fn run_in_fleet(config: Config) -> Result<pipeline::RunSummary, Error> {
+    let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let (shutdown, reload) = (shutdown_signal(), reload_signal());
+    let shared = Arc::new(config.clone());
+    let metrics = Arc::new(Metrics::default());
+    let member = crate::fleet::daemon::start(&shared, &metrics)
+        .await?
+        .expect("[fleet] is enabled");
+    let gate: Arc<dyn DeletionGate> = member.gate.clone();
+    let result = pipeline::run_locked(
+        config,
+        RunOptions { once: false },
+        Some(gate),
+        metrics,
+        shutdown,
+        reload,
+    )
+    .await;
+    member.stop().await;
+    result
 }
 
 /// A message for every SIGHUP: re-read the config.

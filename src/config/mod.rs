@@ -11,6 +11,7 @@ pub mod astguiclient;
 mod backends;
 mod deleting_dirs;
 mod dsn;
+pub mod fleet;
 mod min_free;
 pub mod move_mix;
 mod raw;
@@ -25,6 +26,7 @@ pub mod windows;
 pub use backends::{
     AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, SftpConfig, SshKey, parse_host_key,
 };
+pub use fleet::FleetConfig;
 pub use min_free::MinFree;
 pub use move_mix::MoveMixConfig;
 pub use retention::{Keep, RetentionPolicy};
@@ -76,6 +78,8 @@ pub struct Config {
     pub vicidial: Option<VicidialConfig>,
     /// `[serve]`: `None` unless `listen` is set.
     pub serve: Option<ServeConfig>,
+    /// `[fleet]`: `None` unless `enabled = true` (one box on its own).
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[spool]`: which directories hold finished recordings and when to take them.

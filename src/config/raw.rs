@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) retention: Option<RawRetention>,
     pub(super) vicidial: Option<super::vicidial::RawVicidial>,
     pub(super) serve: Option<super::serve::RawServe>,
+    pub(super) fleet: Option<super::fleet::RawFleet>,
 }
 
 #[derive(Deserialize, Default)]

@@ -93,6 +93,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(vc) = &raw.vicidial {
         key_files.extend(vc.key_files());
     }
+    if let Some(f) = &raw.fleet {
+        key_files.extend(f.key_files());
+    }
     let ledger = ledger(&v, raw.ledger.unwrap_or_default())?;
     let spool = spool(&v, raw.spool.unwrap_or_default(), &ledger.path)?;
     let compress = compress(&v, raw.compress.unwrap_or_default())?;
@@ -111,6 +114,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         &spool.staging,
         vicidial.is_some(),
     )?;
+    let fleet = super::fleet::parse_section(
+        &v,
+        raw.fleet.unwrap_or_default(),
+        vicidial.as_ref(),
+        &daemon,
+    )?;
     let config = Config {
         source: path.to_path_buf(),
         spool,
@@ -122,6 +131,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         retention,
         vicidial,
         serve,
+        fleet,
     };
     super::deleting_dirs::check(&v, &config, key_files)?;
     Ok(config)

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("vicidial", 1),
     ("serve", 1),
     ("catalog", 1),
+    ("fleet", 1),
     ("error", 2),
     ("ledger", 3),
     ("store", 3),
