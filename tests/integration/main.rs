@@ -6,6 +6,7 @@ mod common;
 mod crash;
 mod deleting_dirs;
 mod faults;
+mod fleet;
 mod hold_races;
 mod hostile;
 mod layout;
