@@ -28,6 +28,16 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         vicidial_attribution(&ledger, config, out)?;
         super::move_mix::status_lines(config, &ledger, out)?;
     }
+    if let Some(f) = &config.fleet {
+        writeln!(
+            out,
+            "fleet: member through {} ({}); {} changes not yet published to the fleet's catalog; \
+             `recvault fleet status` for every box, `status --fleet` for their overviews",
+            f.db,
+            f.db_source,
+            ledger.outbox_len()?
+        )?;
+    }
     let disputed = ledger.name_time_disputed()?;
     if disputed > 0 {
         writeln!(

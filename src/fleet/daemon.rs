@@ -148,6 +148,19 @@ async fn read_policy(
         ),
         _ => {}
     }
+    let version = policy.as_ref().map(|p| p.version);
+    if let Some(p) = &policy
+        && !tell
+        && gate.policy_version() != version
+    {
+        tracing::info!(
+            policy = %p.rules.summary(),
+            set_by = %p.set_by,
+            "the fleet's retention policy changed (version {}); this box follows it from its next sweep",
+            p.version
+        );
+    }
+    gate.set_policy_version(version);
     gate.set_rules(policy.map(|p| p.rules));
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct FleetGate {
     rules: RwLock<Option<Rules>>,
     /// True once this box joined the fleet (its name checked) in this run.
     joined: AtomicBool,
+    /// The version of `rules` (0: none read).
+    version: std::sync::atomic::AtomicI64,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -40,6 +42,7 @@ impl FleetGate {
             fleet,
             rules: RwLock::new(None),
             joined: AtomicBool::new(false),
+            version: std::sync::atomic::AtomicI64::new(0),
             metrics,
         }
     }
@@ -52,6 +55,16 @@ impl FleetGate {
     /// True once joined.
     pub fn joined(&self) -> bool {
         self.joined.load(Ordering::SeqCst)
+    }
+
+    /// The version of the policy last read.
+    pub fn policy_version(&self) -> Option<i64> {
+        Some(self.version.load(Ordering::SeqCst)).filter(|v| *v > 0)
+    }
+
+    /// Notes the version of the policy read.
+    pub fn set_policy_version(&self, version: Option<i64>) {
+        self.version.store(version.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// The fleet's rules as last read.

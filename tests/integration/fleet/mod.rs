@@ -7,6 +7,7 @@
 mod holds;
 mod net;
 mod outage;
+mod policy;
 
 use std::fs;
 use std::path::PathBuf;
