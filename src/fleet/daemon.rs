@@ -88,6 +88,7 @@ pub async fn start(config: &Arc<Config>, metrics: &Arc<Metrics>) -> Result<Optio
             ledger.clone(),
             metrics.clone(),
         )),
+        tokio::spawn(lead_loop(fleet.clone(), gate.clone(), config.clone())),
     ];
     Ok(Some(Member {
         gate,
@@ -270,6 +271,48 @@ async fn beat_once(
 
 fn gate_metrics(gate: &FleetGate) -> Option<Arc<Metrics>> {
     gate.metrics()
+}
+
+/// Takes the fleet's leadership when it is free, and while this box leads
+/// governs the forgotten boxes' recordings, every five heartbeats.
+async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>) {
+    let Some(store_config) = &config.store else {
+        return;
+    };
+    let store = match crate::store::open(store_config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("this box cannot lead the fleet (its store does not open): {e}");
+            return;
+        }
+    };
+    let mut leadership = super::leader::Leadership::default();
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(fleet.config.heartbeat * 5).await;
+        if !gate.joined() || !leadership.hold(&fleet).await {
+            continue;
+        }
+        let Some(rules) = gate.rules() else { continue };
+        match fleet.lead_round(&store, &rules, now_secs()).await {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(
+                        recordings = n,
+                        "the fleet's leader deleted forgotten boxes' recordings due under the fleet's policy"
+                    );
+                }
+                failing = false;
+            }
+            Err(e) if !failing => {
+                tracing::warn!(
+                    "the fleet's leader could not govern forgotten boxes' recordings this time: {e}"
+                );
+                failing = true;
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// Drains the outbox into the catalog, every [`PUBLISH_POLL`].

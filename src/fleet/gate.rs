@@ -67,6 +67,11 @@ impl FleetGate {
         self.version.store(version.unwrap_or(0), Ordering::SeqCst);
     }
 
+    /// The fleet's rules as last read (`None`: never read, or none set).
+    pub fn rules(&self) -> Option<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The fleet's rules as last read.
     pub fn set_rules(&self, rules: Option<Rules>) {
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;

@@ -8,6 +8,7 @@
 //! - `holds`: the fleet's legal holds and the SQL that says what they cover;
 //! - `gate`: every deletion reserved in the transaction that checks the holds;
 //! - `policy`: the fleet's retention rules;
+//! - `leader`: one box (MariaDB's `GET_LOCK`) governs forgotten boxes' recordings;
 //! - `catalog`: [`FleetCatalog`], the `Catalog` of every box;
 //! - `daemon`: what `recvault run` does as a fleet member.
 //!
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod daemon;
 pub mod gate;
 pub mod holds;
+pub mod leader;
 pub mod policy;
 pub mod publish;
 pub mod schema;

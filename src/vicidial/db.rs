@@ -243,6 +243,23 @@ impl VicidialDb {
         .await
     }
 
+    /// A connection of its own, outside the pool: what a named lock
+    /// (`GET_LOCK`) lives on, released by the server when it closes.
+    pub async fn dedicated(&self, action: &'static str) -> Result<MySqlConnection, DbError> {
+        use sqlx::ConnectOptions as _;
+        let options = self.pool.connect_options();
+        match tokio::time::timeout(self.options.connect_timeout, options.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.error(action, e)),
+            Err(_) => Err(self.unreachable(action)),
+        }
+    }
+
+    /// How long one call may take (for calls on a dedicated connection).
+    pub fn query_timeout(&self) -> Duration {
+        self.options.query_timeout
+    }
+
     /// Closes every pooled connection (on shutdown).
     pub async fn close(&self) {
         self.pool.close().await;

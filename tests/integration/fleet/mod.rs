@@ -5,6 +5,7 @@
 //! real Garage bucket. A box can be cut from the database and healed.
 
 mod holds;
+mod leader;
 mod net;
 mod outage;
 mod policy;
