@@ -17,6 +17,7 @@ use crate::catalog::local::box_overview;
 use crate::config::Config;
 use crate::error::Error;
 use crate::ledger::Ledger;
+use crate::ledger::audit::Actor;
 use crate::metrics::Metrics;
 use crate::units::now_secs;
 
@@ -198,6 +199,54 @@ async fn beat_loop(
         n = n.wrapping_add(1);
         let beat = next_beat(&ledger, &config, &mut last, fresh).await;
         beat_once(&fleet, &gate, &config, &beat, &mut down_logged).await;
+        if fresh && gate.joined() {
+            release_merged(&fleet, &ledger).await;
+        }
+    }
+}
+
+/// Releases in this box's ledger its own holds (merged when it joined)
+/// that the fleet released: the ledger's holds keep its local copies too,
+/// and must not outlive the fleet's.
+async fn release_merged(fleet: &Fleet, ledger: &Arc<Ledger>) {
+    let Ok(released) = fleet.released_merged_holds().await else {
+        return;
+    };
+    if released.is_empty() {
+        return;
+    }
+    let result = ledger
+        .call(move |l| {
+            let active: Vec<(i64, String)> = l
+                .holds()?
+                .into_iter()
+                .filter(|h| h.released_at.is_none())
+                .map(|h| (h.id, h.case_id))
+                .collect();
+            let mut done = Vec::new();
+            for (case, id, by, why) in released {
+                if active.contains(&(id, case.clone())) && !done.contains(&case) {
+                    let reason = format!("released in the fleet by {by}: {why}");
+                    crate::governance::hold::release(
+                        l,
+                        &Actor::current(),
+                        now_secs(),
+                        &case,
+                        &reason,
+                    )?;
+                    done.push(case);
+                }
+            }
+            Ok::<_, Error>(done)
+        })
+        .await;
+    match result {
+        Ok(done) => {
+            for case in done {
+                tracing::info!(case = %case, "released this box's own hold: the fleet released it");
+            }
+        }
+        Err(e) => tracing::warn!("cannot release holds the fleet released: {e}"),
     }
 }
 

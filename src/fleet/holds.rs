@@ -324,3 +324,26 @@ async fn selectors_of(
         })
         .collect()
 }
+
+impl Fleet {
+    /// This box's own holds, merged when it joined, that the fleet has
+    /// released since: (case, ledger id, who released it, why).
+    pub async fn released_merged_holds(
+        &self,
+    ) -> Result<Vec<(String, i64, String, String)>, DbError> {
+        let origin = self.host.clone();
+        self.run("reading released holds of this box", move |c| {
+            Box::pin(async move {
+                sqlx::query_as(
+                    "SELECT case_id, origin_hold_id, COALESCE(released_by, ''), \
+                     COALESCE(release_reason, '') FROM recvault_holds WHERE origin = ? \
+                     AND origin_hold_id IS NOT NULL AND released_at IS NOT NULL",
+                )
+                .bind(origin)
+                .fetch_all(&mut *c)
+                .await
+            })
+        })
+        .await
+    }
+}

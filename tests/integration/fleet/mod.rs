@@ -9,6 +9,7 @@ mod leader;
 mod net;
 mod outage;
 mod policy;
+mod rules;
 
 use std::fs;
 use std::path::PathBuf;
