@@ -270,7 +270,7 @@ fn args_of(args: &[Arg]) -> sqlx::mysql::MySqlArguments {
 }
 
 /// The copies a catalog entry says there are (its box's disk is not looked at).
-fn copies_of_entry(e: &Entry) -> Vec<Copy> {
+pub(super) fn copies_of_entry(e: &Entry) -> Vec<Copy> {
     let mut out = Vec::new();
     if e.erasure.as_ref().is_some_and(|m| m.erased_at.is_some()) {
         return out;
@@ -426,7 +426,9 @@ impl Catalog for FleetCatalog {
         request: &str,
         selectors: &[Selector],
     ) -> Result<ErasurePlan, CatalogError> {
-        self.local.erasure_preview(request, selectors).await
+        crate::governance::requests::erase::check_reference(request)?;
+        let entries = self.fleet.matching(selectors).await.map_err(unavailable)?;
+        Ok(super::erasure::plan(request, selectors, entries))
     }
 
     async fn erasure_confirm(
@@ -436,13 +438,23 @@ impl Catalog for FleetCatalog {
         selectors: &[Selector],
         token: Option<&str>,
     ) -> Result<ErasureConfirmation, CatalogError> {
-        self.local
-            .erasure_confirm(actor, request, selectors, token)
+        crate::governance::requests::erase::check_reference(request)?;
+        self.fleet
+            .confirm_erasure(&self.by(actor), request, selectors, token, now_secs())
             .await
+            .map_err(unavailable)
     }
 
     async fn erasure_progress(&self, request: &str) -> Result<ErasureProgress, CatalogError> {
-        self.local.erasure_progress(request).await
+        match self
+            .fleet
+            .erasure_progress(request, now_secs())
+            .await
+            .map_err(unavailable)?
+        {
+            Some(p) => Ok(p),
+            None => self.local.erasure_progress(request).await,
+        }
     }
 
     async fn retention(&self) -> Result<RetentionView, CatalogError> {

@@ -16,8 +16,10 @@ use crate::catalog::Rules;
 use crate::catalog::local::box_overview;
 use crate::config::Config;
 use crate::error::Error;
+use crate::governance::requests::erase;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
+use crate::ledger::holds::Selector;
 use crate::metrics::Metrics;
 use crate::units::now_secs;
 
@@ -90,6 +92,7 @@ pub async fn start(config: &Arc<Config>, metrics: &Arc<Metrics>) -> Result<Optio
             metrics.clone(),
         )),
         tokio::spawn(lead_loop(fleet.clone(), gate.clone(), config.clone())),
+        tokio::spawn(erase_loop(fleet.clone(), gate.clone(), ledger.clone())),
     ];
     Ok(Some(Member {
         gate,
@@ -320,6 +323,68 @@ async fn beat_once(
 
 fn gate_metrics(gate: &FleetGate) -> Option<Arc<Metrics>> {
     gate.metrics()
+}
+
+/// Takes this box's part of the fleet's erasures into its ledger (its
+/// erasure chore carries them out) and marks each in the fleet once erased,
+/// every two heartbeats.
+async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>) {
+    loop {
+        tokio::time::sleep(fleet.config.heartbeat * 2).await;
+        if !gate.joined() {
+            continue;
+        }
+        let Ok(mine) = fleet.my_erasures().await else {
+            continue;
+        };
+        let mut by_request: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for (request, id) in mine {
+            by_request.entry(request).or_default().push(id);
+        }
+        for (request, ids) in by_request {
+            let r = request.clone();
+            let erased = ledger.call(move |l| take_erasure(l, &r, &ids)).await;
+            match erased {
+                Ok(done) if !done.is_empty() => {
+                    tracing::info!(request = %request, recordings = done.len(), "erased this box's copies of a fleet erasure");
+                    if let Err(e) = fleet.mark_erased(&request, done).await {
+                        tracing::warn!("cannot mark erasures done in the fleet (again later): {e}");
+                    } else if let Ok(Some(p)) = fleet.erasure_progress(&request, now_secs()).await
+                        && p.complete
+                    {
+                        tracing::info!(request = %request, "the fleet erasure is complete: every box with a copy erased it");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(request = %request, "cannot take a fleet erasure into this box's ledger: {e}")
+                }
+            }
+        }
+    }
+}
+
+/// Reserves in the ledger those of `ids` not yet reserved for `request`;
+/// returns those erased already, with when.
+fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)>, Error> {
+    let mine: std::collections::HashMap<i64, Option<i64>> = l
+        .erasure_of(request)?
+        .into_iter()
+        .map(|r| (r.id, r.erasure.and_then(|e| e.erased_at)))
+        .collect();
+    let missing: Vec<Selector> = ids
+        .iter()
+        .filter(|id| !mine.contains_key(id))
+        .map(|id| Selector::Id(*id))
+        .collect();
+    if !missing.is_empty() {
+        let key = crate::governance::requests::key::load_or_create(l.path())?;
+        erase::request_confirmed(l, &key, request, &missing, &Actor::current(), now_secs())?;
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| mine.get(id).copied().flatten().map(|at| (*id, at)))
+        .collect())
 }
 
 /// Takes the fleet's leadership when it is free, and while this box leads

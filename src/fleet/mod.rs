@@ -8,6 +8,7 @@
 //! - `holds`: the fleet's legal holds and the SQL that says what they cover;
 //! - `gate`: every deletion reserved in the transaction that checks the holds;
 //! - `policy`: the fleet's retention rules;
+//! - `erasure`: a request erased on every box that has a copy;
 //! - `leader`: one box (MariaDB's `GET_LOCK`) governs forgotten boxes' recordings;
 //! - `catalog`: [`FleetCatalog`], the `Catalog` of every box;
 //! - `daemon`: what `recvault run` does as a fleet member.
@@ -25,6 +26,7 @@ use crate::vicidial::db::{ConnFuture, DbError, DbOptions, VicidialDb};
 pub mod boxes;
 pub mod catalog;
 pub mod daemon;
+pub mod erasure;
 pub mod gate;
 pub mod holds;
 pub mod leader;

@@ -4,7 +4,7 @@
 //! simply run again), and the GRANTs the daemon needs afterwards.
 
 /// Each table in one place, so the GRANTs name exactly these.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 10] = [
     "recvault_schema",
     "recvault_boxes",
     "recvault_recordings",
@@ -13,6 +13,8 @@ pub const TABLES: [&str; 8] = [
     "recvault_gate",
     "recvault_deletions",
     "recvault_policy",
+    "recvault_erasures",
+    "recvault_erasure_items",
 ];
 
 const OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -28,7 +30,34 @@ pub fn schema_table() -> String {
 /// The migrations in order: migration `i` (from 1) is `MIGRATIONS[i - 1]`,
 /// a list of statements.
 pub fn migrations() -> Vec<Vec<String>> {
-    vec![first()]
+    vec![first(), erasures()]
+}
+
+/// Erasure across boxes: a request, and each recording it covers on each
+/// box, done when that box has erased it (or was forgotten).
+fn erasures() -> Vec<String> {
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS recvault_erasures (
+  request VARCHAR(255) NOT NULL PRIMARY KEY,
+  selectors TEXT NOT NULL,
+  requested_by VARCHAR(255) NOT NULL,
+  requested_at BIGINT NOT NULL,
+  completed_at BIGINT NULL
+) {OPTIONS}"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS recvault_erasure_items (
+  request VARCHAR(255) NOT NULL,
+  host VARCHAR(255) NOT NULL,
+  id BIGINT NOT NULL,
+  name VARCHAR(1024) NOT NULL,
+  erased_at BIGINT NULL,
+  PRIMARY KEY (request, host, id),
+  KEY recvault_erasure_items_host (host, erased_at)
+) {OPTIONS}"
+        ),
+    ]
 }
 
 // One long list of DDL, each table with why it exists: splitting it would

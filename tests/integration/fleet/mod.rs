@@ -4,6 +4,7 @@
 //! VICIdial's tables and recvault's, made by `recvault fleet init`) and the
 //! real Garage bucket. A box can be cut from the database and healed.
 
+mod erasure;
 mod holds;
 mod leader;
 mod net;
