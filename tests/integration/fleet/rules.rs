@@ -177,3 +177,93 @@ async fn holds_cover_by_the_same_rule_on_every_box_and_the_gate_reserves_only_th
         1
     );
 }
+
+/// Puts `bytes` under `key` in the test bucket.
+async fn put(store: &dyn recvault::store::Store, key: &str, bytes: &[u8]) {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("object");
+    std::fs::write(&file, bytes).unwrap();
+    let req = recvault::store::PutRequest {
+        key,
+        source: &file,
+        size: bytes.len() as u64,
+        sha256: sha2::Sha256::digest(bytes).into(),
+        metadata: &Default::default(),
+        content_type: "application/octet-stream",
+    };
+    store.put(&req).await.unwrap();
+}
+
+/// A leader killed after reserving a forgotten box's deletion, before
+/// deleting: the next leader finishes it — a reservation is a commitment,
+/// made before any later hold — and deletes nothing the hold covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_killed_leader_reserved_the_next_leader_finishes_and_nothing_else_held() {
+    let Some(mut fx) = Fixture::new("fleet_leftover", quick_options()).await else {
+        return;
+    };
+    let g = crate::common::garage();
+    let store = g.store(64 << 20, 16 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        fleet_of(dir.path(), "A", &fx.name),
+        fleet_of(dir.path(), "B", &fx.name),
+    );
+    a.migrate("test", 1).await.unwrap();
+    let thirty = recvault::catalog::Rules {
+        default: recvault::config::Keep::parse("30d").unwrap(),
+        campaigns: Default::default(),
+        delete_unarchived: false,
+    };
+    assert!(a.set_policy(&thirty, None, "test", 1).await.unwrap());
+    let prefix = crate::common::unique_prefix("fleet_leftover");
+    let mut entries = Vec::new();
+    for (id, phone) in [(1, "5550000011"), (2, "5550000022")] {
+        let mut e = entry("B", id, "SALES", "agent1", phone, 1000);
+        let key = format!("{prefix}B/{id}.flac");
+        put(store.as_ref(), &key, b"stored recording").await;
+        e.object_key = Some(key);
+        entries.push(e);
+    }
+    b.join(2).await.unwrap();
+    b.publish(entries.clone()).await.unwrap();
+    assert!(a.forget("B", "test", 3).await.unwrap());
+    // The dead leader's reservation of B/1, then a hold on both.
+    fx.exec(
+        "INSERT INTO recvault_deletions (host, id, what, reserved_at) VALUES ('B', 1, 'leader', 4)",
+    )
+    .await;
+    let (_, coverage) = a
+        .place_hold(
+            "test@A",
+            5,
+            &hold(
+                "LATE",
+                vec![
+                    Selector::Phone("5550000011".into()),
+                    Selector::Phone("5550000022".into()),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!((coverage.recordings, coverage.being_deleted), (2, 1));
+
+    let deleted = a.lead_round(&store, &thirty, 100 * 86_400).await.unwrap();
+    assert_eq!(deleted, 1);
+    let k1 = entries[0].object_key.clone().unwrap();
+    let k2 = entries[1].object_key.clone().unwrap();
+    assert!(store.head(&k1).await.unwrap().is_none(), "{k1}");
+    assert!(store.head(&k2).await.unwrap().is_some(), "{k2}");
+    let state = fx
+        .text("SELECT state FROM recvault_recordings WHERE host = 'B' AND id = 1")
+        .await;
+    assert_eq!(state.as_deref(), Some("remote_deleted"));
+    // Nothing more on the next round: the rest is held.
+    assert_eq!(
+        a.lead_round(&store, &thirty, 100 * 86_400).await.unwrap(),
+        0
+    );
+    store.delete(&k2).await.unwrap();
+}
