@@ -38,7 +38,11 @@ pub enum Command {
         offline: bool,
     },
     /// Counts and bytes per state, the backlog and the last errors.
-    Status,
+    Status {
+        /// Every box of the fleet (`[fleet]`), from the fleet's database.
+        #[arg(long)]
+        fleet: bool,
+    },
     /// Download a recording, decode it and check it against the original's SHA-256.
     Restore {
         /// The recording's file name or object key.
@@ -104,6 +108,12 @@ pub enum Command {
         /// The token the preview printed: erase exactly the previewed set.
         #[arg(long, value_name = "TOKEN")]
         confirm: Option<String>,
+    },
+    /// A cluster of dialers governed as one (`[fleet]`): create recvault's
+    /// tables in the shared MariaDB, list every box, forget a wiped one.
+    Fleet {
+        #[command(subcommand)]
+        action: FleetCommand,
     },
     /// Retention: what is due for deletion, and deleting it.
     Retention {
@@ -252,6 +262,47 @@ pub enum RetentionCommand {
     },
     /// Delete everything due now (one sweep; the daemon must not be running).
     Run,
+    /// Fleet: keep CAMPAIGN's recordings for DURATION (`default` for every
+    /// campaign without a rule). Prints what it would delete and when;
+    /// changes the fleet's policy only with --confirm.
+    Set {
+        #[arg(value_name = "CAMPAIGN")]
+        campaign: String,
+        /// `90d`, `7y`, `forever`.
+        #[arg(value_name = "DURATION")]
+        duration: String,
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Fleet: remove CAMPAIGN's rule (the default applies to it again).
+    /// Previewed first; applied with --confirm.
+    Unset {
+        #[arg(value_name = "CAMPAIGN")]
+        campaign: String,
+        #[arg(long)]
+        confirm: bool,
+    },
+}
+
+/// `recvault fleet ...`
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create or migrate recvault's tables in the fleet's database: prints
+    /// the SQL and the GRANTs the daemons need, applies with --confirm.
+    Init {
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Every box: version, last heartbeat, backlog, last error, reachable.
+    Status,
+    /// The operator says HOST is wiped: its erasures close, its recordings
+    /// are governed by the fleet's leader. Previewed; applied with --confirm.
+    Forget {
+        #[arg(value_name = "HOST")]
+        host: String,
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 /// `recvault console ...`

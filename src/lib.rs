@@ -15,7 +15,8 @@
 //!    back, one or a request's worth in a zip), [`vicidial`] (VICIdial's
 //!    database), [`serve`] (listen links, health, metrics over HTTP),
 //!    [`catalog`] (one interface to what recordings exist and what may
-//!    happen to them: one box's ledger answers it, or a fleet's database).
+//!    happen to them: one box's ledger answers it, or a fleet's database),
+//!    [`fleet`] (a cluster's dialers governed as one through its MariaDB).
 //!    [`error`] words their failures.
 //! 3. [`ledger`] (everything recvault knows; the only place with SQL),
 //!    [`store`] (where objects live), [`codec`] (recording ⇄ object bytes),
@@ -46,6 +47,7 @@ pub mod config;
 pub mod console;
 pub mod digest;
 pub mod error;
+pub mod fleet;
 pub mod governance;
 pub mod ledger;
 pub mod logging;

@@ -69,6 +69,21 @@ impl Histogram {
     }
 }
 
+/// A fleet member's view of the shared database (all 0 without `[fleet]`).
+#[derive(Default)]
+pub struct FleetGauges {
+    /// 1 with `[fleet]`: the gauges below are rendered.
+    pub member: AtomicU64,
+    /// 1 while the last call to the fleet's database answered.
+    pub database_up: AtomicU64,
+    /// 1 while deletions wait because the fleet's holds cannot be checked.
+    pub gate_closed: AtomicU64,
+    /// Recording changes not yet published to the fleet's catalog.
+    pub outbox: AtomicU64,
+    /// Unix seconds of the last heartbeat written.
+    pub last_heartbeat: AtomicI64,
+}
+
 /// The daemon's counters. Share it as `Arc<Metrics>`.
 #[derive(Default)]
 pub struct Metrics {
@@ -94,6 +109,8 @@ pub struct Metrics {
     pub access_log_dropped: AtomicU64,
     /// Unix seconds of the last retention sweep (0: none since start).
     pub last_sweep: AtomicI64,
+    /// With `[fleet]`: the shared database as this box last saw it.
+    pub fleet: FleetGauges,
     store: [Histogram; STORE_OPS.len()],
     playback: [AtomicU64; PLAYBACK_OUTCOMES.len()],
     refused: [AtomicU64; REFUSALS.len()],
@@ -140,6 +157,40 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// The fleet gauges, for a fleet member only.
+    fn render_fleet(&self, out: &mut String) {
+        let f = &self.fleet;
+        if f.member.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "recvault_fleet_database_up",
+                "1 while the fleet's database answers.",
+                f.database_up.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "recvault_fleet_deletions_blocked",
+                "1 while nothing is deleted because the fleet's holds cannot be checked.",
+                f.gate_closed.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "recvault_fleet_outbox",
+                "Recording changes not yet published to the fleet's catalog.",
+                f.outbox.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "recvault_fleet_last_heartbeat_timestamp_seconds",
+                "When this box last wrote its heartbeat.",
+                f.last_heartbeat.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            metric(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
+
     /// The counters in Prometheus' text format, appended to `out`.
     pub fn render(&self, out: &mut String) {
         for (name, help, value) in self.counters() {
@@ -154,6 +205,7 @@ impl Metrics {
             "When the last retention sweep ran (0: none since start).",
         );
         let _ = writeln!(out, "{name} {}", self.last_sweep.load(Ordering::Relaxed));
+        self.render_fleet(out);
         let name = "recvault_playback_requests_total";
         metric(out, name, "counter", "Playback requests by how they ended.");
         for (outcome, n) in PLAYBACK_OUTCOMES.iter().zip(&self.playback) {

@@ -104,6 +104,9 @@ async fn carry_out(
             tracing::warn!("cannot put back a file whose removal was interrupted: {e}");
         }
     }
+    let gate = super::fleet_gate(config).await?;
+    let gate: Option<std::sync::Arc<dyn crate::governance::gate::DeletionGate>> =
+        gate.map(|g| g as _);
     Eraser {
         ledger,
         store,
@@ -114,6 +117,7 @@ async fn carry_out(
         key,
         actor,
         skip: &Default::default(),
+        gate: gate.as_deref(),
     }
     .run(now_secs())
     .await?;

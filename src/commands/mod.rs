@@ -20,6 +20,7 @@ mod console;
 mod erase;
 mod export;
 mod find;
+mod fleet;
 mod hold;
 mod ledger;
 mod links;
@@ -40,7 +41,8 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
     match command {
         Command::Run { once } => run::run(config, once).await,
         Command::Check { offline } => check::check(&config, offline, &mut stdout()).await,
-        Command::Status => status::status(&config, &mut stdout()),
+        Command::Status { fleet: false } => status::status(&config, &mut stdout()),
+        Command::Status { fleet: true } => status::fleet(&config, &mut stdout()).await,
         Command::Ls {
             state,
             since,
@@ -63,6 +65,7 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             force,
         } => export::export(&config, select, &output, force, &mut stdout()).await,
         Command::Find { select, json } => find::find(&config, select, json, &mut stdout()).await,
+        Command::Fleet { action } => fleet::fleet(action, &config, &mut stdout()).await,
         Command::Retention { action } => retention::retention(action, &config, &mut stdout()).await,
         Command::Hold { action } => hold::hold(action, &config, &mut stdout()).await,
         Command::Audit {
@@ -142,10 +145,17 @@ fn open_ledger(config: &Config) -> Result<Arc<Ledger>, Error> {
 async fn catalog(config: &Config) -> Result<Arc<dyn Catalog>, Error> {
     let ledger = open_ledger(config)?;
     ledger.attribute_pending(&config.naming)?;
-    Ok(Arc::new(LocalCatalog::new(
-        Arc::new(config.clone()),
-        ledger,
-    )))
+    let local = LocalCatalog::new(Arc::new(config.clone()), ledger);
+    Ok(match crate::fleet::Fleet::of(config)? {
+        Some(fleet) => Arc::new(crate::fleet::FleetCatalog::new(fleet, local)),
+        None => Arc::new(local),
+    })
+}
+
+/// With `[fleet]`: the fleet's deletion gate for a command that deletes
+/// (`retention run`, `erase`), its policy read. `None`: one box.
+async fn fleet_gate(config: &Config) -> Result<Option<Arc<crate::fleet::FleetGate>>, Error> {
+    crate::fleet::gate::for_command(config).await
 }
 
 /// The configured store's settings, or why there is none.

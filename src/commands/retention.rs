@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::catalog::{RetentionChange, RetentionImpact};
 use crate::cli::RetentionCommand;
-use crate::config::{Config, RetentionPolicy};
+use crate::config::{Config, Keep, RetentionPolicy};
 use crate::error::Error;
+use crate::governance::gate::DeletionGate;
 use crate::governance::retention::sweep_now;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
@@ -30,9 +32,15 @@ pub(super) async fn retention(
             let until = super::date(until)?.unwrap_or(now);
             let ledger = super::open_ledger(config)?;
             ledger.attribute_pending(&config.naming)?;
+            let policy = match super::fleet_gate(config).await? {
+                None => config.retention.clone(),
+                Some(g) => g.policy(&config.retention).ok_or_else(|| {
+                    Error::Usage("the fleet has no retention policy yet: nothing is due".into())
+                })?,
+            };
             plan_report(
                 &ledger,
-                &config.retention,
+                &policy,
                 now,
                 until.max(now),
                 campaign.as_deref(),
@@ -41,24 +49,43 @@ pub(super) async fn retention(
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        RetentionCommand::Run => {
-            let r = sweep_now(config, &Actor::current()).await?;
-            writeln!(
-                out,
-                "deleted {} recordings ({} stored, {} local copies), {} held, {} not yet archived (kept), {} failed",
-                r.deleted,
-                human_bytes(r.object_bytes),
-                r.local_removed,
-                r.held,
-                r.unarchived,
-                r.failed
-            )?;
-            for (campaign, n) in &r.by_campaign {
-                writeln!(out, "  {campaign}: {n}")?;
-            }
-            super::exit(r.failed == 0)
+        RetentionCommand::Set {
+            campaign,
+            duration,
+            confirm,
+        } => {
+            let keep = Keep::parse(&duration).map_err(Error::Usage)?;
+            change(config, &campaign, Some(keep), confirm, out).await
         }
+        RetentionCommand::Unset { campaign, confirm } => {
+            change(config, &campaign, None, confirm, out).await
+        }
+        RetentionCommand::Run => run(config, out).await,
     }
+}
+
+/// `retention run`: one sweep now (with `[fleet]`, through its gate).
+async fn run(config: &Config, out: &mut impl Write) -> Result<ExitCode, Error> {
+    let gate = super::fleet_gate(config).await?;
+    let gate_ref = gate.as_deref().map(|g| g as &dyn DeletionGate);
+    let r = sweep_now(config, &Actor::current(), gate_ref).await?;
+    if let Some(why) = &r.gate_closed {
+        writeln!(out, "nothing was deleted: {why}")?;
+    }
+    writeln!(
+        out,
+        "deleted {} recordings ({} stored, {} local copies), {} held, {} not yet archived (kept), {} failed",
+        r.deleted,
+        human_bytes(r.object_bytes),
+        r.local_removed,
+        r.held,
+        r.unarchived,
+        r.failed
+    )?;
+    for (campaign, n) in &r.by_campaign {
+        writeln!(out, "  {campaign}: {n}")?;
+    }
+    super::exit(r.failed == 0)
 }
 
 /// Writes `recvault retention plan`: each recording due by `until` (when,
@@ -186,4 +213,83 @@ impl Totals {
             }
         }
     }
+}
+
+/// `retention set|unset`: the fleet's policy changed — previewed (what it
+/// would delete, where and when), applied only with `confirm`.
+async fn change(
+    config: &Config,
+    campaign: &str,
+    keep: Option<Keep>,
+    confirm: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode, Error> {
+    if config.fleet.is_none() {
+        return Err(Error::Usage(format!(
+            "retention set/unset change a fleet's policy; this box's policy is [retention] in {} \
+             (edit it there and reload)",
+            config.source.display()
+        )));
+    }
+    let change = RetentionChange {
+        campaign: (campaign != "default").then(|| campaign.to_string()),
+        keep,
+    };
+    if change.campaign.is_none() && change.keep.is_none() {
+        return Err(Error::Usage(
+            "the default rule cannot be unset: `retention set default forever` keeps everything"
+                .into(),
+        ));
+    }
+    let catalog = super::catalog(config).await?;
+    let impact = catalog.retention_preview(&change).await?;
+    print_impact(&impact, out)?;
+    if !confirm {
+        writeln!(
+            out,
+            "nothing changed; run again with --confirm to apply it on every box"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let view = catalog.retention_apply(&Actor::current(), &change).await?;
+    writeln!(
+        out,
+        "the fleet's retention policy is now (version {}): {}; every box follows it from its next sweep",
+        view.version.unwrap_or_default(),
+        view.rules.summary()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_impact(impact: &RetentionImpact, out: &mut impl Write) -> Result<(), Error> {
+    writeln!(out, "policy now:   {}", impact.before)?;
+    writeln!(out, "policy after: {}", impact.after)?;
+    let (n, bytes) = impact.due_now();
+    writeln!(
+        out,
+        "deleted at the next sweep: {n} recordings ({}), held ones kept",
+        human_bytes(bytes)
+    )?;
+    for (title, rows) in [
+        ("deleted sooner", &impact.sooner),
+        ("kept longer", &impact.spared),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        writeln!(out, "{title}:")?;
+        for r in rows {
+            writeln!(
+                out,
+                "  {} {}: {} recordings ({}), {} held, due {}",
+                r.host,
+                r.campaign.as_deref().unwrap_or("-"),
+                r.recordings,
+                human_bytes(r.bytes),
+                r.held,
+                r.due.map(local_time).unwrap_or_else(|| "now".to_string())
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -4,8 +4,14 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::error::Error;
+use crate::governance::gate::DeletionGate;
+use crate::ledger::lock::InstanceLock;
+use crate::metrics::Metrics;
 use crate::pipeline::{self, RunOptions};
 use crate::units::human_bytes;
 
@@ -16,19 +22,36 @@ pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
     }
     // The compliance console, mounted on [serve]'s listener once the daemon
     // has its ledger and store.
+    // With [fleet] it answers for every box, through the fleet's catalog.
+    let fleet = if config.console.is_some() && config.serve.is_some() {
+        crate::fleet::Fleet::of(&config)?
+    } else {
+        None
+    };
     let mount = config
         .console
         .as_ref()
         .filter(|_| config.serve.is_some())
-        .map(|_| crate::console::mount());
-    let summary = pipeline::run(
-        config,
-        RunOptions { once },
-        mount,
-        shutdown_signal(),
-        reload_signal(),
-    )
-    .await?;
+        .map(|_| {
+            crate::console::mount(move |local| -> Arc<dyn Catalog> {
+                match fleet {
+                    Some(fleet) => Arc::new(crate::fleet::FleetCatalog::new(fleet, local)),
+                    None => Arc::new(local),
+                }
+            })
+        });
+    let summary = if config.fleet.is_some() && !once {
+        run_in_fleet(config, mount).await?
+    } else {
+        pipeline::run(
+            config,
+            RunOptions { once },
+            mount,
+            shutdown_signal(),
+            reload_signal(),
+        )
+        .await?
+    };
     if !once {
         return Ok(ExitCode::SUCCESS);
     }
@@ -44,6 +67,35 @@ pub(super) async fn run(config: Config, once: bool) -> Result<ExitCode, Error> {
         summary.deferred
     )?;
     super::exit(summary.failed == 0 && summary.not_attempted == 0)
+}
+
+/// The daemon as a fleet member: the instance lock first (one daemon per
+/// ledger joins), then the fleet's side (refused if another live box has
+/// this name), then the pipeline with the fleet's gate on every deletion.
+async fn run_in_fleet(
+    config: Config,
+    mount: Option<crate::serve::Mount>,
+) -> Result<pipeline::RunSummary, Error> {
+    let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let (shutdown, reload) = (shutdown_signal(), reload_signal());
+    let shared = Arc::new(config.clone());
+    let metrics = Arc::new(Metrics::default());
+    let member = crate::fleet::daemon::start(&shared, &metrics)
+        .await?
+        .expect("[fleet] is enabled");
+    let gate: Arc<dyn DeletionGate> = member.gate.clone();
+    let result = pipeline::run_locked(
+        config,
+        RunOptions { once: false },
+        Some(gate),
+        mount,
+        metrics,
+        shutdown,
+        reload,
+    )
+    .await;
+    member.stop().await;
+    result
 }
 
 /// A message for every SIGHUP: re-read the config.

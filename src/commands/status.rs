@@ -28,6 +28,16 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         vicidial_attribution(&ledger, config, out)?;
         super::move_mix::status_lines(config, &ledger, out)?;
     }
+    if let Some(f) = &config.fleet {
+        writeln!(
+            out,
+            "fleet: member through {} ({}); {} changes not yet published to the fleet's catalog; \
+             `recvault fleet status` for every box, `status --fleet` for their overviews",
+            f.db,
+            f.db_source,
+            ledger.outbox_len()?
+        )?;
+    }
     let disputed = ledger.name_time_disputed()?;
     if disputed > 0 {
         writeln!(
@@ -173,4 +183,48 @@ fn vicidial_attribution(
 fn age(secs: i64) -> String {
     let d = (now_secs() - secs).max(0) as u64;
     humantime::format_duration(std::time::Duration::from_secs(d - d % 60)).to_string()
+}
+
+/// `status --fleet`: every box as the fleet's database has it. Exit 1 if
+/// one is not heard from.
+pub(super) async fn fleet(config: &Config, out: &mut impl Write) -> Result<ExitCode, Error> {
+    if config.fleet.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: --fleet needs [fleet] enabled; this box is on its own",
+            config.source.display()
+        )));
+    }
+    let catalog = super::catalog(config).await?;
+    let boxes = catalog.overview().await?;
+    let mut clean = true;
+    for b in &boxes {
+        clean &= b.reachable || b.forgotten.is_some();
+        let heard = b
+            .heartbeat
+            .map(crate::units::local_time)
+            .unwrap_or_else(|| "never".into());
+        let state = match (b.forgotten, b.reachable) {
+            (Some(_), _) => "forgotten",
+            (None, true) => "reachable",
+            (None, false) => "UNREACHABLE",
+        };
+        writeln!(
+            out,
+            "{}: {state}, recvault {}, heartbeat {heard}, {} waiting, last error: {}",
+            b.host,
+            b.version,
+            b.waiting,
+            b.last_errors.first().map(String::as_str).unwrap_or("none")
+        )?;
+        for s in &b.states {
+            writeln!(
+                out,
+                "  {}: {} ({})",
+                s.state,
+                s.count,
+                crate::units::human_bytes(s.bytes)
+            )?;
+        }
+    }
+    super::exit(clean)
 }

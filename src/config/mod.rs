@@ -12,6 +12,7 @@ mod backends;
 pub mod console;
 mod deleting_dirs;
 mod dsn;
+pub mod fleet;
 mod min_free;
 pub mod move_mix;
 mod raw;
@@ -27,6 +28,7 @@ pub use backends::{
     AzureConfig, AzureCredentials, GcsConfig, GcsCredentials, SftpConfig, SshKey, parse_host_key,
 };
 pub use console::{ConsoleConfig, LevelRoles, ReasonRule};
+pub use fleet::FleetConfig;
 pub use min_free::MinFree;
 pub use move_mix::MoveMixConfig;
 pub use retention::{Keep, RetentionPolicy};
@@ -80,6 +82,8 @@ pub struct Config {
     pub serve: Option<ServeConfig>,
     /// `[console]`: `None` unless `enabled = true`.
     pub console: Option<ConsoleConfig>,
+    /// `[fleet]`: `None` unless `enabled = true` (one box on its own).
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[spool]`: which directories hold finished recordings and when to take them.

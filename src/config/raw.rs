@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) vicidial: Option<super::vicidial::RawVicidial>,
     pub(super) serve: Option<super::serve::RawServe>,
     pub(super) console: Option<super::console::RawConsole>,
+    pub(super) fleet: Option<super::fleet::RawFleet>,
 }
 
 #[derive(Deserialize, Default)]

@@ -454,3 +454,37 @@ fn directories_recvault_deletes_in_stay_apart_from_what_it_keeps() {
     ))
     .unwrap();
 }
+
+#[test]
+fn fleet_takes_a_dsn_file_or_vicidials_connection_and_never_shows_the_password() {
+    assert!(parse("").unwrap().fleet.is_none());
+    let e = refused("[fleet]\nenabled = true\n");
+    assert!(
+        e.contains("fleet.dsn_file") && e.contains("[vicidial]"),
+        "{e}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dsn = dir.path().join("fleet.dsn");
+    std::fs::write(
+        &dsn,
+        "# the cluster's primary\nmysql://rv:S3cret-pw@10.0.0.9:3307/asterisk\n",
+    )
+    .unwrap();
+    let text = format!(
+        "[daemon]\nhost = \"dialer2\"\n[fleet]\nenabled = true\ndsn_file = \"{}\"\n",
+        dsn.display()
+    );
+    let c = parse(&text).unwrap();
+    let f = c.fleet.as_ref().unwrap();
+    assert_eq!(f.db.to_string(), "rv@10.0.0.9:3307/asterisk");
+    assert_eq!(f.host_timeout, Duration::from_secs(120));
+    assert!(!format!("{c:?}").contains("S3cret-pw"));
+    let e = refused(&format!("{text}host_timeout = \"20s\"\n"));
+    assert!(e.contains("fleet.host_timeout"), "{e}");
+    std::fs::write(&dsn, "postgres://x@y/z\n").unwrap();
+    let e = refused(&text);
+    assert!(
+        e.contains("fleet.dsn_file") && !e.contains("postgres://x"),
+        "{e}"
+    );
+}

@@ -93,6 +93,9 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(vc) = &raw.vicidial {
         key_files.extend(vc.key_files());
     }
+    if let Some(f) = &raw.fleet {
+        key_files.extend(f.key_files());
+    }
     let ledger = ledger(&v, raw.ledger.unwrap_or_default())?;
     let spool = spool(&v, raw.spool.unwrap_or_default(), &ledger.path)?;
     let compress = compress(&v, raw.compress.unwrap_or_default())?;
@@ -117,6 +120,12 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         serve.as_ref(),
         vicidial.is_some(),
     )?;
+    let fleet = super::fleet::parse_section(
+        &v,
+        raw.fleet.unwrap_or_default(),
+        vicidial.as_ref(),
+        &daemon,
+    )?;
     let config = Config {
         source: path.to_path_buf(),
         spool,
@@ -129,6 +138,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         vicidial,
         serve,
         console,
+        fleet,
     };
     super::deleting_dirs::check(&v, &config, key_files)?;
     Ok(config)

@@ -97,12 +97,14 @@ pub fn random<const N: usize>() -> [u8; N] {
     buf
 }
 
-/// The console the daemon mounts, asking this box's catalog.
-pub fn mount() -> Mount {
-    Box::new(|parts: MountParts<'_>| {
+/// The console the daemon mounts, asking the catalog `catalog` makes of
+/// this box's own (itself on one box; the fleet's, which falls back to it,
+/// in a cluster): the console never knows which it got.
+pub fn mount(catalog: impl FnOnce(LocalCatalog) -> Arc<dyn Catalog> + Send + 'static) -> Mount {
+    Box::new(move |parts: MountParts<'_>| {
         let console = parts.config.console.clone()?;
         let serve = parts.config.serve.as_ref()?;
-        let catalog: Arc<dyn Catalog> = Arc::new(
+        let catalog = catalog(
             LocalCatalog::new(parts.config.clone(), parts.ledger.clone())
                 .with_store(parts.store.clone()),
         );

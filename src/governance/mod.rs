@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod copies;
+pub mod gate;
 pub mod hold;
 pub mod requests;
 pub mod retention;

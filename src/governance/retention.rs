@@ -14,6 +14,7 @@ use crate::config::{Config, RetentionPolicy};
 use crate::error::Error;
 use crate::governance::audit::note_policy;
 use crate::governance::copies;
+use crate::governance::gate::DeletionGate;
 use crate::ledger::Ledger;
 use crate::ledger::audit::{Action, Actor, NewEntry};
 use crate::ledger::lock::InstanceLock;
@@ -48,6 +49,9 @@ pub struct Sweep<'a> {
     pub stop: &'a (dyn Fn() -> bool + Sync),
     /// Called after each batch (the daemon's watchdog ping).
     pub progress: &'a (dyn Fn() + Sync),
+    /// With `[fleet]`: the shared database, which must reserve each
+    /// deletion first (its holds cover every box). `None`: one box.
+    pub gate: Option<&'a dyn DeletionGate>,
 }
 
 /// What a sweep did.
@@ -69,6 +73,9 @@ pub struct SweepReport {
     pub by_campaign: BTreeMap<String, u64>,
     /// More due recordings are waiting (`max_batches` reached).
     pub more: bool,
+    /// Why due recordings were kept because the fleet's database could not
+    /// check its holds (`None`: it could, or there is no fleet).
+    pub gate_closed: Option<String>,
 }
 
 impl Sweep<'_> {
@@ -125,11 +132,33 @@ impl Sweep<'_> {
         due: Vec<Due>,
         report: &mut SweepReport,
     ) -> Result<(), Error> {
-        let ids: Vec<i64> = due.iter().map(|d| d.rec.id).collect();
+        let mut ids: Vec<i64> = due.iter().map(|d| d.rec.id).collect();
+        if let Some(gate) = self.gate {
+            let recs: Vec<Recording> = due.iter().map(|d| d.rec.clone()).collect();
+            match gate.reserve(Deletion::Retention, &recs, now).await {
+                Ok(shared) => ids.retain(|id| shared.contains(id)),
+                Err(e) => {
+                    // The fleet's holds cannot be checked: nothing goes.
+                    report.held += due.len() as u64;
+                    report.gate_closed = Some(e.to_string());
+                    return Ok(());
+                }
+            }
+        }
+        let asked = ids.clone();
         let reserved = self
             .ledger
             .call(move |l| l.reserve_for_retention(&ids, now))
             .await?;
+        if let Some(gate) = self.gate {
+            let dropped: Vec<i64> = asked
+                .into_iter()
+                .filter(|id| !reserved.contains(id))
+                .collect();
+            if !dropped.is_empty() {
+                gate.release(&dropped).await;
+            }
+        }
         let (due, kept): (Vec<Due>, Vec<Due>) =
             due.into_iter().partition(|d| reserved.contains(&d.rec.id));
         report.held += kept.len() as u64;
@@ -199,6 +228,9 @@ impl Sweep<'_> {
             }
         }
         if !undone.is_empty() {
+            if let Some(gate) = self.gate {
+                gate.release(&undone).await;
+            }
             self.ledger
                 .call(move |l| l.release_reservations(&undone))
                 .await?;
@@ -253,7 +285,12 @@ fn all_gone(purged: Purged) -> Result<(), StoreError> {
 
 /// `recvault retention run`: one full sweep now, with the instance lock held
 /// so no archive worker races it. Audited as an operator action.
-pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Error> {
+/// With `[fleet]`, `gate` is the fleet's database: its holds and its policy.
+pub async fn sweep_now(
+    config: &Config,
+    actor: &Actor,
+    gate: Option<&dyn DeletionGate>,
+) -> Result<SweepReport, Error> {
     let now = now_secs();
     let _lock = InstanceLock::acquire(&config.ledger.path).map_err(|source| Error::Busy {
         source,
@@ -266,10 +303,18 @@ pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Er
         Some(c) => Some(store::open(c).await?),
         None => None,
     };
+    let policy = match gate {
+        None => config.retention.clone(),
+        Some(g) => g.policy(&config.retention).ok_or_else(|| Error::Database {
+            message: "the fleet's retention policy cannot be read now; nothing was deleted"
+                .to_string(),
+            retryable: true,
+        })?,
+    };
     let report = Sweep {
         ledger: &ledger,
         store: store.as_deref(),
-        policy: &config.retention,
+        policy: &policy,
         spool_dirs: &config.spool.dirs,
         staging: &config.spool.staging,
         host: &config.daemon.host,
@@ -279,6 +324,7 @@ pub async fn sweep_now(config: &Config, actor: &Actor) -> Result<SweepReport, Er
         max_batches: usize::MAX,
         stop: &|| false,
         progress: &|| {},
+        gate,
     }
     .run(now)
     .await?;

@@ -54,6 +54,7 @@ pub mod lock;
 pub mod matching;
 pub mod move_mix;
 pub mod object_keys;
+pub mod outbox;
 mod queries;
 mod redaction;
 pub mod reservations;

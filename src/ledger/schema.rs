@@ -33,6 +33,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     ),
     (include_str!("migrations/0010_link_identity.sql"), None),
     (include_str!("migrations/0011_console.sql"), None),
+    (include_str!("migrations/0012_fleet_outbox.sql"), None),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

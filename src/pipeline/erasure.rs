@@ -51,8 +51,18 @@ impl Runner {
             key: &key,
             actor: &self.actor,
             skip: &self.busy,
+            gate: self.gate.as_deref(),
         };
-        match eraser.run(now).await {
+        let result = eraser.run(now).await;
+        self.note_erasure(result);
+    }
+
+    /// Logs what an erasure run did, and when to look again.
+    fn note_erasure(
+        &mut self,
+        result: Result<crate::governance::requests::eraser::EraseReport, crate::error::Error>,
+    ) {
+        match result {
             Ok(r) if r.failed.is_empty() => tracing::info!(
                 erased = r.recorded.erased,
                 waiting = r.recorded.waiting,
@@ -68,6 +78,15 @@ impl Runner {
                     "erasure: some recordings not erased this time (again in {AFTER_FAILURE:?}): {}",
                     r.failed[0].1
                 );
+            }
+            Err(
+                e @ crate::error::Error::Database {
+                    retryable: true, ..
+                },
+            ) if self.gate.is_some() => {
+                // The fleet's holds cannot be checked: nothing is erased
+                // until they can; look again at the next poll.
+                tracing::warn!("erasure waits for the fleet's database: {e}");
             }
             Err(e) => {
                 self.next_erasure = Instant::now() + AFTER_FAILURE;

@@ -29,7 +29,7 @@ mod purges;
 mod run;
 mod runner;
 mod services;
-pub use run::{RunOptions, RunSummary, run};
+pub use run::{RunOptions, RunSummary, run, run_locked};
 pub mod staging;
 mod upload;
 mod watch;

@@ -23,6 +23,7 @@ use super::{background, staging, systemd};
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::audit::note_policy;
+use crate::governance::gate::DeletionGate;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::lock::InstanceLock;
@@ -88,12 +89,26 @@ pub async fn run(
     reload: mpsc::UnboundedReceiver<()>,
 ) -> Result<RunSummary, Error> {
     let _lock = InstanceLock::acquire(&config.ledger.path)?;
+    let metrics = Arc::new(Metrics::default());
+    run_locked(config, options, None, mount, metrics, shutdown, reload).await
+}
+
+/// Like [`run`], for a caller that already holds the instance lock, with
+/// `gate` (the fleet's database) reserving every deletion first.
+pub async fn run_locked(
+    config: Config,
+    options: RunOptions,
+    gate: Option<Arc<dyn DeletionGate>>,
+    mount: Option<crate::serve::Mount>,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+    reload: mpsc::UnboundedReceiver<()>,
+) -> Result<RunSummary, Error> {
     let ledger = Arc::new(Ledger::open(&config.ledger.path)?);
     if options.once && config.store.is_none() {
         return Err(Error::NoStore(config.source.clone()));
     }
     let config = Arc::new(config);
-    let metrics = Arc::new(Metrics::default());
     let (archiver, store_name) = build_archiver(&config, &ledger, &metrics).await?;
     let actor = Actor::current();
     recover_interrupted(&ledger, &config, &actor, archiver.is_some()).await?;
@@ -114,6 +129,7 @@ pub async fn run(
         actor,
         metrics,
         new_recordings: Arc::new(Notify::new()),
+        gate,
     };
     let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
     if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {

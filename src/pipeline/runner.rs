@@ -21,6 +21,7 @@ use super::{intake, pressure};
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::audit::note_policy;
+use crate::governance::gate::DeletionGate;
 use crate::governance::retention::Sweep;
 use crate::ledger::audit::Actor;
 use crate::ledger::{Ledger, MAX_RETRY_DELAY};
@@ -57,6 +58,9 @@ pub(super) struct Runner {
     pub(super) metrics: Arc<Metrics>,
     /// Woken when intake finds new recordings (attribution asks at once).
     pub(super) new_recordings: Arc<Notify>,
+    /// With `[fleet]`: the shared database every deletion is reserved in
+    /// first, and whose retention policy this box follows.
+    pub(super) gate: Option<Arc<dyn DeletionGate>>,
 }
 
 impl Runner {
@@ -306,8 +310,21 @@ impl Runner {
         if Instant::now() < self.next_sweep {
             return;
         }
-        let policy = &self.config.retention;
-        self.next_sweep = Instant::now() + policy.sweep_every;
+        let base = &self.config.retention;
+        self.next_sweep = Instant::now() + base.sweep_every;
+        let policy = match &self.gate {
+            None => base.clone(),
+            Some(gate) => match gate.policy(base) {
+                Some(p) => p,
+                None => {
+                    tracing::warn!(
+                        "retention sweep skipped: the fleet's policy is not known yet (its database not reached since start)"
+                    );
+                    return;
+                }
+            },
+        };
+        let policy = &policy;
         if policy.keeps_everything() {
             return;
         }
@@ -325,11 +342,21 @@ impl Runner {
             max_batches: 20,
             stop: &|| stop.load(Ordering::Relaxed),
             progress: &|| watchdog.tick(),
+            gate: self.gate.as_deref(),
         };
         let result = sweep.run(now_secs()).await;
         self.metrics.last_sweep.store(now_secs(), Ordering::Relaxed);
         match result {
             Ok(r) => {
+                if let Some(why) = &r.gate_closed {
+                    tracing::warn!(
+                        held = r.held,
+                        "retention deletes nothing while the fleet's holds cannot be checked: {why}"
+                    );
+                    self.metrics.fleet.gate_closed.store(1, Ordering::Relaxed);
+                } else if self.gate.is_some() {
+                    self.metrics.fleet.gate_closed.store(0, Ordering::Relaxed);
+                }
                 if r.deleted + r.failed + r.unarchived > 0 {
                     tracing::info!(deleted = r.deleted, object_bytes = r.object_bytes, local = r.local_removed, held = r.held, unarchived = r.unarchived, failed = r.failed, by_campaign = ?r.by_campaign, "retention sweep");
                 }

@@ -82,9 +82,10 @@ pub enum ErrorKind {
 /// A database call that failed. Names the database (`user@host:port/db`) and
 /// what recvault was doing; never holds the password.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("VICIdial database {target}: {action}: {detail}")]
+#[error("{label} {target}: {action}: {detail}")]
 pub struct DbError {
     kind: ErrorKind,
+    label: &'static str,
     target: String,
     action: &'static str,
     detail: String,
@@ -123,6 +124,8 @@ pub(crate) type ConnFuture<'c, T> =
 /// VICIdial's database, as seen from one server (`server_ip`).
 pub struct VicidialDb {
     pool: MySqlPool,
+    /// What errors call it (`VICIdial database`, `fleet database`).
+    label: &'static str,
     target: String,
     password: Secret,
     server_ip: String,
@@ -177,12 +180,20 @@ impl VicidialDb {
             .connect_lazy_with(connect_options(settings));
         VicidialDb {
             pool,
+            label: "VICIdial database",
             target: settings.to_string(),
             password: settings.password.clone(),
             server_ip: settings.server_ip.clone(),
             options,
             archives: Mutex::new(None),
         }
+    }
+
+    /// The same client, named `label` in its errors (the fleet's tables
+    /// live in the same database, but an operator reads which use failed).
+    pub fn named(mut self, label: &'static str) -> VicidialDb {
+        self.label = label;
+        self
     }
 
     /// The archive tables last seen (see [`VicidialDb::archive_tables`]).
@@ -230,6 +241,23 @@ impl VicidialDb {
             })
         })
         .await
+    }
+
+    /// A connection of its own, outside the pool: what a named lock
+    /// (`GET_LOCK`) lives on, released by the server when it closes.
+    pub async fn dedicated(&self, action: &'static str) -> Result<MySqlConnection, DbError> {
+        use sqlx::ConnectOptions as _;
+        let options = self.pool.connect_options();
+        match tokio::time::timeout(self.options.connect_timeout, options.connect()).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(self.error(action, e)),
+            Err(_) => Err(self.unreachable(action)),
+        }
+    }
+
+    /// How long one call may take (for calls on a dedicated connection).
+    pub fn query_timeout(&self) -> Duration {
+        self.options.query_timeout
     }
 
     /// Closes every pooled connection (on shutdown).
@@ -300,6 +328,7 @@ impl VicidialDb {
         };
         DbError {
             kind,
+            label: self.label,
             target: self.target.clone(),
             action,
             detail,

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("serve", 1),
     ("catalog", 1),
     ("console", 1),
+    ("fleet", 1),
     ("error", 2),
     ("ledger", 3),
     ("store", 3),

@@ -7,6 +7,7 @@ mod console;
 mod crash;
 mod deleting_dirs;
 mod faults;
+mod fleet;
 mod hold_races;
 mod hostile;
 mod layout;

@@ -31,7 +31,7 @@ mod report;
 
 pub use changes::hold_aftermath;
 pub use recordings::copies_of;
-pub use report::{box_overview, retention_impact};
+pub use report::{HORIZON, box_overview, retention_impact};
 
 /// One box's catalog: its ledger, its config (host name, policy, spool),
 /// and the store where hold copies go.

@@ -16,9 +16,11 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::governance::copies;
+use crate::governance::gate::DeletionGate;
 use crate::ledger::Ledger;
 use crate::ledger::audit::Actor;
 use crate::ledger::erasure::{Outcome, Recorded};
+use crate::ledger::reservations::Deletion;
 use crate::recording::Recording;
 use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
 use crate::spool::{REPLACED, erase_local_copy};
@@ -50,6 +52,9 @@ pub struct Eraser<'a> {
     pub actor: &'a Actor,
     /// Recordings an archive worker is busy with: left for the next run.
     pub skip: &'a HashSet<i64>,
+    /// With `[fleet]`: the shared database, which must reserve each erasure
+    /// in the transaction that checks the fleet's holds. `None`: one box.
+    pub gate: Option<&'a dyn DeletionGate>,
 }
 
 /// What a run did.
@@ -64,6 +69,8 @@ pub struct EraseReport {
     pub waiting: Vec<(i64, i64)>,
     /// Recordings not erased this time, and why.
     pub failed: Vec<(i64, String)>,
+    /// Recordings a fleet hold keeps for now (their erasure stays open).
+    pub held: u64,
 }
 
 impl Eraser<'_> {
@@ -80,10 +87,18 @@ impl Eraser<'_> {
                 return Ok(report);
             };
             after = last.id;
-            let due: Vec<Recording> = due
+            let mut due: Vec<Recording> = due
                 .into_iter()
                 .filter(|r| !self.skip.contains(&r.id))
                 .collect();
+            if let (Some(gate), false) = (self.gate, due.is_empty()) {
+                // Held in the fleet, or the fleet cannot say: kept, and
+                // still reserved here (an erasure is a commitment).
+                let shared = gate.reserve(Deletion::Erasure, &due, now).await?;
+                let before = due.len();
+                due.retain(|r| shared.contains(&r.id));
+                report.held += (before - due.len()) as u64;
+            }
             if !due.is_empty() {
                 self.batch(now, due, &mut report).await?;
             }
@@ -297,6 +312,7 @@ mod tests {
             key: &key,
             actor: &actor,
             skip: Box::leak(Box::default()),
+            gate: None,
         };
         // No store to delete the object from: not erased, still reserved.
         let report = eraser(None).run(2).await.unwrap();

@@ -1,0 +1,224 @@
+//! Leadership: one box at a time governs the recordings of boxes that
+//! cannot govern their own — those an operator forgot (`recvault fleet
+//! forget`: wiped). It is the box holding MariaDB's named lock
+//! `GET_LOCK('recvault_leader_<database>')` on a connection of its own; the
+//! server releases it when that connection dies (a kill -9, a cut cable),
+//! and the next box to ask takes over. The leader reserves each deletion
+//! in the gate's transaction (the fleet's holds checked there), deletes
+//! every version of the object, then marks the catalog row; a reservation
+//! a dead leader left is finished by the next one first.
+
+use std::sync::Arc;
+
+use sqlx::Row as _;
+
+use super::holds::{LOCK_GATE, begin};
+use super::{Fleet, publish, select};
+use crate::catalog::{Entry, Rules};
+use crate::recording::State;
+use crate::store::Store;
+use crate::vicidial::db::DbError;
+
+/// Orphans deleted per round.
+const BATCH: i64 = 200;
+
+/// This box's claim on leadership: the connection holding the named lock.
+#[derive(Default)]
+pub struct Leadership {
+    conn: Option<sqlx::MySqlConnection>,
+}
+
+impl Leadership {
+    /// True while this box leads: keeps the lock's connection alive, or
+    /// tries to take the lock (without waiting) when it has none.
+    pub async fn hold(&mut self, fleet: &Fleet) -> bool {
+        let timeout = fleet.db.query_timeout();
+        let name = lock_name(&fleet.config.db.database);
+        if let Some(conn) = self.conn.as_mut() {
+            let check =
+                sqlx::query_as::<_, (Option<i64>,)>("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+                    .bind(&name)
+                    .fetch_one(conn);
+            match tokio::time::timeout(timeout, check).await {
+                Ok(Ok((Some(1),))) => return true,
+                _ => {
+                    tracing::warn!(
+                        "this box no longer leads the fleet (its lock's connection was lost)"
+                    );
+                    self.conn = None;
+                }
+            }
+        }
+        let Ok(mut conn) = fleet.db.dedicated("taking the fleet's leadership").await else {
+            return false;
+        };
+        let take = sqlx::query_as::<_, (Option<i64>,)>("SELECT GET_LOCK(?, 0)")
+            .bind(&name)
+            .fetch_one(&mut conn);
+        match tokio::time::timeout(timeout, take).await {
+            Ok(Ok((Some(1),))) => {
+                tracing::info!(host = %fleet.host, "this box leads the fleet: it governs the recordings of forgotten boxes");
+                self.conn = Some(conn);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The lock's name: one leader per database (at most 64 characters).
+fn lock_name(database: &str) -> String {
+    let mut name = format!("recvault_leader_{database}");
+    name.truncate(64);
+    name
+}
+
+/// Whether `e` (a catalog entry) is due under `rules` at `now`.
+fn due(rules: &Rules, e: &Entry, now: i64) -> bool {
+    let keep = e
+        .campaign
+        .as_deref()
+        .and_then(|c| rules.campaigns.get(c))
+        .unwrap_or(&rules.default);
+    keep.secs().is_some_and(|s| e.time + s <= now)
+}
+
+impl Fleet {
+    /// One leader's round: finishes what a dead leader reserved, then
+    /// reserves and deletes the forgotten boxes' recordings `rules` make
+    /// due (not held). Returns how many were deleted.
+    pub async fn lead_round(
+        &self,
+        store: &Arc<dyn Store>,
+        rules: &Rules,
+        now: i64,
+    ) -> Result<u64, crate::error::Error> {
+        let mut deleted = self
+            .delete_orphans(store, self.leftover_orphans().await?, now)
+            .await?;
+        let reserved = self.reserve_orphans(rules, now).await?;
+        deleted += self.delete_orphans(store, reserved, now).await?;
+        Ok(deleted)
+    }
+
+    /// Orphan deletions a leader reserved and did not finish.
+    async fn leftover_orphans(&self) -> Result<Vec<Entry>, DbError> {
+        self.run("reading the leader's unfinished deletions", |c| {
+            Box::pin(async move {
+                let rows = sqlx::query(
+                    "SELECT r.entry FROM recvault_deletions d JOIN recvault_recordings r \
+                     ON r.host = d.host AND r.id = d.id WHERE d.what = 'leader' \
+                     AND r.state <> 'remote_deleted' LIMIT 200",
+                )
+                .fetch_all(&mut *c)
+                .await?;
+                entries(&rows)
+            })
+        })
+        .await
+    }
+
+    /// Reserves forgotten boxes' stored recordings that are due and not
+    /// held, in the gate's transaction.
+    async fn reserve_orphans(&self, rules: &Rules, now: i64) -> Result<Vec<Entry>, DbError> {
+        let rules = rules.clone();
+        self.run("reserving forgotten boxes' deletions", move |c| {
+            Box::pin(async move {
+                let mut tx = begin(c).await?;
+                sqlx::query(LOCK_GATE).execute(&mut *tx).await?;
+                let sql = format!(
+                    "SELECT r.entry FROM recvault_recordings r JOIN recvault_boxes b ON b.host = r.host \
+                     WHERE b.forgotten_at IS NOT NULL AND r.state IN ('uploaded', 'verified', 'local_deleted') \
+                     AND r.erase_request IS NULL AND NOT EXISTS (SELECT 1 FROM recvault_deletions d \
+                     WHERE d.host = r.host AND d.id = r.id) AND NOT {} ORDER BY r.time LIMIT {BATCH}",
+                    select::held()
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
+                let due: Vec<Entry> = entries(&rows)?
+                    .into_iter()
+                    .filter(|e| due(&rules, e, now) && e.object_key.is_some())
+                    .collect();
+                for e in &due {
+                    sqlx::query(
+                        "INSERT INTO recvault_deletions (host, id, what, reserved_at) VALUES (?, ?, 'leader', ?) \
+                         ON DUPLICATE KEY UPDATE what = 'leader', reserved_at = VALUES(reserved_at)",
+                    )
+                    .bind(&e.host)
+                    .bind(e.id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(due)
+            })
+        })
+        .await
+    }
+
+    /// Deletes every version of each reserved orphan's object, then marks
+    /// its catalog row deleted (what Object Lock keeps stays reserved).
+    async fn delete_orphans(
+        &self,
+        store: &Arc<dyn Store>,
+        orphans: Vec<Entry>,
+        now: i64,
+    ) -> Result<u64, crate::error::Error> {
+        let keys: Vec<String> = orphans
+            .iter()
+            .filter_map(|e| e.object_key.clone())
+            .collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let results = store.delete_all_versions(&keys).await?;
+        let gone: std::collections::HashSet<String> = results
+            .into_iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|p| p.locked.is_empty()))
+            .map(|(k, _)| k)
+            .collect();
+        let by = format!("fleet leader {}: retention of a forgotten box", self.host);
+        let done: Vec<Entry> = orphans
+            .into_iter()
+            .filter(|e| e.object_key.as_ref().is_some_and(|k| gone.contains(k)))
+            .map(|mut e| {
+                e.state = State::RemoteDeleted;
+                e.step = State::RemoteDeleted;
+                e.deleted_at = Some(now);
+                e.deleted_by = Some(by.clone());
+                e
+            })
+            .collect();
+        let n = done.len() as u64;
+        for e in &done {
+            tracing::info!(host = %e.host, recording = %e.name, key = e.object_key.as_deref().unwrap_or("-"), "deleted a forgotten box's recording (fleet retention)");
+        }
+        self.run("recording the leader's deletions", move |c| {
+            Box::pin(async move {
+                let mut tx = sqlx::Connection::begin(&mut *c).await?;
+                publish::upsert(&mut tx, &done, now).await?;
+                for e in &done {
+                    sqlx::query("DELETE FROM recvault_deletions WHERE host = ? AND id = ?")
+                        .bind(&e.host)
+                        .bind(e.id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(n)
+    }
+}
+
+fn entries(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<Entry>, sqlx::Error> {
+    rows.iter()
+        .map(|r| {
+            let json: String = r.try_get(0)?;
+            serde_json::from_str(&json)
+                .map_err(|e| sqlx::Error::Protocol(format!("a catalog entry is not readable: {e}")))
+        })
+        .collect()
+}
