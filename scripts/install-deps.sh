@@ -92,6 +92,8 @@ if [[ $mode == test ]]; then
 	command -v npm >/dev/null 2>&1 || missing+=(npm)
 	# The console's browser test drives Debian's chromium (playwright-core below).
 	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+	# The fleet tests put each daemon in a network namespace of its own.
+	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 fi
 
 if ((${#missing[@]})); then
