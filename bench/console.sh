@@ -71,7 +71,8 @@ fi
 echo "  $(du -h "$work/ledger.sqlite3" | cut -f1)"
 [ -n "${KEEP:-}" ] && echo "kept: $work"
 echo "bench-password-long" | R console user add bench --role compliance >/dev/null
-R run 2>"$work/daemon.log" &
+# The binary itself in the background ($! is its pid, not a subshell's).
+"$RECVAULT" --config "$work/recvault.toml" run 2>"$work/daemon.log" &
 daemon=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null 2>&1 && break; sleep 0.2; done

@@ -15,9 +15,7 @@ use super::form::Form;
 use super::html::{self, esc, query};
 use super::pending::Change;
 use super::{Console, Ctx, Role};
-use crate::catalog::{
-    CopyOutcome, ErasureConfirmation, ErasurePlan, RecordingRef, Selector, Standing,
-};
+use crate::catalog::{CopyOutcome, ErasurePlan, RecordingRef, Selector, Standing};
 use crate::recording::phone::normalize;
 use crate::serve::body::Body;
 use crate::units::{human_bytes, local_time, now_secs};
@@ -242,24 +240,11 @@ pub async fn request(console: &Console, ctx: &Ctx, f: &Form) -> Result<Response<
     };
     if !console.config.two_person {
         ctx.need(Role::Admin)?;
-        let actor = ctx.viewer.who.actor();
-        return match console
-            .catalog
-            .erasure_confirm(&actor, &request, &selectors, Some(&token))
-            .await?
-        {
-            ErasureConfirmation::Reserved(plan) => Ok(done(format!(
-                "Erasure request <strong>{}</strong> confirmed: {} recording(s) reserved; the daemon erases every copy. \
-                 <a href=\"/console/erasure/progress?{}\">Follow its progress</a>.",
-                esc(&request),
-                plan.left().0,
-                esc(&query([("request", request.as_str())]))
-            ))),
-            ErasureConfirmation::Changed(_) => Err(Problem::new(
-                StatusCode::CONFLICT,
-                "the set changed since the preview; nothing was erased. Preview it again.",
-            )),
-        };
+        let alone = format!(
+            "confirmed by {} alone: two_person = false",
+            ctx.viewer.who.label()
+        );
+        return super::holds::erase_now(console, ctx, &request, &selectors, &token, &alone).await;
     }
     let change = Change::Erasure {
         request: request.clone(),

@@ -375,70 +375,90 @@ pub async fn approve(console: &Console, ctx: &Ctx, id: &str) -> Result<Response<
             "the two-person rule: a second person must confirm what you asked for",
         ));
     }
-    let actor = ctx.viewer.who.actor();
     let asked = format!(
         "asked by {}, confirmed by {}",
         w.by.label(),
         ctx.viewer.who.label()
     );
-    match &w.change {
-        Change::Release { case, reason } => {
-            let why = format!("{reason} ({asked})");
-            match console.catalog.release_hold(&actor, case, &why).await {
-                Ok(done) => {
-                    tracing::info!(case = %case, user = %ctx.viewer.who.key(), "console: hold released by two people");
-                    Ok(done_page(
-                        ctx,
-                        &format!(
-                            "Released {} hold(s) of case <strong>{}</strong> ({}); retention resumes at the next sweep.",
-                            done.released,
-                            esc(case),
-                            esc(&asked)
-                        ),
-                    ))
-                }
-                Err(e) => {
-                    console.pending.put_back(w.clone());
-                    Err(e.into())
-                }
-            }
-        }
+    let done = match &w.change {
+        Change::Release { case, reason } => release_now(console, ctx, case, reason, &asked).await,
         Change::Erasure {
             request,
             selectors,
             token,
             ..
-        } => {
-            match console
-                .catalog
-                .erasure_confirm(&actor, request, selectors, Some(token))
-                .await
-            {
-                Ok(ErasureConfirmation::Reserved(plan)) => {
-                    let (n, _) = plan.left();
-                    tracing::info!(request = %request, user = %ctx.viewer.who.key(), recordings = n, "console: erasure confirmed by two people");
-                    Ok(done_page(
-                        ctx,
-                        &format!(
-                            "Erasure request <strong>{}</strong> confirmed ({}): {} recording(s) are reserved and the daemon erases every copy. \
-                         <a href=\"/console/erasure/progress?{}\">Follow its progress</a>.",
-                            esc(request),
-                            esc(&asked),
-                            n,
-                            esc(&query([("request", request.as_str())]))
-                        ),
-                    ))
-                }
-                Ok(ErasureConfirmation::Changed(_)) => Err(Problem::new(
-                    StatusCode::CONFLICT,
-                    "the recordings this request covers changed since its preview; nothing was erased. Preview it again and ask again.",
-                )),
-                Err(e) => {
-                    console.pending.put_back(w.clone());
-                    Err(e.into())
-                }
-            }
+        } => erase_now(console, ctx, request, selectors, token, &asked).await,
+    };
+    match done {
+        Ok(r) => Ok(r),
+        // Refused as it stands (the set changed): asked for again from the preview.
+        Err(p) if p.status == StatusCode::CONFLICT => Err(p),
+        Err(p) => {
+            console.pending.put_back(w);
+            Err(p)
         }
+    }
+}
+
+/// The confirmed release of `case`.
+async fn release_now(
+    console: &Console,
+    ctx: &Ctx,
+    case: &str,
+    reason: &str,
+    asked: &str,
+) -> Result<Response<Body>, Problem> {
+    let why = format!("{reason} ({asked})");
+    let done = console
+        .catalog
+        .release_hold(&ctx.viewer.who.actor(), case, &why)
+        .await?;
+    tracing::info!(case = %case, user = %ctx.viewer.who.key(), "console: hold released by two people");
+    Ok(done_page(
+        ctx,
+        &format!(
+            "Released {} hold(s) of case <strong>{}</strong> ({}); retention resumes at the next sweep.",
+            done.released,
+            esc(case),
+            esc(asked)
+        ),
+    ))
+}
+
+/// The confirmed erasure `request`: exactly its previewed set (`token`).
+pub(super) async fn erase_now(
+    console: &Console,
+    ctx: &Ctx,
+    request: &str,
+    selectors: &[Selector],
+    token: &str,
+    asked: &str,
+) -> Result<Response<Body>, Problem> {
+    let actor = ctx.viewer.who.actor();
+    match console
+        .catalog
+        .erasure_confirm(&actor, request, selectors, Some(token))
+        .await?
+    {
+        ErasureConfirmation::Reserved(plan) => {
+            let (n, _) = plan.left();
+            tracing::info!(request = %request, user = %ctx.viewer.who.key(), recordings = n, "console: erasure confirmed by two people");
+            Ok(done_page(
+                ctx,
+                &format!(
+                    "Erasure request <strong>{}</strong> confirmed ({}): {} recording(s) are reserved and the daemon erases every copy. \
+                     <a href=\"/console/erasure/progress?{}\">Follow its progress</a>.",
+                    esc(request),
+                    esc(asked),
+                    n,
+                    esc(&query([("request", request)]))
+                ),
+            ))
+        }
+        ErasureConfirmation::Changed(_) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "the recordings this request covers changed since its preview; nothing was erased. Preview it again and ask again.",
+        )),
     }
 }
 

@@ -141,7 +141,6 @@ async fn check(
             ),
         ));
     }
-    let wrong = || Problem::new(StatusCode::UNAUTHORIZED, "wrong user name or password");
     let lookup = user.to_string();
     let account = console
         .ledger
@@ -155,31 +154,53 @@ async fn check(
             )
         })?;
     if account.is_some() || console.vicidial.is_none() {
-        let (hash, role) = match &account {
-            Some(a) => (Some(a.password_hash.clone()), accounts::role_of(&a.role)),
-            None => (None, None),
-        };
-        let typed = password.to_string();
-        let good = tokio::task::spawn_blocking(move || accounts::verify(&typed, hash.as_deref()))
-            .await
-            .unwrap_or(false);
-        return match (good, role) {
-            (true, Some(role)) => {
-                console.users.succeeded(&name);
-                Ok(Who {
-                    name: user.to_string(),
-                    source: Source::Local,
-                    role,
-                    client,
-                })
-            }
-            _ => {
-                console.users.failed(name);
-                console.addresses.failed(client);
-                Err(wrong())
-            }
-        };
+        return check_local(console, user, password, client, account).await;
     }
+    check_vicidial(console, user, password, client).await
+}
+
+/// `password` against local account `account` (a hash is computed without one).
+async fn check_local(
+    console: &Console,
+    user: &str,
+    password: &str,
+    client: IpAddr,
+    account: Option<crate::ledger::console_accounts::Account>,
+) -> Result<Who, Problem> {
+    let (hash, role) = match &account {
+        Some(a) => (Some(a.password_hash.clone()), accounts::role_of(&a.role)),
+        None => (None, None),
+    };
+    let typed = password.to_string();
+    let good = tokio::task::spawn_blocking(move || accounts::verify(&typed, hash.as_deref()))
+        .await
+        .unwrap_or(false);
+    let name = user.to_lowercase();
+    match (good, role) {
+        (true, Some(role)) => {
+            console.users.succeeded(&name);
+            Ok(Who {
+                name: user.to_string(),
+                source: Source::Local,
+                role,
+                client,
+            })
+        }
+        _ => {
+            console.users.failed(name);
+            console.addresses.failed(client);
+            Err(wrong())
+        }
+    }
+}
+
+/// `user` and `password` against VICIdial's users (its check and lockout).
+async fn check_vicidial(
+    console: &Console,
+    user: &str,
+    password: &str,
+    client: IpAddr,
+) -> Result<Who, Problem> {
     let (Some(auth), Some(levels)) = (&console.vicidial, console.config.vicidial) else {
         return Err(wrong());
     };
@@ -205,11 +226,16 @@ async fn check(
             "cannot check your login now (VICIdial's database is unavailable)",
         )),
         _ => {
-            console.users.failed(name);
+            console.users.failed(user.to_lowercase());
             console.addresses.failed(client);
             Err(wrong())
         }
     }
+}
+
+/// The answer to any wrong name or password.
+fn wrong() -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "wrong user name or password")
 }
 
 /// The role a VICIdial `user_level` maps to (at least listener: lower
