@@ -77,15 +77,9 @@ impl Validator<'_> {
     }
 }
 
-/// Validates config text; `path` is only used in messages and for key-file lookup.
-pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        file: path.to_path_buf(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
-    let v = Validator { file: path };
-    // Key files the config only reads: their directories must stay apart
-    // from the directories recvault deletes in (`deleting_dirs`).
+/// Key files the config only reads, by config key: their directories must
+/// stay apart from the directories recvault deletes in (`deleting_dirs`).
+fn key_files(raw: &RawConfig) -> Vec<(&'static str, PathBuf)> {
     let mut key_files = Vec::new();
     if let Some(k) = raw.store.as_ref().and_then(|s| s.key_file.clone()) {
         key_files.push(("store.key_file", k));
@@ -96,6 +90,17 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     if let Some(f) = &raw.fleet {
         key_files.extend(f.key_files());
     }
+    key_files
+}
+
+/// Validates config text; `path` is only used in messages and for key-file lookup.
+pub(super) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        file: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let v = Validator { file: path };
+    let key_files = key_files(&raw);
     let ledger = ledger(&v, raw.ledger.unwrap_or_default())?;
     let spool = spool(&v, raw.spool.unwrap_or_default(), &ledger.path)?;
     let compress = compress(&v, raw.compress.unwrap_or_default())?;
