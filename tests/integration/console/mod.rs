@@ -81,6 +81,10 @@ pub async fn console_site(test: &str, console_extra: &str) -> (Served, Vec<u8>) 
 pub struct Client {
     pub port: u16,
     pub from: String,
+    /// The server's address (127.0.0.1 unless a test's box has its own).
+    pub to: String,
+    /// HTTPS, trusting this PEM certificate, when set.
+    pub ca: Option<std::path::PathBuf>,
     pub cookies: BTreeMap<String, String>,
 }
 
@@ -89,6 +93,8 @@ impl Client {
         Client {
             port,
             from: "127.0.0.1".into(),
+            to: "127.0.0.1".into(),
+            ca: None,
             cookies: BTreeMap::new(),
         }
     }
@@ -101,7 +107,16 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Reply {
-        let stream = connect_from(&self.from, self.port).await.unwrap();
+        let stream = if self.to == "127.0.0.1" {
+            connect_from(&self.from, self.port).await
+        } else {
+            tokio::net::TcpStream::connect((self.to.as_str(), self.port)).await
+        }
+        .unwrap();
+        let stream: Box<dyn Io> = match &self.ca {
+            None => Box::new(stream),
+            Some(ca) => Box::new(tls(ca, &self.to).connect_to(stream).await),
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .unwrap();
@@ -109,7 +124,7 @@ impl Client {
         let mut req = http::Request::builder()
             .method(method)
             .uri(target)
-            .header("host", format!("127.0.0.1:{}", self.port));
+            .header("host", format!("{}:{}", self.to, self.port));
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies
@@ -182,6 +197,42 @@ impl Client {
             &[("user", user), ("password", password)],
         )
         .await
+    }
+}
+
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// A TLS client for server `name` trusting only the certificate in `ca`.
+fn tls(ca: &std::path::Path, name: &str) -> Tls {
+    use tokio_rustls::rustls::{self, pki_types::CertificateDer, pki_types::pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Tls {
+        connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
+        name: rustls::pki_types::ServerName::try_from(name.to_string()).unwrap(),
+    }
+}
+
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: tokio_rustls::rustls::pki_types::ServerName<'static>,
+}
+
+impl Tls {
+    async fn connect_to(
+        self,
+        tcp: tokio::net::TcpStream,
+    ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        self.connector.connect(self.name, tcp).await.unwrap()
     }
 }
 

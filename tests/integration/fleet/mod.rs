@@ -4,6 +4,7 @@
 //! VICIdial's tables and recvault's, made by `recvault fleet init`) and the
 //! real Garage bucket. A box can be cut from the database and healed.
 
+mod console;
 mod erasure;
 mod holds;
 mod leader;
@@ -155,6 +156,14 @@ impl Node {
             daemon: None,
             ns,
         }
+    }
+
+    /// The box's own address: its namespace's end of the veth (127.0.0.1
+    /// without namespaces).
+    pub fn addr(&self) -> String {
+        self.ns
+            .as_ref()
+            .map_or("127.0.0.1".to_string(), |n| n.ns_ip.clone())
     }
 
     /// The binary with this box's config, in its namespace.

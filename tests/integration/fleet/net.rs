@@ -19,6 +19,8 @@ pub struct Netns {
     pub name: String,
     /// The host side's address: where the box finds MariaDB and Garage.
     pub host_ip: String,
+    /// The box's own address (where its `[serve]` listens).
+    pub ns_ip: String,
     veth: String,
 }
 
@@ -56,6 +58,7 @@ impl Netns {
         let ns = Netns {
             name: name.clone(),
             host_ip: host_ip.clone(),
+            ns_ip: ns_ip.clone(),
             veth: veth.clone(),
         };
         ip(&["netns", "add", &name])?;
