@@ -5,7 +5,8 @@
 //! - `rows`: how a recording is read from its row;
 //! - `transitions`: every state change, each one transaction that checks the
 //!   state it starts from and records an event;
-//! - `queries`: what the pipeline and the commands ask;
+//! - `queries`: what the pipeline and the commands ask; `intake`: what a
+//!   rescan asks and changes, in batches (a million files, bounded memory);
 //! - `holds`, `audit`, `retention`: the tables (and the one SQL predicate
 //!   "held") behind legal holds, the audit trail and retention;
 //! - `attribution`: what VICIdial's database said about each call;
@@ -43,6 +44,7 @@ pub mod erasure;
 pub(crate) mod fixtures;
 pub mod holds;
 pub mod ids;
+pub mod intake;
 mod invariants;
 pub mod listens;
 pub mod locations;
@@ -63,6 +65,7 @@ mod transitions;
 
 pub use copy::backup_file;
 pub use invariants::Problem;
+pub use queries::{Due, QueueOrder};
 pub use rows::{ArchivedObject, CompressedFacts, ListFilter, LocalRow, SpoolFile, StateTotals};
 pub use transitions::MAX_RETRY_DELAY;
 

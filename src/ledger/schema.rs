@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
         include_str!("migrations/0009_ids_and_object_keys.sql"),
         None,
     ),
+    (include_str!("migrations/0011_backlog.sql"), None),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

@@ -161,14 +161,22 @@ impl Ledger {
 
     /// `uploaded` → `verified`: the store reported our size and SHA-256.
     /// This commit allows the local delete, so it is durable (`FULL`).
+    /// The recording is counted in its minute's drain (`recvault status`).
     pub fn verified(&self, id: i64) -> Result<(), LedgerError> {
-        self.transition(
-            id,
-            &[State::Uploaded],
-            State::Verified,
-            &[("verified_at", &now_secs())],
-            "verified",
-        )
+        let now = now_secs();
+        self.write_durable(true, |tx| {
+            let sets: [(&str, &dyn ToSql); 1] = [("verified_at", &now)];
+            apply(
+                tx,
+                id,
+                &[State::Uploaded],
+                State::Verified,
+                &sets,
+                "verified",
+                now,
+            )?;
+            count_drained(tx, id, now)
+        })
     }
 
     /// `verified` → `local_deleted` after recvault removed the local copy
@@ -428,7 +436,7 @@ pub(super) fn apply(
 /// Inserts a recording's row for `file` in `state` (with `id` if given,
 /// else the ledger's next id: `ledger::ids`), attributed to `call`
 /// (`None`: not yet attributed). Returns its id.
-fn insert_row(
+pub(super) fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     id: Option<i64>,
     file: &SpoolFile,
@@ -461,6 +469,21 @@ fn insert_row(
         ],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Adds recording `id` (verified at `now`) to its minute's drain, and drops
+/// minutes older than a day.
+fn count_drained(tx: &rusqlite::Transaction<'_>, id: i64, now: i64) -> Result<(), LedgerError> {
+    tx.prepare_cached(
+        "INSERT INTO drain_minutes (minute, recordings, bytes) \
+         SELECT ?2 / 60, 1, size FROM recordings WHERE id = ?1 \
+         ON CONFLICT (minute) DO UPDATE SET recordings = recordings + 1, \
+           bytes = bytes + excluded.bytes",
+    )?
+    .execute(params![id, now])?;
+    tx.prepare_cached("DELETE FROM drain_minutes WHERE minute < ?1 / 60 - 1440")?
+        .execute([now])?;
+    Ok(())
 }
 
 /// Names the key in a [`LedgerError::KeyTaken`] from [`apply`].

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::archive::Archiver;
 use super::outage::Outage;
+use super::progress::{Progress, ProgressLine};
 use super::runner::Runner;
 use super::services::Services;
 use super::watch::{Seen, SpoolWatch};
@@ -113,6 +114,7 @@ pub async fn run(
         actor,
         metrics,
         new_recordings: Arc::new(Notify::new()),
+        progress: Arc::new(Progress::default()),
     };
     let (mut chores, services) = start_background(&config, options, &runner).await?;
     if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {
@@ -200,15 +202,14 @@ async fn run_once(
     runner: &mut Runner,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), Error> {
+    let _line = ProgressLine::start(&runner.progress);
     runner.full_intake().await?;
-    let (queue, deferred) = runner.due(true, usize::MAX >> 1).await?;
-    runner.summary.deferred = deferred;
-    let mut queue = queue.into_iter();
+    let mut pass = runner.start_pass().await?;
     let mut stopping = false;
     loop {
         let outage = runner.outage.ongoing();
         while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
-            match queue.next() {
+            match runner.next_in_pass(&mut pass).await? {
                 Some(id) => runner.spawn(id),
                 None => break,
             }
@@ -224,7 +225,13 @@ async fn run_once(
             }
         }
     }
-    runner.summary.not_attempted = queue.count() as u64;
+    // What the pass did not reach (an outage, a shutdown): counted, a page at a time.
+    let mut not_attempted = 0;
+    while runner.next_in_pass(&mut pass).await?.is_some() {
+        not_attempted += 1;
+    }
+    runner.summary.not_attempted = not_attempted;
+    runner.summary.deferred = pass.deferred;
     Ok(())
 }
 
