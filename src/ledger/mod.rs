@@ -119,6 +119,9 @@ pub struct Ledger {
     writer: Mutex<Connection>,
     path: PathBuf,
     calls: tokio::sync::Semaphore,
+    /// Recordings waiting for the next durable `verified` commit, each with
+    /// where its outcome goes (`transitions::verified`: a group commit).
+    verifying: Mutex<Vec<(i64, Arc<Mutex<Option<Result<(), LedgerError>>>>)>>,
 }
 
 impl Ledger {
@@ -137,6 +140,7 @@ impl Ledger {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             calls: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT),
+            verifying: Mutex::new(Vec::new()),
         })
     }
 
@@ -183,23 +187,7 @@ impl Ledger {
         durable: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.writer();
-        let sync = |conn: &Connection, mode: &str| conn.pragma_update(None, "synchronous", mode);
-        if durable {
-            sync(&conn, "FULL").map_err(LedgerError::from)?;
-        }
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(LedgerError::from)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(LedgerError::from)?;
-            Ok(out)
-        })();
-        if durable {
-            sync(&conn, "NORMAL").map_err(LedgerError::from)?;
-        }
-        result
+        commit_on(&mut self.writer(), durable, f)
     }
 
     /// Runs read-only queries on a reader connection.
@@ -234,6 +222,31 @@ impl Ledger {
     pub(crate) fn execute_raw(&self, sql: &str) -> Result<(), LedgerError> {
         Ok(self.writer().execute_batch(sql)?)
     }
+}
+
+/// Runs `f` in one IMMEDIATE transaction on the write connection `conn`,
+/// committed if it returns `Ok`; `durable` commits with `synchronous=FULL`.
+fn commit_on<T, E: From<LedgerError>>(
+    conn: &mut Connection,
+    durable: bool,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let sync = |conn: &Connection, mode: &str| conn.pragma_update(None, "synchronous", mode);
+    if durable {
+        sync(conn, "FULL").map_err(LedgerError::from)?;
+    }
+    let result = (|| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(LedgerError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(LedgerError::from)?;
+        Ok(out)
+    })();
+    if durable {
+        sync(conn, "NORMAL").map_err(LedgerError::from)?;
+    }
+    result
 }
 
 /// A read-only connection borrowed from the ledger's pool.

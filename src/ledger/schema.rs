@@ -55,6 +55,8 @@ pub(super) fn connect(path: &Path) -> Result<Connection, LedgerError> {
     // time order, not insertion order. Bounded, whatever the ledger's size.
     conn.pragma_update(None, "cache_size", -16384)
         .map_err(&err)?;
+    // Every transition's statement stays parsed (rusqlite keeps 16 by default).
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -284,3 +284,33 @@ fn a_verified_recording_counts_in_its_minute_s_drain() {
     assert_eq!((n, bytes), (1, 3));
     assert!(first.is_some_and(|f| f <= now_secs() && f > before - 60));
 }
+
+#[test]
+fn recordings_verified_at_once_by_many_workers_are_each_committed_once() {
+    let (_dir, ledger) = ledger();
+    let ids: Vec<i64> = (0..200)
+        .map(|i| insert_plain(&ledger, &format!("/s/{i}.wav"), State::Uploaded))
+        .collect();
+    let not_uploaded = insert_plain(&ledger, "/s/seen.wav", State::Seen);
+    let before = now_secs() - 60;
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(25) {
+            let ledger = &ledger;
+            s.spawn(move || {
+                for id in chunk {
+                    ledger.verified(*id).unwrap();
+                }
+            });
+        }
+        // One that cannot move fails alone, whatever batch it lands in.
+        s.spawn(|| {
+            let err = ledger.verified(not_uploaded).unwrap_err();
+            assert!(matches!(err, LedgerError::StateConflict { .. }), "{err}");
+        });
+    });
+    for id in &ids {
+        assert_eq!(ledger.recording(*id).unwrap().state, State::Verified);
+    }
+    assert_eq!(ledger.recording(not_uploaded).unwrap().state, State::Seen);
+    assert_eq!(ledger.drained_since(before).unwrap().0, 200);
+}
