@@ -110,6 +110,9 @@ const READERS: usize = 3;
 /// Ledger calls running on the blocking pool at once (see [`Ledger::call`]).
 const CALLS_IN_FLIGHT: usize = 4;
 
+/// Where a queued `verified` commit puts its recording's outcome.
+type Outcome = Arc<Mutex<Option<Result<(), LedgerError>>>>;
+
 /// The SQLite ledger. Share it as `Arc<Ledger>`.
 pub struct Ledger {
     // Readers are declared (so dropped) before the writer: the last
@@ -121,7 +124,7 @@ pub struct Ledger {
     calls: tokio::sync::Semaphore,
     /// Recordings waiting for the next durable `verified` commit, each with
     /// where its outcome goes (`transitions::verified`: a group commit).
-    verifying: Mutex<Vec<(i64, Arc<Mutex<Option<Result<(), LedgerError>>>>)>>,
+    verifying: Mutex<Vec<(i64, Outcome)>>,
 }
 
 impl Ledger {
