@@ -40,6 +40,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 recvault=${RECVAULT:-$target/release/recvault}
 mkdir -p "$work"
 out=$work/result-$(date +%Y%m%d-%H%M%S).txt
+rm -f "$work/strace-archive.txt"
 
 for tool in /usr/bin/time sqlite3 python3; do
     command -v "$tool" >/dev/null || { echo "bench/backlog.sh needs $tool (scripts/install-deps.sh test)" >&2; exit 1; }

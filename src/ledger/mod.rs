@@ -219,6 +219,27 @@ impl Ledger {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Gives back the memory the connections' page caches hold (SQLite's
+    /// `shrink_memory`, then the allocator's free pages to the system): the
+    /// daemon calls it once a rescan is done, so an idle daemon keeps what
+    /// it needs, not what the last pass over a big spool touched.
+    pub fn release_memory(&self) {
+        let _ = self.writer().execute_batch("PRAGMA shrink_memory");
+        for conn in self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = conn.execute_batch("PRAGMA shrink_memory");
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the system.
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// Runs raw SQL on the write connection: for tests that play a bug or a
     /// hand edit, to prove the checks find it.
     #[cfg(test)]

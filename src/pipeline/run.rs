@@ -332,6 +332,14 @@ async fn intake(
     if Instant::now() >= *next_rescan {
         let all_watched = watch.rewatch(&runner.config.spool.dirs);
         runner.full_intake().await?;
+        // A rescan of a big spool touched every page of its rows: give that back.
+        runner
+            .ledger
+            .call(|l| {
+                l.release_memory();
+                Ok::<_, crate::ledger::LedgerError>(())
+            })
+            .await?;
         pending.clear();
         // A missing directory is looked for often: files written once it
         // is back must not wait a whole rescan interval.
