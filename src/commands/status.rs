@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::ledger::Ledger;
+use crate::ledger::{Due, Ledger};
 use crate::recording::key::{display_name, display_text};
 use crate::units::{human_bytes, local_time, now_secs};
 
@@ -52,6 +52,7 @@ pub(super) fn status(config: &Config, out: &mut impl Write) -> Result<ExitCode, 
         .count();
     writeln!(out, "legal holds: {active} active")?;
     backlog(&ledger, out)?;
+    drain(&ledger, config, out)?;
     last_errors(&ledger, out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -116,6 +117,75 @@ fn backlog(ledger: &Ledger, out: &mut impl Write) -> Result<(), Error> {
         )?,
         None => writeln!(out, "backlog: none")?,
     }
+    Ok(())
+}
+
+/// The drain estimate, the operator's first question on day one: how
+/// fast recordings were archived over the last hour, how many wait (and
+/// how many of them are due now), and how long they take at that rate.
+fn drain(ledger: &Ledger, config: &Config, out: &mut impl Write) -> Result<(), Error> {
+    let now = now_secs();
+    let (done, bytes, first) = ledger.drained_since(now - 3600)?;
+    let waiting = ledger
+        .totals()?
+        .into_iter()
+        .filter(|(s, _)| s.is_waiting())
+        .fold((0, 0), |(n, b), (_, t)| (n + t.count, b + t.bytes));
+    let pressure = config.spool.min_free.is_some_and(|m| {
+        !crate::pipeline::pressure::under_pressure(&config.spool.dirs, m).is_empty()
+    });
+    let cutoff = match pressure {
+        true => now,
+        false => now.saturating_sub(config.spool.upload_after.as_secs() as i64),
+    };
+    let due = Due {
+        upload_cutoff_ns: cutoff.saturating_mul(1_000_000_000),
+        now,
+        retry_all: false,
+    };
+    let (due_now, due_bytes) = ledger.due_totals(&due)?;
+    writeln!(
+        out,
+        "waiting: {} recordings ({}); due now: {} ({}){}",
+        waiting.0,
+        human_bytes(waiting.1),
+        due_now,
+        human_bytes(due_bytes),
+        if pressure {
+            " (spool below min_free: everything settled is due, largest first)"
+        } else {
+            ""
+        }
+    )?;
+    let Some(first) = first.filter(|_| done > 0) else {
+        writeln!(
+            out,
+            "drain: nothing archived in the last hour; time to clear unknown"
+        )?;
+        return Ok(());
+    };
+    // Over the last hour, or since archiving started if that is less.
+    let span = (now - first.max(now - 3600)).max(60) as f64 / 3600.0;
+    let (per_hour, bytes_per_hour) = (done as f64 / span, bytes as f64 / span);
+    let clear = match waiting.0 {
+        0 => "nothing waiting".to_string(),
+        n => {
+            let secs = (n as f64 / per_hour * 3600.0).ceil() as u64;
+            format!(
+                "about {} to clear what waits",
+                humantime::format_duration(std::time::Duration::from_secs(
+                    secs.max(60) - secs.max(60) % 60
+                ))
+            )
+        }
+    };
+    writeln!(
+        out,
+        "drain: {:.0} recordings/h, {}/h over the last {} min; {clear}",
+        per_hour,
+        human_bytes(bytes_per_hour as u64),
+        (span * 60.0).round() as u64
+    )?;
     Ok(())
 }
 

@@ -101,7 +101,7 @@ pub struct SpoolConfig {
     /// File-name globs (`*`, `?`) never treated as recordings.
     pub ignore: Vec<String>,
     /// Below this much free space on a spool filesystem, recordings are
-    /// archived before `upload_after`, oldest first.
+    /// archived before `upload_after`, largest first.
     pub min_free: Option<MinFree>,
 }
 

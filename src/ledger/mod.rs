@@ -5,7 +5,8 @@
 //! - `rows`: how a recording is read from its row;
 //! - `transitions`: every state change, each one transaction that checks the
 //!   state it starts from and records an event;
-//! - `queries`: what the pipeline and the commands ask;
+//! - `queries`: what the pipeline and the commands ask; `intake`: what a
+//!   rescan asks and changes, in batches (a million files, bounded memory);
 //! - `holds`, `audit`, `retention`: the tables (and the one SQL predicate
 //!   "held") behind legal holds, the audit trail and retention;
 //! - `attribution`: what VICIdial's database said about each call;
@@ -46,6 +47,7 @@ pub mod erasure;
 pub(crate) mod fixtures;
 pub mod holds;
 pub mod ids;
+pub mod intake;
 mod invariants;
 pub mod links;
 pub mod listens;
@@ -68,6 +70,7 @@ mod transitions;
 
 pub use copy::backup_file;
 pub use invariants::Problem;
+pub use queries::{Due, QueueOrder};
 pub use rows::{ArchivedObject, CompressedFacts, ListFilter, LocalRow, SpoolFile, StateTotals};
 pub use transitions::MAX_RETRY_DELAY;
 
@@ -112,6 +115,9 @@ const READERS: usize = 3;
 /// Ledger calls running on the blocking pool at once (see [`Ledger::call`]).
 const CALLS_IN_FLIGHT: usize = 4;
 
+/// Where a queued `verified` commit puts its recording's outcome.
+type Outcome = Arc<Mutex<Option<Result<(), LedgerError>>>>;
+
 /// The SQLite ledger. Share it as `Arc<Ledger>`.
 pub struct Ledger {
     // Readers are declared (so dropped) before the writer: the last
@@ -121,6 +127,9 @@ pub struct Ledger {
     writer: Mutex<Connection>,
     path: PathBuf,
     calls: tokio::sync::Semaphore,
+    /// Recordings waiting for the next durable `verified` commit, each with
+    /// where its outcome goes (`transitions::verified`: a group commit).
+    verifying: Mutex<Vec<(i64, Outcome)>>,
 }
 
 impl Ledger {
@@ -139,6 +148,7 @@ impl Ledger {
             readers: Mutex::new(Vec::new()),
             path: path.to_path_buf(),
             calls: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT),
+            verifying: Mutex::new(Vec::new()),
         })
     }
 
@@ -185,23 +195,7 @@ impl Ledger {
         durable: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut conn = self.writer();
-        let sync = |conn: &Connection, mode: &str| conn.pragma_update(None, "synchronous", mode);
-        if durable {
-            sync(&conn, "FULL").map_err(LedgerError::from)?;
-        }
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(LedgerError::from)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(LedgerError::from)?;
-            Ok(out)
-        })();
-        if durable {
-            sync(&conn, "NORMAL").map_err(LedgerError::from)?;
-        }
-        result
+        commit_on(&mut self.writer(), durable, f)
     }
 
     /// Runs read-only queries on a reader connection.
@@ -230,12 +224,58 @@ impl Ledger {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Gives back the memory the connections' page caches hold (SQLite's
+    /// `shrink_memory`, then the allocator's free pages to the system): the
+    /// daemon calls it once a rescan is done, so an idle daemon keeps what
+    /// it needs, not what the last pass over a big spool touched.
+    pub fn release_memory(&self) {
+        let _ = self.writer().execute_batch("PRAGMA shrink_memory");
+        for conn in self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = conn.execute_batch("PRAGMA shrink_memory");
+        }
+        // SAFETY: malloc_trim only returns free heap pages to the system.
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+
     /// Runs raw SQL on the write connection: for tests that play a bug or a
     /// hand edit, to prove the checks find it.
     #[cfg(test)]
     pub(crate) fn execute_raw(&self, sql: &str) -> Result<(), LedgerError> {
         Ok(self.writer().execute_batch(sql)?)
     }
+}
+
+/// Runs `f` in one IMMEDIATE transaction on the write connection `conn`,
+/// committed if it returns `Ok`; `durable` commits with `synchronous=FULL`.
+fn commit_on<T, E: From<LedgerError>>(
+    conn: &mut Connection,
+    durable: bool,
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let sync = |conn: &Connection, mode: &str| conn.pragma_update(None, "synchronous", mode);
+    if durable {
+        sync(conn, "FULL").map_err(LedgerError::from)?;
+    }
+    let result = (|| {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(LedgerError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(LedgerError::from)?;
+        Ok(out)
+    })();
+    if durable {
+        sync(conn, "NORMAL").map_err(LedgerError::from)?;
+    }
+    result
 }
 
 /// A read-only connection borrowed from the ledger's pool.

@@ -2,15 +2,14 @@
 //! Reads go to a reader connection; the two writes here (attribution of old
 //! rows, rescheduling after an outage) change no state.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::rows::{COLUMNS, ListFilter, LocalRow, StateTotals, from_row, identity_at};
+use super::rows::{COLUMNS, ListFilter, R_COLUMNS, StateTotals, from_row};
 use super::transitions::MAX_RETRY_DELAY;
 use super::{Ledger, LedgerError};
 
@@ -33,41 +32,13 @@ pub(super) fn recording_in(
 }
 
 impl Ledger {
-    /// Every recording whose local file is still the ledger's concern, by path.
-    pub fn local_rows(&self) -> Result<HashMap<PathBuf, LocalRow>, LedgerError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, path, dev, ino, size, mtime_ns, state FROM recordings \
-             WHERE state NOT IN ('local_deleted', 'remote_deleted', 'gone')",
-        )?;
-        let rows = stmt.query_map([], |row| {
-            let path = PathBuf::from(OsStr::from_bytes(&row.get::<_, Vec<u8>>(1)?));
-            let state: String = row.get(6)?;
-            Ok((
-                path,
-                LocalRow {
-                    id: row.get(0)?,
-                    identity: identity_at(row, 2)?,
-                    state: state.parse().unwrap_or(State::Failed),
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// One recording by id.
     pub fn recording(&self, id: i64) -> Result<Recording, LedgerError> {
         recording_in(&*self.reader()?, id)?.ok_or(LedgerError::NoSuchRecording(id))
     }
 
     /// Recordings with a step to do now (none whose erasure is under way),
-    /// oldest first: settled ones whose
-    /// mtime is at or before `upload_cutoff_ns`, every half-done one (but not
-    /// a verified one under a legal hold: its local copy stays), and failed
-    /// ones whose retry time has come (all of them if `retry_all`). A retry
-    /// time further ahead than [`MAX_RETRY_DELAY`] can only mean the clock
-    /// was set back since it was written: such a recording is due now rather
-    /// than parked until the clock catches up.
+    /// oldest first, at most `limit`: [`Ledger::work_page`] from the start.
     pub fn work_queue(
         &self,
         upload_cutoff_ns: i64,
@@ -75,33 +46,110 @@ impl Ledger {
         retry_all: bool,
         limit: usize,
     ) -> Result<Vec<Recording>, LedgerError> {
+        let due = Due {
+            upload_cutoff_ns,
+            now,
+            retry_all,
+        };
+        self.work_page(&due, QueueOrder::Oldest, None, limit)
+    }
+
+    /// A page of the recordings with a step to do now (none whose erasure
+    /// is under way), in `order`, after `after` (the last recording of the
+    /// page before; from the start if `None`), at most `limit`: settled
+    /// ones whose mtime is at or before the upload cutoff, every half-done
+    /// one (but not a verified one under a legal hold: its local copy
+    /// stays), and failed ones whose retry time has come (all of them if
+    /// `retry_all`). A retry time further ahead than [`MAX_RETRY_DELAY`]
+    /// can only mean the clock was set back since it was written: such a
+    /// recording is due now rather than parked until the clock catches up.
+    ///
+    /// Each kind of due recording is read through its own index, in order,
+    /// and only a page of each is merged: a page costs the same whatever
+    /// the size of the backlog.
+    pub fn work_page(
+        &self,
+        due: &Due,
+        order: QueueOrder,
+        after: Option<&Recording>,
+        limit: usize,
+    ) -> Result<Vec<Recording>, LedgerError> {
+        let held = &*super::holds::HELD;
+        let (sort, keyset) = match order {
+            QueueOrder::Oldest => (
+                "mtime_ns, id",
+                "(?6 IS NULL OR (mtime_ns >= ?6 AND (mtime_ns > ?6 OR id > ?7)))",
+            ),
+            QueueOrder::Largest => (
+                "size DESC, id DESC",
+                "(?6 IS NULL OR (size <= ?6 AND (size < ?6 OR id < ?7)))",
+            ),
+        };
+        let arms = [
+            "state = 'settled' AND mtime_ns <= ?1".to_string(),
+            "state = 'compressed'".to_string(),
+            "state = 'uploaded'".to_string(),
+            format!("state = 'verified' AND NOT {held}"),
+            "state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5)".to_string(),
+        ];
+        let arms: Vec<String> = arms
+            .iter()
+            .map(|filter| {
+                format!(
+                    "SELECT * FROM (SELECT {columns} FROM recordings r WHERE {filter} \
+                     AND deleting_what IS NOT 'erasure' AND {keyset} ORDER BY {sort} LIMIT ?4)",
+                    columns = *R_COLUMNS
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT * FROM ({}) ORDER BY {sort} LIMIT ?4",
+            arms.join(" UNION ALL ")
+        );
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM recordings r WHERE (\
-               (state = 'settled' AND mtime_ns <= ?1) \
-               OR state IN ('compressed', 'uploaded') \
-               OR (state = 'verified' AND NOT {held}) \
-               OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?5))) \
-               AND deleting_what IS NOT 'erasure' \
-             ORDER BY mtime_ns, id LIMIT ?4",
-            held = *super::holds::HELD
-        ))?;
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mark = after.map(|r| match order {
+            QueueOrder::Oldest => (r.identity.mtime_ns, r.id),
+            QueueOrder::Largest => (r.identity.size as i64, r.id),
+        });
         let rows = stmt.query_map(
             params![
-                upload_cutoff_ns,
-                now,
-                retry_all,
+                due.upload_cutoff_ns,
+                due.now,
+                due.retry_all,
                 limit as i64,
-                MAX_RETRY_DELAY.as_secs() as i64
+                MAX_RETRY_DELAY.as_secs() as i64,
+                mark.map(|m| m.0),
+                mark.map(|m| m.1),
             ],
             from_row,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Recordings still `seen`, for the settle check.
-    pub fn seen(&self) -> Result<Vec<Recording>, LedgerError> {
-        self.by_state(State::Seen)
+    /// How many recordings are due (see [`Ledger::work_page`]), and their bytes.
+    pub fn due_totals(&self, due: &Due) -> Result<(u64, u64), LedgerError> {
+        let conn = self.reader()?;
+        let (n, bytes): (i64, i64) = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM recordings r WHERE (\
+                   (state = 'settled' AND mtime_ns <= ?1) \
+                   OR state IN ('compressed', 'uploaded') \
+                   OR (state = 'verified' AND NOT {held}) \
+                   OR (state = 'failed' AND (?3 OR retry_at <= ?2 OR retry_at > ?2 + ?4))) \
+                   AND deleting_what IS NOT 'erasure'",
+                held = *super::holds::HELD
+            ))?
+            .query_row(
+                params![
+                    due.upload_cutoff_ns,
+                    due.now,
+                    due.retry_all,
+                    MAX_RETRY_DELAY.as_secs() as i64
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+        Ok((n as u64, bytes as u64))
     }
 
     /// Every recording in `state`.
@@ -136,6 +184,20 @@ impl Ledger {
             |r| r.get(0),
         )?;
         Ok(due)
+    }
+
+    /// Recordings verified, and their original bytes, from `since` (unix
+    /// seconds) on, and the first minute (unix seconds) any was verified in
+    /// that time: what `status` makes its drain rate of.
+    pub fn drained_since(&self, since: i64) -> Result<(u64, u64, Option<i64>), LedgerError> {
+        let conn = self.reader()?;
+        let (n, bytes, first): (i64, i64, Option<i64>) = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(recordings), 0), COALESCE(SUM(bytes), 0), MIN(minute) * 60 \
+                 FROM drain_minutes WHERE minute >= ?1 / 60",
+            )?
+            .query_row([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok((n as u64, bytes as u64, first))
     }
 
     /// Count and bytes per state.
@@ -351,6 +413,27 @@ impl Ledger {
         let rows = stmt.query_map([wanted], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// What makes a recording due for its next step now.
+#[derive(Debug, Clone, Copy)]
+pub struct Due {
+    /// Settled recordings last written at or before this (ns) are due.
+    pub upload_cutoff_ns: i64,
+    /// Now (unix seconds), for retry times.
+    pub now: i64,
+    /// Every failed recording is due, whatever its retry time (`--once`).
+    pub retry_all: bool,
+}
+
+/// The order the work queue is taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Oldest first (by the file's mtime): the normal order.
+    Oldest,
+    /// Largest first: under disk pressure, what frees the most space for
+    /// one recording's fixed cost goes first.
+    Largest,
 }
 
 /// A (group, count, bytes, object bytes) row of a totals query.

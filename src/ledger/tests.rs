@@ -29,7 +29,10 @@ fn one_local_recording_per_path_but_paths_may_return() {
     ledger
         .insert(&again, &none, State::Seen, "found again")
         .unwrap();
-    assert_eq!(ledger.local_rows().unwrap().len(), 1);
+    assert_eq!(
+        ledger.local_count_in(std::path::Path::new("/s")).unwrap(),
+        1
+    );
 }
 
 #[test]
@@ -225,4 +228,89 @@ fn a_long_ledger_call_never_stalls_the_async_workers() {
     done_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("a ledger call held the only async worker: the runtime stalled");
+}
+
+#[test]
+fn the_work_queue_pages_through_every_due_recording_once_in_either_order() {
+    let (_dir, ledger) = ledger();
+    let none = Attribution::default();
+    let mut ids = Vec::new();
+    for i in 0..50i64 {
+        let mut file = super::fixtures::spool_file(&format!("/s/{i}.wav"), 1_000 + (i % 7));
+        file.identity.size = (i * 37 % 11) as u64;
+        let id = ledger.insert(&file, &none, State::Settled, "test").unwrap();
+        ids.push((id, file.identity));
+    }
+    // Not due: too young, and one in another state.
+    let young = super::fixtures::spool_file("/s/young.wav", 9_000);
+    ledger
+        .insert(&young, &none, State::Settled, "test")
+        .unwrap();
+    insert_plain(&ledger, "/s/seen.wav", State::Seen);
+    let due = Due {
+        upload_cutoff_ns: 5_000,
+        now: now_secs(),
+        retry_all: false,
+    };
+    assert_eq!(ledger.due_totals(&due).unwrap().0, 50);
+    for order in [QueueOrder::Oldest, QueueOrder::Largest] {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let page = ledger.work_page(&due, order, after.as_ref(), 8).unwrap();
+            got.extend(page.iter().map(|r| (r.id, r.identity)));
+            if page.len() < 8 {
+                break;
+            }
+            after = page.last().cloned();
+        }
+        let mut want = ids.clone();
+        match order {
+            QueueOrder::Oldest => want.sort_by_key(|(id, i)| (i.mtime_ns, *id)),
+            QueueOrder::Largest => want.sort_by_key(|(id, i)| std::cmp::Reverse((i.size, *id))),
+        }
+        assert_eq!(got, want, "{order:?}");
+    }
+}
+
+#[test]
+fn a_verified_recording_counts_in_its_minute_s_drain() {
+    let (_dir, ledger) = ledger();
+    let id = insert_plain(&ledger, "/s/a.wav", State::Uploaded);
+    let before = now_secs() - 60;
+    assert_eq!(ledger.drained_since(before).unwrap(), (0, 0, None));
+    ledger.verified(id).unwrap();
+    let (n, bytes, first) = ledger.drained_since(before).unwrap();
+    assert_eq!((n, bytes), (1, 3));
+    assert!(first.is_some_and(|f| f <= now_secs() && f > before - 60));
+}
+
+#[test]
+fn recordings_verified_at_once_by_many_workers_are_each_committed_once() {
+    let (_dir, ledger) = ledger();
+    let ids: Vec<i64> = (0..200)
+        .map(|i| insert_plain(&ledger, &format!("/s/{i}.wav"), State::Uploaded))
+        .collect();
+    let not_uploaded = insert_plain(&ledger, "/s/seen.wav", State::Seen);
+    let before = now_secs() - 60;
+    std::thread::scope(|s| {
+        for chunk in ids.chunks(25) {
+            let ledger = &ledger;
+            s.spawn(move || {
+                for id in chunk {
+                    ledger.verified(*id).unwrap();
+                }
+            });
+        }
+        // One that cannot move fails alone, whatever batch it lands in.
+        s.spawn(|| {
+            let err = ledger.verified(not_uploaded).unwrap_err();
+            assert!(matches!(err, LedgerError::StateConflict { .. }), "{err}");
+        });
+    });
+    for id in &ids {
+        assert_eq!(ledger.recording(*id).unwrap().state, State::Verified);
+    }
+    assert_eq!(ledger.recording(not_uploaded).unwrap().state, State::Seen);
+    assert_eq!(ledger.drained_since(before).unwrap().0, 200);
 }

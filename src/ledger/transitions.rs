@@ -3,6 +3,7 @@
 //! else in recvault changes a recording's state.
 
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, ToSql, params};
@@ -160,15 +161,71 @@ impl Ledger {
     }
 
     /// `uploaded` → `verified`: the store reported our size and SHA-256.
-    /// This commit allows the local delete, so it is durable (`FULL`).
+    /// This commit allows the local delete, so it is durable (`FULL`), and
+    /// it returns only once it is. The recording is counted in its minute's
+    /// drain (`recvault status`).
+    ///
+    /// A group commit: the fsync of a `FULL` commit holds the write lock
+    /// for milliseconds, so recordings verified meanwhile by other workers
+    /// queue up, and whoever takes the lock next commits every one queued,
+    /// in one durable transaction (each recording's transition checked on
+    /// its own; one that cannot move gets its own error).
     pub fn verified(&self, id: i64) -> Result<(), LedgerError> {
-        self.transition(
-            id,
-            &[State::Uploaded],
-            State::Verified,
-            &[("verified_at", &now_secs())],
-            "verified",
-        )
+        let outcome = Arc::new(Mutex::new(None));
+        queue(&self.verifying).push((id, outcome.clone()));
+        let mut conn = self.writer();
+        if let Some(done) = take(&outcome) {
+            return done; // committed by the worker that held the lock before
+        }
+        let batch = std::mem::take(&mut *queue(&self.verifying));
+        let now = now_secs();
+        let committed = super::commit_on(&mut conn, true, |tx| {
+            let mut each = Vec::with_capacity(batch.len());
+            for (id, _) in &batch {
+                let sets: [(&str, &dyn ToSql); 1] = [("verified_at", &now)];
+                match apply(
+                    tx,
+                    *id,
+                    &[State::Uploaded],
+                    State::Verified,
+                    &sets,
+                    "verified",
+                    now,
+                ) {
+                    Ok(_) => {
+                        count_drained(tx, *id, now)?;
+                        each.push(Ok(()));
+                    }
+                    // Checked before anything was written: the others go on.
+                    Err(
+                        e @ (LedgerError::StateConflict { .. } | LedgerError::NoSuchRecording(_)),
+                    ) => each.push(Err(e)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(each)
+        });
+        match committed {
+            Ok(each) => {
+                for ((_, to), result) in batch.iter().zip(each) {
+                    *queue(to) = Some(result);
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                for (_, to) in &batch {
+                    *queue(to) = Some(Err(LedgerError::Call(format!(
+                        "the commit recording `verified` failed: {why}"
+                    ))));
+                }
+            }
+        }
+        drop(conn);
+        take(&outcome).unwrap_or_else(|| {
+            Err(LedgerError::Call(
+                "the commit recording `verified` left no outcome".to_string(),
+            ))
+        })
     }
 
     /// `verified` → `local_deleted` after recvault removed the local copy
@@ -380,9 +437,8 @@ pub(super) fn apply(
     now: i64,
 ) -> Result<State, LedgerError> {
     let current: Option<String> = tx
-        .query_row("SELECT state FROM recordings WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT state FROM recordings WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     let current = current.ok_or(LedgerError::NoSuchRecording(id))?;
     let conflict = || LedgerError::StateConflict {
@@ -411,7 +467,12 @@ pub(super) fn apply(
     }
     sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
     values.push(&id);
-    match tx.execute(&sql, values.as_slice()) {
+    // Cached: each call site sets the same columns every time, so a handful
+    // of statements are parsed once, not once per recording.
+    match tx
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.execute(values.as_slice()))
+    {
         Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
             if e.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("object_key") =>
         {
@@ -428,7 +489,7 @@ pub(super) fn apply(
 /// Inserts a recording's row for `file` in `state` (with `id` if given,
 /// else the ledger's next id: `ledger::ids`), attributed to `call`
 /// (`None`: not yet attributed). Returns its id.
-fn insert_row(
+pub(super) fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     id: Option<i64>,
     file: &SpoolFile,
@@ -436,12 +497,13 @@ fn insert_row(
     call: Option<&Attribution>,
     now: i64,
 ) -> Result<i64, LedgerError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, \
            attributed, campaign, call_time, phone, agent, lead_id, name_time) \
          VALUES (COALESCE(?1, (SELECT next FROM recording_ids WHERE id = 1)), \
            ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
+    )?
+    .execute(params![
             id,
             file.path.as_os_str().as_bytes(),
             file.name,
@@ -458,9 +520,34 @@ fn insert_row(
             call.and_then(|c| c.agent.as_deref()),
             call.and_then(|c| c.lead_id.as_deref()),
             call.and_then(|c| c.name_time),
-        ],
-    )?;
+        ])?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Locks the queue of recordings waiting to be verified, or one's outcome
+/// (a panic while either was held leaves nothing half-written in it).
+fn queue<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the outcome out of a slot, if one was put there.
+fn take<T>(m: &Mutex<Option<T>>) -> Option<T> {
+    queue(m).take()
+}
+
+/// Adds recording `id` (verified at `now`) to its minute's drain, and drops
+/// minutes older than a day.
+fn count_drained(tx: &rusqlite::Transaction<'_>, id: i64, now: i64) -> Result<(), LedgerError> {
+    tx.prepare_cached(
+        "INSERT INTO drain_minutes (minute, recordings, bytes) \
+         SELECT ?2 / 60, 1, size FROM recordings WHERE id = ?1 \
+         ON CONFLICT (minute) DO UPDATE SET recordings = recordings + 1, \
+           bytes = bytes + excluded.bytes",
+    )?
+    .execute(params![id, now])?;
+    tx.prepare_cached("DELETE FROM drain_minutes WHERE minute < ?1 / 60 - 1440")?
+        .execute([now])?;
+    Ok(())
 }
 
 /// Names the key in a [`LedgerError::KeyTaken`] from [`apply`].
@@ -480,9 +567,9 @@ pub(super) fn insert_event(
     detail: &str,
     now: i64,
 ) -> Result<(), LedgerError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO events (recording_id, at, from_state, to_state, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, now, from.map(|s| s.as_str()), to.as_str(), detail],
-    )?;
+    )?
+    .execute(params![id, now, from.map(|s| s.as_str()), to.as_str(), detail])?;
     Ok(())
 }

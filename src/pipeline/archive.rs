@@ -282,11 +282,12 @@ impl Archiver {
             rec.path.clone(),
             rec.identity,
         );
-        let removed =
-            tokio::task::spawn_blocking(move || spool::remove_local_copy(&dirs, &path, expected))
-                .await
-                .map_err(|e| Error::Local(e.to_string()))
-                .and_then(|r| r.map_err(Error::Local));
+        let removed = tokio::task::spawn_blocking(move || {
+            spool::remove_archived_copy(&dirs, &path, expected)
+        })
+        .await
+        .map_err(|e| Error::Local(e.to_string()))
+        .and_then(|r| r.map_err(Error::Local));
         let removed = match removed {
             Ok(removed) => removed,
             Err(e) => {

@@ -1,16 +1,30 @@
 //! Intake: bringing what the spool holds into the ledger — new files, changed
 //! files, vanished files, special files — and settling finished ones.
+//!
+//! A rescan streams: each directory is read in batches of [`BATCH`]
+//! entries, each batch looked up and its new files inserted in one ledger
+//! transaction, so neither the directory nor the ledger is ever held in
+//! memory. What vanished is found without a list of every path: once a
+//! directory is fully listed, the ledger's count of local recordings in it
+//! is compared with the number of entries found (each entry is exactly one
+//! local recording once taken in); only when they differ are that
+//! directory's recordings walked, a page at a time, and each looked at.
 
 use std::collections::HashSet;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::ledger::intake::Found;
 use crate::ledger::{Ledger, LedgerError, LocalRow, SpoolFile};
 use crate::recording::State;
 use crate::recording::key::display_name;
 use crate::recording::name::Naming;
-use crate::spool::{self, Scan};
+use crate::spool;
 use crate::units::{nanos, now_ns};
+
+/// Directory entries (and `seen` recordings) handled per ledger transaction.
+pub const BATCH: usize = 1000;
 
 /// What one intake pass changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,51 +36,116 @@ pub struct IntakeReport {
     pub settled: usize,
 }
 
-/// Compares a scan with the ledger and records the differences. Recordings
-/// in `busy` are being worked on and left to their worker.
-pub fn reconcile(
-    ledger: &Ledger,
-    naming: &Naming,
-    scan: &Scan,
-    busy: &HashSet<i64>,
-) -> Result<IntakeReport, LedgerError> {
-    let mut rows = ledger.local_rows()?;
-    let mut report = IntakeReport::default();
-    for file in &scan.files {
-        observe(
-            ledger,
-            naming,
-            rows.remove(&file.path),
-            file,
-            None,
-            busy,
-            &mut report,
-        )?;
-    }
-    for (file, kind) in &scan.specials {
-        observe(
-            ledger,
-            naming,
-            rows.remove(&file.path),
-            file,
-            Some(kind),
-            busy,
-            &mut report,
-        )?;
-    }
-    // Whatever is left was not found: gone, but only where the directory was fully listed.
-    for (path, row) in rows {
-        let listed = path
-            .parent()
-            .is_some_and(|p| scan.listed_dirs.iter().any(|d| d == p));
-        if listed && !busy.contains(&row.id) {
-            vanished(ledger, &path, row, &mut report)?;
-        }
-    }
-    Ok(report)
+/// What a rescan found, besides the changes it recorded.
+#[derive(Debug, Default)]
+pub struct Rescan {
+    pub report: IntakeReport,
+    /// Directories listed completely.
+    pub listed: Vec<PathBuf>,
+    /// Directories that could not be listed (or not completely), with why.
+    pub unreadable: Vec<(PathBuf, io::Error)>,
 }
 
-/// Like [`reconcile`] for a few paths an inotify event named.
+/// Lists every spool directory and brings the ledger up to date, a batch
+/// at a time. Recordings in `busy` are being worked on and left to their
+/// worker. `after_batch` runs after each batch is recorded, with the
+/// entries taken in so far (progress display; tests act there mid-rescan).
+pub fn rescan(
+    ledger: &Ledger,
+    naming: &Naming,
+    dirs: &[PathBuf],
+    ignore: &[String],
+    busy: &HashSet<i64>,
+    after_batch: &mut dyn FnMut(u64),
+) -> Result<Rescan, LedgerError> {
+    let mut out = Rescan::default();
+    let mut seen_so_far = 0;
+    for dir in dirs {
+        let report = &mut out.report;
+        let listing = spool::list_dir(dir, ignore, BATCH, |batch| {
+            take_in(ledger, naming, &batch, busy, report)?;
+            seen_so_far += batch.len() as u64;
+            after_batch(seen_so_far);
+            Ok::<_, LedgerError>(())
+        })?;
+        if let Some(e) = listing.error {
+            out.unreadable.push((dir.clone(), e));
+        }
+        if listing.complete {
+            vanished_in(ledger, dir, ignore, listing.entries, busy, &mut out.report)?;
+            out.listed.push(dir.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Records one batch of entries: the new ones in one transaction, each
+/// that differs from its recording on its own.
+fn take_in(
+    ledger: &Ledger,
+    naming: &Naming,
+    batch: &[Found],
+    busy: &HashSet<i64>,
+    report: &mut IntakeReport,
+) -> Result<(), LedgerError> {
+    let taken = ledger.take_in(naming, batch, busy)?;
+    report.new += taken.new;
+    report.quarantined += taken.quarantined;
+    for (file, row) in taken.differing {
+        let (file, special) = match &batch[file] {
+            Ok(file) => (file, None),
+            Err((file, kind)) => (file, Some(*kind)),
+        };
+        observe(ledger, naming, Some(row), file, special, busy, report)?;
+    }
+    Ok(())
+}
+
+/// Finds the recordings of the fully listed `dir` that its listing of
+/// `entries` did not show: gone (or, archived, removed by someone else).
+fn vanished_in(
+    ledger: &Ledger,
+    dir: &Path,
+    ignore: &[String],
+    entries: u64,
+    busy: &HashSet<i64>,
+    report: &mut IntakeReport,
+) -> Result<(), LedgerError> {
+    if ledger.local_count_in(dir)? == entries {
+        return Ok(());
+    }
+    let mut after: Option<PathBuf> = None;
+    loop {
+        let page = ledger.local_rows_in(dir, after.as_deref(), BATCH)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        let full = page.len() == BATCH;
+        for (path, row) in page {
+            if busy.contains(&row.id) || still_there(&path, ignore) {
+                continue;
+            }
+            vanished(ledger, &path, row, report)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// True if a rescan would find an entry at `path`: something other than a
+/// directory, under a name not ignored. A file that cannot be looked at
+/// counts as there (the next rescan decides).
+fn still_there(path: &Path, ignore: &[String]) -> bool {
+    let name = path.file_name().map(std::os::unix::ffi::OsStrExt::as_bytes);
+    if name.is_some_and(|n| spool::ignored(ignore, n)) {
+        return false;
+    }
+    !matches!(spool::inspect(path), Ok(None))
+}
+
+/// Like [`rescan`] for a few paths an inotify event named.
 pub fn reconcile_paths(
     ledger: &Ledger,
     naming: &Naming,
@@ -75,7 +154,6 @@ pub fn reconcile_paths(
     paths: &HashSet<PathBuf>,
     busy: &HashSet<i64>,
 ) -> Result<IntakeReport, LedgerError> {
-    let mut rows = ledger.local_rows()?;
     let mut report = IntakeReport::default();
     for path in paths {
         let name = path
@@ -85,7 +163,7 @@ pub fn reconcile_paths(
         if !spool::in_spool(dirs, path) || spool::ignored(ignore, &name) {
             continue;
         }
-        let row = rows.remove(path);
+        let row = ledger.local_row_at(path)?;
         match spool::inspect(path) {
             Ok(Some(Ok(file))) => observe(ledger, naming, row, &file, None, busy, &mut report)?,
             Ok(Some(Err((file, kind)))) => {
@@ -176,35 +254,40 @@ fn vanished(
 }
 
 /// Moves `seen` recordings whose mtime is at least `settle` old and which
-/// nobody has open for writing to `settled`.
+/// nobody has open for writing to `settled`: a page at a time, each page's
+/// changes in one transaction.
 pub fn settle(
     ledger: &Ledger,
     settle: Duration,
     busy: &HashSet<i64>,
 ) -> Result<usize, LedgerError> {
-    let (now_ns, settle_ns) = (now_ns(), nanos(settle));
-    let ripe: Vec<_> = ledger
-        .seen()?
-        .into_iter()
-        .filter(|r| {
-            !busy.contains(&r.id) && now_ns.saturating_sub(r.identity.mtime_ns) >= settle_ns
-        })
-        .collect();
-    if ripe.is_empty() {
-        return Ok(0);
-    }
-    let files: Vec<_> = ripe
-        .iter()
-        .map(|r| (r.id, r.path.as_path(), r.identity))
-        .collect();
-    let writing = spool::being_written(&files);
+    let cutoff = now_ns().saturating_sub(nanos(settle));
+    let mut after = None;
     let mut settled = 0;
-    for rec in &ripe {
-        if writing.contains(&rec.id) {
-            continue;
+    loop {
+        let page = ledger.seen_page(cutoff, after, BATCH)?;
+        let Some((mtime, last)) = page.last() else {
+            return Ok(settled);
+        };
+        after = Some((*mtime, last.id));
+        let full = page.len() == BATCH;
+        let files: Vec<_> = page
+            .iter()
+            .filter(|(_, f)| !busy.contains(&f.id))
+            .map(|(_, f)| (f.id, f.path.as_path(), f.identity))
+            .collect();
+        let writing = spool::being_written(&files);
+        let ripe: Vec<i64> = files
+            .iter()
+            .map(|(id, _, _)| *id)
+            .filter(|id| !writing.contains(id))
+            .collect();
+        settled += ledger.settled_all(&ripe)?;
+        if !full {
+            return Ok(settled);
         }
-        ledger.settled(rec.id)?;
-        settled += 1;
     }
-    Ok(settled)
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,8 @@
 //!   database, listen links written into it (`location`), VICIdial's GDPR
 //!   purge queue carried out (`purges`), VICIdial's recording legs mixed
 //!   (`move_mix`), the HTTP server;
-//! - `pressure`: free space on the spool; `systemd`: readiness and watchdog.
+//! - `pressure`: free space on the spool; `systemd`: readiness and watchdog;
+//!   `progress`: the progress line of `--once` on a terminal.
 
 pub mod archive;
 mod attribution;
@@ -25,6 +26,7 @@ pub(crate) mod location;
 mod move_mix;
 mod outage;
 pub mod pressure;
+pub mod progress;
 mod purges;
 mod run;
 mod runner;

@@ -1,5 +1,5 @@
 //! Disk pressure on the spool (`[spool] min_free`): when a spool filesystem
-//! runs low, recordings are archived before `upload_after`, oldest first.
+//! runs low, recordings are archived before `upload_after`, largest first.
 //! Nothing unverified is ever deleted to make room.
 
 use std::ffi::CString;

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::archive::Archiver;
 use super::outage::Outage;
+use super::progress::{Progress, ProgressLine};
 use super::runner::Runner;
 use super::services::Services;
 use super::watch::{Seen, SpoolWatch};
@@ -130,6 +131,7 @@ pub async fn run_locked(
         metrics,
         new_recordings: Arc::new(Notify::new()),
         gate,
+        progress: Arc::new(Progress::default()),
     };
     let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
     if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {
@@ -219,15 +221,14 @@ async fn run_once(
     runner: &mut Runner,
     mut shutdown: Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), Error> {
+    let _line = ProgressLine::start(&runner.progress);
     runner.full_intake().await?;
-    let (queue, deferred) = runner.due(true, usize::MAX >> 1).await?;
-    runner.summary.deferred = deferred;
-    let mut queue = queue.into_iter();
+    let mut pass = runner.start_pass().await?;
     let mut stopping = false;
     loop {
         let outage = runner.outage.ongoing();
         while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
-            match queue.next() {
+            match runner.next_in_pass(&mut pass).await? {
                 Some(id) => runner.spawn(id),
                 None => break,
             }
@@ -243,7 +244,13 @@ async fn run_once(
             }
         }
     }
-    runner.summary.not_attempted = queue.count() as u64;
+    // What the pass did not reach (an outage, a shutdown): counted, a page at a time.
+    let mut not_attempted = 0;
+    while runner.next_in_pass(&mut pass).await?.is_some() {
+        not_attempted += 1;
+    }
+    runner.summary.not_attempted = not_attempted;
+    runner.summary.deferred = pass.deferred;
     Ok(())
 }
 
@@ -344,6 +351,14 @@ async fn intake(
     if Instant::now() >= *next_rescan {
         let all_watched = watch.rewatch(&runner.config.spool.dirs);
         runner.full_intake().await?;
+        // A rescan of a big spool touched every page of its rows: give that back.
+        runner
+            .ledger
+            .call(|l| {
+                l.release_memory();
+                Ok::<_, crate::ledger::LedgerError>(())
+            })
+            .await?;
         pending.clear();
         // A missing directory is looked for often: files written once it
         // is back must not wait a whole rescan interval.

@@ -4,8 +4,8 @@
 //! runs through `Ledger::call`, off the async workers. The loops themselves
 //! are in `run.rs`.
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 
 use super::archive::{Archiver, Done};
 use super::outage::{Outage, backoff};
+use super::progress::Progress;
 use super::run::RunSummary;
 use super::systemd::{self, Watchdog};
 use super::workers::Workers;
@@ -24,12 +25,30 @@ use crate::governance::audit::note_policy;
 use crate::governance::gate::DeletionGate;
 use crate::governance::retention::Sweep;
 use crate::ledger::audit::Actor;
-use crate::ledger::{Ledger, MAX_RETRY_DELAY};
+use crate::ledger::{Due, Ledger, MAX_RETRY_DELAY, QueueOrder};
 use crate::metrics::{self, Metrics};
 use crate::recording::key::display_name;
 use crate::recording::{Recording, State};
 use crate::spool;
 use crate::units::{human_bytes, nanos, now_secs};
+
+/// Due recordings read at once by a pass over the backlog (`--once`).
+const PASS_PAGE: usize = 512;
+
+/// Where a pass over the backlog (`--once`) stands: the recordings read
+/// but not yet handed to a worker, and where the next page starts.
+#[derive(Default)]
+pub(super) struct Pass {
+    /// What is due and in which order, fixed at the first page.
+    due: Option<(Due, QueueOrder)>,
+    /// The last recording of the page read before.
+    after: Option<Recording>,
+    /// No more pages.
+    done: bool,
+    window: VecDeque<i64>,
+    /// Due recordings that wait only for an upload window.
+    pub(super) deferred: u64,
+}
 
 /// What an archive task ended with: its recording and its outcome, or how
 /// it ended without one (a panic, an abort at shutdown).
@@ -61,33 +80,44 @@ pub(super) struct Runner {
     /// With `[fleet]`: the shared database every deletion is reserved in
     /// first, and whose retention policy this box follows.
     pub(super) gate: Option<Arc<dyn DeletionGate>>,
+    /// What `--once` shows on a terminal.
+    pub(super) progress: Arc<Progress>,
 }
 
 impl Runner {
-    /// Lists every spool directory and brings the ledger up to date.
+    /// Lists every spool directory and brings the ledger up to date, a
+    /// batch at a time (nothing held but a batch, whatever the spool's size).
     pub(super) async fn full_intake(&mut self) -> Result<(), Error> {
-        let (dirs, ignore) = (
-            self.config.spool.dirs.clone(),
-            self.config.spool.ignore.clone(),
+        let (config, busy, progress) = (
+            self.config.clone(),
+            self.busy.clone(),
+            self.progress.clone(),
         );
-        let scan = tokio::task::spawn_blocking(move || spool::scan(&dirs, &ignore))
-            .await
-            .map_err(|e| Error::Local(format!("spool scan failed: {e}")))?;
-        for (dir, e) in &scan.unreadable {
+        let rescan = self
+            .ledger
+            .call(move |l| {
+                let spool = &config.spool;
+                intake::rescan(
+                    l,
+                    &config.naming,
+                    &spool.dirs,
+                    &spool.ignore,
+                    &busy,
+                    &mut |n| progress.listed(n),
+                )
+            })
+            .await?;
+        for (dir, e) in &rescan.unreadable {
             if self.unreadable_logged.insert(dir.clone()) {
                 tracing::warn!(dir = %dir.display(), "cannot list spool directory: {e}");
             }
         }
-        for dir in &scan.listed_dirs {
+        for dir in &rescan.listed {
             if self.unreadable_logged.remove(dir) {
                 tracing::info!(dir = %dir.display(), "spool directory readable again");
             }
         }
-        let (naming, busy) = (self.config.naming.clone(), self.busy.clone());
-        let report = self
-            .ledger
-            .call(move |l| intake::reconcile(l, &naming, &scan, &busy))
-            .await?;
+        let report = rescan.report;
         if report != intake::IntakeReport::default() {
             tracing::debug!(?report, "spool scanned");
         }
@@ -128,9 +158,11 @@ impl Runner {
         Ok(())
     }
 
-    /// Recordings settled at or before this mtime are due: `upload_after` ago,
-    /// or now while a spool filesystem is short of space.
-    fn upload_cutoff_ns(&mut self) -> i64 {
+    /// Recordings settled at or before the mtime returned are due:
+    /// `upload_after` ago, oldest first; or, while a spool filesystem is
+    /// short of space, every settled one, largest first (what frees the
+    /// most space for one recording's fixed cost goes first).
+    fn upload_cutoff(&mut self) -> (i64, QueueOrder) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
@@ -142,16 +174,19 @@ impl Runner {
             (Some((dir, free)), false) => tracing::warn!(
                 dir = %dir.display(),
                 free = %human_bytes(*free),
-                "spool filesystem below min_free: archiving recordings before upload_after, oldest first"
+                "spool filesystem below min_free: archiving recordings before upload_after, largest first"
             ),
             (None, true) => tracing::info!("spool free space back above min_free"),
             _ => {}
         }
         self.under_pressure = !low.is_empty();
         if self.under_pressure {
-            return nanos(now);
+            return (nanos(now), QueueOrder::Largest);
         }
-        nanos(now.saturating_sub(self.config.spool.upload_after))
+        (
+            nanos(now.saturating_sub(self.config.spool.upload_after)),
+            QueueOrder::Oldest,
+        )
     }
 
     /// True if an upload window is open now (logging when that changes).
@@ -181,30 +216,105 @@ impl Runner {
             .unwrap_or_default()
     }
 
-    /// Due recordings, oldest first, at most `limit`, that a worker may take
-    /// now: in a configured spool directory, not busy, and either needing no
-    /// upload or with an upload window open. Returns them and how many more
-    /// wait only for a window.
-    pub(super) async fn due(
-        &mut self,
-        retry_all: bool,
-        limit: usize,
-    ) -> Result<(Vec<i64>, u64), Error> {
-        let cutoff = self.upload_cutoff_ns();
-        let uploads = self.window_open();
-        let queue = self
+    /// Due recordings, oldest first (largest first under disk pressure), at
+    /// most `limit`, that a worker may take now: in a configured spool
+    /// directory, not busy, and either needing no upload or with an upload
+    /// window open.
+    pub(super) async fn due(&mut self, limit: usize) -> Result<Vec<i64>, Error> {
+        let (cutoff, order) = self.upload_cutoff();
+        let due = Due {
+            upload_cutoff_ns: cutoff,
+            now: now_secs(),
+            retry_all: false,
+        };
+        let page = self
             .ledger
-            .call(move |l| l.work_queue(cutoff, now_secs(), retry_all, limit))
+            .call(move |l| l.work_page(&due, order, None, limit))
             .await?;
+        let uploads = self.window_open();
+        let (ready, _) = self.takeable(page, uploads);
+        Ok(ready)
+    }
+
+    /// Starts a pass over the whole backlog (`--once`): what is due and in
+    /// which order is fixed now; the progress line learns how many are due.
+    pub(super) async fn start_pass(&mut self) -> Result<Pass, Error> {
+        let (cutoff, order) = self.upload_cutoff();
+        let due = Due {
+            upload_cutoff_ns: cutoff,
+            now: now_secs(),
+            retry_all: true,
+        };
+        let (count, _) = self.ledger.call(move |l| l.due_totals(&due)).await?;
+        self.progress.due(count);
+        Ok(Pass {
+            due: Some((due, order)),
+            ..Pass::default()
+        })
+    }
+
+    /// The next recording of a pass over the whole backlog (`--once`), a
+    /// page at a time: the pass's order and cutoff are fixed when it starts.
+    pub(super) async fn next_in_pass(&mut self, pass: &mut Pass) -> Result<Option<i64>, Error> {
+        loop {
+            if let Some(id) = pass.window.pop_front() {
+                return Ok(Some(id));
+            }
+            if pass.done {
+                return Ok(None);
+            }
+            let (due, order) = match pass.due {
+                Some(fixed) => fixed,
+                None => {
+                    let (cutoff, order) = self.upload_cutoff();
+                    let due = Due {
+                        upload_cutoff_ns: cutoff,
+                        now: now_secs(),
+                        retry_all: true,
+                    };
+                    *pass.due.insert((due, order))
+                }
+            };
+            let after = pass.after.take();
+            let page = self
+                .ledger
+                .call(move |l| l.work_page(&due, order, after.as_ref(), PASS_PAGE))
+                .await?;
+            pass.done = page.len() < PASS_PAGE;
+            pass.after = page.last().cloned();
+            let uploads = self.window_open();
+            let (ready, waiting) = self.takeable(page, uploads);
+            pass.deferred += waiting;
+            pass.window.extend(ready);
+        }
+    }
+
+    /// Of a page of due recordings, the ids a worker may take now, and how
+    /// many wait only for an upload window.
+    fn takeable(&self, page: Vec<Recording>, uploads: bool) -> (Vec<i64>, u64) {
         let dirs = &self.config.spool.dirs;
-        let (ready, waiting): (Vec<Recording>, Vec<Recording>) = queue
-            .into_iter()
-            .filter(|r| !self.busy.contains(&r.id) && spool::in_spool(dirs, &r.path))
-            .partition(|r| uploads || r.step() == State::Verified);
-        Ok((
-            ready.into_iter().map(|r| r.id).collect(),
-            waiting.len() as u64,
-        ))
+        // One look per directory, not per recording.
+        let mut in_spool: HashMap<PathBuf, bool> = HashMap::new();
+        let mut waiting = 0;
+        let mut ready = Vec::new();
+        for r in page {
+            if self.busy.contains(&r.id) {
+                continue;
+            }
+            let parent = r.path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let inside = *in_spool
+                .entry(parent)
+                .or_insert_with(|| spool::in_spool(dirs, &r.path));
+            if !inside {
+                continue;
+            }
+            if uploads || r.step() == State::Verified {
+                ready.push(r.id);
+            } else {
+                waiting += 1;
+            }
+        }
+        (ready, waiting)
     }
 
     pub(super) fn spawn(&mut self, id: i64) {
@@ -232,6 +342,7 @@ impl Runner {
                 object_bytes,
             }) => {
                 self.summary.archived += 1;
+                self.progress.archived(bytes);
                 self.summary.bytes += bytes;
                 self.summary.object_bytes += object_bytes;
                 if self.outage.success()
@@ -247,6 +358,7 @@ impl Runner {
 
     async fn failed(&mut self, id: i64, error: Error) {
         self.summary.failed += 1;
+        self.progress.failed();
         metrics::inc(&self.metrics.failures);
         let rec = match self.ledger.call(move |l| l.recording(id)).await {
             Ok(r) => r,
@@ -295,7 +407,7 @@ impl Runner {
             return Ok(());
         }
         let free = limit - self.busy.len();
-        let (due, _) = self.due(false, free + self.busy.len()).await?;
+        let due = self.due(free + self.busy.len()).await?;
         for id in due.into_iter().take(free) {
             self.spawn(id);
         }

@@ -72,6 +72,15 @@ impl State {
         }
     }
 
+    /// True while the recording waits to be archived (not yet verified, not
+    /// given up on): what a backlog counts.
+    pub fn is_waiting(self) -> bool {
+        matches!(
+            self,
+            State::Seen | State::Settled | State::Compressed | State::Uploaded | State::Failed
+        )
+    }
+
     /// True while the spool file at the recording's path is still its concern.
     pub fn is_local(self) -> bool {
         !matches!(

@@ -12,27 +12,28 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::ledger::SpoolFile;
+use crate::ledger::intake::Found;
 use crate::recording::FileIdentity;
 
 mod remove;
 mod writers;
 
 pub use remove::{
-    REMOVING, REPLACED, erase_local_copy, recover as recover_removals, remove_local_copy,
+    REMOVING, REPLACED, erase_local_copy, recover as recover_removals, remove_archived_copy,
+    remove_local_copy,
 };
 pub use writers::being_written;
 
-/// What a scan found in the spool directories.
+/// What listing one spool directory found, besides the entries it handed over.
 #[derive(Debug, Default)]
-pub struct Scan {
-    /// Regular files that may be recordings.
-    pub files: Vec<SpoolFile>,
-    /// Symlinks, FIFOs, sockets and devices: never read, recorded as quarantined.
-    pub specials: Vec<(SpoolFile, &'static str)>,
-    /// Directories that could be listed (only their missing files count as gone).
-    pub listed_dirs: Vec<PathBuf>,
-    /// Directories that could not be listed, with the reason.
-    pub unreadable: Vec<(PathBuf, io::Error)>,
+pub struct Listing {
+    /// Entries handed over: regular files and special files, not ignored.
+    pub entries: u64,
+    /// True if every entry was read and looked at: only then does a
+    /// recording missing from the listing count as gone.
+    pub complete: bool,
+    /// Why the directory could not be listed, or the listing broke off.
+    pub error: Option<io::Error>,
 }
 
 /// A file-name pattern with `*` and `?`, matched against raw name bytes.
@@ -65,73 +66,98 @@ pub fn ignored(ignore: &[String], name: &[u8]) -> bool {
 
 /// Looks at one path without following links. `Ok(None)` if it does not
 /// exist or is a directory (sub-folders are configured separately).
-pub fn inspect(path: &Path) -> io::Result<Option<Result<SpoolFile, (SpoolFile, &'static str)>>> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+pub fn inspect(path: &Path) -> io::Result<Option<Found>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(classify(path.to_path_buf(), &meta)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the entry at `path` with `meta` (not following links) is to intake.
+fn classify(path: PathBuf, meta: &fs::Metadata) -> Option<Found> {
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        return None;
+    }
     let file = SpoolFile {
-        path: path.to_path_buf(),
         name: path
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_default(),
-        identity: FileIdentity::of(&meta),
+        path,
+        identity: FileIdentity::of(meta),
     };
-    let ft = meta.file_type();
-    Ok(if ft.is_dir() {
-        None
-    } else if ft.is_file() {
-        Some(Ok(file))
+    Some(if ft.is_file() {
+        Ok(file)
     } else if ft.is_symlink() {
-        Some(Err((file, "symlink (never followed)")))
+        Err((file, "symlink (never followed)"))
     } else if ft.is_fifo() {
-        Some(Err((file, "FIFO (never read)")))
+        Err((file, "FIFO (never read)"))
     } else if ft.is_socket() {
-        Some(Err((file, "socket (never read)")))
+        Err((file, "socket (never read)"))
     } else {
-        Some(Err((file, "device node (never read)")))
+        Err((file, "device node (never read)"))
     })
 }
 
-/// Lists every configured directory (not recursively).
-pub fn scan(dirs: &[PathBuf], ignore: &[String]) -> Scan {
-    let mut out = Scan::default();
-    for dir in dirs {
-        let entries = match fs::read_dir(dir) {
+/// Lists one spool directory (not recursively) without holding it: what it
+/// holds is handed to `visit` in batches of at most `batch` entries, as the
+/// directory is read, so memory stays the same whatever its size. Each entry
+/// is looked at relative to the open directory, never following a link.
+/// An error from `visit` stops the listing and is returned.
+pub fn list_dir<E>(
+    dir: &Path,
+    ignore: &[String],
+    batch: usize,
+    mut visit: impl FnMut(Vec<Found>) -> Result<(), E>,
+) -> Result<Listing, E> {
+    let mut listing = Listing::default();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            listing.error = Some(e);
+            return Ok(listing);
+        }
+    };
+    let mut complete = true;
+    let mut found = Vec::with_capacity(batch);
+    for entry in entries {
+        let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                out.unreadable.push((dir.clone(), e));
-                continue;
+                listing.error = Some(e);
+                complete = false;
+                break;
             }
         };
-        let mut complete = true;
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    out.unreadable.push((dir.clone(), e));
-                    complete = false;
-                    break;
-                }
-            };
-            if ignored(ignore, entry.file_name().as_bytes()) {
-                continue;
-            }
-            match inspect(&entry.path()) {
-                Ok(Some(Ok(file))) => out.files.push(file),
-                Ok(Some(Err(special))) => out.specials.push(special),
-                Ok(None) => {}
-                // Vanished or unreadable between listing and stat: the next scan sees it.
-                Err(_) => complete = false,
-            }
+        if ignored(ignore, entry.file_name().as_bytes()) {
+            continue;
         }
-        if complete {
-            out.listed_dirs.push(dir.clone());
+        // fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW): no path walk per entry.
+        match entry.metadata() {
+            Ok(meta) => {
+                if let Some(f) = classify(entry.path(), &meta) {
+                    found.push(f);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Vanished between listing and stat: the next scan sees it.
+                complete = false;
+            }
+            Err(_) => complete = false,
+        }
+        if found.len() >= batch {
+            listing.entries += found.len() as u64;
+            visit(std::mem::replace(&mut found, Vec::with_capacity(batch)))?;
         }
     }
-    out
+    if !found.is_empty() {
+        listing.entries += found.len() as u64;
+        visit(found)?;
+    }
+    listing.complete = complete;
+    Ok(listing)
 }
 
 /// True if `path` lies directly in one of the configured directories: its
@@ -163,8 +189,20 @@ mod tests {
         assert!(glob_match(b"*", b""));
     }
 
+    /// Everything `list_dir` hands over, in one list.
+    fn list_all(dir: &Path, ignore: &[String]) -> (Vec<Found>, Listing) {
+        let mut all = Vec::new();
+        let listing = list_dir(dir, ignore, 2, |batch| {
+            assert!(batch.len() <= 2);
+            all.extend(batch);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        (all, listing)
+    }
+
     #[test]
-    fn scan_classifies_and_never_follows_links() {
+    fn listing_classifies_and_never_follows_links() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         fs::write(d.join("a.wav"), b"x").unwrap();
@@ -173,25 +211,30 @@ mod tests {
         std::os::unix::fs::symlink("/etc/shadow", d.join("evil.wav")).unwrap();
         let c = std::ffi::CString::new(d.join("pipe.wav").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let s = scan(&[d.to_path_buf()], &[".*".to_string()]);
-        let names: Vec<_> = s.files.iter().map(|f| f.name.clone()).collect();
-        assert_eq!(names, vec![b"a.wav".to_vec()]);
-        let mut kinds: Vec<_> = s
-            .specials
+        let (found, listing) = list_all(d, &[".*".to_string()]);
+        let names: Vec<_> = found
             .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .map(|f| f.name.clone())
+            .collect();
+        assert_eq!(names, vec![b"a.wav".to_vec()]);
+        let mut kinds: Vec<_> = found
+            .iter()
+            .filter_map(|f| f.as_ref().err())
             .map(|(f, k)| (f.name.clone(), *k))
             .collect();
         kinds.sort();
         assert_eq!(kinds.len(), 2);
         assert!(kinds[0].1.starts_with("symlink"));
         assert!(kinds[1].1.starts_with("FIFO"));
-        assert_eq!(s.listed_dirs, vec![d.to_path_buf()]);
+        assert!(listing.complete && listing.error.is_none());
+        assert_eq!(listing.entries, 3);
     }
 
     #[test]
     fn missing_dir_is_reported_not_fatal() {
-        let s = scan(&[PathBuf::from("/nonexistent/recvault")], &[]);
-        assert_eq!(s.unreadable.len(), 1);
-        assert!(s.listed_dirs.is_empty());
+        let (found, listing) = list_all(Path::new("/nonexistent/recvault"), &[]);
+        assert!(found.is_empty() && !listing.complete);
+        assert!(listing.error.is_some());
     }
 }

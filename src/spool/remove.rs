@@ -61,6 +61,20 @@ pub fn remove_local_copy(
     remove_with(dirs, path, expected, Takes::Archived, || {})
 }
 
+/// Like [`remove_local_copy`], for the archive step right after `verified`
+/// was committed (`FULL`) and the store proved the object: the removal is
+/// not fsynced. Power lost before it reaches the disk can only bring the
+/// file back, never lose one: it is then found again (archived again if the
+/// ledger already recorded it as removed). Retention and erasure, whose
+/// removals must not come back, keep theirs synced.
+pub fn remove_archived_copy(
+    dirs: &[PathBuf],
+    path: &Path,
+    expected: FileIdentity,
+) -> Result<&'static str, String> {
+    remove_synced_or_not(dirs, path, expected, Takes::Archived, false, || {})
+}
+
 /// Removes the regular file at a local recording's path for its erasure,
 /// the file that was recorded ([`ARCHIVED`]) or one that changed since
 /// ([`CHANGED`]: the ledger gives a local recording's path to no other
@@ -74,7 +88,7 @@ pub fn erase_local_copy(
     remove_with(dirs, path, expected, Takes::AnyFile, || {})
 }
 
-/// The removal both of the above do, running `last_moment` after the
+/// The removal the above do (fsynced), running `last_moment` after the
 /// first look at the file and before the rename: where a test swaps
 /// another file in.
 pub(super) fn remove_with(
@@ -82,6 +96,18 @@ pub(super) fn remove_with(
     path: &Path,
     expected: FileIdentity,
     takes: Takes,
+    last_moment: impl FnOnce(),
+) -> Result<&'static str, String> {
+    remove_synced_or_not(dirs, path, expected, takes, true, last_moment)
+}
+
+/// [`remove_with`], its unlink fsynced (`sync`) or not.
+fn remove_synced_or_not(
+    dirs: &[PathBuf],
+    path: &Path,
+    expected: FileIdentity,
+    takes: Takes,
+    sync: bool,
     last_moment: impl FnOnce(),
 ) -> Result<&'static str, String> {
     let taken = |st: &libc::stat| match takes {
@@ -131,9 +157,13 @@ pub(super) fn remove_with(
             false => CHANGED,
         };
         unlink_at(&holding.fd, name).map_err(cannot)?;
-        fsync(&holding.fd).map_err(cannot)?;
+        if sync {
+            fsync(&holding.fd).map_err(cannot)?;
+        }
         holding.discard(&dir_fd);
-        fsync(&dir_fd).map_err(cannot)?;
+        if sync {
+            fsync(&dir_fd).map_err(cannot)?;
+        }
         return Ok(what);
     }
     put_back(&holding, &dir_fd, name).map_err(cannot)?;

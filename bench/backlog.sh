@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The first-day benchmark (issue 18): a dialer whose monitorDONE already holds
+# a big backlog when recvault is installed. One run prints one table, each
+# number beside the issue's target:
+#
+#  - intake: `run --once` over N waiting recordings (upload_after far ahead):
+#    files/s into the ledger, CPU, peak RSS;
+#  - a rescan of those N waiting files: the CPU of `run --once` again, with
+#    nothing new (its start-up included);
+#  - the daemon idle with the N recordings waiting: RSS once its first rescan
+#    is done;
+#  - archive: `run --once` over N due recordings into a local-directory store
+#    (FLAC with its round-trip check, SHA-256, a FULL ledger commit before each
+#    delete): recordings/s, CPU per recording, peak RSS; ledger bytes per
+#    recording after it;
+#  - a ledger of ROWS recordings (generated directly into SQLite: archived
+#    recordings of 50 campaigns, 1 M callers, a year of calls): wall time and
+#    peak RSS of `status`, `ls --since` (the last day), `find --phone`,
+#    `retention plan --totals`, `ledger check` and `ledger backup`.
+#
+#   bench/backlog.sh                 (N=100000 BYTES=2048 ROWS=10000000)
+#   N=20000 ROWS=1000000 bench/backlog.sh      (a quick run)
+#   STRACE=1 bench/backlog.sh        (adds `strace -c -f` of the archive run)
+#   RECVAULT=path/to/recvault ROWS=0 bench/backlog.sh   (another build; no big ledger)
+#
+# The generated spool is cached in .work/bench/backlog/src-N-BYTES and the big
+# ledger in .work/bench/backlog/ledger-ROWS; every site is a copy made of hard
+# links. Other builds load a shared machine: the table ends with `uptime`.
+# The comparison with `rclone move` (loopback and 100 ms away) is in
+# bench/archive.sh.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+n=${N:-100000}
+bytes=${BYTES:-2048}
+rows=${ROWS:-10000000}
+work=$repo/.work/bench/backlog
+target=${CARGO_TARGET_DIR:-$repo/target}
+recvault=${RECVAULT:-$target/release/recvault}
+mkdir -p "$work"
+out=$work/result-$(date +%Y%m%d-%H%M%S).txt
+rm -f "$work/strace-archive.txt"
+
+for tool in /usr/bin/time sqlite3 python3; do
+    command -v "$tool" >/dev/null || { echo "bench/backlog.sh needs $tool (scripts/install-deps.sh test)" >&2; exit 1; }
+done
+[[ -n ${RECVAULT:-} ]] || cargo build --release --quiet --bin recvault
+
+# --- the backlog (cached) -----------------------------------------------------
+src=$work/src-$n-$bytes
+if [[ ! -f $src/.complete ]]; then
+    rm -rf "$src"
+    echo "generating $n recordings of $bytes bytes in $src ..." >&2
+    python3 bench/gen-backlog.py --out "$src/spool" --count "$n" --bytes "$bytes"
+    touch "$src/.complete"
+fi
+
+site() { # name upload_after: a fresh site whose spool is hard links to the backlog
+    local d=$work/$1
+    rm -rf "$d" && mkdir -p "$d/store"
+    cp -al "$src/spool" "$d/spool"
+    cat >"$d/recvault.toml" <<TOML
+[spool]
+dirs = ["$d/spool"]
+settle = "0s"
+upload_after = "$2"
+staging = "$d/staging"
+min_free = "none"
+
+[store]
+kind = "local"
+path = "$d/store"
+
+[ledger]
+path = "$d/ledger.sqlite3"
+backup_every = "0s"
+
+[daemon]
+log_level = "warn"
+TOML
+}
+
+# Prints "wall_s cpu_s maxrss_kb" from /usr/bin/time -v output in $1.
+measure() {
+    awk -F': ' '
+        /Elapsed \(wall clock\)/ { n = split($2, t, ":"); wall = (n == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
+        /User time/ { cpu += $2 } /System time/ { cpu += $2 }
+        /Maximum resident set size/ { rss = $2 }
+        END { printf "%.2f %.2f %d\n", wall, cpu, rss }' "$1"
+}
+
+timed() { # label cmd...: runs cmd under time -v, output discarded; sets wall cpu rss
+    local t=$work/time-$1
+    /usr/bin/time -v "${@:2}" >/dev/null 2>"$t" || true
+    read -r wall cpu rss < <(measure "$t")
+}
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# --- intake, rescan, idle -------------------------------------------------------
+site waiting 3650d
+cfg=$work/waiting/recvault.toml
+timed intake "$recvault" --config "$cfg" run --once
+intake_wall=$wall intake_cpu=$cpu intake_rss=$rss
+timed rescan "$recvault" --config "$cfg" run --once
+rescan_cpu=$cpu rescan_rss=$rss
+
+"$recvault" --config "$cfg" run 2>/dev/null &
+daemon=$!
+# Its first rescan is done once its CPU time stops moving for 3 s.
+last=-1 still=0
+for _ in $(seq 1 600); do
+    sleep 1
+    now=$(cpu_ticks $daemon)
+    if [[ $now == "$last" ]]; then still=$((still + 1)); else still=0; fi
+    last=$now
+    ((still >= 3)) && break
+done
+idle_rss=$(awk '/VmRSS/ { print $2 }' /proc/$daemon/status)
+idle_hwm=$(awk '/VmHWM/ { print $2 }' /proc/$daemon/status)
+kill -TERM $daemon && wait $daemon || true
+
+# --- archive ----------------------------------------------------------------------
+site archive 0s
+cfg=$work/archive/recvault.toml
+if [[ ${STRACE:-0} == 1 ]]; then
+    strace -c -f -o "$work/strace-archive.txt" "$recvault" --config "$cfg" run --once >/dev/null 2>&1 || true
+    site archive 0s
+fi
+timed archive "$recvault" --config "$cfg" run --once
+archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
+left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)
+ledger_bytes=$(du -cb "$work/archive"/ledger.sqlite3* | tail -1 | cut -f1)
+
+# --- a big ledger (cached) ---------------------------------------------------------
+big=$work/ledger-$rows
+if ((rows == 0)); then
+    :
+elif [[ ! -f $big/.complete ]]; then
+    rm -rf "$big" && mkdir -p "$big/spool" "$big/store"
+    cat >"$big/recvault.toml" <<TOML
+[spool]
+dirs = ["$big/spool"]
+staging = "$big/staging"
+min_free = "none"
+
+[store]
+kind = "local"
+path = "$big/store"
+
+[ledger]
+path = "$big/ledger.sqlite3"
+
+[retention]
+default = "365d"
+TOML
+    "$recvault" --config "$big/recvault.toml" status >/dev/null
+    echo "generating a ledger of $rows recordings in $big ..." >&2
+    # A year of archived calls ending now, 50 campaigns, 1 M callers, 200 agents.
+    sqlite3 "$big/ledger.sqlite3" <<SQL
+PRAGMA synchronous = OFF;
+PRAGMA cache_size = -262144;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, sha256, object_key,
+    object_size, object_sha256, store_checksum, codec, first_seen, updated_at, verified_at,
+    local_deleted_at, attributed, campaign, call_time, phone, agent, lead_id)
+SELECT i, CAST('/var/spool/asterisk/monitorDONE/' || name || '-all.wav' AS BLOB),
+    CAST(name || '-all.wav' AS BLOB), 2049, i, 960044, t * 1000000000, 'local_deleted',
+    printf('%064x', i), 'host/' || name || '-all.flac', 400000, printf('%064x', i * 7),
+    'c' || i, 'flac', t, t, t, t, 1, 'CAMP' || (i % 50), t, printf('555%07d', i % 1000000),
+    'agent' || (i % 200), 'L' || i
+FROM (SELECT i, unixepoch() - 31536000 + i * (31536000 / $rows) AS t,
+        strftime('%Y%m%d-%H%M%S', unixepoch() - 31536000 + i * (31536000 / $rows), 'unixepoch')
+          || '_' || printf('555%07d', i % 1000000) AS name
+      FROM n);
+INSERT INTO object_keys (recording_id, key, state, chosen_at)
+    SELECT id, object_key, 'written', first_seen FROM recordings;
+UPDATE recording_ids SET next = $rows + 1;
+COMMIT;
+SQL
+    touch "$big/.complete"
+fi
+bcfg=$big/recvault.toml
+declare -A big_wall big_rss
+((rows > 0)) && for cmd in status "ls --since $(date -d yesterday +%F)" "find --phone 5550004242" \
+    "retention plan --totals" "ledger check" "ledger backup"; do
+    # shellcheck disable=SC2086
+    timed big "$recvault" --config "$bcfg" $cmd
+    big_wall[$cmd]=$wall big_rss[$cmd]=$rss
+done
+big_bytes=$( ((rows > 0)) && du -cb "$big"/ledger.sqlite3* | tail -1 | cut -f1 || echo 0)
+
+# --- the table ------------------------------------------------------------------------
+mb() { awk -v k="$1" 'BEGIN { printf "%.0f MB", k / 1024 }'; }
+row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3" | tee -a "$out"; }
+{
+    echo "recvault first-day benchmark, $(date -u +%FT%TZ), $(git rev-parse --short HEAD)"
+    echo "backlog: $n recordings of $bytes bytes in one directory; big ledger: $rows rows"
+    echo
+} | tee "$out"
+row "what" "measured" "target"
+row "---" "---" "---"
+row "intake, first sight of $n files (run --once, nothing due)" \
+    "$(awk -v n="$n" -v w="$intake_wall" 'BEGIN { printf "%.0f files/s", n / w }') ($intake_wall s, $intake_cpu CPU-s)" "≥ 10,000 files/s"
+row "intake, peak RSS" "$(mb "$intake_rss")" "≤ 64 MB"
+row "rescan of $n waiting files (run --once again, start-up included)" "$rescan_cpu CPU-s" "≤ 0.2 CPU-s per 100 k"
+row "daemon with $n recordings waiting, RSS after its first rescan" "$(mb "$idle_rss") (peak $(mb "$idle_hwm"))" "≤ 30 MB"
+row "archive rate (run --once, local store, FLAC)" \
+    "$(awk -v n="$n" -v w="$archive_wall" 'BEGIN { printf "%.0f recordings/s", n / w }') ($archive_wall s, $left left)" "≥ 2,000/s"
+row "archive CPU per recording (codec included)" \
+    "$(awk -v n="$n" -v c="$archive_cpu" 'BEGIN { printf "%.2f ms", c * 1000 / n }')" "≤ 0.5 ms beyond codec and store"
+row "archive, peak RSS" "$(mb "$archive_rss")" "≤ 64 MB"
+row "ledger bytes per recording (after archiving)" "$((ledger_bytes / n)) B" "(measured)"
+((rows > 0)) && for cmd in status "ls --since $(date -d yesterday +%F)" "find --phone 5550004242" \
+    "retention plan --totals" "ledger check" "ledger backup"; do
+    row "\`$cmd\` on $rows rows" "${big_wall[$cmd]} s, $(mb "${big_rss[$cmd]}")" "seconds, bounded memory"
+done
+((rows > 0)) && row "big ledger bytes per recording (no events)" "$((big_bytes / rows)) B" "(measured)"
+echo | tee -a "$out"
+uptime | tee -a "$out"
+if [[ -f $work/strace-archive.txt ]]; then
+    echo | tee -a "$out"
+    head -25 "$work/strace-archive.txt" | tee -a "$out"
+fi
+echo "saved: $out" >&2

@@ -1,0 +1,291 @@
+//! What intake asks and changes, in batches, so a spool of a million files
+//! is compared with the ledger without either being held in memory: a
+//! batch of directory entries looked up by path and the new ones inserted
+//! in one transaction; the local rows of one directory counted and walked in
+//! pages (to find what vanished); `seen` rows paged and settled in batches.
+//! None of these changes allows a delete, so none commits with `FULL`.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{OptionalExtension, params};
+
+use super::rows::{LocalRow, SpoolFile, identity_at};
+use super::transitions::{apply, insert_event, insert_row};
+use super::{Ledger, LedgerError};
+use crate::recording::name::Naming;
+use crate::recording::{FileIdentity, State};
+use crate::units::now_secs;
+
+/// The states whose local file is still the ledger's concern: the predicate
+/// of the partial index `recordings_local_path`, word for word, so it is used.
+const LOCAL: &str = "state NOT IN ('local_deleted', 'remote_deleted', 'gone')";
+
+/// A directory entry as intake found it: a regular file, or a special file
+/// (link, FIFO, …) with what it is.
+pub type Found = Result<SpoolFile, (SpoolFile, &'static str)>;
+
+/// What [`Ledger::take_in`] did with a batch.
+#[derive(Debug, Default)]
+pub struct TakenIn {
+    /// Recorded as `seen`.
+    pub new: usize,
+    /// Special files recorded as `quarantined`.
+    pub quarantined: usize,
+    /// Entries whose local row differs from the file (index into the batch,
+    /// the row): left for the caller, one transaction each.
+    pub differing: Vec<(usize, LocalRow)>,
+}
+
+/// A `seen` recording as the settle check needs it.
+#[derive(Debug, Clone)]
+pub struct SeenFile {
+    pub id: i64,
+    pub path: PathBuf,
+    pub identity: FileIdentity,
+}
+
+/// `dir` as the byte prefix of the paths directly in it (`/a/b/`).
+fn dir_prefix(dir: &Path) -> Vec<u8> {
+    let mut prefix = dir.as_os_str().as_bytes().to_vec();
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
+    }
+    prefix
+}
+
+/// The first byte string after every string starting with `prefix`
+/// (`/a/b/` → `/a/b0`): the upper bound of a prefix range on the index.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![u8::MAX; prefix.len() + 1]
+}
+
+impl Ledger {
+    /// Brings a batch of directory entries into the ledger in one
+    /// transaction: each is looked up by path among the local recordings;
+    /// an unknown one is inserted (`seen`, or `quarantined` for a special
+    /// file), attributed from its name; one whose row matches it, or whose
+    /// recording a worker holds (`busy`), is left alone; any other is
+    /// returned for the caller to deal with, one at a time.
+    pub fn take_in(
+        &self,
+        naming: &Naming,
+        batch: &[Found],
+        busy: &HashSet<i64>,
+    ) -> Result<TakenIn, LedgerError> {
+        let now = now_secs();
+        self.write(|tx| {
+            let mut lookup = tx.prepare_cached(&format!(
+                "SELECT id, dev, ino, size, mtime_ns, state FROM recordings \
+                 WHERE path = ?1 AND {LOCAL}"
+            ))?;
+            let mut out = TakenIn::default();
+            for (i, found) in batch.iter().enumerate() {
+                let (file, special) = match found {
+                    Ok(file) => (file, None),
+                    Err((file, kind)) => (file, Some(*kind)),
+                };
+                let row = lookup
+                    .query_row([file.path.as_os_str().as_bytes()], local_row)
+                    .optional()?;
+                match row {
+                    Some(row) => {
+                        let same = row.identity == file.identity
+                            && (special.is_some() == (row.state == State::Quarantined));
+                        if !same && !busy.contains(&row.id) {
+                            out.differing.push((i, row));
+                        }
+                    }
+                    None => {
+                        let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
+                        let (state, detail) = match special {
+                            None => (State::Seen, "found"),
+                            Some(kind) => (State::Quarantined, kind),
+                        };
+                        let id = insert_row(tx, None, file, state, Some(&call), now)?;
+                        if state == State::Quarantined {
+                            tx.execute(
+                                "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
+                                params![id, detail],
+                            )?;
+                            out.quarantined += 1;
+                        } else {
+                            out.new += 1;
+                        }
+                        insert_event(tx, id, None, state, detail, now)?;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The local recording at `path`, if any.
+    pub fn local_row_at(&self, path: &Path) -> Result<Option<LocalRow>, LedgerError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, dev, ino, size, mtime_ns, state FROM recordings \
+             WHERE path = ?1 AND {LOCAL}"
+        ))?;
+        Ok(stmt
+            .query_row([path.as_os_str().as_bytes()], local_row)
+            .optional()?)
+    }
+
+    /// How many local recordings lie directly in `dir` (not in folders below it).
+    pub fn local_count_in(&self, dir: &Path) -> Result<u64, LedgerError> {
+        let prefix = dir_prefix(dir);
+        let conn = self.reader()?;
+        let n: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM recordings WHERE {LOCAL} AND path >= ?1 AND path < ?2 \
+                 AND instr(substr(path, ?3), x'2f') = 0"
+            ))?
+            .query_row(
+                params![prefix, prefix_end(&prefix), prefix.len() as i64 + 1],
+                |r| r.get(0),
+            )?;
+        Ok(n as u64)
+    }
+
+    /// A page of the local recordings directly in `dir`, in path order,
+    /// after the path `after` (from the start if `None`), at most `limit`.
+    pub fn local_rows_in(
+        &self,
+        dir: &Path,
+        after: Option<&Path>,
+        limit: usize,
+    ) -> Result<Vec<(PathBuf, LocalRow)>, LedgerError> {
+        let prefix = dir_prefix(dir);
+        let from = after.map(|p| p.as_os_str().as_bytes().to_vec());
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, dev, ino, size, mtime_ns, state, path FROM recordings \
+             WHERE {LOCAL} AND path >= ?1 AND path < ?2 AND (?3 IS NULL OR path > ?3) \
+             AND instr(substr(path, ?4), x'2f') = 0 ORDER BY path LIMIT ?5"
+        ))?;
+        let rows = stmt.query_map(
+            params![
+                prefix,
+                prefix_end(&prefix),
+                from,
+                prefix.len() as i64 + 1,
+                limit as i64
+            ],
+            |r| {
+                let path = PathBuf::from(OsStr::from_bytes(&r.get::<_, Vec<u8>>(6)?));
+                Ok((path, local_row(r)?))
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A page of `seen` recordings last written at or before `mtime_ns`,
+    /// in (mtime, id) order after `after`, at most `limit`.
+    pub fn seen_page(
+        &self,
+        mtime_ns: i64,
+        after: Option<(i64, i64)>,
+        limit: usize,
+    ) -> Result<Vec<(i64, SeenFile)>, LedgerError> {
+        let (after_mtime, after_id) = after.unwrap_or((i64::MIN, i64::MIN));
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, dev, ino, size, mtime_ns, path FROM recordings \
+             WHERE state = 'seen' AND mtime_ns <= ?1 AND (mtime_ns, id) > (?2, ?3) \
+             ORDER BY mtime_ns, id LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![mtime_ns, after_mtime, after_id, limit as i64],
+            |r| {
+                let identity = identity_at(r, 1)?;
+                Ok((
+                    identity.mtime_ns,
+                    SeenFile {
+                        id: r.get(0)?,
+                        path: PathBuf::from(OsStr::from_bytes(&r.get::<_, Vec<u8>>(5)?)),
+                        identity,
+                    },
+                ))
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// `seen` → `settled` for each of `ids` still `seen`, in one
+    /// transaction (each with its event). Returns how many moved.
+    pub fn settled_all(&self, ids: &[i64]) -> Result<usize, LedgerError> {
+        let now = now_secs();
+        self.write(|tx| {
+            let mut moved = 0;
+            for &id in ids {
+                match apply(tx, id, &[State::Seen], State::Settled, &[], "settled", now) {
+                    Ok(_) => moved += 1,
+                    // Moved on meanwhile (changed, gone): nothing to settle.
+                    Err(LedgerError::StateConflict { .. } | LedgerError::NoSuchRecording(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(moved)
+        })
+    }
+}
+
+/// Reads a [`LocalRow`] from `id, dev, ino, size, mtime_ns, state`.
+fn local_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LocalRow> {
+    let state: String = r.get(5)?;
+    Ok(LocalRow {
+        id: r.get(0)?,
+        identity: identity_at(r, 1)?,
+        state: state.parse().unwrap_or(State::Failed),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::fixtures::{insert_plain, ledger};
+
+    #[test]
+    fn prefixes_bound_exactly_one_directory() {
+        assert_eq!(dir_prefix(Path::new("/a/b")), b"/a/b/");
+        assert_eq!(dir_prefix(Path::new("/a/b/")), b"/a/b/");
+        assert_eq!(prefix_end(b"/a/b/"), b"/a/b0");
+        assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
+    }
+
+    #[test]
+    fn local_rows_of_a_directory_leave_out_folders_below_and_beside_it() {
+        let (_dir, ledger) = ledger();
+        for path in [
+            "/s/a.wav",
+            "/s/b.wav",
+            "/s/MP3/c.mp3",
+            "/s2/d.wav",
+            "/t/e.wav",
+        ] {
+            insert_plain(&ledger, path, State::Seen);
+        }
+        let gone = insert_plain(&ledger, "/s/f.wav", State::Seen);
+        ledger.gone(gone, State::Seen, "removed").unwrap();
+        assert_eq!(ledger.local_count_in(Path::new("/s")).unwrap(), 2);
+        assert_eq!(ledger.local_count_in(Path::new("/s/MP3")).unwrap(), 1);
+        let first = ledger.local_rows_in(Path::new("/s"), None, 1).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].0, Path::new("/s/a.wav"));
+        let rest = ledger
+            .local_rows_in(Path::new("/s"), Some(&first[0].0), 10)
+            .unwrap();
+        let paths: Vec<_> = rest.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(paths, vec![PathBuf::from("/s/b.wav")]);
+    }
+}

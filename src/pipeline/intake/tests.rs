@@ -1,0 +1,215 @@
+//! The streaming rescan against a real directory and a real ledger: a
+//! directory of many entries, files appearing, vanishing and changing while
+//! a rescan is under way, and inotify's intake racing it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::ledger::fixtures::ledger;
+use crate::recording::FileIdentity;
+
+const IGNORE: &[&str] = &[".*", "*.tmp"];
+
+fn ignore() -> Vec<String> {
+    IGNORE.iter().map(|s| s.to_string()).collect()
+}
+
+/// Writes `n` small recordings into `dir`, each with its own content.
+fn fill(dir: &Path, n: usize) {
+    for i in 0..n {
+        fs::write(
+            dir.join(format!("20260301-1015{:02}_{i:010}-all.wav", i % 60)),
+            i.to_le_bytes(),
+        )
+        .unwrap();
+    }
+}
+
+fn rescan_all(ledger: &Ledger, dir: &Path, hook: &mut dyn FnMut(u64)) -> Rescan {
+    rescan(
+        ledger,
+        &Naming::default(),
+        &[dir.to_path_buf()],
+        &ignore(),
+        &HashSet::new(),
+        hook,
+    )
+    .unwrap()
+}
+
+/// Every local recording of `dir`, by path: its identity.
+fn local(ledger: &Ledger, dir: &Path) -> BTreeMap<PathBuf, FileIdentity> {
+    let mut out = BTreeMap::new();
+    let mut after: Option<PathBuf> = None;
+    loop {
+        let page = ledger.local_rows_in(dir, after.as_deref(), 700).unwrap();
+        let Some((last, _)) = page.last() else {
+            return out;
+        };
+        after = Some(last.clone());
+        for (path, row) in page {
+            assert!(out.insert(path, row.identity).is_none(), "one row per path");
+        }
+    }
+}
+
+/// What the directory holds (not ignored), by path: its identity.
+fn on_disk(dir: &Path) -> BTreeMap<PathBuf, FileIdentity> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !spool::ignored(&ignore(), e.file_name().as_encoded_bytes()))
+        .map(|e| (e.path(), FileIdentity::of(&e.metadata().unwrap())))
+        .collect()
+}
+
+#[test]
+fn a_directory_of_many_entries_is_taken_in_a_batch_at_a_time() {
+    let (_l, ledger) = ledger();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path();
+    fill(dir, 20_000);
+    fs::write(dir.join(".partial"), b"x").unwrap();
+    fs::write(dir.join("upload.tmp"), b"x").unwrap();
+    let mut batches = Vec::new();
+    let first = rescan_all(&ledger, dir, &mut |n| batches.push(n));
+    assert_eq!(first.report.new, 20_000);
+    assert_eq!(
+        batches.len(),
+        20,
+        "one ledger transaction per {BATCH} entries"
+    );
+    assert!(batches.windows(2).all(|w| w[1] - w[0] == BATCH as u64));
+    assert_eq!(first.listed, vec![dir.to_path_buf()]);
+    assert_eq!(local(&ledger, dir), on_disk(dir));
+
+    // Nothing changed: nothing recorded, nothing walked.
+    let again = rescan_all(&ledger, dir, &mut |_| {});
+    assert_eq!(again.report, IntakeReport::default());
+
+    // Three gone, one changed, one new.
+    let names: Vec<PathBuf> = on_disk(dir).into_keys().collect();
+    for gone in &names[..3] {
+        fs::remove_file(gone).unwrap();
+    }
+    fs::write(&names[10], b"a longer recording now").unwrap();
+    fs::write(dir.join("20260301-111111_5551230000-all.wav"), b"new").unwrap();
+    let third = rescan_all(&ledger, dir, &mut |_| {});
+    assert_eq!(
+        (
+            third.report.vanished,
+            third.report.changed,
+            third.report.new
+        ),
+        (3, 1, 1)
+    );
+    assert_eq!(local(&ledger, dir), on_disk(dir));
+    for gone in &names[..3] {
+        assert!(ledger.local_row_at(gone).unwrap().is_none());
+    }
+
+    // Settling pages through every seen recording.
+    let settled = settle(&ledger, Duration::ZERO, &HashSet::new()).unwrap();
+    assert_eq!(settled, 20_000 - 3 + 1);
+}
+
+#[test]
+fn files_appearing_vanishing_and_changing_mid_rescan_end_up_exactly_as_on_disk() {
+    let (_l, ledger) = ledger();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path();
+    fill(dir, 3_500);
+    let mut acted = false;
+    let mut hook = |_| {
+        if acted {
+            return;
+        }
+        acted = true;
+        // Some entries are recorded by now, the rest not yet.
+        let taken = local(&ledger, dir);
+        let all: Vec<PathBuf> = on_disk(dir).into_keys().collect();
+        let (known, unknown): (Vec<_>, Vec<_>) = all.iter().partition(|p| taken.contains_key(*p));
+        assert!(!known.is_empty() && !unknown.is_empty());
+        fs::remove_file(known[0]).unwrap();
+        fs::remove_file(unknown[0]).unwrap();
+        fs::write(known[1], b"changed after it was taken in").unwrap();
+        fs::write(unknown[1], b"changed before it was listed").unwrap();
+        fs::write(dir.join("20260301-120000_5559990000-all.wav"), b"appeared").unwrap();
+    };
+    let first = rescan_all(&ledger, dir, &mut hook);
+    assert!(acted);
+    // Whatever this rescan saw, it never recorded a path twice.
+    let after_first = local(&ledger, dir);
+    assert!(first.report.new >= 3_500 - 1);
+    // The next rescan settles every difference.
+    rescan_all(&ledger, dir, &mut |_| {});
+    assert_eq!(local(&ledger, dir), on_disk(dir));
+    assert!(after_first.len() >= 3_500 - 2);
+}
+
+#[test]
+fn a_rescan_racing_inotify_records_each_file_once() {
+    let (_l, ledger) = ledger();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path().to_path_buf();
+    fill(&dir, 2_500);
+    let dirs = vec![dir.clone()];
+    let mut calls = 0;
+    let mut hook = |_| {
+        calls += 1;
+        if calls != 1 {
+            return;
+        }
+        // inotify names a new file, a removed one and a changed one while
+        // the rescan is between batches; the daemon's intake of them runs.
+        let taken = local(&ledger, &dir);
+        let known: Vec<PathBuf> = taken.keys().take(2).cloned().collect();
+        let new = dir.join("20260301-130000_5558880000-all.wav");
+        fs::write(&new, b"written during the rescan").unwrap();
+        fs::remove_file(&known[0]).unwrap();
+        fs::write(&known[1], b"rewritten during the rescan").unwrap();
+        let named: HashSet<PathBuf> = [new, known[0].clone(), known[1].clone()].into();
+        let report = reconcile_paths(
+            &ledger,
+            &Naming::default(),
+            &dirs,
+            &ignore(),
+            &named,
+            &HashSet::new(),
+        )
+        .unwrap();
+        assert_eq!((report.new, report.vanished, report.changed), (1, 1, 1));
+    };
+    rescan_all(&ledger, &dir, &mut hook);
+    assert!(calls >= 2);
+    assert_eq!(local(&ledger, &dir), on_disk(&dir));
+    // And a rescan afterwards finds nothing to do.
+    let again = rescan_all(&ledger, &dir, &mut |_| {});
+    assert_eq!(again.report, IntakeReport::default());
+}
+
+#[test]
+fn a_busy_recording_is_left_to_its_worker() {
+    let (_l, ledger) = ledger();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path();
+    fill(dir, 3);
+    rescan_all(&ledger, dir, &mut |_| {});
+    let (path, _) = local(&ledger, dir).into_iter().next().unwrap();
+    let id = ledger.local_row_at(&path).unwrap().unwrap().id;
+    fs::remove_file(&path).unwrap();
+    let busy = HashSet::from([id]);
+    let naming = Naming::default();
+    let scan = rescan(
+        &ledger,
+        &naming,
+        &[dir.to_path_buf()],
+        &ignore(),
+        &busy,
+        &mut |_| {},
+    );
+    assert_eq!(scan.unwrap().report.vanished, 0);
+    assert!(ledger.local_row_at(&path).unwrap().is_some());
+}
