@@ -91,25 +91,7 @@ impl Ledger {
     /// Locations recvault wrote and still owns (`rewritten`), with the link
     /// a re-signing left on its way in, for `url rotate-key` / `url resign`.
     pub fn locations_to_resign(&self) -> Result<Vec<Rewritten>, LedgerError> {
-        let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT l.recording_id, l.vicidial_recording_id, r.name, l.old_location, l.new_location, \
-                    l.pending_location \
-             FROM locations l JOIN recordings r ON r.id = l.recording_id \
-             WHERE l.state = 'rewritten' AND l.old_location IS NOT NULL AND l.new_location IS NOT NULL \
-             ORDER BY l.recording_id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Rewritten {
-                recording_id: r.get(0)?,
-                vicidial_recording_id: r.get(1)?,
-                name: r.get(2)?,
-                old: r.get(3)?,
-                new: r.get(4)?,
-                pending: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.locations_in("'rewritten'")
     }
 
     /// Locations a rewrite or restore left half done (they must be

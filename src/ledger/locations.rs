@@ -141,15 +141,21 @@ impl Ledger {
 
     /// Every location recvault rewrote (or was putting back), oldest first.
     pub fn locations_rewritten(&self) -> Result<Vec<Rewritten>, LedgerError> {
+        self.locations_in("'rewriting', 'rewritten', 'restoring'")
+    }
+
+    /// The locations in one of `states` (SQL string literals) whose old and
+    /// new values are both known, by recording.
+    pub(super) fn locations_in(&self, states: &str) -> Result<Vec<Rewritten>, LedgerError> {
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT l.recording_id, l.vicidial_recording_id, r.name, l.old_location, l.new_location, \
                     l.pending_location \
              FROM locations l JOIN recordings r ON r.id = l.recording_id \
-             WHERE l.state IN ('rewriting', 'rewritten', 'restoring') \
+             WHERE l.state IN ({states}) \
                AND l.old_location IS NOT NULL AND l.new_location IS NOT NULL \
-             ORDER BY l.recording_id",
-        )?;
+             ORDER BY l.recording_id"
+        ))?;
         let rows = stmt.query_map([], |r| {
             Ok(Rewritten {
                 recording_id: r.get(0)?,
