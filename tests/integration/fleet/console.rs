@@ -23,24 +23,7 @@ async fn a_console_on_one_box_finds_another_boxs_recording_by_phone() {
     let a = c.node("A");
     let (ip, port) = (a.addr(), dead_port());
     // Its own address is not loopback: the console is served over HTTPS.
-    let (cert, key) = (a.site.root.join("cert.pem"), a.site.root.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=recvault-fleet-test"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext"])
-        .arg(format!("subjectAltName=IP:{ip}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (scripts/install-deps.sh installs it)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = crate::serve::tls_certificate(&a.site.root, &ip.to_string());
     let extra = format!(
         "idle_timeout = \"60s\"\ntls_cert = \"{}\"\ntls_key = \"{}\"",
         cert.display(),

@@ -275,3 +275,28 @@ pub fn audit_lines(site: &Site, args: &[&str]) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// A self-signed certificate for `ip` made by openssl in `dir`: the paths of
+/// the certificate and its key. Marked as no CA, which rustls requires of a
+/// server certificate it is told to trust directly.
+pub fn tls_certificate(dir: &Path, ip: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=recvault-test"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext"])
+        .arg(format!("subjectAltName=IP:{ip}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-deps.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
