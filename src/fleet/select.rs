@@ -2,9 +2,8 @@
 //! selectors (the rule of `ledger::matching`: one selector of every kind
 //! given), and what a hold covers (the rule of `ledger::holds`). The one
 //! place these rules are written for MariaDB: the deletion gate, holds'
-//! coverage and searches all use it.
-
-use std::collections::BTreeMap;
+//! coverage and searches all use it; how selectors combine is the ledger's
+//! own code, only each selector's SQL is MariaDB's.
 
 use crate::ledger::holds::Selector;
 
@@ -102,31 +101,10 @@ fn one(s: &Selector) -> (String, Vec<Arg>) {
 }
 
 /// SQL over `r` true when the recording matches `selectors`, and its
-/// arguments; `None` for no selector.
+/// arguments (the ledger's rule, `ledger::matching::combine`); `None` for no
+/// selector.
 pub fn selection(selectors: &[Selector]) -> Option<(String, Vec<Arg>)> {
-    let mut by_kind: BTreeMap<&str, Vec<&Selector>> = BTreeMap::new();
-    for s in selectors {
-        by_kind.entry(s.kind()).or_default().push(s);
-    }
-    if by_kind.is_empty() {
-        return None;
-    }
-    let mut args = Vec::new();
-    let groups: Vec<String> = by_kind
-        .values()
-        .map(|alternatives| {
-            let sql: Vec<String> = alternatives
-                .iter()
-                .map(|s| {
-                    let (sql, values) = one(s);
-                    args.extend(values);
-                    sql
-                })
-                .collect();
-            format!("({})", sql.join(" OR "))
-        })
-        .collect();
-    Some((groups.join(" AND "), args))
+    crate::ledger::matching::combine(selectors, one)
 }
 
 #[cfg(test)]
