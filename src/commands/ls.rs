@@ -66,7 +66,8 @@ pub(super) async fn ls_fleet(
             (None, None) => Vec::new(),
             (from, to) => vec![Selector::Time { from, to }],
         },
-        state: state.map(StateFilter::State),
+        // Erased ones too, as `ls` lists them.
+        state: state.map(StateFilter::Ledger),
         ..Search::default()
     };
     let glob = name.as_ref().map(|n| n.as_bytes());

@@ -71,6 +71,10 @@ fn filters(search: &Search) -> (String, Vec<Arg>) {
             parts.push("r.state = ? AND r.erase_request IS NULL".into());
             args.push(Arg::Text(s.as_str().into()));
         }
+        Some(StateFilter::Ledger(s)) => {
+            parts.push("r.state = ?".into());
+            args.push(Arg::Text(s.as_str().into()));
+        }
         Some(StateFilter::Erasing) => {
             parts.push("r.erase_request IS NOT NULL AND r.erased_at IS NULL".into())
         }

@@ -91,6 +91,20 @@ async fn find_on_any_box_matches_every_boxs_erased_recordings_by_pseudonym() {
     assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
     assert!(!rows.to_string().contains(PERSON), "{rows}");
 
+    // `ls --fleet` lists them as each box's `ls` does, nothing readable.
+    let ls = c
+        .node("C")
+        .recvault(&["ls", "--fleet", "--state", "remote_deleted"]);
+    let listed = String::from_utf8_lossy(&ls.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 2, "{}", text(&ls));
+    assert!(!listed.contains(PERSON), "{listed}");
+    let own = c.node("A").recvault(&["ls", "--state", "remote_deleted"]);
+    let own = String::from_utf8_lossy(&own.stdout).into_owned();
+    assert!(
+        listed.contains(&format!("A\t{}", own.trim_end())),
+        "{own} in {listed}"
+    );
+
     // One shared key: `fleet status` is content; C given another, it says so.
     let status = c.node("C").recvault(&["fleet", "status"]);
     assert!(
