@@ -69,6 +69,10 @@ pub enum Command {
         /// Only file names matching this glob (`*`, `?`).
         #[arg(long, value_name = "GLOB")]
         name: Option<OsString>,
+        /// Every box of the fleet (`[fleet]`), from the fleet's catalog: the
+        /// same columns after the box's name; --since/--until on the time shown.
+        #[arg(long)]
+        fleet: bool,
     },
     /// Every recording of a person, agent, lead, campaign or time, wherever
     /// it is (local, archived, deleted, erased), with the holds covering it.

@@ -58,4 +58,9 @@ pub struct BoxOverview {
     /// Fleet members: whether the box reaches the shared database, and the
     /// last error when it does not.
     pub database: Option<Result<(), String>>,
+    /// A fingerprint of the box's pseudonym key (never the key itself;
+    /// `None`: no key yet). The boxes of a fleet share one key, or a
+    /// request on one box cannot match what another erased.
+    #[serde(default)]
+    pub pseudonym_key: Option<String>,
 }

@@ -159,7 +159,39 @@ async fn status(fleet: &Arc<Fleet>, out: &mut impl Write) -> Result<ExitCode, Er
             b.last_error.as_deref().unwrap_or("none")
         )?;
     }
+    clean &= same_pseudonym_key(&boxes, out)?;
     super::exit(clean)
+}
+
+/// Says so when the boxes still governed do not share one pseudonym key
+/// (a request on one box would not match what another erased); true if
+/// they do.
+fn same_pseudonym_key(
+    boxes: &[crate::fleet::boxes::BoxRow],
+    out: &mut impl Write,
+) -> Result<bool, Error> {
+    let mut by_key: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for b in boxes.iter().filter(|b| b.forgotten_at.is_none()) {
+        let key = b.overview.as_ref().and_then(|o| o.pseudonym_key.clone());
+        by_key
+            .entry(key.unwrap_or_else(|| "none yet".into()))
+            .or_default()
+            .push(&b.host);
+    }
+    if by_key.len() <= 1 {
+        return Ok(true);
+    }
+    let groups: Vec<String> = by_key
+        .iter()
+        .map(|(key, hosts)| format!("{}: key {key}", hosts.join(", ")))
+        .collect();
+    writeln!(
+        out,
+        "PSEUDONYM KEYS DIFFER ({}): `find` on one box cannot match what another erased; \
+         copy one box's pseudonym.key (beside its ledger) to every box, see README \"Running a cluster\"",
+        groups.join("; ")
+    )?;
+    Ok(false)
 }
 
 /// Lets a wiped box go (previewed; applied with `confirm`).

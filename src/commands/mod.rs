@@ -48,7 +48,15 @@ pub async fn dispatch(command: Command, config: Config) -> Result<ExitCode, Erro
             since,
             until,
             name,
+            fleet: false,
         } => ls::ls(&config, state, since, until, name, &mut stdout()),
+        Command::Ls {
+            state,
+            since,
+            until,
+            name,
+            fleet: true,
+        } => ls::ls_fleet(&config, state, since, until, name, &mut stdout()).await,
         Command::Restore {
             target,
             output,

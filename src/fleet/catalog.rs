@@ -71,6 +71,10 @@ fn filters(search: &Search) -> (String, Vec<Arg>) {
             parts.push("r.state = ? AND r.erase_request IS NULL".into());
             args.push(Arg::Text(s.as_str().into()));
         }
+        Some(StateFilter::Ledger(s)) => {
+            parts.push("r.state = ?".into());
+            args.push(Arg::Text(s.as_str().into()));
+        }
         Some(StateFilter::Erasing) => {
             parts.push("r.erase_request IS NOT NULL AND r.erased_at IS NULL".into())
         }
@@ -120,11 +124,17 @@ fn page_sql(search: &Search) -> (String, Vec<Arg>, Option<(String, Vec<Arg>)>, b
         Paging::After { cursor, .. } => {
             if let Some(c) = cursor {
                 let op = if search.sort.descending { "<" } else { ">" };
-                sql.push_str(&format!(" AND ({key}, r.host, r.id) {op} (?, ?, ?)"));
-                args.push(match &c.value {
+                // The row comparison alone is no range to MariaDB: each page
+                // would walk the index from the start. The plain bound on
+                // the sort column first starts the walk at the cursor.
+                sql.push_str(&format!(
+                    " AND {key} {op}= ? AND ({key}, r.host, r.id) {op} (?, ?, ?)"
+                ));
+                let value = match &c.value {
                     CursorValue::Int(v) => Arg::Int(*v),
                     CursorValue::Text(v) => Arg::Text(v.clone()),
-                });
+                };
+                args.extend([value.clone(), value]);
                 args.extend([Arg::Text(c.host.clone()), Arg::Int(c.id)]);
             }
             sql.push_str(&format!(
@@ -263,7 +273,6 @@ fn args_of(args: &[Arg]) -> sqlx::mysql::MySqlArguments {
         let _ = match a {
             Arg::Int(v) => out.add(*v),
             Arg::Text(v) => out.add(v.clone()),
-            Arg::Null => out.add(None::<i64>),
         };
     }
     out
@@ -302,8 +311,12 @@ impl Catalog for FleetCatalog {
         }
     }
 
+    /// A phone, lead or name an erasure replaced on any box is matched
+    /// through its pseudonym, as one box does: the boxes share the key.
     async fn search(&self, search: &Search) -> Result<Page, CatalogError> {
-        self.fleet.search(search).await.map_err(unavailable)
+        let mut search = search.clone();
+        search.selectors = self.local.widen(&search.selectors)?;
+        self.fleet.search(&search).await.map_err(unavailable)
     }
 
     async fn recording(&self, which: &RecordingRef) -> Result<Detail, CatalogError> {
@@ -545,5 +558,31 @@ impl Catalog for FleetCatalog {
                 o
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_page_starts_its_index_walk_at_the_cursor() {
+        let search = Search {
+            paging: Paging::After {
+                cursor: Some(Cursor {
+                    value: CursorValue::Int(7),
+                    host: "B".into(),
+                    id: 3,
+                }),
+                limit: 10,
+            },
+            ..Search::default()
+        };
+        let (sql, args, _, _) = page_sql(&search);
+        assert!(
+            sql.contains("r.time >= ? AND (r.time, r.host, r.id) > (?, ?, ?)"),
+            "{sql}"
+        );
+        assert_eq!(args[..2], [Arg::Int(7), Arg::Int(7)]);
     }
 }

@@ -402,14 +402,20 @@ async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>)
     };
     let mut leadership = super::leader::Leadership::default();
     let mut failing = false;
+    let mut busy = false;
     loop {
-        tokio::time::sleep(fleet.config.heartbeat * 5).await;
+        // A round that deleted something goes again at once: a backlog of
+        // 100,000 due orphans is a few minutes of rounds, not 500 pauses.
+        if !std::mem::take(&mut busy) {
+            tokio::time::sleep(fleet.config.heartbeat * 5).await;
+        }
         if !gate.joined() || !leadership.hold(&fleet).await {
             continue;
         }
         let Some(rules) = gate.rules() else { continue };
         match fleet.lead_round(&store, &rules, now_secs()).await {
             Ok(n) => {
+                busy = n > 0;
                 if n > 0 {
                     tracing::info!(
                         recordings = n,

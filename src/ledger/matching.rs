@@ -70,6 +70,18 @@ fn one(s: &Selector) -> (&'static str, Vec<Value>) {
 /// within a kind, every kind), and its arguments. `None` for no selector:
 /// no selection ever means "everything".
 pub(super) fn selection(selectors: &[Selector]) -> Option<(String, Vec<Value>)> {
+    combine(selectors, one)
+}
+
+/// The request's rule in any SQL dialect: for every kind of selector given,
+/// one selector of that kind matches (`OR` within a kind, `AND` across),
+/// each selector's SQL and arguments from `one`. The ledger (SQLite) and
+/// the fleet's catalog (MariaDB) differ only in `one`. `None` for no
+/// selector.
+pub fn combine<V, S: AsRef<str>>(
+    selectors: &[Selector],
+    mut one: impl FnMut(&Selector) -> (S, Vec<V>),
+) -> Option<(String, Vec<V>)> {
     let mut by_kind: BTreeMap<&str, Vec<&Selector>> = BTreeMap::new();
     for s in selectors {
         by_kind.entry(s.kind()).or_default().push(s);
@@ -78,20 +90,16 @@ pub(super) fn selection(selectors: &[Selector]) -> Option<(String, Vec<Value>)> 
         return None;
     }
     let mut args = Vec::new();
-    let groups: Vec<String> = by_kind
-        .values()
-        .map(|alternatives| {
-            let sql: Vec<&str> = alternatives
-                .iter()
-                .map(|s| {
-                    let (sql, values) = one(s);
-                    args.extend(values);
-                    sql
-                })
-                .collect();
-            format!("({})", sql.join(" OR "))
-        })
-        .collect();
+    let mut groups = Vec::new();
+    for alternatives in by_kind.values() {
+        let mut sql = Vec::new();
+        for s in alternatives {
+            let (text, values) = one(s);
+            sql.push(text.as_ref().to_string());
+            args.extend(values);
+        }
+        groups.push(format!("({})", sql.join(" OR ")));
+    }
     Some((groups.join(" AND "), args))
 }
 

@@ -40,6 +40,8 @@ pub struct Search {
 pub enum StateFilter {
     /// In this ledger state, and no erasure asked for.
     State(State),
+    /// In this ledger state, erased or not (what `recvault ls --state` lists).
+    Ledger(State),
     /// An erasure was confirmed and is not finished.
     Erasing,
     /// Erased.
@@ -178,6 +180,10 @@ fn filters(search: &Search, active: &[Vec<Selector>]) -> (String, Vec<Value>) {
         None => {}
         Some(StateFilter::State(s)) => {
             parts.push("r.state = ? AND r.erase_request IS NULL".into());
+            args.push(Value::Text(s.as_str().into()));
+        }
+        Some(StateFilter::Ledger(s)) => {
+            parts.push("r.state = ?".into());
             args.push(Value::Text(s.as_str().into()));
         }
         Some(StateFilter::Erasing) => {

@@ -67,6 +67,12 @@ impl PseudonymKey {
         format!("{PREFIX}{}", &mac[..KEPT])
     }
 
+    /// Names the key without revealing it (16 hex digits of an HMAC), so
+    /// boxes can tell whether they share one.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(self.mac("fingerprint", &[]))[..16].to_string()
+    }
+
     /// A phone number's pseudonym; give it in `recording::phone` form.
     pub fn phone(&self, normalized: &str) -> String {
         self.pseudonym("phone", normalized.as_bytes())

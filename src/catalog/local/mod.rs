@@ -62,9 +62,12 @@ impl LocalCatalog {
         &self.config.daemon.host
     }
 
-    /// The pseudonym key, if one was ever made (searches match through it).
-    fn key(&self) -> Result<Option<PseudonymKey>, CatalogError> {
-        Ok(key::load(&self.config.ledger.path)?)
+    /// `selectors` widened by the pseudonyms an erasure would have left in
+    /// place of their numbers, leads and names, under every key of this
+    /// box's key file (a fleet's catalog matches through them too).
+    pub fn widen(&self, selectors: &[Selector]) -> Result<Vec<Selector>, CatalogError> {
+        let keys = key::load_all(&self.config.ledger.path)?;
+        Ok(crate::governance::requests::widen_all(selectors, &keys))
     }
 
     /// The pseudonym key, made now if this box never had one.

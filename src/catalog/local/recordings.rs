@@ -9,7 +9,6 @@ use crate::catalog::{
     CatalogError, Copy, Cursor, Detail, Entry, HoldInfo, Listen, Page, Place, RecordingRef, Search,
 };
 use crate::error::Error;
-use crate::governance::requests::widen;
 use crate::ledger::LedgerError;
 use crate::ledger::audit::{Action, AuditFilter};
 use crate::recording::Recording;
@@ -21,7 +20,7 @@ impl LocalCatalog {
             return Ok(Page::default());
         }
         let mut search = search.clone();
-        search.selectors = widen(&search.selectors, self.key()?.as_ref());
+        search.selectors = self.widen(&search.selectors)?;
         let page = self.call(move |l| Ok(l.search(&search)?)).await?;
         Ok(Page {
             entries: page

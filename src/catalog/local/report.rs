@@ -139,6 +139,8 @@ pub fn box_overview(ledger: &Ledger, config: &Config) -> Result<BoxOverview, Err
         reachable: true,
         forgotten: None,
         database: None,
+        pseudonym_key: crate::governance::requests::key::load(&config.ledger.path)?
+            .map(|k| k.fingerprint()),
     })
 }
 

@@ -4,6 +4,11 @@
 //! machine: ledger backups in the store do not carry it, so pseudonyms there
 //! cannot be reversed by guessing numbers. Losing it loses nothing erased,
 //! but a later request can no longer be matched to what was erased before.
+//!
+//! The file may hold several keys, one a line: the first makes new
+//! pseudonyms, every one matches. The boxes of a fleet share one key (so a
+//! request on any box matches what every box erased); a box that had erased
+//! before it joined keeps its own key on a later line.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -21,12 +26,21 @@ pub fn path(ledger: &Path) -> PathBuf {
     ledger.parent().unwrap_or(Path::new(".")).join(FILE)
 }
 
-/// The key, if one was ever made.
+/// The key new pseudonyms are made with (the file's first), if one was
+/// ever made.
 pub fn load(ledger: &Path) -> Result<Option<PseudonymKey>, Error> {
+    Ok(load_all(ledger)?.into_iter().next())
+}
+
+/// Every key of the file, the one new pseudonyms are made with first
+/// (empty if none was ever made). A line that is not a key is an error
+/// naming the file and line, never skipped: a damaged key file must not
+/// quietly stop matching what was erased.
+pub fn load_all(ledger: &Path) -> Result<Vec<PseudonymKey>, Error> {
     let path = path(ledger);
     let text = match fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(&path)(e)),
     };
     if let Ok(meta) = fs::metadata(&path)
@@ -34,9 +48,19 @@ pub fn load(ledger: &Path) -> Result<Option<PseudonymKey>, Error> {
     {
         tracing::warn!(path = %path.display(), "the pseudonym key is readable by others: chmod 600 it");
     }
-    PseudonymKey::from_hex(&text)
-        .map(Some)
-        .map_err(|e| Error::Local(format!("{}: {e}", path.display())))
+    let keys: Vec<PseudonymKey> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            PseudonymKey::from_hex(l)
+                .map_err(|e| Error::Local(format!("{} line {}: {e}", path.display(), n + 1)))
+        })
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err(Error::Local(format!("{}: no key in it", path.display())));
+    }
+    Ok(keys)
 }
 
 /// The key, made now if there is none.
@@ -144,5 +168,24 @@ mod tests {
             "a damaged key is an error, never replaced"
         );
         assert!(load_or_create(&ledger).is_err());
+    }
+
+    #[test]
+    fn a_file_of_several_keys_makes_with_the_first_and_matches_with_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.sqlite3");
+        let (fleet, own) = (PseudonymKey::new([1; 32]), PseudonymKey::new([2; 32]));
+        fs::write(
+            path(&ledger),
+            format!("{}\n\n{}\n", fleet.to_hex(), own.to_hex()),
+        )
+        .unwrap();
+        let all = load_all(&ledger).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(load(&ledger).unwrap().unwrap().phone("1"), fleet.phone("1"));
+        assert_eq!(all[1].phone("1"), own.phone("1"));
+        fs::write(path(&ledger), format!("{}\nnot a key\n", fleet.to_hex())).unwrap();
+        let e = load_all(&ledger).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
     }
 }

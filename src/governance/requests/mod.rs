@@ -18,10 +18,20 @@ pub mod key;
 /// `selectors` as the ledger matches them: every phone, lead and recording
 /// also by the pseudonym an erasure would have left in its place.
 pub fn widen(selectors: &[Selector], key: Option<&PseudonymKey>) -> Vec<Selector> {
+    widen_all(selectors, key.map(std::slice::from_ref).unwrap_or(&[]))
+}
+
+/// `selectors` widened by the pseudonyms under each of `keys` (a key file's
+/// every key: a fleet's shared one and a box's own from before it joined).
+pub fn widen_all(selectors: &[Selector], keys: &[PseudonymKey]) -> Vec<Selector> {
     let mut out = selectors.to_vec();
-    let Some(key) = key else {
-        return out;
-    };
+    for key in keys {
+        push_pseudonyms(selectors, key, &mut out);
+    }
+    out
+}
+
+fn push_pseudonyms(selectors: &[Selector], key: &PseudonymKey, out: &mut Vec<Selector>) {
     for s in selectors {
         match s {
             Selector::Phone(p) => out.push(Selector::Phone(key.phone(p))),
@@ -37,7 +47,6 @@ pub fn widen(selectors: &[Selector], key: Option<&PseudonymKey>) -> Vec<Selector
             | Selector::Time { .. } => {}
         }
     }
-    out
 }
 
 /// The selectors as the audit trail names them: numbers, leads and

@@ -11,6 +11,7 @@ mod leader;
 mod net;
 mod outage;
 mod policy;
+mod reads;
 mod rules;
 
 use std::fs;

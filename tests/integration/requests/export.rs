@@ -27,7 +27,7 @@ for line in z.read("SHA256SUMS").decode().splitlines():
 print(json.dumps({"files": files, "rows": rows, "sums_match": sums == files}))
 "#;
 
-fn read_zip(path: &std::path::Path) -> serde_json::Value {
+pub fn read_zip(path: &std::path::Path) -> serde_json::Value {
     let out = Command::new("python3")
         .arg("-c")
         .arg(READER)

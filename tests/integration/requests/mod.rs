@@ -9,7 +9,7 @@ use crate::common::*;
 
 mod copies;
 mod erase;
-mod export;
+pub mod export;
 mod find;
 mod interrupted;
 mod uploads;
