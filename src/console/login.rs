@@ -127,12 +127,7 @@ async fn check(
     password: &str,
     client: IpAddr,
 ) -> Result<Who, Problem> {
-    let name = user.to_lowercase();
-    let wait = console
-        .users
-        .wait(&name)
-        .max(console.addresses.wait(&client));
-    if let Some(wait) = wait {
+    if let Some(wait) = console.logins.wait(user, client) {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -175,10 +170,9 @@ async fn check_local(
     let good = tokio::task::spawn_blocking(move || accounts::verify(&typed, hash.as_deref()))
         .await
         .unwrap_or(false);
-    let name = user.to_lowercase();
     match (good, role) {
         (true, Some(role)) => {
-            console.users.succeeded(&name);
+            console.logins.succeeded(user);
             Ok(Who {
                 name: user.to_string(),
                 source: Source::Local,
@@ -187,8 +181,7 @@ async fn check_local(
             })
         }
         _ => {
-            console.users.failed(name);
-            console.addresses.failed(client);
+            console.logins.failed(user, client);
             Err(wrong())
         }
     }
@@ -205,15 +198,13 @@ async fn check_vicidial(
         return Err(wrong());
     };
     match auth.log_in_level(user, password, client).await {
-        (Verdict::Allowed(name), Some(level)) => {
-            console.users.succeeded(&user.to_lowercase());
-            Ok(Who {
-                name,
-                source: Source::Vicidial,
-                role: role_of_level(levels, level),
-                client,
-            })
-        }
+        // `auth` shares the console's throttle: it counted (or forgot) this attempt.
+        (Verdict::Allowed(name), Some(level)) => Ok(Who {
+            name,
+            source: Source::Vicidial,
+            role: role_of_level(levels, level),
+            client,
+        }),
         (Verdict::Throttled { wait, .. }, _) => Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -225,11 +216,7 @@ async fn check_vicidial(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot check your login now (VICIdial's database is unavailable)",
         )),
-        _ => {
-            console.users.failed(user.to_lowercase());
-            console.addresses.failed(client);
-            Err(wrong())
-        }
+        _ => Err(wrong()),
     }
 }
 
