@@ -121,7 +121,7 @@ await scenario('place a hold after its preview count', async () => {
 
 await scenario('export the hold case as a job, follow it, download its zip', async () => {
   await bob.goto(`${base}/console/exports`);
-  await bob.getByLabel('Hold case').fill('LIT-7');
+  await bob.getByLabel('Hold case', { exact: true }).fill('LIT-7');
   await bob.getByLabel(/Why are you exporting this case/).fill('production to counsel, LIT-7');
   await bob.getByRole('button', { name: 'Export the case' }).click();
   expect(/\/console\/exports\/\d+$/.test(bob.url()), `the job's page: ${bob.url()}`);
