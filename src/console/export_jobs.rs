@@ -7,7 +7,8 @@
 //! killed mid-job makes it again from the start when it next starts (the
 //! zip is written under a temp name and renamed when complete, and a dead
 //! process's temp files are removed). A zip is kept [`KEPT`], then removed:
-//! it holds the recordings themselves.
+//! it holds the recordings themselves; an erasure carried out after a job
+//! was asked for removes its zip at once (checked before every download).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -118,8 +119,9 @@ impl ExportJobs {
         }
     }
 
-    /// Removes the zips kept long enough.
-    async fn expire(&self) {
+    /// Removes the zips kept long enough, and those an erasure since their
+    /// request may have reached into.
+    pub async fn expire(&self) {
         let before = now_secs() - KEPT.as_secs() as i64;
         match self
             .ledger

@@ -388,7 +388,10 @@ pub async fn download(
 ) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
     let jobs = jobs_of(console)?;
-    let j = job(console, job_id(id)?).await?;
+    let id = job_id(id)?;
+    // A zip an erasure may have reached into is never served.
+    jobs.expire().await;
+    let j = job(console, id).await?;
     if j.state != JobState::Done || j.zip_size.is_none() {
         return Err(Problem::new(
             StatusCode::CONFLICT,

@@ -232,15 +232,24 @@ impl Ledger {
         })
     }
 
-    /// Marks done jobs finished before `before` expired; their ids (whose
-    /// zips are to be removed).
+    /// Marks expired the done jobs finished before `before`, and those
+    /// asked for before the latest erasure was carried out (their zip may
+    /// hold what it erased: an erased person leaves nothing readable, so
+    /// such an export is made again if it is still needed). Their ids, whose
+    /// zips are to be removed.
     pub fn export_jobs_expire(&self, before: i64) -> Result<Vec<i64>, LedgerError> {
         self.write(|tx| {
+            // Through the erase_request index: only erased recordings are read.
+            let erased: Option<i64> = tx.query_row(
+                "SELECT MAX(erased_at) FROM recordings WHERE erase_request IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?;
             let mut stmt = tx.prepare(
                 "UPDATE console_exports SET state = 'expired' \
-                 WHERE state = 'done' AND finished_at < ?1 RETURNING id",
+                 WHERE state = 'done' AND (finished_at < ?1 OR created_at <= ?2) RETURNING id",
             )?;
-            let ids = stmt.query_map([before], |r| r.get(0))?;
+            let ids = stmt.query_map(params![before, erased.unwrap_or(i64::MIN)], |r| r.get(0))?;
             Ok(ids.collect::<Result<_, _>>()?)
         })
     }
@@ -293,5 +302,31 @@ mod tests {
             .map(|j| j.id)
             .collect();
         assert_eq!(ids, [b, a]);
+    }
+
+    #[test]
+    fn an_erasure_expires_the_zips_asked_for_before_it() {
+        let (_dir, ledger) = fixtures::ledger();
+        let rec = fixtures::insert_call(&ledger, "a.wav", "SALES", "555", 100);
+        let done = |at: i64| {
+            let id = ledger
+                .export_job_add("bob", at, "DSAR", "phone x", "{}")
+                .unwrap();
+            ledger.export_job_take().unwrap();
+            ledger
+                .export_job_finish(id, at + 1, Ok(JobOutcome::default()))
+                .unwrap();
+            id
+        };
+        let (before, after) = (done(10), done(30));
+        assert!(ledger.export_jobs_expire(0).unwrap().is_empty());
+        ledger
+            .execute_raw(&format!(
+                "UPDATE recordings SET erase_request = 'DSR-1', erased_at = 20 WHERE id = {rec}"
+            ))
+            .unwrap();
+        assert_eq!(ledger.export_jobs_expire(0).unwrap(), vec![before]);
+        let kept = ledger.export_job(after).unwrap().unwrap();
+        assert_eq!(kept.state, JobState::Done);
     }
 }
