@@ -51,7 +51,8 @@ if [ -n "${LEDGER:-}" ]; then
     cp "$LEDGER" "$work/ledger.sqlite3"
 else
 echo "building a ledger of $N recordings..."
-R hold add BENCH-1 --reason bench --campaign OTHER --phone 5550000042 >/dev/null
+# A hold on one call (recording 43 is campaign OTHER, phone 5550000043).
+R hold add BENCH-1 --reason bench --campaign OTHER --phone 5550000043 >/dev/null
 sqlite3 "$work/ledger.sqlite3" <<SQL
 BEGIN;
 WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $N)
@@ -96,7 +97,7 @@ queries=(
     "held=no&page=100"
     "campaign=COLLECT&sort=campaign&page=500"
     "from=$month_from&to=$month_to&sort=agent"
-    "phone=5550000042&held=yes"
+    "phone=5550000043&held=yes"
 )
 times=()
 for round in $(seq "$ROUNDS"); do

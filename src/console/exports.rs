@@ -134,6 +134,12 @@ pub(super) fn start_form(console: &Console, ctx: &Ctx, q: &Form, total: u64) -> 
     if ctx.viewer.who.role < Role::Compliance || total == 0 {
         return String::new();
     }
+    if total > MAX_RECORDINGS {
+        return format!(
+            "<p class=\"hint\">Too many to export from the console ({total}; at most {MAX_RECORDINGS}): \
+             narrow the search, or run <code>recvault export</code> on the box.</p>"
+        );
+    }
     let fields = html::hidden(search::KEYS[..9].iter().map(|k| (*k, q.get(k))))
         + &reason_input(console, "export-reason", "exporting these recordings");
     let button = format!(
