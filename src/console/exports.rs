@@ -410,12 +410,29 @@ pub async fn download(
     }
     let reason = reason_of(console, q, "are downloading it")?;
     let path = jobs.zip_path(j.id);
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
         tracing::warn!(job = j.id, "console export zip {}: {e}", path.display());
         Problem::new(StatusCode::GONE, "this export's zip is no longer there")
     })?;
     let subject = format!("console export job {} zip: {}", j.id, j.what);
     audit_download(console, ctx, subject, reason).await?;
+    let mut r = Response::new(streamed(file));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"recvault-export-{}.zip\"",
+        j.id
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+/// The rest of `file`, read by a task of its own as the client takes it.
+fn streamed(mut file: tokio::fs::File) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::spawn(async move {
         let mut buf = vec![0u8; 256 * 1024];
@@ -435,17 +452,5 @@ pub async fn download(
             }
         }
     });
-    let mut r = Response::new(Body::Chunks(rx));
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"recvault-export-{}.zip\"",
-        j.id
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(r)
+    Body::Chunks(rx)
 }
