@@ -103,6 +103,17 @@ async fn exports_are_jobs_and_every_download_is_audited() {
     );
     let download = format!("/console/exports/{id}/download");
     assert_eq!(bob.get(&download).await.status, 400, "a reason is required");
+    let hers = carol.get(&format!("{download}?reason=curious")).await;
+    assert_eq!(
+        hers.status,
+        403,
+        "a listener never gets a zip: {}",
+        hers.text()
+    );
+    assert_eq!(
+        carol.get(&format!("/console/exports/{id}")).await.status,
+        403
+    );
     let zip = bob
         .get(&format!("{download}?reason=send+to+the+caller"))
         .await;
