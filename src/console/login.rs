@@ -1,7 +1,9 @@
 //! Logging in and out. A local account is checked first (argon2id), else
 //! the VICIdial user (VICIdial's own password check and lockout, through
-//! `serve::auth`), its level mapped to a role by `[console]`. Failures are
-//! slowed per name and per address before anything is checked; the page
+//! `serve::auth`), its level mapped to a role by `[console]`. Failures of
+//! both kinds are counted in one throttle (`serve::throttle::Logins`, which
+//! `serve::auth` shares) and slowed per name and per address before
+//! anything is checked; the page
 //! never says whether the name or the password was wrong. The form's proof
 //! is bound to a pre-login cookie, so another site cannot log a browser in.
 

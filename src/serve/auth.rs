@@ -25,6 +25,7 @@ use crate::vicidial::users::{DenyReason, UserCheck};
 const REMEMBER: Duration = Duration::from_secs(60);
 /// Remembered checks at most (a flood of distinct users cannot grow it).
 const REMEMBERED: usize = 1000;
+
 /// The outcome of checking a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
