@@ -51,7 +51,8 @@ if [ -n "${LEDGER:-}" ]; then
     cp "$LEDGER" "$work/ledger.sqlite3"
 else
 echo "building a ledger of $N recordings..."
-R hold add BENCH-1 --reason bench --campaign OTHER --phone 5550000042 >/dev/null
+# A hold on one call (recording 43 is campaign OTHER, phone 5550000043).
+R hold add BENCH-1 --reason bench --campaign OTHER --phone 5550000043 >/dev/null
 sqlite3 "$work/ledger.sqlite3" <<SQL
 BEGIN;
 WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $N)
@@ -96,22 +97,29 @@ queries=(
     "held=no&page=100"
     "campaign=COLLECT&sort=campaign&page=500"
     "from=$month_from&to=$month_to&sort=agent"
-    "phone=5550000042&held=yes"
+    "phone=5550000043&held=yes"
 )
 times=()
 for round in $(seq "$ROUNDS"); do
-    for q in "${queries[@]}"; do
+    for k in "${!queries[@]}"; do
+        q=${queries[$k]}
         t=$(curl -s -b "$jar" -o "$work/page.html" -w '%{http_code} %{time_total}' "$base/console/search?$q")
         [ "${t%% *}" = 200 ] || { echo "search $q: ${t%% *}"; cat "$work/page.html"; exit 1; }
         times+=("${t#* }")
-        [ "$round" = 1 ] && printf '  %-50s %s s\n' "$q" "${t#* }"
+        echo "${t#* }" >> "$work/kind.$k"
     done
+done
+# p-th percentile (nearest rank) of the sorted numbers in file $2.
+pick() { local n; n=$(wc -l < "$2"); sed -n "$(( ($1 * n + 99) / 100 ))p" "$2"; }
+echo "per kind, over $ROUNDS rounds (p50, p95):"
+for k in "${!queries[@]}"; do
+    sort -n "$work/kind.$k" -o "$work/kind.$k"
+    printf '  %-50s %s s  %s s\n' "${queries[$k]}" "$(pick 50 "$work/kind.$k")" "$(pick 95 "$work/kind.$k")"
 done
 printf '%s\n' "${times[@]}" | sort -n > "$work/times"
 count=$(wc -l < "$work/times")
-pick() { sed -n "$(( ($1 * count + 99) / 100 ))p" "$work/times"; }
 echo "console search over $N recordings, ${#queries[@]} kinds x $ROUNDS rounds ($count requests):"
-echo "  p50 $(pick 50) s, p95 $(pick 95) s, slowest $(tail -1 "$work/times") s"
+echo "  p50 $(pick 50 "$work/times") s, p95 $(pick 95 "$work/times") s, slowest $(tail -1 "$work/times") s"
 html=$(curl -s -b "$jar" -o /dev/null -w '%{size_download}' "$base/console/search?phone=5551234567")
 css=$(curl -s -b "$jar" -o /dev/null -w '%{size_download}' "$base/console/assets/console.css")
 icon=$(curl -s -b "$jar" -o /dev/null -w '%{size_download}' "$base/console/assets/favicon.svg")

@@ -6,19 +6,16 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
-use crate::catalog::{Catalog, Search, Selector, stream};
+use crate::catalog::Search;
 use crate::cli::SelectorArgs;
 use crate::config::Config;
 use crate::error::Error;
 use crate::governance::requests::key;
 use crate::ledger::audit::Actor;
 use crate::ledger::holds::describe;
-use crate::retrieve::export::{Export, Progress, Selected};
+use crate::retrieve::export::{self as zip, Export, Progress};
 use crate::units::human_bytes;
 
 pub(super) async fn export(
@@ -30,7 +27,11 @@ pub(super) async fn export(
 ) -> Result<ExitCode, Error> {
     let selectors = super::find::selectors(select)?;
     let catalog = super::catalog(config).await?;
-    let selection = selection(catalog, &selectors).await?;
+    let search = Search {
+        selectors: selectors.clone(),
+        ..Search::default()
+    };
+    let selection = zip::select(catalog, search).await?;
     let ledger = super::open_ledger(config)?;
     let key = key::load_or_create(&config.ledger.path)?;
     let store = super::store_if_configured(config).await?;
@@ -42,6 +43,7 @@ pub(super) async fn export(
         selectors: &selectors,
         selection,
         actor: &actor,
+        note: None,
     };
     let mut line = ProgressLine::new();
     let report = export.to_zip(output, force, &mut |p| line.show(p)).await?;
@@ -72,29 +74,6 @@ pub(super) async fn export(
         report.gone.len()
     )?;
     super::exit(report.failed.is_empty())
-}
-
-/// The recordings the request covers, as the catalog answers (every box's,
-/// in a fleet): this box's by id, the others' as the catalog has them.
-async fn selection(
-    catalog: Arc<dyn Catalog>,
-    selectors: &[Selector],
-) -> Result<Vec<Selected>, Error> {
-    let host = catalog.scope().host().to_string();
-    let search = Search {
-        selectors: selectors.to_vec(),
-        ..Search::default()
-    };
-    let mut out = Vec::new();
-    let mut entries = stream(catalog, search, 1000);
-    while let Some(e) = entries.next().await {
-        let e = e?;
-        out.push(match e.host == host {
-            true => Selected::Here(e.id, e.size),
-            false => Selected::Elsewhere(Box::new(e.to_recording())),
-        });
-    }
-    Ok(out)
 }
 
 /// Progress on standard error: a line redrawn in place on a terminal

@@ -13,7 +13,7 @@ use super::form::Form;
 use super::html::{self, esc, query};
 use super::pending::{Change, Waiting};
 use super::{Console, Ctx, Role, search};
-use crate::catalog::{Coverage, ErasureConfirmation, NewHold, Selector};
+use crate::catalog::{Coverage, ErasureConfirmation, HoldInfo, NewHold, Selector};
 use crate::serve::body::Body;
 use crate::units::{local_time, now_secs};
 
@@ -110,6 +110,7 @@ pub(super) fn waiting_html(console: &Console, ctx: &Ctx, erasures: bool) -> Stri
 pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Compliance)?;
     let holds = console.catalog.holds(None).await?;
+    let waiting = console.pending.list(now_secs());
     let mut main = waiting_html(console, ctx, false);
     main.push_str("<section aria-labelledby=\"h-new\"><h2 id=\"h-new\">Place a hold</h2>");
     main.push_str(&new_form(q));
@@ -128,24 +129,7 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
                 esc(by.as_deref().unwrap_or("?")),
                 esc(h.release_reason.as_deref().unwrap_or(""))
             ),
-            (None, _) => {
-                let fields = html::hidden([("case", h.case_id.as_str())])
-                    + &format!(
-                        "<label for=\"release-{0}\">Why release it</label>\
-                         <input id=\"release-{0}\" name=\"reason\" required maxlength=\"500\">",
-                        h.id
-                    );
-                let label = if console.config.two_person {
-                    "Ask to release"
-                } else {
-                    "Release"
-                };
-                format!(
-                    "active {}",
-                    ctx.viewer
-                        .post_form("/console/holds/release", &fields, label, "release")
-                )
-            }
+            (None, _) => format!("active {}", release_html(console, ctx, &waiting, h)),
         };
         let _ = write!(
             main,
@@ -165,6 +149,37 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
         StatusCode::OK,
         html::page(Some(&ctx.viewer), "Legal holds", &main),
     ))
+}
+
+/// An active hold's release: the form asking for it, or, while a release
+/// of its case already waits for a second person, that request (asking
+/// twice would only be refused).
+fn release_html(console: &Console, ctx: &Ctx, waiting: &[Waiting], h: &HoldInfo) -> String {
+    let asked = waiting
+        .iter()
+        .find(|w| matches!(&w.change, Change::Release { case, .. } if *case == h.case_id));
+    if let Some(w) = asked {
+        return format!(
+            "<p class=\"pending\">release asked by {} on {}; waits for a second person until {} \
+             (<a href=\"#h-waiting\">see it above</a>)</p>",
+            esc(&w.by.label()),
+            esc(&local_time(w.at)),
+            esc(&local_time(w.expires))
+        );
+    }
+    let fields = html::hidden([("case", h.case_id.as_str())])
+        + &format!(
+            "<label for=\"release-{0}\">Why release it</label>\
+             <input id=\"release-{0}\" name=\"reason\" required maxlength=\"500\">",
+            h.id
+        );
+    let label = if console.config.two_person {
+        "Ask to release"
+    } else {
+        "Release"
+    };
+    ctx.viewer
+        .post_form("/console/holds/release", &fields, label, "release")
 }
 
 fn new_form(q: &Form) -> String {

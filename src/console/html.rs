@@ -48,6 +48,7 @@ const NAV: &[(&str, &str, super::Role)] = &[
     ("/console/search", "Search", super::Role::Listener),
     ("/console/holds", "Holds", super::Role::Compliance),
     ("/console/erasure", "Erasure", super::Role::Compliance),
+    ("/console/exports", "Exports", super::Role::Compliance),
     ("/console/audit", "Audit", super::Role::Compliance),
     ("/console/overview", "Overview", super::Role::Listener),
 ];
@@ -55,6 +56,21 @@ const NAV: &[(&str, &str, super::Role)] = &[
 /// A whole page: `title`, the navigation for `viewer` (none before login),
 /// and `main` (already escaped HTML).
 pub fn page(viewer: Option<&Viewer>, title: &str, main: &str) -> String {
+    framed(viewer, title, main, "")
+}
+
+/// [`page`], reloaded by the browser every `seconds` (a job's progress:
+/// an HTTP-equiv refresh needs no script, so the CSP stays closed).
+pub fn page_refreshing(viewer: Option<&Viewer>, title: &str, main: &str, seconds: u32) -> String {
+    framed(
+        viewer,
+        title,
+        main,
+        &format!("<meta http-equiv=\"refresh\" content=\"{seconds}\">"),
+    )
+}
+
+fn framed(viewer: Option<&Viewer>, title: &str, main: &str, head: &str) -> String {
     let mut nav = String::new();
     if let Some(v) = viewer {
         nav.push_str("<header><nav aria-label=\"Console\"><a class=\"brand\" href=\"/console/search\">recvault</a><ul>");
@@ -74,7 +90,7 @@ pub fn page(viewer: Option<&Viewer>, title: &str, main: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · recvault console</title>\
+         {head}<title>{} · recvault console</title>\
          <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
          <link rel=\"icon\" href=\"/console/assets/favicon.svg\" type=\"image/svg+xml\"></head>\
          <body><a class=\"skip\" href=\"#main\">Skip to content</a>{nav}\

@@ -1,7 +1,9 @@
 //! Logging in and out. A local account is checked first (argon2id), else
 //! the VICIdial user (VICIdial's own password check and lockout, through
-//! `serve::auth`), its level mapped to a role by `[console]`. Failures are
-//! slowed per name and per address before anything is checked; the page
+//! `serve::auth`), its level mapped to a role by `[console]`. Failures of
+//! both kinds are counted in one throttle (`serve::throttle::Logins`, which
+//! `serve::auth` shares) and slowed per name and per address before
+//! anything is checked; the page
 //! never says whether the name or the password was wrong. The form's proof
 //! is bound to a pre-login cookie, so another site cannot log a browser in.
 
@@ -127,12 +129,7 @@ async fn check(
     password: &str,
     client: IpAddr,
 ) -> Result<Who, Problem> {
-    let name = user.to_lowercase();
-    let wait = console
-        .users
-        .wait(&name)
-        .max(console.addresses.wait(&client));
-    if let Some(wait) = wait {
+    if let Some(wait) = console.logins.wait(user, client) {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -175,10 +172,9 @@ async fn check_local(
     let good = tokio::task::spawn_blocking(move || accounts::verify(&typed, hash.as_deref()))
         .await
         .unwrap_or(false);
-    let name = user.to_lowercase();
     match (good, role) {
         (true, Some(role)) => {
-            console.users.succeeded(&name);
+            console.logins.succeeded(user);
             Ok(Who {
                 name: user.to_string(),
                 source: Source::Local,
@@ -187,8 +183,7 @@ async fn check_local(
             })
         }
         _ => {
-            console.users.failed(name);
-            console.addresses.failed(client);
+            console.logins.failed(user, client);
             Err(wrong())
         }
     }
@@ -205,15 +200,13 @@ async fn check_vicidial(
         return Err(wrong());
     };
     match auth.log_in_level(user, password, client).await {
-        (Verdict::Allowed(name), Some(level)) => {
-            console.users.succeeded(&user.to_lowercase());
-            Ok(Who {
-                name,
-                source: Source::Vicidial,
-                role: role_of_level(levels, level),
-                client,
-            })
-        }
+        // `auth` shares the console's throttle: it counted (or forgot) this attempt.
+        (Verdict::Allowed(name), Some(level)) => Ok(Who {
+            name,
+            source: Source::Vicidial,
+            role: role_of_level(levels, level),
+            client,
+        }),
         (Verdict::Throttled { wait, .. }, _) => Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -225,11 +218,7 @@ async fn check_vicidial(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot check your login now (VICIdial's database is unavailable)",
         )),
-        _ => {
-            console.users.failed(user.to_lowercase());
-            console.addresses.failed(client);
-            Err(wrong())
-        }
+        _ => Err(wrong()),
     }
 }
 

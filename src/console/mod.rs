@@ -2,10 +2,12 @@
 //! `[serve]` listener, for the people who answer a regulator, place a
 //! litigation hold or handle "delete my data" without a shell. It asks the
 //! [`Catalog`] (one box's ledger, or a fleet's database: it cannot tell)
-//! and never SQL; its own rows are the local accounts in the ledger.
+//! and never SQL; its own rows are the local accounts and the export jobs
+//! in the ledger.
 //!
 //! - pages, one file each: `login`, `search`, `recording`, `holds`,
-//!   `erasure`, `audit`, `overview`;
+//!   `erasure`, `exports`, `audit`, `overview`; `export_jobs`: the
+//!   exports made in the background, resumed after a restart;
 //! - security plumbing beside them: `sessions` (who, for how long),
 //!   `csrf` (every form's proof), `cookies`, `accounts` (argon2id),
 //!   `pending` (the two-person rule), `form` (bounded input), `errors`;
@@ -13,9 +15,7 @@
 //!   compiled in. No JavaScript: every page works with plain forms, and the
 //!   Content-Security-Policy allows no script at all.
 
-use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use http::header::{self, HeaderValue};
@@ -24,14 +24,16 @@ use hyper::body::Incoming;
 
 use crate::catalog::{Catalog, LocalCatalog};
 use crate::config::ConsoleConfig;
+use crate::governance::requests::key;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::serve::auth::Auth;
 use crate::serve::body::Body;
 use crate::serve::router::Asker;
-use crate::serve::throttle::Throttle;
+use crate::serve::throttle::Logins;
 use crate::serve::{Mount, MountParts, Pages, State};
 use crate::vicidial::db::VicidialDb;
+use export_jobs::ExportJobs;
 
 pub mod accounts;
 mod audit;
@@ -39,6 +41,8 @@ pub mod cookies;
 pub mod csrf;
 mod erasure;
 mod errors;
+mod export_jobs;
+mod exports;
 mod form;
 mod holds;
 pub mod html;
@@ -109,7 +113,22 @@ pub fn mount(catalog: impl FnOnce(LocalCatalog) -> Arc<dyn Catalog> + Send + 'st
                 .with_store(parts.store.clone()),
         );
         tracing::info!(listen = %serve.listen, two_person = console.two_person, "serving the compliance console under /console/");
-        let pages = Console::new(
+        let jobs = match key::load_or_create(&parts.config.ledger.path) {
+            Ok(key) => {
+                let jobs = ExportJobs::new(
+                    parts.ledger.clone(),
+                    catalog.clone(),
+                    parts.store.clone(),
+                    key,
+                );
+                Some(Arc::new(jobs))
+            }
+            Err(e) => {
+                tracing::error!("console exports are off: {e}");
+                None
+            }
+        };
+        let mut pages = Console::new(
             console,
             serve.tls.is_some(),
             catalog,
@@ -117,6 +136,11 @@ pub fn mount(catalog: impl FnOnce(LocalCatalog) -> Arc<dyn Catalog> + Send + 'st
             parts.db.clone(),
             parts.metrics.clone(),
         );
+        if let Some(jobs) = &jobs {
+            // Unfinished jobs (a stop interrupted them) are made first.
+            jobs.start();
+        }
+        pages.jobs = jobs;
         Some(Arc::new(pages) as Arc<dyn Pages>)
     })
 }
@@ -133,17 +157,22 @@ pub struct Console {
     pending: pending::Pending,
     /// Keys the login form's proof (with the pre-login cookie).
     key: [u8; 32],
-    /// Failed local logins, per name and per address (VICIdial logins are
-    /// throttled by `Auth` the same way, and counted by VICIdial too).
-    users: Throttle<String>,
-    addresses: Throttle<IpAddr>,
+    /// Failed logins, per name and per address: local accounts and
+    /// VICIdial users (through `vicidial`, which shares it) add up.
+    logins: Arc<Logins>,
+    /// Export jobs (none without the pseudonym key the audit trail needs).
+    jobs: Option<Arc<ExportJobs>>,
 }
 
-/// Failures before a name or address is slowed, and the delays (as `serve::auth`).
-const USER_FREE: u32 = 3;
-const ADDRESS_FREE: u32 = 10;
-const FIRST_DELAY: Duration = Duration::from_secs(5);
-const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
+impl Drop for Console {
+    fn drop(&mut self) {
+        // The runner stops with the console; a job it was making is made
+        // again at the next start.
+        if let Some(jobs) = &self.jobs {
+            jobs.stop();
+        }
+    }
+}
 
 impl Console {
     pub fn new(
@@ -154,8 +183,11 @@ impl Console {
         db: Option<Arc<VicidialDb>>,
         metrics: Arc<Metrics>,
     ) -> Console {
+        let logins = Arc::new(Logins::new());
         let vicidial = match (config.vicidial, db) {
-            (Some(levels), Some(db)) => Some(Auth::new(db, levels.listener, metrics)),
+            (Some(levels), Some(db)) => {
+                Some(Auth::sharing(db, levels.listener, metrics, logins.clone()))
+            }
             _ => None,
         };
         Console {
@@ -167,8 +199,8 @@ impl Console {
             ledger,
             vicidial,
             key: random(),
-            users: Throttle::new(USER_FREE, FIRST_DELAY, LONGEST_DELAY, 10_000),
-            addresses: Throttle::new(ADDRESS_FREE, FIRST_DELAY, LONGEST_DELAY, 10_000),
+            logins,
+            jobs: None,
         }
     }
 
@@ -375,6 +407,9 @@ impl Console {
             ["erasure"] => erasure::page(self, ctx).await,
             ["erasure", "progress"] => erasure::progress(self, ctx, &q).await,
             ["erasure", "report.csv"] => erasure::report(self, ctx, &q).await,
+            ["exports"] => exports::list(self, ctx).await,
+            ["exports", id] => exports::page(self, ctx, id).await,
+            ["exports", id, "download"] => exports::download(self, ctx, id, &q).await,
             ["audit"] => audit::page(self, ctx, &q).await,
             ["overview"] => overview::page(self, ctx).await,
             ["retention", "preview"] => overview::retention_preview(self, ctx, &q).await,
@@ -396,6 +431,7 @@ impl Console {
             ["pending", id, "cancel"] => holds::cancel(self, ctx, id),
             ["erasure", "preview"] => erasure::preview(self, ctx, &form).await,
             ["erasure", "request"] => erasure::request(self, ctx, &form).await,
+            ["exports", "start"] => exports::start(self, ctx, &form).await,
             ["retention", "apply"] => overview::retention_apply(self, ctx, &form).await,
             _ => Err(Problem::not_found("no such form")),
         }

@@ -12,6 +12,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::errors::Problem;
+use super::exports::{self, audit_download};
 use super::form::Form;
 use super::html::{self, esc, query, segment};
 use super::{Console, Ctx, Role};
@@ -85,7 +86,7 @@ pub fn selectors(q: &Form) -> Result<Vec<Selector>, Problem> {
 }
 
 /// The search a query string asks for, and the page it is on.
-fn search_of(q: &Form) -> Result<(Search, u64, u32), Problem> {
+pub(super) fn search_of(q: &Form) -> Result<(Search, u64, u32), Problem> {
     let state = match q.get("state") {
         "" => None,
         "erasing" => Some(StateFilter::Erasing),
@@ -230,8 +231,7 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
         let first = (page_no - 1) * u64::from(per);
         let _ = write!(
             main,
-            "<p class=\"count\" role=\"status\">{} recording{} found{}. \
-             <a href=\"/console/search.csv?{}\">Download all as CSV</a></p>",
+            "<p class=\"count\" role=\"status\">{} recording{} found{}.</p>",
             total,
             if total == 1 { "" } else { "s" },
             if total > 0 {
@@ -243,15 +243,31 @@ pub async fn page(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Bod
             } else {
                 String::new()
             },
-            esc(&link(q, &[]))
         );
         main.push_str(&table(q, &found.entries));
         main.push_str(&pager(q, page_no, per, total));
+        main.push_str(&downloads(console, ctx, q, total));
     }
     Ok(super::page(
         StatusCode::OK,
         html::page(Some(&ctx.viewer), "Search recordings", &main),
     ))
+}
+
+/// The CSV download (a GET form: the search in hidden fields, and why) and,
+/// for the compliance role, the export of the same results.
+fn downloads(console: &Console, ctx: &Ctx, q: &Form, total: u64) -> String {
+    if total == 0 {
+        return String::new();
+    }
+    let fields = html::hidden(KEYS.iter().map(|k| (*k, q.get(k))));
+    format!(
+        "<section class=\"downloads\" aria-labelledby=\"h-downloads\"><h2 id=\"h-downloads\">Take these results away</h2>\
+         <form method=\"get\" action=\"/console/search.csv\" class=\"csv\">{fields}{}\
+         <button type=\"submit\">Download all as CSV</button></form>{}</section>",
+        exports::reason_input(console, "csv-reason", "downloading this list"),
+        exports::start_form(console, ctx, q, total)
+    )
 }
 
 fn table(q: &Form, entries: &[Entry]) -> String {
@@ -372,10 +388,15 @@ fn csv_line(e: &Entry) -> String {
     line
 }
 
-/// `GET /console/search.csv`: every match, streamed.
+/// `GET /console/search.csv`: every match, streamed, once the download is
+/// in the audit trail with who, from where and why.
 pub async fn csv(console: &Console, ctx: &Ctx, q: &Form) -> Result<Response<Body>, Problem> {
     ctx.need(Role::Listener)?;
     let (search, _, _) = search_of(q)?;
+    let reason = exports::reason_of(console, q, "are downloading this list")?;
+    let key = console.jobs.as_ref().map(|j| j.key());
+    let subject = format!("search results as CSV: {}", exports::describe(&search, key));
+    audit_download(console, ctx, subject, reason).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let mut rows = stream(console.catalog.clone(), search, 1000);
     tokio::spawn(async move {

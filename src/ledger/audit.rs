@@ -41,11 +41,13 @@ pub enum Action {
     Erase,
     /// Recordings were exported for a subject-access request or an audit.
     Export,
+    /// Someone downloaded what the console made: a search's CSV, an export's zip.
+    Download,
 }
 
 impl Action {
     /// Every action (what `recvault audit --action` accepts).
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::Listen,
         Action::LocalDelete,
         Action::RetentionDelete,
@@ -57,6 +59,7 @@ impl Action {
         Action::EraseRequest,
         Action::Erase,
         Action::Export,
+        Action::Download,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Action {
             Action::EraseRequest => "erase-request",
             Action::Erase => "erase",
             Action::Export => "export",
+            Action::Download => "download",
         }
     }
 }

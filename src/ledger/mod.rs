@@ -41,6 +41,7 @@ pub mod attribution;
 pub mod audit;
 pub mod catch_up;
 pub mod console_accounts;
+pub mod console_exports;
 mod copy;
 pub mod erasure;
 #[cfg(test)]

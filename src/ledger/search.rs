@@ -132,17 +132,60 @@ pub struct SearchPage {
 }
 
 /// The SQL of a sort key over the recording aliased `r`, and whether its
-/// value is text. NULLs sort as the empty string, so a cursor can name them.
-fn sort_sql(key: SortKey) -> (&'static str, bool) {
-    match key {
-        SortKey::Time => ("r.retain_from", false),
+/// value is text. A cursor must name every value, so walking by cursor
+/// sorts NULLs as the empty string; a page by offset sorts the column as
+/// it is (NULLs first ascending), which its index serves: sorting a
+/// campaign's 250,000 recordings by an expression costs a third of a second.
+fn sort_sql(key: SortKey, cursor: bool) -> (&'static str, bool) {
+    match (key, cursor) {
+        (SortKey::Time, _) => ("r.retain_from", false),
         // One box: every row is this host's, so its order is the id's.
-        SortKey::Host => ("r.id", false),
-        SortKey::Campaign => ("COALESCE(r.campaign, '')", true),
-        SortKey::Agent => ("COALESCE(r.agent, '')", true),
-        SortKey::Size => ("r.size", false),
-        SortKey::State => ("r.state", true),
+        (SortKey::Host, _) => ("r.id", false),
+        (SortKey::Campaign, true) => ("COALESCE(r.campaign, '')", true),
+        (SortKey::Campaign, false) => ("r.campaign", true),
+        (SortKey::Agent, true) => ("COALESCE(r.agent, '')", true),
+        (SortKey::Agent, false) => ("r.agent", true),
+        (SortKey::Size, _) => ("r.size", false),
+        (SortKey::State, _) => ("r.state", true),
     }
+}
+
+/// Selector kinds from the fewest recordings per value to the most: a
+/// hold's narrowest kind finds what it covers through its index, and its
+/// broader kinds only check those rows. SQLite without `ANALYZE`
+/// statistics cannot tell a campaign's quarter of the ledger from a phone
+/// number's few calls, and walked the campaign.
+const NARROW_FIRST: [&str; 7] = [
+    "id",
+    "recording",
+    "phone",
+    "lead",
+    "agent",
+    "time",
+    "campaign",
+];
+
+/// `sql` over `r` with no index used for it (SQLite's unary `+`).
+fn unindexed(sql: &str) -> String {
+    sql.replace("r.", "+r.")
+}
+
+/// The rule of one hold's `selectors` (see `matching::selection`), driven
+/// by its narrowest kind's index.
+fn hold_sql(selectors: &[Selector]) -> Option<(String, Vec<Value>)> {
+    let narrowest = NARROW_FIRST
+        .iter()
+        .find(|k| selectors.iter().any(|s| s.kind() == **k))?;
+    let (drive, rest): (Vec<Selector>, Vec<Selector>) = selectors
+        .iter()
+        .cloned()
+        .partition(|s| s.kind() == *narrowest);
+    let (mut sql, mut args) = selection(&drive)?;
+    if let Some((more, values)) = selection(&rest) {
+        sql = format!("{sql} AND {}", unindexed(&more));
+        args.extend(values);
+    }
+    Some((sql, args))
 }
 
 /// SQL true when an active hold covers the recording, from the active
@@ -152,7 +195,7 @@ fn held_sql(active: &[Vec<Selector>]) -> (String, Vec<Value>) {
     let mut parts = Vec::new();
     let mut args = Vec::new();
     for selectors in active {
-        match selection(selectors) {
+        match hold_sql(selectors) {
             Some((sql, values)) => {
                 parts.push(format!("({sql})"));
                 args.extend(values);
@@ -193,7 +236,13 @@ fn filters(search: &Search, active: &[Vec<Selector>]) -> (String, Vec<Value>) {
     }
     if let Some(held) = search.held {
         let (sql, values) = held_sql(active);
-        parts.push(if held { sql } else { format!("NOT {sql}") });
+        // A NULL column makes a hold's rule NULL: not held, so counted in
+        // "not held" (and `count` may subtract the held from the whole).
+        parts.push(if held {
+            sql
+        } else {
+            format!("NOT COALESCE({sql}, 0)")
+        });
         args.extend(values);
     }
     if let Some(case) = &search.case {
@@ -212,7 +261,8 @@ impl Ledger {
             None => Vec::new(),
         };
         let (filter, mut args) = filters(search, &active);
-        let (key, text) = sort_sql(search.sort.key);
+        let cursor = matches!(search.paging, Paging::After { .. });
+        let (key, text) = sort_sql(search.sort.key, cursor);
         let dir = if search.sort.descending {
             "DESC"
         } else {
@@ -231,10 +281,7 @@ impl Ledger {
         let ids_order = format!("ORDER BY {plus}{key} {dir}, r.id {dir}");
         match &search.paging {
             Paging::Offset { offset, .. } => {
-                let count = format!("SELECT COUNT(*) FROM recordings r WHERE {filter}");
-                let total: i64 =
-                    conn.query_row(&count, params_from_iter(args.iter()), |r| r.get(0))?;
-                page.total = Some(total as u64);
+                page.total = Some(count(&conn, search, &active)?);
                 ids.push_str(&format!(" {ids_order} LIMIT ? OFFSET ?"));
                 args.extend([Value::Integer(limit.into()), Value::Integer(*offset as i64)]);
             }
@@ -267,6 +314,35 @@ impl Ledger {
     }
 }
 
+/// How many recordings `search` matches in all (`active`: the active
+/// holds' selectors). "Not held" is the whole less the held: counting it
+/// directly reads every row of the ledger.
+fn count(
+    conn: &rusqlite::Connection,
+    search: &Search,
+    active: &[Vec<Selector>],
+) -> Result<u64, LedgerError> {
+    let one = |s: &Search| -> Result<i64, LedgerError> {
+        let (filter, args) = filters(s, active);
+        let sql = format!("SELECT COUNT(*) FROM recordings r WHERE {filter}");
+        Ok(conn.query_row(&sql, params_from_iter(args), |r| r.get(0))?)
+    };
+    let n = match search.held {
+        Some(false) => {
+            let all = one(&Search {
+                held: None,
+                ..search.clone()
+            })?;
+            all - one(&Search {
+                held: Some(true),
+                ..search.clone()
+            })?
+        }
+        _ => one(search)?,
+    };
+    Ok(n.max(0) as u64)
+}
+
 /// Runs a search's `sql`, appending each match (with the cases holding it)
 /// to `out`. Returns the sort value of the last row (`text`: a text column).
 fn read_rows(
@@ -282,9 +358,10 @@ fn read_rows(
     let mut last = None;
     while let Some(row) = rows.next()? {
         let rec = from_row(row)?;
+        // NULL only in a page by offset (a cursor's sort names every value).
         last = Some(match text {
-            true => CursorValue::Text(row.get(width)?),
-            false => CursorValue::Int(row.get(width)?),
+            true => CursorValue::Text(row.get::<_, Option<String>>(width)?.unwrap_or_default()),
+            false => CursorValue::Int(row.get::<_, Option<i64>>(width)?.unwrap_or_default()),
         });
         let cases = cases_holding_in(conn, rec.id)?;
         out.push(Matched { rec, cases });
@@ -415,5 +492,36 @@ mod tests {
                 .unwrap(),
             (2, 0)
         );
+    }
+
+    #[test]
+    fn unknown_columns_sort_first_and_count_as_not_held() {
+        let (_dir, ledger) = fixtures::ledger();
+        let a = insert(&ledger, "a.wav", "SALES", "555", 300);
+        let d = fixtures::insert_plain(&ledger, "/spool/d.wav", State::Settled);
+        let actor = Actor {
+            uid: 0,
+            user: "root".into(),
+        };
+        let rule = [
+            Selector::Campaign("SALES".into()),
+            Selector::Phone("555".into()),
+        ];
+        ledger.insert_hold(&actor, 1, "CASE", "why", &rule).unwrap();
+        let mut s = Search {
+            sort: Sort {
+                key: SortKey::Campaign,
+                descending: false,
+            },
+            ..Search::default()
+        };
+        assert_eq!(ids(&ledger.search(&s).unwrap()), [d, a]);
+        // No campaign, no phone: the hold's rule is NULL for it, not true.
+        s.held = Some(false);
+        let page = ledger.search(&s).unwrap();
+        assert_eq!((ids(&page), page.total), (vec![d], Some(1)));
+        s.held = Some(true);
+        let page = ledger.search(&s).unwrap();
+        assert_eq!((ids(&page), page.total), (vec![a], Some(1)));
     }
 }

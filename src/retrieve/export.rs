@@ -14,9 +14,13 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use futures_util::StreamExt;
 use rawzip::ZipArchiveWriter;
 use rawzip::time::UtcDateTime;
 
+use crate::catalog::{Catalog, CatalogError, Search, stream};
 use crate::digest::{CHUNK, HashingWriter};
 use crate::error::Error;
 use crate::governance::requests::for_audit;
@@ -44,6 +48,8 @@ pub struct Export<'a> {
     /// The recordings it covers, oldest call first (the catalog's answer).
     pub selection: Vec<Selected>,
     pub actor: &'a Actor,
+    /// Added to the audit entry's reason (the console's job, and why it was asked).
+    pub note: Option<&'a str>,
 }
 
 /// One recording an export covers.
@@ -64,6 +70,26 @@ impl Selected {
             Selected::Elsewhere(rec) => rec.identity.size,
         }
     }
+}
+
+/// The recordings `search` matches, as the catalog answers (every box's,
+/// in a fleet), in its order: this box's by id, the others' as the catalog
+/// has them (their objects are read from the store).
+pub async fn select(
+    catalog: Arc<dyn Catalog>,
+    search: Search,
+) -> Result<Vec<Selected>, CatalogError> {
+    let host = catalog.scope().host().to_string();
+    let mut out = Vec::new();
+    let mut entries = stream(catalog, search, 1000);
+    while let Some(e) = entries.next().await {
+        let e = e?;
+        out.push(match e.host == host {
+            true => Selected::Here(e.id, e.size),
+            false => Selected::Elsewhere(Box::new(e.to_recording())),
+        });
+    }
+    Ok(out)
 }
 
 /// How far an export has got.
@@ -159,7 +185,7 @@ impl Export<'_> {
         &self,
         output: &Path,
         force: bool,
-        progress: &mut dyn FnMut(&Progress),
+        progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<ExportReport, Error> {
         if !force && fs::symlink_metadata(output).is_ok() {
             return Err(Error::Exists {
@@ -195,7 +221,7 @@ impl Export<'_> {
         items: &[Selected],
         temps: &Temps,
         report: &mut ExportReport,
-        progress: &mut dyn FnMut(&Progress),
+        progress: &mut (dyn FnMut(&Progress) + Send),
     ) -> Result<(), Error> {
         let file = OpenOptions::new()
             .write(true)
@@ -323,7 +349,7 @@ impl Export<'_> {
     }
 
     fn audit(&self, output: &Path, r: &ExportReport) -> Result<(), Error> {
-        let reason = format!(
+        let mut reason = format!(
             "{} recordings ({}) exported, {} failed, {} with nothing left to export; selector {}",
             r.exported,
             human_bytes(r.bytes),
@@ -331,6 +357,10 @@ impl Export<'_> {
             r.gone.len(),
             for_audit(self.selectors, self.key)
         );
+        if let Some(note) = self.note {
+            reason.push_str("; ");
+            reason.push_str(note);
+        }
         let entry = NewEntry {
             action: Action::Export,
             case_id: None,

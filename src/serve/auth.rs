@@ -16,26 +16,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
-use super::throttle::Throttle;
+use super::throttle::Logins;
 use crate::metrics::{Metrics, inc};
 use crate::vicidial::db::VicidialDb;
-use crate::vicidial::users::{DenyReason, UserCheck, sanitize};
+use crate::vicidial::users::{DenyReason, UserCheck};
 
 /// How long a successful check is remembered.
 const REMEMBER: Duration = Duration::from_secs(60);
 /// Remembered checks at most (a flood of distinct users cannot grow it).
 const REMEMBERED: usize = 1000;
-/// Failures of one user name before its attempts are slowed (VICIdial locks at 10).
-const USER_FREE: u32 = 3;
-/// Failures from one address before its attempts are slowed (an office
-/// behind one address has several people mistyping).
-const ADDRESS_FREE: u32 = 10;
-/// The first delay, doubled with each further failure, and the longest
-/// (VICIdial's lock lasts 15 minutes).
-const FIRST_DELAY: Duration = Duration::from_secs(5);
-const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
-/// User names and addresses whose failures are remembered, each.
-const THROTTLED: usize = 10_000;
 
 /// The outcome of checking a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,20 +48,31 @@ pub struct Auth {
     min_level: u8,
     metrics: Arc<Metrics>,
     remembered: Mutex<HashMap<[u8; 32], (String, u8, Instant)>>,
-    users: Throttle<String>,
-    addresses: Throttle<IpAddr>,
+    /// Failed logins, per name and per address: shared with whatever
+    /// else logs people in on the same surface.
+    logins: Arc<Logins>,
 }
 
 impl Auth {
     /// Logins of users at or above `min_level`.
     pub fn new(db: Arc<VicidialDb>, min_level: u8, metrics: Arc<Metrics>) -> Auth {
+        Auth::sharing(db, min_level, metrics, Arc::new(Logins::new()))
+    }
+
+    /// [`Auth::new`], counting failures in `logins` (the console's, which
+    /// its local accounts count in too).
+    pub fn sharing(
+        db: Arc<VicidialDb>,
+        min_level: u8,
+        metrics: Arc<Metrics>,
+        logins: Arc<Logins>,
+    ) -> Auth {
         Auth {
             db,
             min_level,
             metrics,
             remembered: Mutex::new(HashMap::new()),
-            users: Throttle::new(USER_FREE, FIRST_DELAY, LONGEST_DELAY, THROTTLED),
-            addresses: Throttle::new(ADDRESS_FREE, FIRST_DELAY, LONGEST_DELAY, THROTTLED),
+            logins,
         }
     }
 
@@ -107,23 +107,19 @@ impl Auth {
         if let Some((user, level)) = self.remembered(&key) {
             return (Verdict::Allowed(user), Some(level));
         }
-        // VICIdial's names compare without case: so do the throttle's.
-        let name = sanitize(user).to_lowercase();
-        let wait = self.users.wait(&name).max(self.addresses.wait(&client));
-        if let Some(wait) = wait {
+        if let Some(wait) = self.logins.wait(user, client) {
             inc(&self.metrics.logins_throttled);
             let user = user.to_string();
             return (Verdict::Throttled { user, wait }, None);
         }
         match self.db.log_in(user, password, self.min_level, client).await {
             Ok(UserCheck::Allowed { user_level }) => {
-                self.users.succeeded(&name);
+                self.logins.succeeded(user);
                 self.remember(key, user, user_level);
                 (Verdict::Allowed(user.to_string()), Some(user_level))
             }
             Ok(UserCheck::Denied(reason)) => {
-                self.users.failed(name);
-                self.addresses.failed(client);
+                self.logins.failed(user, client);
                 let user = user.to_string();
                 (Verdict::Denied { user, reason }, None)
             }

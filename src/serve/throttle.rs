@@ -6,11 +6,13 @@
 //! attacker time, not recvault. A key is forgotten [`FORGET`] after its last
 //! failure (VICIdial's lock window) and a success forgets it at once.
 //! Memory is bounded: at most `cap` keys, the longest quiet dropped first.
-//! Shared by everything that logs VICIdial users in (listen links, and the
-//! console later).
+//! [`Logins`] pairs the two keys of a login (its name, its address): one
+//! instance per login surface, shared by every kind of account that logs
+//! in there (the console's local accounts and its VICIdial users add up).
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -109,6 +111,65 @@ impl<K: Hash + Eq> Throttle<K> {
     }
 }
 
+/// Failures of one user name before its attempts are slowed (VICIdial locks at 10).
+const USER_FREE: u32 = 3;
+/// Failures from one address before its attempts are slowed (an office
+/// behind one address has several people mistyping).
+const ADDRESS_FREE: u32 = 10;
+/// The first delay, doubled with each further failure, and the longest
+/// (VICIdial's lock lasts 15 minutes).
+const FIRST_DELAY: Duration = Duration::from_secs(5);
+const LONGEST_DELAY: Duration = Duration::from_secs(15 * 60);
+/// User names and addresses whose failures are remembered, each.
+const REMEMBERED: usize = 10_000;
+
+/// Failed logins per user name and per client address, whatever checked
+/// the password: a guesser switching between account kinds gains nothing.
+pub struct Logins {
+    users: Throttle<String>,
+    addresses: Throttle<IpAddr>,
+}
+
+impl Default for Logins {
+    fn default() -> Logins {
+        Logins::new()
+    }
+}
+
+impl Logins {
+    /// The delays every login surface uses.
+    pub fn new() -> Logins {
+        Logins {
+            users: Throttle::new(USER_FREE, FIRST_DELAY, LONGEST_DELAY, REMEMBERED),
+            addresses: Throttle::new(ADDRESS_FREE, FIRST_DELAY, LONGEST_DELAY, REMEMBERED),
+        }
+    }
+
+    /// The key of a typed name: VICIdial's input filter, then case folded
+    /// (VICIdial's names compare without case), so `Bob` and `bob ` are one.
+    fn key(name: &str) -> String {
+        crate::vicidial::users::sanitize(name).to_lowercase()
+    }
+
+    /// How long `name` from `client` must still wait; `None`: it may try now.
+    pub fn wait(&self, name: &str, client: IpAddr) -> Option<Duration> {
+        self.users
+            .wait(&Logins::key(name))
+            .max(self.addresses.wait(&client))
+    }
+
+    /// Counts a wrong password (or unknown name) for `name` and `client`.
+    pub fn failed(&self, name: &str, client: IpAddr) {
+        self.users.failed(Logins::key(name));
+        self.addresses.failed(client);
+    }
+
+    /// Forgets `name`'s failures (it logged in); its address keeps its count.
+    pub fn succeeded(&self, name: &str) {
+        self.users.succeeded(&Logins::key(name));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +223,24 @@ mod tests {
             t.wait_at(&"victim".to_string(), t0 + Duration::from_secs(100))
                 .is_some()
         );
+    }
+    #[test]
+    fn logins_share_one_count_per_name_and_per_address() {
+        let logins = Logins::new();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        // One name typed as VICIdial's filter and case folding see it.
+        logins.failed("Bob", a);
+        logins.failed("bob ", b);
+        assert_eq!(logins.wait("bob", "10.0.0.3".parse().unwrap()), None);
+        logins.failed("'bob'", a);
+        assert!(logins.wait("BOB", "10.0.0.3".parse().unwrap()).is_some());
+        logins.succeeded("bob");
+        assert_eq!(logins.wait("bob", b), None);
+        // Ten failures of any names from one address slow that address.
+        for i in 0..10 {
+            logins.failed(&format!("user{i}"), b);
+        }
+        assert!(logins.wait("someone", b).is_some());
+        assert_eq!(logins.wait("someone", a), None);
     }
 }

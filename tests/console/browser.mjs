@@ -119,6 +119,29 @@ await scenario('place a hold after its preview count', async () => {
   expect((await bob.locator('.notice.ok').innerText()).includes('LIT-7'), 'placed');
 });
 
+await scenario('export the hold case as a job, follow it, download its zip', async () => {
+  await bob.goto(`${base}/console/exports`);
+  await bob.getByLabel('Hold case', { exact: true }).fill('LIT-7');
+  await bob.getByLabel(/Why are you exporting this case/).fill('production to counsel, LIT-7');
+  await bob.getByRole('button', { name: 'Export the case' }).click();
+  expect(/\/console\/exports\/\d+$/.test(bob.url()), `the job's page: ${bob.url()}`);
+  // The page refreshes itself (no script) until the job is done.
+  const download = bob.getByRole('button', { name: /Download the zip/ });
+  for (let i = 0; i < 100 && (await download.count()) === 0; i += 1) {
+    await bob.waitForTimeout(300);
+    await bob.reload();
+  }
+  const text = await bob.locator('main').innerText();
+  expect(text.includes('1 of 1 recordings exported'), text);
+  await shot(bob, 'export');
+  await bob.getByLabel(/Why are you downloading this export/).fill('counsel asked for the originals');
+  const [file] = await Promise.all([bob.waitForEvent('download'), download.click()]);
+  expect(/^recvault-export-\d+\.zip$/.test(file.suggestedFilename()), file.suggestedFilename());
+  const path = await file.path();
+  const { statSync } = await import('node:fs');
+  expect(statSync(path).size > 1000, `a zip of ${statSync(path).size} bytes`);
+});
+
 await scenario('a listener is refused the holds', async () => {
   carol = await session('carol');
   expectedStatus = 403;
@@ -170,6 +193,7 @@ await scenario('audit trail and overview', async () => {
   expect((await alice.locator('.notice.ok').first().innerText()).includes('verified'), 'chain verified');
   const audit = await alice.locator('table').innerText();
   expect(audit.includes('hold-add') && audit.includes('hold-release') && audit.includes('erase'), audit);
+  expect(audit.includes('export') && audit.includes('download'), `the export and its download: ${audit}`);
   await shot(alice, 'audit');
   await alice.goto(`${base}/console/overview`);
   await shot(alice, 'overview');

@@ -3,7 +3,8 @@
 //! `scripts/install-deps.sh test` into `tests/console/node_modules`). It
 //! logs in, searches a number written three ways, plays and seeks a
 //! recording, places a hold after its preview, has a listener refused,
-//! releases the hold and confirms an erasure by two people, and takes a
+//! exports the hold's case as a job and downloads its zip, releases the
+//! hold and confirms an erasure by two people, and takes a
 //! screenshot of each page (into `docs/console/`, which the README shows,
 //! with `RECVAULT_SCREENSHOTS=1`). A console error — a
 //! CSP violation is one — fails it. Under CI a missing chromium or node
@@ -68,5 +69,5 @@ async fn a_browser_drives_the_console_end_to_end() {
         String::from_utf8_lossy(&out.stderr),
         s.log_text()
     );
-    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9 passed, 0 failed"), "{stdout}");
 }

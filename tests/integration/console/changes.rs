@@ -58,6 +58,16 @@ async fn holds_are_previewed_placed_and_released_by_two_people() {
         page.text()
             .contains("A second person with the admin role must confirm it")
     );
+    // While it waits, nobody is offered to ask again: the hold's row shows
+    // the request instead of its "Ask to release" form.
+    for page in [&page, &bob.get("/console/holds").await] {
+        let t = page.text();
+        assert!(
+            !t.contains("Ask to release") && csrf_of(&t, "/console/holds/release").is_none(),
+            "{t}"
+        );
+        assert!(t.contains("release asked by alice (console account"), "{t}");
+    }
     let id = {
         let t = page.text();
         let at = t.find("/console/pending/").unwrap() + "/console/pending/".len();

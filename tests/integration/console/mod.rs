@@ -6,6 +6,7 @@
 
 mod browser;
 mod changes;
+mod exports;
 mod security;
 mod vicidial;
 

@@ -1,7 +1,8 @@
 //! The console on one box answers for the fleet: B archives a recording of
 //! a number, A serves the console on its own address, and a compliance
 //! officer logged in to A's console finds B's recording by that number,
-//! with B named as its box (played from B, not from A).
+//! with B named as its box (played from B, not from A), and exports it:
+//! A's console reads it from its object in the store.
 
 use std::time::Duration;
 
@@ -104,6 +105,35 @@ async fn a_console_on_one_box_finds_another_boxs_recording_by_phone() {
             .contains("played from its own box, B: open its console there"),
         "{}",
         rec.text()
+    );
+
+    // Exported from A's console: B's recording read from its object in the store.
+    let r = bob
+        .submit(&page, "/console/exports/start", &[("reason", "DSAR 4444")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let job = r.header("location").unwrap().to_string();
+    let mut done = String::new();
+    for _ in 0..300 {
+        done = bob.get(&job).await.text();
+        if done.contains("<dd>done</dd>") || done.contains("<dd>failed</dd>") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        done.contains("1 of 1 recordings exported"),
+        "{done}\nA's log:\n{}",
+        tail(&c.node("A").log_text(), 40)
+    );
+    let zip = bob
+        .get(&format!("{job}/download?reason=send+to+the+caller"))
+        .await;
+    assert_eq!(zip.status, 200, "{}", zip.text());
+    let text = String::from_utf8_lossy(&zip.body).into_owned();
+    assert!(
+        text.contains(&format!("recordings/{b_name}")) && text.contains("store "),
+        "B's recording, from the store, in the zip"
     );
 
     for host in ["A", "B"] {
