@@ -53,6 +53,7 @@ pub(super) fn describe(s: &Search, key: Option<&PseudonymKey>) -> String {
     match s.state {
         None => {}
         Some(StateFilter::State(st)) => parts.push(format!("state {}", st.as_str())),
+        Some(StateFilter::Ledger(st)) => parts.push(format!("ledger state {}", st.as_str())),
         Some(StateFilter::Erasing) => parts.push("being erased".into()),
         Some(StateFilter::Erased) => parts.push("erased".into()),
     }
