@@ -36,6 +36,12 @@ impl FleetCatalog {
         FleetCatalog { fleet, local }
     }
 
+    /// The fleet's holds copied to the store after a change made here.
+    async fn aftermath(&self) -> crate::catalog::Aftermath {
+        let store = self.local.hold_store().await;
+        super::mirror::aftermath(&self.fleet, self.local.config(), store).await
+    }
+
     fn by(&self, actor: &Actor) -> String {
         format!("{}@{}", actor.user, self.fleet.host)
     }
@@ -388,7 +394,7 @@ impl Catalog for FleetCatalog {
         Ok(HoldPlacement {
             id,
             coverage,
-            aftermath: Default::default(),
+            aftermath: self.aftermath().await,
         })
     }
 
@@ -417,7 +423,7 @@ impl Catalog for FleetCatalog {
         }
         Ok(HoldRelease {
             released: released as usize,
-            aftermath: Default::default(),
+            aftermath: self.aftermath().await,
         })
     }
 
