@@ -28,13 +28,14 @@ use crate::vicidial::db::DbError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Governed {
     pub id: i64,
-    /// `retention` (the only kind the leader records so far).
+    /// `retention`, or `erasure` (the leader erased the stored object).
     pub what: String,
     pub deleted_by: String,
     pub deleted_at: i64,
 }
 
-/// Records in `tx` that the leader deleted `e` (`what`: `retention`).
+/// Records in `tx` that the leader deleted `e`'s object (`what`:
+/// `retention`, or `erasure` of `request`).
 pub(super) async fn record(
     tx: &mut sqlx::MySqlConnection,
     e: &Entry,
@@ -57,7 +58,8 @@ pub(super) async fn record(
 }
 
 /// Those of `ids` (of `host`) the box may not reserve or publish over now:
-/// deleted by the leader and not yet agreed, or reserved by the leader.
+/// deleted by the leader's retention and not yet agreed, or reserved by
+/// it. (What the leader erased the box erases too: its local copies.)
 pub(super) async fn taken_in(
     c: &mut sqlx::MySqlConnection,
     host: &str,
@@ -67,8 +69,8 @@ pub(super) async fn taken_in(
     for chunk in ids.chunks(500) {
         let list = vec!["?"; chunk.len()].join(", ");
         let sql = format!(
-            "SELECT id FROM recvault_governed WHERE host = ? AND id IN ({list}) UNION \
-             SELECT id FROM recvault_deletions WHERE host = ? AND what = 'leader' AND id IN ({list})"
+            "SELECT id FROM recvault_governed WHERE host = ? AND what = 'retention' AND id IN ({list}) \
+             UNION SELECT id FROM recvault_deletions WHERE host = ? AND what = 'leader' AND id IN ({list})"
         );
         let mut q = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql)).bind(host);
         for id in chunk {
@@ -172,6 +174,10 @@ fn agree_in(l: &Ledger, rows: &[Governed], now: i64) -> Result<(Vec<i64>, u64), 
             Err(e) => return Err(e.into()),
         };
         dealt.push(g.id);
+        // An erasure the leader began: this box's eraser does the rest.
+        if g.what != "retention" {
+            continue;
+        }
         match rec.state {
             State::LocalDeleted if rec.erasure.is_none() => deleted.push((
                 Due {

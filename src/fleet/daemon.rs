@@ -442,6 +442,7 @@ async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>)
         if let Some(rules) = gate.rules() {
             lead_once(&fleet, &store, &rules, &mut failing).await;
         }
+        erase_once(&fleet, &store).await;
         if let Some(queue) = queue.as_mut() {
             queue.pass(&fleet, now_secs()).await;
         }
@@ -451,6 +452,21 @@ async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>)
             .await
         {
             tracing::debug!("the fleet's holds not mirrored for silent boxes this time: {e}");
+        }
+    }
+}
+
+/// One leader's round of erasing forgotten and silent boxes' objects.
+async fn erase_once(fleet: &Fleet, store: &Arc<dyn crate::store::Store>) {
+    match fleet.erase_orphans(store, now_secs()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            objects = n,
+            "the fleet's leader erased stored objects of forgotten or silent boxes"
+        ),
+        // Tried again next round; the reservations stay.
+        Err(e) => {
+            tracing::debug!("the fleet's leader could not erase orphans' objects this time: {e}")
         }
     }
 }

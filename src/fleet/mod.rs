@@ -10,6 +10,7 @@
 //! - `policy`: the fleet's retention rules;
 //! - `erasure`: a request erased on every box that has a copy;
 //! - `leader`: one box (MariaDB's `GET_LOCK`) governs forgotten and silent boxes' recordings;
+//! - `orphan_erasure`: the leader erases those boxes' stored objects of fleet erasures;
 //! - `adopt`: a box heard from again agrees with what the leader did for it;
 //! - `mirror`: the fleet's holds copied to the store and mirrored onto Object Lock;
 //! - `purges`: VICIdial's GDPR purge queue, marked once the fleet erased a row;
@@ -35,6 +36,7 @@ pub mod gate;
 pub mod holds;
 pub mod leader;
 pub mod mirror;
+pub mod orphan_erasure;
 pub mod policy;
 pub mod publish;
 pub mod purges;

@@ -1,8 +1,10 @@
 //! A box cut off from the fleet's database (alive, in its own network
 //! namespace) for longer than `host_timeout` is governed by the leader:
 //! its recordings that fall due are deleted from the store by the leader,
-//! each reserved in the gate's transaction, and one a hold placed
-//! meanwhile covers is kept. Healed, the box learns what the leader did:
+//! each reserved in the gate's transaction, one a hold placed meanwhile
+//! covers is kept, and the object of an erasure confirmed meanwhile is
+//! erased (the request stays open until the box erased its own copies).
+//! Healed, the box learns what the leader did:
 //! its ledger and `status` say what the catalog says, and its own sweep
 //! deletes only what it took in since and keeps the held recording.
 
@@ -10,6 +12,7 @@ use super::{Cluster, text};
 use crate::common::*;
 
 const HELD: &str = "5550008888";
+const PERSON: &str = "5550007373";
 
 /// The count `status` prints for `state` (0 when the line is missing).
 fn status_count(status: &str, state: &str) -> u64 {
@@ -33,23 +36,28 @@ async fn a_silent_boxs_due_recordings_are_swept_by_the_leader_and_the_box_agrees
             .recvault(&["retention", "set", "default", "forever", "--confirm"]),
         0,
     );
-    let (held, free) = {
+    let (held, free, erased) = {
         let b = c.node("B");
-        (b.call(HELD, 100, 81), b.call("5550009999", 100, 82))
+        (
+            b.call(HELD, 100, 81),
+            b.call("5550009999", 100, 82),
+            b.call(PERSON, 1, 84),
+        )
     };
     // A leads (B, once cut off, could not govern anything).
     c.node("A").start();
     c.node("A").wait_log("this box leads the fleet").await;
     c.node("B").start();
-    for name in [&held, &free] {
+    for name in [&held, &free, &erased] {
         c.node("B").wait_state(name, "local_deleted").await;
     }
     c.wait_db(
         "B's recordings in the catalog",
         "SELECT COUNT(*) FROM recvault_recordings WHERE host = 'B' AND state = 'local_deleted'",
-        2,
+        3,
     )
     .await;
+    let erased_key = c.node("B").key_of(&erased);
 
     // B is cut off from the database (alive, still reaching the store).
     c.node("B").db.cut();
@@ -72,6 +80,24 @@ async fn a_silent_boxs_due_recordings_are_swept_by_the_leader_and_the_box_agrees
             .recvault(&["retention", "set", "default", "30d", "--confirm"]),
         0,
     );
+    // And an erasure of the person whose recording B keeps.
+    let ask = ["erase", "--phone", PERSON, "--request", "GDPR-7"];
+    let preview = text(&c.node("A").recvault(&ask));
+    assert!(preview.contains(&erased), "{preview}");
+    let token = preview
+        .split("--confirm ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token in:\n{preview}"))
+        .to_string();
+    let confirm = c
+        .node("A")
+        .recvault(&[&ask[..], &["--confirm", &token]].concat());
+    assert!(
+        text(&confirm).contains("erasure request GDPR-7"),
+        "{}",
+        text(&confirm)
+    );
     c.wait_db(
         "the silent box's unheld recording deleted by the leader",
         "SELECT COUNT(*) FROM recvault_recordings WHERE host = 'B' AND state = 'remote_deleted'",
@@ -82,10 +108,25 @@ async fn a_silent_boxs_due_recordings_are_swept_by_the_leader_and_the_box_agrees
     let (free_key, held_key) = (c.node("B").key_of(&free), c.node("B").key_of(&held));
     assert!(store.head(&free_key).await.unwrap().is_none(), "{free}");
     assert!(store.head(&held_key).await.unwrap().is_some(), "{held}");
+    let deadline = std::time::Instant::now() + super::LIMIT;
+    while store.head(&erased_key).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader never erased {erased}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    c.wait_db(
+        "what the leader did for B written down",
+        "SELECT COUNT(*) FROM recvault_governed WHERE host = 'B'",
+        2,
+    )
+    .await;
     assert_eq!(
-        c.count("SELECT COUNT(*) FROM recvault_governed WHERE host = 'B'")
+        c.count("SELECT COUNT(*) FROM recvault_erasures WHERE completed_at IS NULL")
             .await,
-        1
+        1,
+        "complete before B erased its own copies"
     );
     // Cut off, B cannot know yet.
     assert_eq!(
@@ -98,6 +139,16 @@ async fn a_silent_boxs_due_recordings_are_swept_by_the_leader_and_the_box_agrees
     c.node("B").db.heal();
     c.node("B").wait_state(&free, "remote_deleted").await;
     c.node("B").wait_log("this box's ledger now says so").await;
+    c.wait_db(
+        "B's part of the erasure done, the request complete",
+        "SELECT COUNT(*) FROM recvault_erasures WHERE completed_at IS NOT NULL",
+        1,
+    )
+    .await;
+    assert!(
+        c.node("B").state_of(&erased).is_none(),
+        "{erased} kept its name"
+    );
     c.wait_db(
         "B's agreement noted",
         "SELECT COUNT(*) FROM recvault_governed WHERE host = 'B'",
@@ -124,11 +175,11 @@ async fn a_silent_boxs_due_recordings_are_swept_by_the_leader_and_the_box_agrees
     c.wait_db(
         "the catalog as B's ledger has it",
         "SELECT COUNT(*) FROM recvault_recordings WHERE host = 'B' AND state = 'remote_deleted'",
-        2,
+        3,
     )
     .await;
     let status = text(&c.node("B").recvault(&["status"]));
-    assert_eq!(status_count(&status, "remote_deleted"), 2, "{status}");
+    assert_eq!(status_count(&status, "remote_deleted"), 3, "{status}");
     assert_eq!(status_count(&status, "local_deleted"), 1, "{status}");
     let audit = text(&c.node("B").recvault(&["audit"]));
     assert!(audit.contains("fleet leader A"), "{audit}");
