@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use super::boxes::{Beat, JoinError};
-use super::mirror::{Mirror, Scope};
 use super::{Fleet, FleetGate};
 use crate::catalog::Rules;
 use crate::catalog::local::box_overview;
@@ -92,9 +91,17 @@ pub async fn start(config: &Arc<Config>, metrics: &Arc<Metrics>) -> Result<Optio
             ledger.clone(),
             metrics.clone(),
         )),
-        tokio::spawn(lead_loop(fleet.clone(), gate.clone(), config.clone())),
+        tokio::spawn(super::rounds::lead_loop(
+            fleet.clone(),
+            gate.clone(),
+            config.clone(),
+        )),
         tokio::spawn(erase_loop(fleet.clone(), gate.clone(), ledger.clone())),
-        tokio::spawn(mirror_loop(fleet.clone(), gate.clone(), config.clone())),
+        tokio::spawn(super::mirror::run(
+            fleet.clone(),
+            gate.clone(),
+            config.clone(),
+        )),
     ];
     Ok(Some(Member {
         gate,
@@ -402,139 +409,6 @@ fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)
         .iter()
         .filter_map(|id| mine.get(id).copied().flatten().map(|at| (*id, at)))
         .collect())
-}
-
-/// Takes the fleet's leadership when it is free, and while this box leads
-/// governs the forgotten and silent boxes' recordings and reads VICIdial's
-/// GDPR purge queue for the whole fleet, every five heartbeats.
-async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>) {
-    let Some(store_config) = &config.store else {
-        return;
-    };
-    let store = match crate::store::open(store_config).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("this box cannot lead the fleet (its store does not open): {e}");
-            return;
-        }
-    };
-    let mut queue = config
-        .vicidial
-        .as_ref()
-        .filter(|vc| vc.purge_queue.is_some())
-        .map(|vc| {
-            let options = crate::vicidial::db::DbOptions::from_config(vc);
-            super::purges::QueueReader::new(crate::vicidial::db::VicidialDb::new(&vc.db, options))
-        });
-    let mut orphans = Mirror::new(
-        store.clone(),
-        Scope::Orphans,
-        store_config.object_lock_legal_hold,
-    );
-    orphans.copy_to = Some((store_config.prefix.clone(), scratch(&config)));
-    let mut leadership = super::leader::Leadership::default();
-    let (mut failing, mut n) = (false, 0u32);
-    loop {
-        tokio::time::sleep(fleet.config.heartbeat * 5).await;
-        if !gate.joined() || !leadership.hold(&fleet).await {
-            continue;
-        }
-        if let Some(rules) = gate.rules() {
-            lead_once(&fleet, &store, &rules, &mut failing).await;
-        }
-        erase_once(&fleet, &store).await;
-        if let Some(queue) = queue.as_mut() {
-            queue.pass(&fleet, now_secs()).await;
-        }
-        n = n.wrapping_add(1);
-        if let Err(e) = orphans
-            .round(&fleet, now_secs(), n.is_multiple_of(12))
-            .await
-        {
-            tracing::debug!("the fleet's holds not mirrored for silent boxes this time: {e}");
-        }
-    }
-}
-
-/// One leader's round of erasing forgotten and silent boxes' objects.
-async fn erase_once(fleet: &Fleet, store: &Arc<dyn crate::store::Store>) {
-    match fleet.erase_orphans(store, now_secs()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            objects = n,
-            "the fleet's leader erased stored objects of forgotten or silent boxes"
-        ),
-        // Tried again next round; the reservations stay.
-        Err(e) => {
-            tracing::debug!("the fleet's leader could not erase orphans' objects this time: {e}")
-        }
-    }
-}
-
-/// Where temporary copies of the hold table are written: beside the ledger.
-fn scratch(config: &Config) -> std::path::PathBuf {
-    config
-        .ledger
-        .path
-        .parent()
-        .map_or_else(|| "/tmp".into(), |p| p.to_path_buf())
-}
-
-/// Sets this box's objects' Object Lock legal holds to match the fleet's
-/// holds when they change (and every 60 heartbeats, for objects stored
-/// since); `[store] object_lock_legal_hold` only.
-async fn mirror_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>) {
-    let Some(store_config) = config.store.as_ref().filter(|s| s.object_lock_legal_hold) else {
-        return;
-    };
-    let store = match crate::store::open(store_config).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(
-                "the fleet's holds cannot be mirrored to Object Lock (the store does not open): {e}"
-            );
-            return;
-        }
-    };
-    let mut mirror = Mirror::new(store, Scope::Mine, true);
-    let mut n = 0u32;
-    loop {
-        tokio::time::sleep(fleet.config.heartbeat).await;
-        if !gate.joined() {
-            continue;
-        }
-        n = n.wrapping_add(1);
-        if let Err(e) = mirror.round(&fleet, now_secs(), n.is_multiple_of(60)).await {
-            tracing::debug!("the fleet's holds not mirrored this time: {e}");
-        }
-    }
-}
-
-/// One leader's round of retention, its outcome logged once per change.
-async fn lead_once(
-    fleet: &Fleet,
-    store: &Arc<dyn crate::store::Store>,
-    rules: &Rules,
-    failing: &mut bool,
-) {
-    match fleet.lead_round(store, rules, now_secs()).await {
-        Ok(n) => {
-            if n > 0 {
-                tracing::info!(
-                    recordings = n,
-                    "the fleet's leader deleted forgotten or silent boxes' recordings due under the fleet's policy"
-                );
-            }
-            *failing = false;
-        }
-        Err(e) if !*failing => {
-            tracing::warn!(
-                "the fleet's leader could not govern forgotten or silent boxes' recordings this time: {e}"
-            );
-            *failing = true;
-        }
-        Err(_) => {}
-    }
 }
 
 /// Drains the outbox into the catalog, every [`PUBLISH_POLL`].

@@ -12,12 +12,13 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{Fleet, select};
+use super::{Fleet, FleetGate, select};
 use crate::catalog::{Aftermath, HoldInfo};
 use crate::error::Error;
 use crate::ledger::holds::Hold;
 use crate::recovery::hold_copy;
 use crate::store::Store;
+use crate::units::now_secs;
 use crate::vicidial::db::DbError;
 
 /// Whose objects a [`Mirror`] looks after.
@@ -234,5 +235,39 @@ impl Mirror {
             tracing::info!(on = set_on, off = set_off, failed, scope = ?self.scope, "the fleet's holds mirrored to Object Lock");
         }
         Ok(())
+    }
+}
+
+/// Sets this box's objects' Object Lock legal holds to match the fleet's
+/// holds when they change (and every 60 heartbeats, for objects stored
+/// since); `[store] object_lock_legal_hold` only.
+pub(super) async fn run(
+    fleet: Arc<Fleet>,
+    gate: Arc<FleetGate>,
+    config: Arc<crate::config::Config>,
+) {
+    let Some(store_config) = config.store.as_ref().filter(|s| s.object_lock_legal_hold) else {
+        return;
+    };
+    let store = match crate::store::open(store_config).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                "the fleet's holds cannot be mirrored to Object Lock (the store does not open): {e}"
+            );
+            return;
+        }
+    };
+    let mut mirror = Mirror::new(store, Scope::Mine, true);
+    let mut n = 0u32;
+    loop {
+        tokio::time::sleep(fleet.config.heartbeat).await;
+        if !gate.joined() {
+            continue;
+        }
+        n = n.wrapping_add(1);
+        if let Err(e) = mirror.round(&fleet, now_secs(), n.is_multiple_of(60)).await {
+            tracing::debug!("the fleet's holds not mirrored this time: {e}");
+        }
     }
 }

@@ -14,6 +14,7 @@
 //! - `adopt`: a box heard from again agrees with what the leader did for it;
 //! - `mirror`: the fleet's holds copied to the store and mirrored onto Object Lock;
 //! - `purges`: VICIdial's GDPR purge queue, marked once the fleet erased a row;
+//! - `rounds`: what the leader does each round;
 //! - `catalog`: [`FleetCatalog`], the `Catalog` of every box;
 //! - `daemon`: what `recvault run` does as a fleet member.
 //!
@@ -40,6 +41,7 @@ pub mod orphan_erasure;
 pub mod policy;
 pub mod publish;
 pub mod purges;
+mod rounds;
 pub mod schema;
 mod select;
 
