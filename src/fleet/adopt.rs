@@ -200,3 +200,47 @@ fn agree_in(l: &Ledger, rows: &[Governed], now: i64) -> Result<(Vec<i64>, u64), 
     let changed = l.record_retention_deletes(now, &Actor::current(), &deleted)?;
     Ok((dealt, changed.len() as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::fixtures;
+
+    fn row(id: i64, what: &str) -> Governed {
+        Governed {
+            id,
+            what: what.into(),
+            deleted_by: "fleet leader A: retention".into(),
+            deleted_at: 5,
+        }
+    }
+
+    #[test]
+    fn the_ledger_takes_the_leaders_retention_deletes_and_nothing_else() {
+        let (_dir, ledger) = fixtures::ledger();
+        let gone = fixtures::insert_plain(&ledger, "/spool/a-all.wav", State::LocalDeleted);
+        let local = fixtures::insert_plain(&ledger, "/spool/b-all.wav", State::Verified);
+        let erased = fixtures::insert_plain(&ledger, "/spool/c-all.wav", State::LocalDeleted);
+        let rows = [
+            row(gone, "retention"),
+            row(local, "retention"),
+            row(erased, "erasure"),
+            row(9999, "retention"),
+        ];
+        let (dealt, changed) = agree_in(&ledger, &rows, 10).unwrap();
+        assert_eq!(dealt, [gone, local, erased, 9999]);
+        assert_eq!(changed, 1);
+        let state = |id| ledger.recording(id).unwrap().state;
+        assert_eq!(state(gone), State::RemoteDeleted);
+        assert_eq!(
+            ledger.recording(gone).unwrap().deleted_by.as_deref(),
+            Some("fleet leader A: retention")
+        );
+        // A local copy the leader did not know of stays; an erasure is the
+        // box's own eraser's to finish.
+        assert_eq!(state(local), State::Verified);
+        assert_eq!(state(erased), State::LocalDeleted);
+        // Agreeing again (a crash before the rows were removed) changes nothing.
+        assert_eq!(agree_in(&ledger, &rows[..1], 11).unwrap().1, 0);
+    }
+}
