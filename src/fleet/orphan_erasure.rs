@@ -6,8 +6,11 @@
 //! `leader-erase`; a confirmed erasure is a commitment no later hold
 //! undoes, as on one box), every version of it deleted, and the fact
 //! written down (`recvault_governed`, `erasure`) so no leader does it
-//! twice. A silent box still erases its own copies when it is back (spool,
-//! staging, cache) and marks its items: only then is the request complete.
+//! twice. Of a silent box only objects whose local copy it had removed
+//! are taken: one it is still verifying would look lost to it and be
+//! uploaded again. A silent box still erases its own copies when it is
+//! back (spool, staging, cache) and marks its items: only then is the
+//! request complete.
 //! Logs name the box, the ledger id and the request, never the file name.
 
 use std::collections::HashSet;
@@ -93,9 +96,9 @@ impl Fleet {
                     "SELECT i.request, r.entry FROM recvault_erasure_items i \
                      JOIN recvault_recordings r ON r.host = i.host AND r.id = i.id \
                      JOIN recvault_boxes b ON b.host = i.host \
-                     WHERE i.erased_at IS NULL AND i.host <> ? \
-                     AND (b.forgotten_at IS NOT NULL OR b.heartbeat_at < ?) \
-                     AND r.object_key IS NOT NULL AND r.state IN ('uploaded', 'verified', 'local_deleted') \
+                     WHERE i.erased_at IS NULL AND i.host <> ? AND r.object_key IS NOT NULL \
+                     AND ((b.forgotten_at IS NOT NULL AND r.state IN ('uploaded', 'verified', 'local_deleted')) \
+                     OR (b.forgotten_at IS NULL AND b.heartbeat_at < ? AND r.state = 'local_deleted')) \
                      AND NOT EXISTS (SELECT 1 FROM recvault_governed g WHERE g.host = i.host AND g.id = i.id) \
                      AND NOT EXISTS (SELECT 1 FROM recvault_deletions d WHERE d.host = i.host AND d.id = i.id \
                      AND d.what NOT IN ('erasure', 'leader-erase')) LIMIT {BATCH}"
