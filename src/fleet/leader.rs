@@ -18,6 +18,7 @@ use std::sync::Arc;
 use sqlx::Row as _;
 
 use super::holds::{LOCK_GATE, begin};
+use super::select::Arg;
 use super::{Fleet, publish, select};
 use crate::catalog::{Entry, Rules};
 use crate::recording::State;
@@ -95,6 +96,27 @@ fn due(rules: &Rules, e: &Entry, now: i64) -> bool {
     keep.secs().is_some_and(|s| e.time + s <= now)
 }
 
+/// SQL over `r`, true when `rules` make it due at the time bound after
+/// its arguments (a rule kept for ever: NULL, never true).
+fn due_sql(rules: &Rules) -> (String, Vec<Arg>) {
+    let keep = |k: &crate::config::Keep| k.secs().map_or(Arg::Null, Arg::Int);
+    let mut args = Vec::new();
+    let mut sql = String::from("r.time + ");
+    if rules.campaigns.is_empty() {
+        sql.push('?');
+    } else {
+        sql.push_str("CASE");
+        for (campaign, k) in &rules.campaigns {
+            sql.push_str(" WHEN r.campaign = ? THEN ?");
+            args.extend([Arg::Text(campaign.clone()), keep(k)]);
+        }
+        sql.push_str(" ELSE ? END");
+    }
+    args.push(keep(&rules.default));
+    sql.push_str(" <= ?");
+    (format!("({sql})"), args)
+}
+
 impl Fleet {
     /// One leader's round: finishes what a dead leader reserved, then
     /// reserves and deletes the forgotten boxes' recordings `rules` make
@@ -138,19 +160,21 @@ impl Fleet {
             Box::pin(async move {
                 let mut tx = begin(c).await?;
                 sqlx::query(LOCK_GATE).execute(&mut *tx).await?;
+                // Due in SQL: the oldest page is not stuck on recordings
+                // a longer rule keeps.
+                let (due_sql, mut args) = due_sql(&rules);
+                args.push(Arg::Int(now));
                 let sql = format!(
                     "SELECT r.entry FROM recvault_recordings r JOIN recvault_boxes b ON b.host = r.host \
                      WHERE r.host <> ? AND ((b.forgotten_at IS NOT NULL \
                      AND r.state IN ('uploaded', 'verified', 'local_deleted')) OR (b.forgotten_at IS NULL \
-                     AND b.heartbeat_at < ? AND r.state = 'local_deleted')) AND r.erase_request IS NULL AND NOT EXISTS (SELECT 1 FROM recvault_deletions d \
+                     AND b.heartbeat_at < ? AND r.state = 'local_deleted')) AND {due_sql} \
+                     AND r.erase_request IS NULL AND NOT EXISTS (SELECT 1 FROM recvault_deletions d \
                      WHERE d.host = r.host AND d.id = r.id) AND NOT {} ORDER BY r.time LIMIT {BATCH}",
                     select::held()
                 );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&me)
-                    .bind(alive_since)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&me).bind(alive_since);
+                let rows = select::bind_all(q, &args).fetch_all(&mut *tx).await?;
                 let due: Vec<Entry> = entries(&rows)?
                     .into_iter()
                     .filter(|e| due(&rules, e, now) && e.object_key.is_some())
@@ -243,4 +267,34 @@ pub(super) fn entries(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<Entry>, sqlx
                 .map_err(|e| sqlx::Error::Protocol(format!("a catalog entry is not readable: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Keep;
+
+    #[test]
+    fn what_is_due_is_asked_of_the_database_per_campaign() {
+        let mut rules = Rules {
+            default: Keep::parse("30d").unwrap(),
+            campaigns: Default::default(),
+            delete_unarchived: false,
+        };
+        let (sql, args) = due_sql(&rules);
+        assert_eq!(sql, "(r.time + ? <= ?)");
+        assert_eq!(args, [Arg::Int(30 * 86_400)]);
+        rules
+            .campaigns
+            .insert("SALES".into(), Keep::parse("forever").unwrap());
+        let (sql, args) = due_sql(&rules);
+        assert_eq!(
+            sql,
+            "(r.time + CASE WHEN r.campaign = ? THEN ? ELSE ? END <= ?)"
+        );
+        assert_eq!(
+            args,
+            [Arg::Text("SALES".into()), Arg::Null, Arg::Int(30 * 86_400)]
+        );
+    }
 }
