@@ -62,16 +62,6 @@ impl LocalCatalog {
         &self.config.daemon.host
     }
 
-    /// The config this catalog was made from.
-    pub(crate) fn config(&self) -> &Arc<Config> {
-        &self.config
-    }
-
-    /// The store hold copies go to (`None` without one).
-    pub(crate) async fn hold_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
-        self.store().await
-    }
-
     /// The pseudonym key, if one was ever made (searches match through it).
     fn key(&self) -> Result<Option<PseudonymKey>, CatalogError> {
         Ok(key::load(&self.config.ledger.path)?)
@@ -97,6 +87,16 @@ impl LocalCatalog {
             (None, Some(c)) => Ok(Some(crate::store::open(c).await?)),
             (None, None) => Ok(None),
         }
+    }
+
+    /// The config this catalog was made from.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The store hold copies go to (`None` without one).
+    pub(crate) async fn hold_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
+        self.store().await
     }
 }
 
