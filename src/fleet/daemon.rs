@@ -44,7 +44,10 @@ impl Member {
         }
         let last = self.fleet.publish_outbox(&self.ledger, 4);
         let _ = tokio::time::timeout(Duration::from_secs(3), last).await;
-        self.fleet.close().await;
+        // Bounded too: closing waits for every pooled connection to come
+        // back, and one a cancelled task held may never (a daemon was seen
+        // to hang here after "stopped").
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.fleet.close()).await;
     }
 }
 
