@@ -36,6 +36,12 @@ impl FleetCatalog {
         FleetCatalog { fleet, local }
     }
 
+    /// The fleet's holds copied to the store after a change made here.
+    async fn aftermath(&self) -> crate::catalog::Aftermath {
+        let store = self.local.hold_store().await;
+        super::mirror::aftermath(&self.fleet, self.local.config(), store).await
+    }
+
     fn by(&self, actor: &Actor) -> String {
         format!("{}@{}", actor.user, self.fleet.host)
     }
@@ -273,6 +279,7 @@ fn args_of(args: &[Arg]) -> sqlx::mysql::MySqlArguments {
         let _ = match a {
             Arg::Int(v) => out.add(*v),
             Arg::Text(v) => out.add(v.clone()),
+            Arg::Null => out.add(None::<i64>),
         };
     }
     out
@@ -401,7 +408,7 @@ impl Catalog for FleetCatalog {
         Ok(HoldPlacement {
             id,
             coverage,
-            aftermath: Default::default(),
+            aftermath: self.aftermath().await,
         })
     }
 
@@ -430,7 +437,7 @@ impl Catalog for FleetCatalog {
         }
         Ok(HoldRelease {
             released: released as usize,
-            aftermath: Default::default(),
+            aftermath: self.aftermath().await,
         })
     }
 

@@ -44,7 +44,10 @@ impl Member {
         }
         let last = self.fleet.publish_outbox(&self.ledger, 4);
         let _ = tokio::time::timeout(Duration::from_secs(3), last).await;
-        self.fleet.close().await;
+        // Bounded too: closing waits for every pooled connection to come
+        // back, and one a cancelled task held may never (a daemon was seen
+        // to hang here after "stopped").
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.fleet.close()).await;
     }
 }
 
@@ -91,8 +94,17 @@ pub async fn start(config: &Arc<Config>, metrics: &Arc<Metrics>) -> Result<Optio
             ledger.clone(),
             metrics.clone(),
         )),
-        tokio::spawn(lead_loop(fleet.clone(), gate.clone(), config.clone())),
+        tokio::spawn(super::rounds::lead_loop(
+            fleet.clone(),
+            gate.clone(),
+            config.clone(),
+        )),
         tokio::spawn(erase_loop(fleet.clone(), gate.clone(), ledger.clone())),
+        tokio::spawn(super::mirror::run(
+            fleet.clone(),
+            gate.clone(),
+            config.clone(),
+        )),
     ];
     Ok(Some(Member {
         gate,
@@ -201,10 +213,25 @@ async fn beat_loop(
         let fresh = n.is_multiple_of(OVERVIEW_EVERY);
         n = n.wrapping_add(1);
         let beat = next_beat(&ledger, &config, &mut last, fresh).await;
+        let was_down = down_logged;
         beat_once(&fleet, &gate, &config, &beat, &mut down_logged).await;
         if fresh && gate.joined() {
             release_merged(&fleet, &ledger).await;
         }
+        // Heard from again (or every few beats): what the leader did here.
+        if gate.joined() && (fresh || (was_down && !down_logged)) {
+            agree(&fleet, &ledger).await;
+        }
+    }
+}
+
+/// Brings this box's ledger to agree with what the fleet's leader deleted
+/// of its recordings while it was not heard from (`adopt`).
+async fn agree(fleet: &Fleet, ledger: &Arc<Ledger>) {
+    if let Err(e) = super::adopt::agree(fleet, ledger).await {
+        tracing::warn!(
+            "cannot yet agree with what the fleet's leader deleted of this box's recordings: {e}"
+        );
     }
 }
 
@@ -385,54 +412,6 @@ fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)
         .iter()
         .filter_map(|id| mine.get(id).copied().flatten().map(|at| (*id, at)))
         .collect())
-}
-
-/// Takes the fleet's leadership when it is free, and while this box leads
-/// governs the forgotten boxes' recordings, every five heartbeats.
-async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: Arc<Config>) {
-    let Some(store_config) = &config.store else {
-        return;
-    };
-    let store = match crate::store::open(store_config).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("this box cannot lead the fleet (its store does not open): {e}");
-            return;
-        }
-    };
-    let mut leadership = super::leader::Leadership::default();
-    let mut failing = false;
-    let mut busy = false;
-    loop {
-        // A round that deleted something goes again at once: a backlog of
-        // 100,000 due orphans is a few minutes of rounds, not 500 pauses.
-        if !std::mem::take(&mut busy) {
-            tokio::time::sleep(fleet.config.heartbeat * 5).await;
-        }
-        if !gate.joined() || !leadership.hold(&fleet).await {
-            continue;
-        }
-        let Some(rules) = gate.rules() else { continue };
-        match fleet.lead_round(&store, &rules, now_secs()).await {
-            Ok(n) => {
-                busy = n > 0;
-                if n > 0 {
-                    tracing::info!(
-                        recordings = n,
-                        "the fleet's leader deleted forgotten boxes' recordings due under the fleet's policy"
-                    );
-                }
-                failing = false;
-            }
-            Err(e) if !failing => {
-                tracing::warn!(
-                    "the fleet's leader could not govern forgotten boxes' recordings this time: {e}"
-                );
-                failing = true;
-            }
-            Err(_) => {}
-        }
-    }
 }
 
 /// Drains the outbox into the catalog, every [`PUBLISH_POLL`].

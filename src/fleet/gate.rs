@@ -217,15 +217,31 @@ async fn reserve_in(
 ) -> Result<HashSet<i64>, sqlx::Error> {
     let mut tx = begin(c).await?;
     sqlx::query(LOCK_GATE).execute(&mut *tx).await?;
+    // What the leader deleted (or is deleting) while this box was silent
+    // is not this box's to delete again, nor its old facts to publish.
+    let taken = super::adopt::taken_in(&mut tx, host, ids).await?;
+    let entries: Vec<Entry> = entries
+        .iter()
+        .filter(|e| !taken.contains(&e.id))
+        .cloned()
+        .collect();
+    let ids: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !taken.contains(id))
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
     // The facts this box has now decide what the holds cover.
-    publish::upsert(&mut tx, entries, now).await?;
+    publish::upsert(&mut tx, &entries, now).await?;
     let list = vec!["?"; ids.len()].join(", ");
     let sql = format!(
         "SELECT r.id FROM recvault_recordings r WHERE r.host = ? AND r.id IN ({list}) AND NOT {}",
         select::held()
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(host);
-    for id in ids {
+    for id in &ids {
         q = q.bind(id);
     }
     let free: Vec<i64> = q

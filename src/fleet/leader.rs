@@ -1,18 +1,24 @@
 //! Leadership: one box at a time governs the recordings of boxes that
 //! cannot govern their own — those an operator forgot (`recvault fleet
-//! forget`: wiped). It is the box holding MariaDB's named lock
+//! forget`: wiped) and those silent for longer than `[fleet] host_timeout`
+//! (down, or alive but cut off). It is the box holding MariaDB's named lock
 //! `GET_LOCK('recvault_leader_<database>')` on a connection of its own; the
 //! server releases it when that connection dies (a kill -9, a cut cable),
 //! and the next box to ask takes over. The leader reserves each deletion
-//! in the gate's transaction (the fleet's holds checked there), deletes
-//! every version of the object, then marks the catalog row; a reservation
-//! a dead leader left is finished by the next one first.
+//! in the gate's transaction (the fleet's holds and the box's silence
+//! checked there), deletes every version of the object, then marks the
+//! catalog row and records it in `recvault_governed` for the box to learn
+//! when it is heard from again; a reservation a dead leader left is
+//! finished by the next one first. Of a silent box only recordings whose
+//! local copy it had already removed are taken: it may be alive, and a
+//! local copy is never left without its verified object.
 
 use std::sync::Arc;
 
 use sqlx::Row as _;
 
 use super::holds::{LOCK_GATE, begin};
+use super::select::Arg;
 use super::{Fleet, publish, select};
 use crate::catalog::{Entry, Rules};
 use crate::recording::State;
@@ -52,12 +58,19 @@ impl Leadership {
         let Ok(mut conn) = fleet.db.dedicated("taking the fleet's leadership").await else {
             return false;
         };
+        // A leader cut off (not dead) would keep the lock for MariaDB's
+        // default 8 hours: the server drops its idle connection sooner.
+        let idle = fleet.config.host_timeout.max(fleet.config.heartbeat * 10);
+        let set = sqlx::query("SET SESSION wait_timeout = ?")
+            .bind(idle.as_secs().max(1))
+            .execute(&mut conn);
+        let _ = tokio::time::timeout(timeout, set).await;
         let take = sqlx::query_as::<_, (Option<i64>,)>("SELECT GET_LOCK(?, 0)")
             .bind(&name)
             .fetch_one(&mut conn);
         match tokio::time::timeout(timeout, take).await {
             Ok(Ok((Some(1),))) => {
-                tracing::info!(host = %fleet.host, "this box leads the fleet: it governs the recordings of forgotten boxes");
+                tracing::info!(host = %fleet.host, "this box leads the fleet: it governs the recordings of forgotten and silent boxes");
                 self.conn = Some(conn);
                 true
             }
@@ -81,6 +94,27 @@ fn due(rules: &Rules, e: &Entry, now: i64) -> bool {
         .and_then(|c| rules.campaigns.get(c))
         .unwrap_or(&rules.default);
     keep.secs().is_some_and(|s| e.time + s <= now)
+}
+
+/// SQL over `r`, true when `rules` make it due at the time bound after
+/// its arguments (a rule kept for ever: NULL, never true).
+fn due_sql(rules: &Rules) -> (String, Vec<Arg>) {
+    let keep = |k: &crate::config::Keep| k.secs().map_or(Arg::Null, Arg::Int);
+    let mut args = Vec::new();
+    let mut sql = String::from("r.time + ");
+    if rules.campaigns.is_empty() {
+        sql.push('?');
+    } else {
+        sql.push_str("CASE");
+        for (campaign, k) in &rules.campaigns {
+            sql.push_str(" WHEN r.campaign = ? THEN ?");
+            args.extend([Arg::Text(campaign.clone()), keep(k)]);
+        }
+        sql.push_str(" ELSE ? END");
+    }
+    args.push(keep(&rules.default));
+    sql.push_str(" <= ?");
+    (format!("({sql})"), args)
 }
 
 impl Fleet {
@@ -118,22 +152,29 @@ impl Fleet {
         .await
     }
 
-    /// Reserves forgotten boxes' stored recordings that are due and not
-    /// held, in the gate's transaction.
+    /// Reserves forgotten and silent boxes' stored recordings that are due
+    /// and not held, in the gate's transaction.
     async fn reserve_orphans(&self, rules: &Rules, now: i64) -> Result<Vec<Entry>, DbError> {
-        let rules = rules.clone();
-        self.run("reserving forgotten boxes' deletions", move |c| {
+        let (rules, alive_since, me) = (rules.clone(), self.alive_since(now), self.host.clone());
+        self.run("reserving forgotten and silent boxes' deletions", move |c| {
             Box::pin(async move {
                 let mut tx = begin(c).await?;
                 sqlx::query(LOCK_GATE).execute(&mut *tx).await?;
+                // Due in SQL: the oldest page is not stuck on recordings
+                // a longer rule keeps.
+                let (due_sql, mut args) = due_sql(&rules);
+                args.push(Arg::Int(now));
                 let sql = format!(
                     "SELECT r.entry FROM recvault_recordings r JOIN recvault_boxes b ON b.host = r.host \
-                     WHERE b.forgotten_at IS NOT NULL AND r.state IN ('uploaded', 'verified', 'local_deleted') \
+                     WHERE r.host <> ? AND ((b.forgotten_at IS NOT NULL \
+                     AND r.state IN ('uploaded', 'verified', 'local_deleted')) OR (b.forgotten_at IS NULL \
+                     AND b.heartbeat_at < ? AND r.state = 'local_deleted')) AND {due_sql} \
                      AND r.erase_request IS NULL AND NOT EXISTS (SELECT 1 FROM recvault_deletions d \
                      WHERE d.host = r.host AND d.id = r.id) AND NOT {} ORDER BY r.time LIMIT {BATCH}",
                     select::held()
                 );
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *tx).await?;
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&me).bind(alive_since);
+                let rows = select::bind_all(q, &args).fetch_all(&mut *tx).await?;
                 let due: Vec<Entry> = entries(&rows)?
                     .into_iter()
                     .filter(|e| due(&rules, e, now) && e.object_key.is_some())
@@ -177,7 +218,10 @@ impl Fleet {
             .filter(|(_, r)| r.as_ref().is_ok_and(|p| p.locked.is_empty()))
             .map(|(k, _)| k)
             .collect();
-        let by = format!("fleet leader {}: retention of a forgotten box", self.host);
+        let by = format!(
+            "fleet leader {}: retention of a box forgotten or not heard from",
+            self.host
+        );
         let done: Vec<Entry> = orphans
             .into_iter()
             .filter(|e| e.object_key.as_ref().is_some_and(|k| gone.contains(k)))
@@ -191,13 +235,14 @@ impl Fleet {
             .collect();
         let n = done.len() as u64;
         for e in &done {
-            tracing::info!(host = %e.host, recording = %e.name, key = e.object_key.as_deref().unwrap_or("-"), "deleted a forgotten box's recording (fleet retention)");
+            tracing::info!(host = %e.host, recording = %e.name, key = e.object_key.as_deref().unwrap_or("-"), "deleted a forgotten or silent box's recording (fleet retention)");
         }
         self.run("recording the leader's deletions", move |c| {
             Box::pin(async move {
                 let mut tx = sqlx::Connection::begin(&mut *c).await?;
                 publish::upsert(&mut tx, &done, now).await?;
                 for e in &done {
+                    super::adopt::record(&mut tx, e, "retention", None).await?;
                     sqlx::query("DELETE FROM recvault_deletions WHERE host = ? AND id = ?")
                         .bind(&e.host)
                         .bind(e.id)
@@ -213,7 +258,8 @@ impl Fleet {
     }
 }
 
-fn entries(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<Entry>, sqlx::Error> {
+/// Catalog entries from rows whose first column is `entry`.
+pub(super) fn entries(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<Entry>, sqlx::Error> {
     rows.iter()
         .map(|r| {
             let json: String = r.try_get(0)?;
@@ -221,4 +267,34 @@ fn entries(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<Entry>, sqlx::Error> {
                 .map_err(|e| sqlx::Error::Protocol(format!("a catalog entry is not readable: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Keep;
+
+    #[test]
+    fn what_is_due_is_asked_of_the_database_per_campaign() {
+        let mut rules = Rules {
+            default: Keep::parse("30d").unwrap(),
+            campaigns: Default::default(),
+            delete_unarchived: false,
+        };
+        let (sql, args) = due_sql(&rules);
+        assert_eq!(sql, "(r.time + ? <= ?)");
+        assert_eq!(args, [Arg::Int(30 * 86_400)]);
+        rules
+            .campaigns
+            .insert("SALES".into(), Keep::parse("forever").unwrap());
+        let (sql, args) = due_sql(&rules);
+        assert_eq!(
+            sql,
+            "(r.time + CASE WHEN r.campaign = ? THEN ? ELSE ? END <= ?)"
+        );
+        assert_eq!(
+            args,
+            [Arg::Text("SALES".into()), Arg::Null, Arg::Int(30 * 86_400)]
+        );
+    }
 }

@@ -9,7 +9,12 @@
 //! - `gate`: every deletion reserved in the transaction that checks the holds;
 //! - `policy`: the fleet's retention rules;
 //! - `erasure`: a request erased on every box that has a copy;
-//! - `leader`: one box (MariaDB's `GET_LOCK`) governs forgotten boxes' recordings;
+//! - `leader`: one box (MariaDB's `GET_LOCK`) governs forgotten and silent boxes' recordings;
+//! - `orphan_erasure`: the leader erases those boxes' stored objects of fleet erasures;
+//! - `adopt`: a box heard from again agrees with what the leader did for it;
+//! - `mirror`: the fleet's holds copied to the store and mirrored onto Object Lock;
+//! - `purges`: VICIdial's GDPR purge queue, marked once the fleet erased a row;
+//! - `rounds`: what the leader does each round;
 //! - `catalog`: [`FleetCatalog`], the `Catalog` of every box;
 //! - `daemon`: what `recvault run` does as a fleet member.
 //!
@@ -23,6 +28,7 @@ use crate::config::{Config, FleetConfig};
 use crate::error::Error;
 use crate::vicidial::db::{ConnFuture, DbError, DbOptions, VicidialDb};
 
+pub mod adopt;
 pub mod boxes;
 pub mod catalog;
 pub mod daemon;
@@ -30,8 +36,12 @@ pub mod erasure;
 pub mod gate;
 pub mod holds;
 pub mod leader;
+pub mod mirror;
+pub mod orphan_erasure;
 pub mod policy;
 pub mod publish;
+pub mod purges;
+mod rounds;
 pub mod schema;
 mod select;
 

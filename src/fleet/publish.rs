@@ -78,6 +78,11 @@ pub(super) async fn upsert(
     Ok(())
 }
 
+/// True when `e`'s deletion is done (retention or erasure).
+fn is_done(e: &Entry) -> bool {
+    e.state == State::RemoteDeleted || e.status() == "erased"
+}
+
 /// A recording of this box as the catalog has it (its holds are the
 /// fleet's, computed when asked).
 pub fn entry(host: &str, out: &Outgoing) -> Entry {
@@ -92,10 +97,18 @@ impl Fleet {
         self.run("publishing recordings to the fleet's catalog", move |c| {
             Box::pin(async move {
                 let mut tx = sqlx::Connection::begin(&mut *c).await?;
+                // A recording the leader deleted while this box was silent
+                // keeps the catalog's word until this box's ledger agrees.
+                let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+                let taken = super::adopt::taken_in(&mut tx, &host, &ids).await?;
+                let entries: Vec<Entry> = entries
+                    .into_iter()
+                    .filter(|e| !taken.contains(&e.id) || is_done(e))
+                    .collect();
                 upsert(&mut tx, &entries, now_secs()).await?;
                 let done: Vec<i64> = entries
                     .iter()
-                    .filter(|e| e.state == State::RemoteDeleted || e.status() == "erased")
+                    .filter(|e| is_done(e))
                     .map(|e| e.id)
                     .collect();
                 for chunk in done.chunks(BATCH) {

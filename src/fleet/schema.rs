@@ -4,7 +4,7 @@
 //! simply run again), and the GRANTs the daemon needs afterwards.
 
 /// Each table in one place, so the GRANTs name exactly these.
-pub const TABLES: [&str; 10] = [
+pub const TABLES: [&str; 11] = [
     "recvault_schema",
     "recvault_boxes",
     "recvault_recordings",
@@ -15,6 +15,7 @@ pub const TABLES: [&str; 10] = [
     "recvault_policy",
     "recvault_erasures",
     "recvault_erasure_items",
+    "recvault_governed",
 ];
 
 const OPTIONS: &str = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin";
@@ -30,7 +31,25 @@ pub fn schema_table() -> String {
 /// The migrations in order: migration `i` (from 1) is `MIGRATIONS[i - 1]`,
 /// a list of statements.
 pub fn migrations() -> Vec<Vec<String>> {
-    vec![first(), erasures()]
+    vec![first(), erasures(), governed()]
+}
+
+/// What the leader deleted of a box that was silent (or forgotten): the
+/// box reads its rows when it is heard from again, brings its ledger to
+/// agree and removes them; until then its sweep and its publishing leave
+/// those recordings alone.
+fn governed() -> Vec<String> {
+    vec![format!(
+        "CREATE TABLE IF NOT EXISTS recvault_governed (
+  host VARCHAR(255) NOT NULL,
+  id BIGINT NOT NULL,
+  what VARCHAR(16) NOT NULL,
+  request VARCHAR(255) NULL,
+  deleted_by VARCHAR(255) NOT NULL,
+  deleted_at BIGINT NOT NULL,
+  PRIMARY KEY (host, id)
+) {OPTIONS}"
+    )]
 }
 
 /// Erasure across boxes: a request, and each recording it covers on each

@@ -12,6 +12,8 @@ use crate::ledger::holds::Selector;
 pub enum Arg {
     Int(i64),
     Text(String),
+    /// SQL NULL (an integer column's).
+    Null,
 }
 
 /// Binds `args` in order.
@@ -23,6 +25,7 @@ pub fn bind_all<'q>(
         q = match a {
             Arg::Int(v) => q.bind(*v),
             Arg::Text(v) => q.bind(v.clone()),
+            Arg::Null => q.bind(None::<i64>),
         };
     }
     q

@@ -27,7 +27,7 @@ mod move_mix;
 mod outage;
 pub mod pressure;
 pub mod progress;
-mod purges;
+pub mod purges;
 mod run;
 mod runner;
 mod services;

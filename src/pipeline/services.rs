@@ -51,7 +51,9 @@ fn vicidial_writers(
         let task = super::move_mix::run(Arc::new(mover), config.spool.rescan, stop.child_token());
         tasks.push(("move_mix", tokio::spawn(task)));
     }
-    if let Some(every) = vc.purge_queue {
+    // In a fleet the leader reads the queue for every box and marks a row
+    // only once the fleet's erasure is complete (`fleet::purges`).
+    if let Some(every) = vc.purge_queue.filter(|_| config.fleet.is_none()) {
         let purges = Purges {
             ledger: ledger.clone(),
             db: db.clone(),

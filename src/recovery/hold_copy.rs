@@ -30,11 +30,10 @@ struct Copy {
     hold: Vec<Hold>,
 }
 
-fn snapshot(ledger: &Ledger) -> Result<String, Error> {
-    let copy = Copy {
-        hold: ledger.holds()?,
-    };
-    toml::to_string(&copy).map_err(|e| Error::Local(format!("hold copy: {e}")))
+/// The store prefix holding the fleet's hold copies (its holds live in the
+/// fleet's database; these copies outlive its loss).
+pub fn fleet_prefix(store_prefix: &str) -> String {
+    format!("{store_prefix}.recvault/fleet-holds/")
 }
 
 /// Stores a copy of every hold (active and released) and prunes old copies.
@@ -46,8 +45,21 @@ pub async fn publish(
     host: &str,
     scratch: &Path,
 ) -> Result<String, Error> {
-    let text = snapshot(ledger)?;
     let dir = prefix(store_prefix, host);
+    publish_holds(store, &dir, ledger.holds()?, scratch).await
+}
+
+/// Stores a copy of `holds` under `dir` and prunes old copies there.
+/// Returns the key written.
+pub async fn publish_holds(
+    store: &dyn Store,
+    dir: &str,
+    holds: Vec<Hold>,
+    scratch: &Path,
+) -> Result<String, Error> {
+    let text = toml::to_string(&Copy { hold: holds })
+        .map_err(|e| Error::Local(format!("hold copy: {e}")))?;
+    let dir = dir.to_string();
     let now = chrono::Utc::now();
     let key = format!(
         "{dir}{}-{:09}.toml",

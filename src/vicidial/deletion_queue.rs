@@ -26,6 +26,15 @@ pub const PENDING_SQL: &str = "SELECT q.recording_id, q.lead_id, q.filename, q.l
        AND (r.server_ip = ? OR r.recording_id IS NULL) \
      ORDER BY q.recording_id LIMIT ?";
 
+/// Pending requests of every server (bound: after, limit): a fleet's
+/// leader reads them for every box.
+pub const PENDING_ALL_SQL: &str = "SELECT q.recording_id, q.lead_id, q.filename, q.location, \
+            q.date_queued, r.server_ip \
+     FROM recording_log_deletion_queue q \
+     LEFT JOIN recording_log r ON r.recording_id = q.recording_id \
+     WHERE q.date_deleted IS NULL AND q.recording_id > ? \
+     ORDER BY q.recording_id LIMIT ?";
+
 /// The mark, as AST_GDPR_audio_purge.pl writes it (bound: recording_id).
 pub const MARK_SQL: &str = "UPDATE recording_log_deletion_queue SET date_deleted = NOW() \
      WHERE recording_id = ? AND date_deleted IS NULL";
@@ -57,17 +66,34 @@ impl VicidialDb {
         after: u32,
         limit: u32,
     ) -> Result<Vec<DeletionRequest>, DbError> {
+        self.pending_of(Some(self.server_ip().to_string()), after, limit)
+            .await
+    }
+
+    /// Like [`VicidialDb::pending_deletions`], for every server.
+    pub async fn pending_deletions_everywhere(
+        &self,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<DeletionRequest>, DbError> {
+        self.pending_of(None, after, limit).await
+    }
+
+    async fn pending_of(
+        &self,
+        server_ip: Option<String>,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<DeletionRequest>, DbError> {
         const ACTION: &str = "reading recording_log_deletion_queue";
-        let server_ip = self.server_ip().to_string();
         let rows = self
             .run(ACTION, move |c| {
                 Box::pin(async move {
-                    sqlx::query(PENDING_SQL)
-                        .bind(after)
-                        .bind(server_ip)
-                        .bind(limit)
-                        .fetch_all(&mut *c)
-                        .await
+                    let q = match &server_ip {
+                        Some(ip) => sqlx::query(PENDING_SQL).bind(after).bind(ip.clone()),
+                        None => sqlx::query(PENDING_ALL_SQL).bind(after),
+                    };
+                    q.bind(limit).fetch_all(&mut *c).await
                 })
             })
             .await?;

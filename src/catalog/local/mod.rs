@@ -91,6 +91,16 @@ impl LocalCatalog {
             (None, None) => Ok(None),
         }
     }
+
+    /// The config this catalog was made from.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The store hold copies go to (`None` without one).
+    pub(crate) async fn hold_store(&self) -> Result<Option<Arc<dyn Store>>, Error> {
+        self.store().await
+    }
 }
 
 #[async_trait]

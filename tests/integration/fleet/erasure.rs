@@ -1,7 +1,8 @@
 //! Erasure across boxes: `erase` on A previews every box's copies and, once
 //! confirmed, B erases the copy still in its spool; C, stopped meanwhile,
-//! keeps the request open (its copy pending) until it runs again and
-//! erases its stored object — only then is the request complete.
+//! keeps the request open (its copy pending) — the leader erases C's
+//! stored object once C is silent — until it runs again and erases its
+//! own copies: only then is the request complete.
 
 use super::{Cluster, text};
 use crate::common::*;
@@ -70,10 +71,24 @@ async fn an_erasure_started_on_one_box_stays_open_until_every_box_with_a_copy_er
             .await,
         1
     );
+    // Once C is silent the leader erases its stored object; the request
+    // stays open all the same, until C itself is back.
     let store = c.garage.store(64 << 20, 16 << 20).await;
-    assert!(store.head(&key_c).await.unwrap().is_some());
+    let deadline = std::time::Instant::now() + super::LIMIT;
+    while store.head(&key_c).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{key_c} kept while C is silent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        c.count("SELECT COUNT(*) FROM recvault_erasures WHERE completed_at IS NULL")
+            .await,
+        1
+    );
 
-    // C comes back and erases its object: complete.
+    // C comes back and erases its copies: complete.
     c.node("C").start();
     c.wait_db(
         "C's copy erased",

@@ -8,11 +8,14 @@ mod console;
 mod erasure;
 mod holds;
 mod leader;
+mod mirror;
 mod net;
 mod outage;
 mod policy;
+mod queue;
 mod reads;
 mod rules;
+mod silent;
 
 use std::fs;
 use std::path::PathBuf;
@@ -52,8 +55,12 @@ impl Cluster {
     /// A database of its own and boxes named `hosts`; `None` without
     /// MariaDB outside CI.
     pub async fn new(test: &str, hosts: &[&str]) -> Option<Cluster> {
+        Cluster::on(test, hosts, garage()).await
+    }
+
+    /// Like [`Cluster::new`], every box storing into `garage` (any S3 target).
+    pub async fn on(test: &str, hosts: &[&str], garage: Garage) -> Option<Cluster> {
         let fx = Fixture::new(test, quick_options()).await?;
-        let garage = garage();
         let mut boxes = Vec::new();
         for host in hosts {
             boxes.push(Node::new(test, host, &fx.name, &garage).await);
