@@ -22,12 +22,19 @@
 #   N=20000 ROWS=1000000 bench/backlog.sh      (a quick run)
 #   STRACE=1 bench/backlog.sh        (adds `strace -c -f` of the archive run)
 #   RECVAULT=path/to/recvault ROWS=0 bench/backlog.sh   (another build; no big ledger)
+#   E2E=0 bench/backlog.sh           (no comparison with rclone)
 #
-# The generated spool is cached in .work/bench/backlog/src-N-BYTES and the big
-# ledger in .work/bench/backlog/ledger-ROWS; every site is a copy made of hard
-# links. Other builds load a shared machine: the table ends with `uptime`.
-# The comparison with `rclone move` (loopback and 100 ms away) is in
-# bench/archive.sh.
+#  - end to end against `rclone move`: CALLS (30) real-sized calls
+#    (scripts/sample-spool.py --hard) moved to the same Garage bucket by
+#    `recvault run --once` (FLAC) and by `rclone move`, alternated, median of
+#    ROUNDS (3), on loopback and through bench/delay_proxy.rs adding 50 ms
+#    each way (a store 100 ms away); needs Garage's env
+#    (RECVAULT_TEST_S3_*, e.g. from .work/garage/env) and rclone.
+#
+# The generated spool is cached in .work/bench/backlog/src-N-BYTES, the calls
+# in .work/bench/backlog/calls-CALLS and the big ledger in
+# .work/bench/backlog/ledger-ROWS; every site is a copy made of hard links.
+# Other builds load a shared machine: the table ends with `uptime`.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,7 +52,12 @@ rm -f "$work/strace-archive.txt"
 for tool in /usr/bin/time sqlite3 python3; do
     command -v "$tool" >/dev/null || { echo "bench/backlog.sh needs $tool (scripts/install-deps.sh test)" >&2; exit 1; }
 done
-[[ -n ${RECVAULT:-} ]] || cargo build --release --quiet --bin recvault
+[[ -n ${RECVAULT:-} ]] || cargo build --release --quiet --bin recvault --example delay_proxy
+e2e=${E2E:-1}
+if ((e2e)) && { [[ -z ${RECVAULT_TEST_S3_ENDPOINT:-} ]] || ! command -v rclone >/dev/null; }; then
+    echo "bench/backlog.sh: no Garage env (RECVAULT_TEST_S3_*) or no rclone: skipping the comparison with rclone" >&2
+    e2e=0
+fi
 
 # --- the backlog (cached) -----------------------------------------------------
 src=$work/src-$n-$bytes
@@ -192,6 +204,105 @@ declare -A big_wall big_rss
 done
 big_bytes=$( ((rows > 0)) && du -cb "$big"/ledger.sqlite3* | tail -1 | cut -f1 || echo 0)
 
+# --- end to end against rclone move (loopback, 100 ms away) -----------------------
+calls=${CALLS:-30}
+rounds=${ROUNDS:-3}
+proxy_pid=
+run_id=backlog-$(date +%s)
+e2e_cleanup() {
+    [[ -n $proxy_pid ]] && kill "$proxy_pid" 2>/dev/null || true
+    ((e2e)) && RCLONE_CONFIG_GARAGE_ENDPOINT=$RECVAULT_TEST_S3_ENDPOINT rclone purge \
+        "garage:$RECVAULT_TEST_S3_BUCKET/$run_id" 2>/dev/null || true
+}
+trap e2e_cleanup EXIT
+
+s3_site() { # name endpoint: a fresh site holding a copy of the calls, archiving to Garage
+    local d=$work/$1
+    rm -rf "$d" && mkdir -p "$d/spool"
+    cp "$calls_src"/*.wav "$d/spool/"
+    cat >"$d/recvault.toml" <<TOML
+[spool]
+dirs = ["$d/spool"]
+settle = "0s"
+upload_after = "0s"
+staging = "$d/staging"
+min_free = "none"
+
+[store]
+kind = "s3"
+endpoint = "$2"
+region = "$RECVAULT_TEST_S3_REGION"
+bucket = "$RECVAULT_TEST_S3_BUCKET"
+path_style = true
+prefix = "$run_id/$1/"
+
+[ledger]
+path = "$d/ledger.sqlite3"
+backup_every = "0s"
+
+[daemon]
+log_level = "warn"
+TOML
+    sync
+}
+
+race_recvault() { # name endpoint: "wall cpu rss" of recvault run --once
+    s3_site "$1" "$2"
+    /usr/bin/time -v "$recvault" --config "$work/$1/recvault.toml" run --once >/dev/null 2>"$work/time-$1"
+    local left
+    left=$(find "$work/$1/spool" -maxdepth 1 -type f | wc -l)
+    ((left == 0)) || { echo "recvault left $left files in $work/$1/spool" >&2; exit 1; }
+    measure "$work/time-$1"
+}
+
+race_rclone() { # name endpoint: "wall cpu rss" of rclone move
+    s3_site "$1" "$2"
+    RCLONE_CONFIG_GARAGE_ENDPOINT=$2 /usr/bin/time -v \
+        rclone move "$work/$1/spool" "garage:$RECVAULT_TEST_S3_BUCKET/$run_id/$1/" 2>"$work/time-$1" >/dev/null
+    measure "$work/time-$1"
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+declare -A race
+if ((e2e)); then
+    calls_src=$work/calls-$calls
+    if [[ ! -f $calls_src/.complete ]]; then
+        rm -rf "$calls_src"
+        python3 scripts/sample-spool.py --quiet --hard --out "$calls_src" --count "$calls" \
+            --min-seconds 30 --max-seconds 360 --seed 42 --end-date 2026-03-01
+        touch "$calls_src/.complete"
+    fi
+    export AWS_ACCESS_KEY_ID=$RECVAULT_TEST_S3_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$RECVAULT_TEST_S3_SECRET_ACCESS_KEY
+    unset AWS_CA_BUNDLE # rclone may not load the sandbox's bundle
+    export RCLONE_CONFIG_GARAGE_TYPE=s3 RCLONE_CONFIG_GARAGE_PROVIDER=Other
+    export RCLONE_CONFIG_GARAGE_REGION=$RECVAULT_TEST_S3_REGION RCLONE_CONFIG_GARAGE_FORCE_PATH_STYLE=true
+    export RCLONE_CONFIG_GARAGE_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_GARAGE_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+    for latency in 0 50; do
+        endpoint=$RECVAULT_TEST_S3_ENDPOINT
+        if ((latency > 0)); then
+            "$target/release/examples/delay_proxy" "${RECVAULT_TEST_S3_ENDPOINT#http://}" "$latency" >"$work/proxy.out" &
+            proxy_pid=$!
+            sleep 1
+            endpoint=http://$(awk '{ print $2 }' "$work/proxy.out")
+        fi
+        : >"$work/recvault.runs" && : >"$work/rclone.runs"
+        for round in $(seq "$rounds"); do
+            race_recvault "race-recvault-$latency-$round" "$endpoint" >>"$work/recvault.runs"
+            race_rclone "race-rclone-$latency-$round" "$endpoint" >>"$work/rclone.runs"
+        done
+        for tool in recvault rclone; do
+            race[$tool-$latency-wall]=$(awk '{ print $1 }' "$work/$tool.runs" | median)
+            race[$tool-$latency-cpu]=$(awk '{ print $2 }' "$work/$tool.runs" | median)
+        done
+        rm -rf "$work"/race-*
+        if [[ -n $proxy_pid ]]; then
+            kill "$proxy_pid" && wait "$proxy_pid" 2>/dev/null || true
+            proxy_pid=
+        fi
+    done
+fi
+
 # --- the table ------------------------------------------------------------------------
 mb() { awk -v k="$1" 'BEGIN { printf "%.0f MB", k / 1024 }'; }
 row() { printf '| %s | %s | %s |\n' "$1" "$2" "$3" | tee -a "$out"; }
@@ -218,6 +329,17 @@ row "ledger bytes per recording (after archiving)" "$((ledger_bytes / n)) B" "(m
     row "\`$cmd\` on $rows rows" "${big_wall[$cmd]} s, $(mb "${big_rss[$cmd]}")" "seconds, bounded memory"
 done
 ((rows > 0)) && row "big ledger bytes per recording (no events)" "$((big_bytes / rows)) B" "(measured)"
+if ((e2e)); then
+    for latency in 0 50; do
+        label="loopback" target_ratio="≥ 1.0×"
+        ((latency > 0)) && label="a store 100 ms away" target_ratio="≥ 2.0×"
+        row "end to end vs \`rclone move\`, $calls calls, Garage, $label (median of $rounds, alternated)" \
+            "$(awk -v r="${race[recvault-$latency-wall]}" -v c="${race[rclone-$latency-wall]}" \
+                -v rc="${race[recvault-$latency-cpu]}" -v cc="${race[rclone-$latency-cpu]}" \
+                'BEGIN { printf "%.2f× (%.2f s vs %.2f s; CPU %.2f s vs %.2f s)", c / r, r, c, rc, cc }')" \
+            "$target_ratio"
+    done
+fi
 echo | tee -a "$out"
 uptime | tee -a "$out"
 if [[ -f $work/strace-archive.txt ]]; then

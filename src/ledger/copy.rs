@@ -17,6 +17,10 @@ pub fn backup_file(path: &Path, dest: &Path) -> Result<(), LedgerError> {
         path: dest.to_path_buf(),
         source,
     })?;
+    // A scratch file, read once by whoever asked for it and synced by them
+    // if it is kept: no journal, no fsync of its own.
+    copy.pragma_update(None, "journal_mode", "OFF")?;
+    copy.pragma_update(None, "synchronous", "OFF")?;
     {
         use rusqlite::backup::{Backup, StepResult};
         let backup = Backup::new(&source, &mut copy)?;

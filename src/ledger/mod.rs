@@ -46,6 +46,7 @@ mod copy;
 pub mod erasure;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod group;
 pub mod holds;
 pub mod ids;
 pub mod intake;
@@ -131,6 +132,8 @@ pub struct Ledger {
     /// Recordings waiting for the next durable `verified` commit, each with
     /// where its outcome goes (`transitions::verified`: a group commit).
     verifying: Mutex<Vec<(i64, Outcome)>>,
+    /// Changes waiting for the next grouped commit (`group`).
+    grouped: Mutex<Vec<(group::Change, group::Slot)>>,
 }
 
 impl Ledger {
@@ -150,6 +153,7 @@ impl Ledger {
             path: path.to_path_buf(),
             calls: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT),
             verifying: Mutex::new(Vec::new()),
+            grouped: Mutex::new(Vec::new()),
         })
     }
 

@@ -90,8 +90,8 @@ impl Ledger {
     /// known. [`LedgerError::KeyTaken`] if another recording has the key.
     /// The key is recorded among the recording's keys before any put.
     pub fn compressed(&self, id: i64, facts: &CompressedFacts) -> Result<(), LedgerError> {
-        let now = now_secs();
-        self.write(|tx| {
+        let (now, facts) = (now_secs(), facts.clone());
+        self.write_grouped(Box::new(move |tx| {
             let sets: [(&str, &dyn ToSql); 5] = [
                 ("sha256", &facts.sha256),
                 ("object_key", &facts.object_key),
@@ -110,7 +110,7 @@ impl Ledger {
             )
             .map_err(|e| with_key(e, &facts.object_key))?;
             object_keys::track(tx, id, &facts.object_key, now)
-        })
+        }))
     }
 
     /// `compressed` → `settled`: the staged object is gone or incomplete, so
@@ -144,9 +144,9 @@ impl Ledger {
     /// `compressed` → `uploaded`: the store took the object and will report
     /// `store_checksum` for it.
     pub fn uploaded(&self, id: i64, store_checksum: &str) -> Result<(), LedgerError> {
-        let now = now_secs();
-        self.write(|tx| {
-            let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", &store_checksum)];
+        let (now, checksum) = (now_secs(), store_checksum.to_string());
+        self.write_grouped(Box::new(move |tx| {
+            let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", &checksum)];
             apply(
                 tx,
                 id,
@@ -157,7 +157,7 @@ impl Ledger {
                 now,
             )?;
             object_keys::current_written(tx, id)
-        })
+        }))
     }
 
     /// `uploaded` → `verified`: the store reported our size and SHA-256.
@@ -236,26 +236,26 @@ impl Ledger {
         how: &str,
         actor: &Actor,
     ) -> Result<(), LedgerError> {
-        let now = now_secs();
-        self.write(|tx| {
+        let (now, rec, actor, how) = (now_secs(), rec.clone(), actor.clone(), how.to_string());
+        self.write_grouped(Box::new(move |tx| {
             apply(
                 tx,
                 rec.id,
                 &[State::Verified],
                 State::LocalDeleted,
                 &[("local_deleted_at", &now)],
-                how,
+                &how,
                 now,
             )?;
             let entry = NewEntry {
                 action: Action::LocalDelete,
                 case_id: None,
-                subject: &audit::subject(rec),
+                subject: &audit::subject(&rec),
                 reason: &format!("object verified in the store; {how}"),
                 recording_id: Some(rec.id),
             };
-            audit::append(tx, actor, now, &entry).map(|_| ())
-        })
+            audit::append(tx, &actor, now, &entry).map(|_| ())
+        }))
     }
 
     /// `verified` → `local_deleted` because someone else removed or replaced

@@ -82,24 +82,43 @@ impl Archiver {
         super::staging::object_path(&self.config.spool.staging, id)
     }
 
-    /// Moves a recording through every step it can take now.
+    /// Moves a recording through every step it can take now. Each step
+    /// records its outcome and reads the recording back in one ledger call.
     pub async fn process(&self, id: i64) -> Result<Done, Error> {
+        let mut rec = self.ledger.call(move |l| l.recording(id)).await?;
         loop {
-            let rec = self.ledger.call(move |l| l.recording(id)).await?;
-            match rec.state {
+            rec = match rec.state {
                 State::Failed => {
-                    self.ledger.call(move |l| l.resume_failed(&rec)).await?;
+                    let failed = rec.clone();
+                    self.record(id, move |l| l.resume_failed(&failed).map(drop))
+                        .await?
                 }
                 State::Settled => self.compress(&rec).await?,
                 State::Compressed => self.upload(&rec).await?,
                 State::Uploaded => self.verify(&rec).await?,
                 State::Verified => return self.delete_local(&rec).await,
                 other => return Ok(Done::Waiting(other)),
-            }
+            };
         }
     }
 
-    async fn compress(&self, rec: &Recording) -> Result<(), Error> {
+    /// Records a step's outcome with `change`, then reads recording `id` as
+    /// it now is: one trip to the ledger's blocking pool, not two.
+    pub(super) async fn record(
+        &self,
+        id: i64,
+        change: impl FnOnce(&Ledger) -> Result<(), LedgerError> + Send + 'static,
+    ) -> Result<Recording, Error> {
+        Ok(self
+            .ledger
+            .call(move |l| {
+                change(l)?;
+                l.recording(id)
+            })
+            .await?)
+    }
+
+    async fn compress(&self, rec: &Recording) -> Result<Recording, Error> {
         if !spool::in_spool(&self.config.spool.dirs, &rec.path) {
             return Err(Error::Local(format!(
                 "{} is not in a configured spool directory; left alone",
@@ -147,7 +166,7 @@ impl Archiver {
 
     /// Records why `rec` was not encoded: changed (back to seen) or gone;
     /// any other failure is returned.
-    async fn not_encoded(&self, rec: &Recording, e: EncodeError) -> Result<(), Error> {
+    async fn not_encoded(&self, rec: &Recording, e: EncodeError) -> Result<Recording, Error> {
         let (id, name) = (rec.id, display_name(&rec.name));
         match e {
             EncodeError::Changed(now) => {
@@ -157,17 +176,17 @@ impl Archiver {
                     mtime_ns: 0,
                     ..rec.identity
                 });
-                Ok(self
-                    .ledger
-                    .call(move |l| l.reset_changed(id, now, "changed after settling"))
-                    .await?)
+                self.record(id, move |l| {
+                    l.reset_changed(id, now, "changed after settling")
+                })
+                .await
             }
             EncodeError::Gone => {
                 tracing::warn!(recording = %name, "recording was removed by someone else before it was archived");
-                Ok(self
-                    .ledger
-                    .call(move |l| l.gone(id, State::Settled, "removed before archiving"))
-                    .await?)
+                self.record(id, move |l| {
+                    l.gone(id, State::Settled, "removed before archiving")
+                })
+                .await
             }
             e => Err(e.into()),
         }
@@ -175,7 +194,11 @@ impl Archiver {
 
     /// Records the staged object's facts and key (made unique if another
     /// recording has it).
-    async fn record_compressed(&self, rec: &Recording, encoded: &Encoded) -> Result<(), Error> {
+    async fn record_compressed(
+        &self,
+        rec: &Recording,
+        encoded: &Encoded,
+    ) -> Result<Recording, Error> {
         let (id, used) = (rec.id, encoded.codec);
         // A key rendered for another codec (the config changed since) names
         // the wrong format: render it again.
@@ -191,13 +214,13 @@ impl Archiver {
             codec: used.as_str().to_string(),
         };
         let first = facts.clone();
-        match self.ledger.call(move |l| l.compressed(id, &first)).await {
+        match self.record(id, move |l| l.compressed(id, &first)).await {
             // Another recording has that key (VICIdial names repeat): a unique one.
-            Err(LedgerError::KeyTaken(_)) => {
+            Err(Error::Ledger(LedgerError::KeyTaken(_))) => {
                 facts.object_key = self.render_key(rec, used, true);
-                Ok(self.ledger.call(move |l| l.compressed(id, &facts)).await?)
+                self.record(id, move |l| l.compressed(id, &facts)).await
             }
-            other => Ok(other?),
+            other => other,
         }
     }
 

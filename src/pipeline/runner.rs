@@ -328,6 +328,10 @@ impl Runner {
 
     pub(super) async fn finish(&mut self, (id, ended): TaskResult) {
         self.busy.remove(&id);
+        if self.tasks.is_empty() {
+            // Nothing in flight: the spool shows nothing of recvault's.
+            spool::release_kept_folders();
+        }
         let result = match ended {
             Ok(result) => result,
             // Aborted at shutdown: it resumes from its recorded state.
@@ -570,6 +574,7 @@ impl Runner {
                 _ = &mut deadline => {
                     tracing::warn!(abandoned = self.tasks.len(), "shutdown grace over; abandoning in-flight steps (they resume at next start)");
                     self.tasks.abort_all();
+                    spool::release_kept_folders();
                     return;
                 }
             }

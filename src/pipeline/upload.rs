@@ -14,25 +14,27 @@ use crate::recording::Recording;
 use crate::store::{ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
 
 impl Archiver {
-    pub(super) async fn upload(&self, rec: &Recording) -> Result<(), Error> {
+    pub(super) async fn upload(&self, rec: &Recording) -> Result<Recording, Error> {
         let id = rec.id;
         let staged = self.staging_path(id);
         let (Some(key), Some(size), Some(sha_hex)) =
             (&rec.object_key, rec.object_size, &rec.object_sha256)
         else {
-            return Ok(self
-                .ledger
-                .call(move |l| l.compress_again(id, "incomplete compress record"))
-                .await?);
+            return self
+                .record(id, move |l| {
+                    l.compress_again(id, "incomplete compress record")
+                })
+                .await;
         };
         let staged_size = fs::metadata(&staged).map(|m| m.len()).ok();
         let sha256 = digest::from_hex(sha_hex);
         let (Some(sha256), true) = (sha256, staged_size == Some(size)) else {
             // Staging lost (crash, cleaned dir): compress again.
-            return Ok(self
-                .ledger
-                .call(move |l| l.compress_again(id, "staging copy missing; compressing again"))
-                .await?);
+            return self
+                .record(id, move |l| {
+                    l.compress_again(id, "staging copy missing; compressing again")
+                })
+                .await;
         };
         let metadata = self.object_metadata(rec);
         let request = PutRequest {
@@ -60,10 +62,10 @@ impl Archiver {
             }
             PutOutcome::Exists(info) => return self.key_taken(rec, key, &info).await,
         };
-        self.ledger.call(move |l| l.uploaded(id, &checksum)).await?;
+        let uploaded = self.record(id, move |l| l.uploaded(id, &checksum)).await?;
         metrics::inc(&self.metrics.uploads);
         metrics::add(&self.metrics.bytes_out, size);
-        Ok(())
+        Ok(uploaded)
     }
 
     /// Another object has `key` in the store: never overwritten, the
@@ -71,7 +73,12 @@ impl Archiver {
     /// there stays among the recording's keys if it is an earlier upload of
     /// this recording (its metadata says so: erasure and retention must
     /// reach it), and is no longer tracked as its if it is another's.
-    async fn key_taken(&self, rec: &Recording, key: &str, there: &ObjectInfo) -> Result<(), Error> {
+    async fn key_taken(
+        &self,
+        rec: &Recording,
+        key: &str,
+        there: &ObjectInfo,
+    ) -> Result<Recording, Error> {
         let id = rec.id;
         let m = &there.metadata;
         let ours = m.get(meta::HOST) == Some(&self.config.daemon.host)
@@ -87,21 +94,22 @@ impl Archiver {
             )));
         }
         tracing::warn!(key = %key, new_key = %fresh, "a different object already has this key; never overwriting, using another key");
-        Ok(self
-            .ledger
-            .call(move |l| l.upload_again(id, Some(&fresh), "key taken in store"))
-            .await?)
+        self.record(id, move |l| {
+            l.upload_again(id, Some(&fresh), "key taken in store")
+        })
+        .await
     }
 
-    pub(super) async fn verify(&self, rec: &Recording) -> Result<(), Error> {
+    pub(super) async fn verify(&self, rec: &Recording) -> Result<Recording, Error> {
         let id = rec.id;
         let key = rec.object_key.clone().unwrap_or_default();
         let Some(info) = self.store.head(&key).await? else {
             tracing::warn!(key = %key, "object missing on read-back; uploading again");
-            return Ok(self
-                .ledger
-                .call(move |l| l.upload_again(id, None, "object missing on read-back"))
-                .await?);
+            return self
+                .record(id, move |l| {
+                    l.upload_again(id, None, "object missing on read-back")
+                })
+                .await;
         };
         let mut problem = match check_object(rec, &info) {
             // Our own metadata read back proves nothing about the bytes: a
@@ -125,7 +133,7 @@ impl Archiver {
             }
             return Err(Error::Verification(problem));
         }
-        self.ledger.call(move |l| l.verified(id)).await?;
+        let verified = self.record(id, move |l| l.verified(id)).await?;
         metrics::inc(&self.metrics.verifications);
         metrics::add(&self.metrics.bytes_in, rec.identity.size);
         let _ = fs::remove_file(self.staging_path(id));
@@ -138,7 +146,7 @@ impl Archiver {
                 tracing::warn!(key = %key, "cannot set the object's legal hold (the ledger's hold still applies): {e}");
             }
         }
-        Ok(())
+        Ok(verified)
     }
 
     /// Downloads the object and hashes it; `Some(problem)` if it is not ours.

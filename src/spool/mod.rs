@@ -19,8 +19,8 @@ mod remove;
 mod writers;
 
 pub use remove::{
-    REMOVING, REPLACED, erase_local_copy, recover as recover_removals, remove_archived_copy,
-    remove_local_copy,
+    REMOVING, REPLACED, erase_local_copy, recover as recover_removals, release_kept_folders,
+    remove_archived_copy, remove_local_copy,
 };
 pub use writers::being_written;
 

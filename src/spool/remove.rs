@@ -20,8 +20,11 @@ use std::path::{Path, PathBuf};
 
 use crate::recording::FileIdentity;
 
+mod kept;
 #[cfg(test)]
 mod tests;
+
+pub use kept::release as release_kept_folders;
 
 /// The private folder, inside each spool directory, that removals pass through.
 pub const REMOVING: &str = ".recvault-removing";
@@ -141,6 +144,20 @@ fn remove_synced_or_not(
         Ok(_) => {}
     }
     last_moment();
+    let held = Held {
+        dir_fd: &dir_fd,
+        name,
+        taken: &taken,
+        expected,
+    };
+    // The archive step's removals share one kept folder (see `kept`); any
+    // trouble with it (removed under us) and the removal makes its own.
+    if !sync && let Some(kept) = kept::holding(&dir_fd, st.st_dev, st.st_ino) {
+        match rename_noreplace(&dir_fd, name, &kept.fd, name) {
+            Ok(()) => return held.decide(&kept, false, false).map_err(cannot),
+            Err(_) => kept::forget(st.st_dev, st.st_ino),
+        }
+    }
     let holding = Holding::make(&dir_fd).map_err(cannot)?;
     if let Err(e) = rename_noreplace(&dir_fd, name, &holding.fd, name) {
         holding.discard(&dir_fd);
@@ -149,26 +166,47 @@ fn remove_synced_or_not(
             _ => Err(cannot(e)),
         };
     }
-    // Only this process can reach the file now: what it is decides.
-    let held = stat_at(&holding.fd, name);
-    if let Some(st) = held.ok().filter(taken) {
-        let what = match matches_identity(&st, expected) {
-            true => ARCHIVED,
-            false => CHANGED,
-        };
-        unlink_at(&holding.fd, name).map_err(cannot)?;
-        if sync {
-            fsync(&holding.fd).map_err(cannot)?;
+    held.decide(&holding, sync, true).map_err(cannot)
+}
+
+/// A file renamed into a holding folder, and what a removal may take.
+struct Held<'a, F: Fn(&libc::stat) -> bool> {
+    dir_fd: &'a OwnedFd,
+    name: &'a OsStr,
+    taken: &'a F,
+    expected: FileIdentity,
+}
+
+impl<F: Fn(&libc::stat) -> bool> Held<'_, F> {
+    /// Only this process can reach the file in `holding` now: what it is
+    /// decides whether it is unlinked (fsynced if `sync`) or put back.
+    /// `own`: the folder is this removal's, discarded after it.
+    fn decide(&self, holding: &Holding, sync: bool, own: bool) -> io::Result<&'static str> {
+        let (dir_fd, name) = (self.dir_fd, self.name);
+        let held = stat_at(&holding.fd, name);
+        if let Some(st) = held.ok().filter(|st| (self.taken)(st)) {
+            let what = match matches_identity(&st, self.expected) {
+                true => ARCHIVED,
+                false => CHANGED,
+            };
+            unlink_at(&holding.fd, name)?;
+            if sync {
+                fsync(&holding.fd)?;
+            }
+            if own {
+                holding.discard(dir_fd);
+            }
+            if sync {
+                fsync(dir_fd)?;
+            }
+            return Ok(what);
         }
-        holding.discard(&dir_fd);
-        if sync {
-            fsync(&dir_fd).map_err(cannot)?;
+        put_back(holding, dir_fd, name)?;
+        if own {
+            holding.discard(dir_fd);
         }
-        return Ok(what);
+        Ok(REPLACED)
     }
-    put_back(&holding, &dir_fd, name).map_err(cannot)?;
-    holding.discard(&dir_fd);
-    Ok(REPLACED)
 }
 
 /// Moves every file a crashed removal left in `.recvault-removing/` back
@@ -223,7 +261,8 @@ pub fn is_spool_dir(dirs: &[PathBuf], dev: u64, ino: u64) -> bool {
         .any(|d| fs::metadata(d).is_ok_and(|m| m.is_dir() && m.dev() == dev && m.ino() == ino))
 }
 
-/// One removal's own folder, `.recvault-removing/<random>/`.
+/// One removal's own folder, `.recvault-removing/<random>/` (or the one
+/// the archive step's removals share: `kept`).
 struct Holding {
     fd: OwnedFd,
     name: OsString,

@@ -269,3 +269,40 @@ fn an_erasure_takes_the_changed_file_at_the_path_but_never_a_link() {
     assert_eq!(erase_local_copy(dirs, &path, same).unwrap(), REPLACED);
     assert!(fs::symlink_metadata(&path).is_ok() && elsewhere.exists());
 }
+
+/// The archive step's removals share a kept folder; one removed under them
+/// (by `release` elsewhere, or by hand) must not make a file look gone.
+#[test]
+fn archive_removals_share_a_kept_folder_and_survive_its_loss() {
+    let (_tmp, dir) = spool();
+    let dirs = std::slice::from_ref(&dir);
+    let mut paths = Vec::new();
+    for name in ["a.wav", "b.wav", "c.wav"] {
+        let path = dir.join(name);
+        fs::write(&path, name.as_bytes()).unwrap();
+        paths.push((identity_of(&path), path));
+    }
+    let (id, path) = &paths[0];
+    assert_eq!(remove_archived_copy(dirs, path, *id), Ok(ARCHIVED));
+    assert!(!path.exists() && held(&dir).is_empty());
+    // The kept folder taken away between two removals.
+    if let Ok(subs) = fs::read_dir(dir.join(REMOVING)) {
+        for sub in subs.flatten() {
+            fs::remove_dir(sub.path()).unwrap();
+        }
+    }
+    let (id, path) = &paths[1];
+    assert_eq!(remove_archived_copy(dirs, path, *id), Ok(ARCHIVED));
+    assert!(!path.exists(), "the file must really be gone");
+    // A file replaced after archiving stays, put back under its name.
+    let (id, path) = &paths[2];
+    swap_in(path, b"a new call");
+    assert_eq!(remove_archived_copy(dirs, path, *id), Ok(REPLACED));
+    assert_eq!(fs::read(path).unwrap(), b"a new call");
+    release_kept_folders();
+    assert!(held(&dir).is_empty());
+    assert!(
+        !dir.join(REMOVING).exists(),
+        "released: the spool shows nothing of recvault's"
+    );
+}
