@@ -389,12 +389,19 @@ async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>
 }
 
 /// Reserves in the ledger those of `ids` not yet reserved for `request`;
-/// returns those erased already, with when.
-fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)>, Error> {
-    let mine: std::collections::HashMap<i64, Option<i64>> = l
+/// returns those erased already, with when and the name (a pseudonym) the
+/// ledger keeps for each now.
+fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64, String)>, Error> {
+    let mine: std::collections::HashMap<i64, Option<(i64, String)>> = l
         .erasure_of(request)?
         .into_iter()
-        .map(|r| (r.id, r.erasure.and_then(|e| e.erased_at)))
+        .map(|r| {
+            let name = crate::recording::key::display_name(&r.name);
+            (
+                r.id,
+                r.erasure.and_then(|e| e.erased_at).map(|at| (at, name)),
+            )
+        })
         .collect();
     let missing: Vec<Selector> = ids
         .iter()
@@ -407,7 +414,10 @@ fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)
     }
     Ok(ids
         .iter()
-        .filter_map(|id| mine.get(id).copied().flatten().map(|at| (*id, at)))
+        .filter_map(|id| {
+            let (at, name) = mine.get(id).cloned().flatten()?;
+            Some((*id, at, name))
+        })
         .collect())
 }
 

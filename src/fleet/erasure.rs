@@ -16,7 +16,9 @@ use crate::catalog::{
     CopyOutcome, Entry, ErasureConfirmation, ErasureItem, ErasureLine, ErasurePlan,
     ErasureProgress, OpenHost, Page, Paging, Search, Selector, Standing,
 };
+use crate::governance::requests::{pseudonymous, widen};
 use crate::ledger::holds::describe;
+use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
 use crate::vicidial::db::DbError;
 
 /// Where `e` stands for `request`.
@@ -94,28 +96,50 @@ impl Fleet {
         }
     }
 
+    /// The plan of `request`: every recording `selectors` match, those an
+    /// earlier erasure left pseudonyms in included (matched through `key`).
+    pub async fn erasure_plan(
+        &self,
+        request: &str,
+        selectors: &[Selector],
+        key: &PseudonymKey,
+    ) -> Result<ErasurePlan, DbError> {
+        let entries = self.matching(&widen(selectors, Some(key))).await?;
+        Ok(plan(request, selectors, entries))
+    }
+
     /// Confirms `request` if the set is still the one `token` named (any
     /// with `None`): records it and its items, holds checked in the gate's
-    /// transaction (a recording a hold covers now is left out).
+    /// transaction (a recording a hold covers now is left out). Only
+    /// pseudonyms (under `key`, the fleet's) are written: the boxes match
+    /// their items by (host, id), so no number or file name is needed there.
     pub async fn confirm_erasure(
         &self,
         by: &str,
         request: &str,
         selectors: &[Selector],
+        key: &PseudonymKey,
         token: Option<&str>,
         now: i64,
     ) -> Result<ErasureConfirmation, DbError> {
-        let preview = plan(request, selectors, self.matching(selectors).await?);
+        let preview = self.erasure_plan(request, selectors, key).await?;
         let erase = preview.to_erase().count();
         if token.is_some_and(|t| t != preview.token) || erase == 0 {
             return Ok(ErasureConfirmation::Changed(preview));
         }
         let items: Vec<(String, i64, String)> = preview
             .to_erase()
-            .map(|i| (i.entry.host.clone(), i.entry.id, i.entry.name.clone()))
+            .map(|i| {
+                (
+                    i.entry.host.clone(),
+                    i.entry.id,
+                    name_pseudonym(&i.entry.name, key),
+                )
+            })
             .collect();
         let (by, request_s) = (by.to_string(), request.to_string());
-        let json = serde_json::to_string(selectors).expect("selectors serialize");
+        let json =
+            serde_json::to_string(&pseudonymous(selectors, key)).expect("selectors serialize");
         let recorded = self
             .run("confirming an erasure in the fleet", move |c| {
                 Box::pin(async move { record(c, &by, &request_s, json, &items, now).await })
@@ -123,11 +147,9 @@ impl Fleet {
             .await?;
         Ok(match recorded {
             true => ErasureConfirmation::Reserved(preview),
-            false => ErasureConfirmation::Changed(plan(
-                request,
-                selectors,
-                self.matching(selectors).await?,
-            )),
+            false => {
+                ErasureConfirmation::Changed(self.erasure_plan(request, selectors, key).await?)
+            }
         })
     }
 
@@ -162,17 +184,24 @@ impl Fleet {
         .await
     }
 
-    /// Marks this box's items of `request` erased at `at`.
-    pub async fn mark_erased(&self, request: &str, ids: Vec<(i64, i64)>) -> Result<(), DbError> {
+    /// Marks this box's items of `request` erased at `at`, each with the
+    /// name its ledger keeps now (the pseudonym: an item an older version
+    /// recorded with the file's name loses it here at the latest).
+    pub async fn mark_erased(
+        &self,
+        request: &str,
+        ids: Vec<(i64, i64, String)>,
+    ) -> Result<(), DbError> {
         let (host, request) = (self.host.clone(), request.to_string());
         self.run("marking this box's erasures done", move |c| {
             Box::pin(async move {
-                for (id, at) in ids {
+                for (id, at, name) in ids {
                     sqlx::query(
-                        "UPDATE recvault_erasure_items SET erased_at = ? WHERE request = ? AND host = ? AND id = ? \
-                         AND erased_at IS NULL",
+                        "UPDATE recvault_erasure_items SET erased_at = ?, name = ? \
+                         WHERE request = ? AND host = ? AND id = ? AND erased_at IS NULL",
                     )
                     .bind(at)
+                    .bind(name)
                     .bind(&request)
                     .bind(&host)
                     .bind(id)
@@ -183,6 +212,15 @@ impl Fleet {
             })
         })
         .await
+    }
+}
+
+/// What an item's name becomes in the fleet's database: its pseudonym
+/// (the one the box's ledger will keep once it erased it).
+fn name_pseudonym(name: &str, key: &PseudonymKey) -> String {
+    match is_pseudonym(name.as_bytes()) {
+        true => name.to_string(),
+        false => String::from_utf8_lossy(&key.name(name.as_bytes())).into_owned(),
     }
 }
 

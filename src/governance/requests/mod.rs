@@ -43,7 +43,14 @@ pub fn widen(selectors: &[Selector], key: Option<&PseudonymKey>) -> Vec<Selector
 /// The selectors as the audit trail names them: numbers, leads and
 /// recordings by their pseudonyms, so the trail holds no one's number.
 pub fn for_audit(selectors: &[Selector], key: &PseudonymKey) -> String {
-    let shown: Vec<Selector> = selectors
+    describe(&pseudonymous(selectors, key))
+}
+
+/// `selectors` with every number, lead and recording name replaced by its
+/// pseudonym: what may be written down where an erased person must leave
+/// no readable trace (the audit trail, the fleet's database).
+pub fn pseudonymous(selectors: &[Selector], key: &PseudonymKey) -> Vec<Selector> {
+    selectors
         .iter()
         .map(|s| match s {
             Selector::Phone(p) => Selector::Phone(key.phone(p)),
@@ -53,8 +60,7 @@ pub fn for_audit(selectors: &[Selector], key: &PseudonymKey) -> String {
             }
             other => other.clone(),
         })
-        .collect();
-    describe(&shown)
+        .collect()
 }
 
 /// Visits every recording the request is about, erased ones included
