@@ -15,6 +15,7 @@ mod policy;
 mod queue;
 mod rules;
 mod silent;
+mod trace;
 
 use std::fs;
 use std::path::PathBuf;
