@@ -140,9 +140,12 @@ impl Fleet {
         let (by, request_s) = (by.to_string(), request.to_string());
         let json =
             serde_json::to_string(&pseudonymous(selectors, key)).expect("selectors serialize");
+        let released = released_values(selectors, key);
         let recorded = self
             .run("confirming an erasure in the fleet", move |c| {
-                Box::pin(async move { record(c, &by, &request_s, json, &items, now).await })
+                Box::pin(
+                    async move { record(c, &by, &request_s, (json, &released), &items, now).await },
+                )
             })
             .await?;
         Ok(match recorded {
@@ -230,7 +233,7 @@ async fn record(
     c: &mut sqlx::MySqlConnection,
     by: &str,
     request_s: &str,
-    json: String,
+    (json, released): (String, &[Released]),
     items: &[(String, i64, String)],
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -272,8 +275,63 @@ async fn record(
             .execute(&mut *tx)
             .await?;
     }
+    scrub_released_holds(&mut tx, released).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// A number or lead id a request names: (selector kind, value, pseudonym).
+type Released = (&'static str, String, String);
+
+/// The numbers and lead ids `selectors` name, with their pseudonyms.
+fn released_values(selectors: &[Selector], key: &PseudonymKey) -> Vec<Released> {
+    selectors
+        .iter()
+        .filter_map(|s| match s {
+            Selector::Phone(p) if !is_pseudonym(p.as_bytes()) => {
+                Some(("phone", p.clone(), key.phone(p)))
+            }
+            Selector::Lead(l) if !is_pseudonym(l.as_bytes()) => {
+                Some(("lead", l.clone(), key.lead(l)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Released holds naming a number (or lead id) this request erases get its
+/// pseudonym, as in one ledger: unless a recording the fleet keeps still
+/// has it (one no erasure covers) or an active hold names it (it must go
+/// on matching). Released holds protect nothing, so this is done with the
+/// confirmation rather than waiting for the boxes.
+async fn scrub_released_holds(
+    tx: &mut sqlx::MySqlConnection,
+    released: &[Released],
+) -> Result<(), sqlx::Error> {
+    for (kind, value, pseudonym) in released {
+        let column = match *kind {
+            "phone" => "phone",
+            _ => "lead_id",
+        };
+        let sql = format!(
+            "UPDATE recvault_hold_selectors s JOIN recvault_holds h ON h.id = s.hold_id \
+             SET s.value = ? WHERE s.kind = ? AND s.value = ? AND h.released_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM recvault_recordings r LEFT JOIN recvault_erasure_items i \
+                             ON i.host = r.host AND i.id = r.id WHERE r.{column} = ? AND i.id IS NULL) \
+             AND NOT EXISTS (SELECT 1 FROM recvault_hold_selectors a JOIN recvault_holds ah \
+                             ON ah.id = a.hold_id WHERE a.kind = ? AND a.value = ? AND ah.released_at IS NULL)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pseudonym)
+            .bind(*kind)
+            .bind(value)
+            .bind(value)
+            .bind(*kind)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Where `request` stands, on `c`; marks it complete when it is.

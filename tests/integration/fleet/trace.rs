@@ -1,7 +1,8 @@
 //! An erased person leaves no readable trace in the fleet's database: after
 //! a fleet erasure of one caller's recordings on two boxes is complete,
 //! no `recvault_*` table holds their number (in any form), the recordings'
-//! file names or their lead id; yet the same caller's next request, made
+//! file names or their lead id (a released hold of the number keeps its
+//! pseudonym); yet the same caller's next request, made
 //! on a third box, still finds what was erased (through the pseudonyms of
 //! the key the fleet shares).
 
@@ -46,6 +47,24 @@ async fn a_completed_fleet_erasure_leaves_no_number_name_or_lead_in_the_fleets_d
         2,
     )
     .await;
+
+    // A hold of the number, released since: nothing to keep it for.
+    let hold: [&[&str]; 2] = [
+        &[
+            "hold", "add", "CASE-9", "--reason", "dispute", "--phone", PERSON,
+        ],
+        &["hold", "release", "CASE-9", "--reason", "settled"],
+    ];
+    for args in hold {
+        expect_code(&c.node("A").recvault(args), 0);
+    }
+    assert_eq!(
+        c.count(&format!(
+            "SELECT COUNT(*) FROM recvault_hold_selectors WHERE value = '{PERSON}'"
+        ))
+        .await,
+        1
+    );
 
     let args = ["erase", "--phone", PERSON, "--request", "GDPR-7"];
     let out = text(&c.node("A").recvault(&args));
