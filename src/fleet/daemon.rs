@@ -373,6 +373,8 @@ async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>
                     tracing::info!(request = %request, recordings = done.len(), "erased this box's copies of a fleet erasure");
                     if let Err(e) = fleet.mark_erased(&request, done).await {
                         tracing::warn!("cannot mark erasures done in the fleet (again later): {e}");
+                    } else if let Err(e) = pseudonymise(&fleet, &request).await {
+                        tracing::warn!(request = %request, "cannot write a fleet erasure's selectors as pseudonyms (again later): {e}");
                     } else if let Ok(Some(p)) = fleet.erasure_progress(&request, now_secs()).await
                         && p.complete
                     {
@@ -386,6 +388,13 @@ async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>
             }
         }
     }
+}
+
+/// The request's selectors as pseudonyms in the fleet (a request an older
+/// version recorded plain loses its numbers here, as this box erases).
+async fn pseudonymise(fleet: &Fleet, request: &str) -> Result<(), Error> {
+    let key = fleet.pseudonym_key()?;
+    Ok(fleet.pseudonymise_request(request, &key).await?)
 }
 
 /// Reserves in the ledger those of `ids` not yet reserved for `request`;

@@ -187,6 +187,41 @@ impl Fleet {
         .await
     }
 
+    /// Rewrites the selectors `request` was recorded with as pseudonyms
+    /// where an older version wrote them plain (nothing changes otherwise).
+    pub async fn pseudonymise_request(
+        &self,
+        request: &str,
+        key: &PseudonymKey,
+    ) -> Result<(), DbError> {
+        let (request, key) = (request.to_string(), key.clone());
+        self.run("writing an erasure's selectors as pseudonyms", move |c| {
+            Box::pin(async move {
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT selectors FROM recvault_erasures WHERE request = ?")
+                        .bind(&request)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let Some(Ok(selectors)) =
+                    row.map(|(json,)| serde_json::from_str::<Vec<Selector>>(&json))
+                else {
+                    return Ok(());
+                };
+                let shown = pseudonymous(&selectors, &key);
+                if shown != selectors {
+                    let json = serde_json::to_string(&shown).expect("selectors serialize");
+                    sqlx::query("UPDATE recvault_erasures SET selectors = ? WHERE request = ?")
+                        .bind(json)
+                        .bind(&request)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Marks this box's items of `request` erased at `at`, each with the
     /// name its ledger keeps now (the pseudonym: an item an older version
     /// recorded with the file's name loses it here at the latest).

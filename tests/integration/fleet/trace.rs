@@ -122,6 +122,9 @@ async fn a_completed_fleet_erasure_leaves_no_number_name_or_lead_in_the_fleets_d
         2,
         "{out}"
     );
+    // And `find` (the console's search) finds them the same way.
+    let found = text(&c.node("C").recvault(&["find", "--phone", PERSON]));
+    assert!(found.contains("2 recordings match"), "{found}");
     for host in ["A", "B", "C"] {
         c.node(host).stop();
     }
