@@ -4,7 +4,8 @@
 //! file names or their lead id (a released hold of the number keeps its
 //! pseudonym); yet the same caller's next request, made
 //! on a third box, still finds what was erased (through the pseudonyms of
-//! the key the fleet shares).
+//! the key the fleet shares). A request an older version wrote with plain
+//! selectors and names loses them as the boxes mark their items erased.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -66,6 +67,9 @@ async fn a_completed_fleet_erasure_leaves_no_number_name_or_lead_in_the_fleets_d
         1
     );
 
+    // B is down while the request is confirmed, so its item is still open
+    // when rows as an older version wrote them (plain) are planted below.
+    c.node("B").stop();
     let args = ["erase", "--phone", PERSON, "--request", "GDPR-7"];
     let out = text(&c.node("A").recvault(&args));
     assert!(out.contains(&on_a) && out.contains(&on_b), "{out}");
@@ -75,6 +79,31 @@ async fn a_completed_fleet_erasure_leaves_no_number_name_or_lead_in_the_fleets_d
             .recvault(&[&args[..], &["--confirm", &token]].concat()),
     );
     assert!(out.contains("erasure request GDPR-7"), "{out}");
+    assert_eq!(
+        c.count(&format!(
+            "SELECT COUNT(*) FROM recvault_erasures WHERE selectors LIKE '%{PERSON}%'"
+        ))
+        .await,
+        0,
+        "the selectors were written plain"
+    );
+    c.fx.exec(&format!(
+        "UPDATE recvault_erasures SET selectors = \
+         '[{{\"kind\":\"phone\",\"value\":\"{PERSON}\",\"from\":null,\"to\":null}}]'"
+    ))
+    .await;
+    c.fx.exec(&format!(
+        "UPDATE recvault_erasure_items SET name = '{on_b}' WHERE host = 'B' AND erased_at IS NULL"
+    ))
+    .await;
+    assert_eq!(
+        c.count(&format!(
+            "SELECT COUNT(*) FROM recvault_erasure_items WHERE name = '{on_b}'"
+        ))
+        .await,
+        1
+    );
+    c.node("B").start();
     c.wait_db(
         "the request complete",
         "SELECT COUNT(*) FROM recvault_erasures WHERE completed_at IS NOT NULL",
