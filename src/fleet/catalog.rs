@@ -447,8 +447,11 @@ impl Catalog for FleetCatalog {
         selectors: &[Selector],
     ) -> Result<ErasurePlan, CatalogError> {
         crate::governance::requests::erase::check_reference(request)?;
-        let entries = self.fleet.matching(selectors).await.map_err(unavailable)?;
-        Ok(super::erasure::plan(request, selectors, entries))
+        let key = self.fleet.pseudonym_key()?;
+        self.fleet
+            .erasure_plan(request, selectors, &key)
+            .await
+            .map_err(unavailable)
     }
 
     async fn erasure_confirm(
@@ -459,8 +462,9 @@ impl Catalog for FleetCatalog {
         token: Option<&str>,
     ) -> Result<ErasureConfirmation, CatalogError> {
         crate::governance::requests::erase::check_reference(request)?;
+        let key = self.fleet.pseudonym_key()?;
         self.fleet
-            .confirm_erasure(&self.by(actor), request, selectors, token, now_secs())
+            .confirm_erasure(&self.by(actor), request, selectors, &key, token, now_secs())
             .await
             .map_err(unavailable)
     }

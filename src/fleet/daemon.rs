@@ -376,6 +376,8 @@ async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>
                     tracing::info!(request = %request, recordings = done.len(), "erased this box's copies of a fleet erasure");
                     if let Err(e) = fleet.mark_erased(&request, done).await {
                         tracing::warn!("cannot mark erasures done in the fleet (again later): {e}");
+                    } else if let Err(e) = pseudonymise(&fleet, &request).await {
+                        tracing::warn!(request = %request, "cannot write a fleet erasure's selectors as pseudonyms (again later): {e}");
                     } else if let Ok(Some(p)) = fleet.erasure_progress(&request, now_secs()).await
                         && p.complete
                     {
@@ -391,13 +393,27 @@ async fn erase_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, ledger: Arc<Ledger>
     }
 }
 
+/// The request's selectors as pseudonyms in the fleet (a request an older
+/// version recorded plain loses its numbers here, as this box erases).
+async fn pseudonymise(fleet: &Fleet, request: &str) -> Result<(), Error> {
+    let key = fleet.pseudonym_key()?;
+    Ok(fleet.pseudonymise_request(request, &key).await?)
+}
+
 /// Reserves in the ledger those of `ids` not yet reserved for `request`;
-/// returns those erased already, with when.
-fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)>, Error> {
-    let mine: std::collections::HashMap<i64, Option<i64>> = l
+/// returns those erased already, with when and the name (a pseudonym) the
+/// ledger keeps for each now.
+fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64, String)>, Error> {
+    let mine: std::collections::HashMap<i64, Option<(i64, String)>> = l
         .erasure_of(request)?
         .into_iter()
-        .map(|r| (r.id, r.erasure.and_then(|e| e.erased_at)))
+        .map(|r| {
+            let name = crate::recording::key::display_name(&r.name);
+            (
+                r.id,
+                r.erasure.and_then(|e| e.erased_at).map(|at| (at, name)),
+            )
+        })
         .collect();
     let missing: Vec<Selector> = ids
         .iter()
@@ -410,7 +426,10 @@ fn take_erasure(l: &Ledger, request: &str, ids: &[i64]) -> Result<Vec<(i64, i64)
     }
     Ok(ids
         .iter()
-        .filter_map(|id| mine.get(id).copied().flatten().map(|at| (*id, at)))
+        .filter_map(|id| {
+            let (at, name) = mine.get(id).cloned().flatten()?;
+            Some((*id, at, name))
+        })
         .collect())
 }
 

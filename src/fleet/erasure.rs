@@ -16,7 +16,9 @@ use crate::catalog::{
     CopyOutcome, Entry, ErasureConfirmation, ErasureItem, ErasureLine, ErasurePlan,
     ErasureProgress, OpenHost, Page, Paging, Search, Selector, Standing,
 };
+use crate::governance::requests::{pseudonymous, widen};
 use crate::ledger::holds::describe;
+use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
 use crate::vicidial::db::DbError;
 
 /// Where `e` stands for `request`.
@@ -94,40 +96,63 @@ impl Fleet {
         }
     }
 
+    /// The plan of `request`: every recording `selectors` match, those an
+    /// earlier erasure left pseudonyms in included (matched through `key`).
+    pub async fn erasure_plan(
+        &self,
+        request: &str,
+        selectors: &[Selector],
+        key: &PseudonymKey,
+    ) -> Result<ErasurePlan, DbError> {
+        let entries = self.matching(&widen(selectors, Some(key))).await?;
+        Ok(plan(request, selectors, entries))
+    }
+
     /// Confirms `request` if the set is still the one `token` named (any
     /// with `None`): records it and its items, holds checked in the gate's
-    /// transaction (a recording a hold covers now is left out).
+    /// transaction (a recording a hold covers now is left out). Only
+    /// pseudonyms (under `key`, the fleet's) are written: the boxes match
+    /// their items by (host, id), so no number or file name is needed there.
     pub async fn confirm_erasure(
         &self,
         by: &str,
         request: &str,
         selectors: &[Selector],
+        key: &PseudonymKey,
         token: Option<&str>,
         now: i64,
     ) -> Result<ErasureConfirmation, DbError> {
-        let preview = plan(request, selectors, self.matching(selectors).await?);
+        let preview = self.erasure_plan(request, selectors, key).await?;
         let erase = preview.to_erase().count();
         if token.is_some_and(|t| t != preview.token) || erase == 0 {
             return Ok(ErasureConfirmation::Changed(preview));
         }
         let items: Vec<(String, i64, String)> = preview
             .to_erase()
-            .map(|i| (i.entry.host.clone(), i.entry.id, i.entry.name.clone()))
+            .map(|i| {
+                (
+                    i.entry.host.clone(),
+                    i.entry.id,
+                    name_pseudonym(&i.entry.name, key),
+                )
+            })
             .collect();
         let (by, request_s) = (by.to_string(), request.to_string());
-        let json = serde_json::to_string(selectors).expect("selectors serialize");
+        let json =
+            serde_json::to_string(&pseudonymous(selectors, key)).expect("selectors serialize");
+        let released = released_values(selectors, key);
         let recorded = self
             .run("confirming an erasure in the fleet", move |c| {
-                Box::pin(async move { record(c, &by, &request_s, json, &items, now).await })
+                Box::pin(
+                    async move { record(c, &by, &request_s, (json, &released), &items, now).await },
+                )
             })
             .await?;
         Ok(match recorded {
             true => ErasureConfirmation::Reserved(preview),
-            false => ErasureConfirmation::Changed(plan(
-                request,
-                selectors,
-                self.matching(selectors).await?,
-            )),
+            false => {
+                ErasureConfirmation::Changed(self.erasure_plan(request, selectors, key).await?)
+            }
         })
     }
 
@@ -162,17 +187,59 @@ impl Fleet {
         .await
     }
 
-    /// Marks this box's items of `request` erased at `at`.
-    pub async fn mark_erased(&self, request: &str, ids: Vec<(i64, i64)>) -> Result<(), DbError> {
+    /// Rewrites the selectors `request` was recorded with as pseudonyms
+    /// where an older version wrote them plain (nothing changes otherwise).
+    pub async fn pseudonymise_request(
+        &self,
+        request: &str,
+        key: &PseudonymKey,
+    ) -> Result<(), DbError> {
+        let (request, key) = (request.to_string(), key.clone());
+        self.run("writing an erasure's selectors as pseudonyms", move |c| {
+            Box::pin(async move {
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT selectors FROM recvault_erasures WHERE request = ?")
+                        .bind(&request)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let Some(Ok(selectors)) =
+                    row.map(|(json,)| serde_json::from_str::<Vec<Selector>>(&json))
+                else {
+                    return Ok(());
+                };
+                let shown = pseudonymous(&selectors, &key);
+                if shown != selectors {
+                    let json = serde_json::to_string(&shown).expect("selectors serialize");
+                    sqlx::query("UPDATE recvault_erasures SET selectors = ? WHERE request = ?")
+                        .bind(json)
+                        .bind(&request)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Marks this box's items of `request` erased at `at`, each with the
+    /// name its ledger keeps now (the pseudonym: an item an older version
+    /// recorded with the file's name loses it here at the latest).
+    pub async fn mark_erased(
+        &self,
+        request: &str,
+        ids: Vec<(i64, i64, String)>,
+    ) -> Result<(), DbError> {
         let (host, request) = (self.host.clone(), request.to_string());
         self.run("marking this box's erasures done", move |c| {
             Box::pin(async move {
-                for (id, at) in ids {
+                for (id, at, name) in ids {
                     sqlx::query(
-                        "UPDATE recvault_erasure_items SET erased_at = ? WHERE request = ? AND host = ? AND id = ? \
-                         AND erased_at IS NULL",
+                        "UPDATE recvault_erasure_items SET erased_at = ?, name = ? \
+                         WHERE request = ? AND host = ? AND id = ? AND erased_at IS NULL",
                     )
                     .bind(at)
+                    .bind(name)
                     .bind(&request)
                     .bind(&host)
                     .bind(id)
@@ -186,13 +253,22 @@ impl Fleet {
     }
 }
 
+/// What an item's name becomes in the fleet's database: its pseudonym
+/// (the one the box's ledger will keep once it erased it).
+fn name_pseudonym(name: &str, key: &PseudonymKey) -> String {
+    match is_pseudonym(name.as_bytes()) {
+        true => name.to_string(),
+        false => String::from_utf8_lossy(&key.name(name.as_bytes())).into_owned(),
+    }
+}
+
 /// Records a confirmed erasure and its items, in the gate's transaction;
 /// `false` (nothing recorded) if a hold covers one of them now.
 async fn record(
     c: &mut sqlx::MySqlConnection,
     by: &str,
     request_s: &str,
-    json: String,
+    (json, released): (String, &[Released]),
     items: &[(String, i64, String)],
     now: i64,
 ) -> Result<bool, sqlx::Error> {
@@ -234,8 +310,63 @@ async fn record(
             .execute(&mut *tx)
             .await?;
     }
+    scrub_released_holds(&mut tx, released).await?;
     tx.commit().await?;
     Ok(true)
+}
+
+/// A number or lead id a request names: (selector kind, value, pseudonym).
+type Released = (&'static str, String, String);
+
+/// The numbers and lead ids `selectors` name, with their pseudonyms.
+fn released_values(selectors: &[Selector], key: &PseudonymKey) -> Vec<Released> {
+    selectors
+        .iter()
+        .filter_map(|s| match s {
+            Selector::Phone(p) if !is_pseudonym(p.as_bytes()) => {
+                Some(("phone", p.clone(), key.phone(p)))
+            }
+            Selector::Lead(l) if !is_pseudonym(l.as_bytes()) => {
+                Some(("lead", l.clone(), key.lead(l)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Released holds naming a number (or lead id) this request erases get its
+/// pseudonym, as in one ledger: unless a recording the fleet keeps still
+/// has it (one no erasure covers) or an active hold names it (it must go
+/// on matching). Released holds protect nothing, so this is done with the
+/// confirmation rather than waiting for the boxes.
+async fn scrub_released_holds(
+    tx: &mut sqlx::MySqlConnection,
+    released: &[Released],
+) -> Result<(), sqlx::Error> {
+    for (kind, value, pseudonym) in released {
+        let column = match *kind {
+            "phone" => "phone",
+            _ => "lead_id",
+        };
+        let sql = format!(
+            "UPDATE recvault_hold_selectors s JOIN recvault_holds h ON h.id = s.hold_id \
+             SET s.value = ? WHERE s.kind = ? AND s.value = ? AND h.released_at IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM recvault_recordings r LEFT JOIN recvault_erasure_items i \
+                             ON i.host = r.host AND i.id = r.id WHERE r.{column} = ? AND i.id IS NULL) \
+             AND NOT EXISTS (SELECT 1 FROM recvault_hold_selectors a JOIN recvault_holds ah \
+                             ON ah.id = a.hold_id WHERE a.kind = ? AND a.value = ? AND ah.released_at IS NULL)"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(pseudonym)
+            .bind(*kind)
+            .bind(value)
+            .bind(value)
+            .bind(*kind)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Where `request` stands, on `c`; marks it complete when it is.

@@ -56,6 +56,8 @@ pub struct Fleet {
     /// Kept beside the ledger: tells this box from another one using its name.
     pub identity: String,
     pub config: FleetConfig,
+    /// This box's ledger, beside which the pseudonym key lives.
+    ledger: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -85,7 +87,14 @@ impl Fleet {
             host: config.daemon.host.clone(),
             identity: identity(&config.ledger.path)?,
             config: fc.clone(),
+            ledger: config.ledger.path.clone(),
         })))
+    }
+
+    /// The pseudonym key (the fleet shares one), made now if this box never
+    /// had one: erasures match and write down numbers and names through it.
+    pub fn pseudonym_key(&self) -> Result<crate::recording::pseudonym::PseudonymKey, Error> {
+        crate::governance::requests::key::load_or_create(&self.ledger)
     }
 
     /// `user@host:port/database`, for messages.

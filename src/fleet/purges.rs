@@ -88,9 +88,10 @@ impl Fleet {
             .collect();
         if !fresh.is_empty() {
             let by = format!("fleet leader {}: VICIdial GDPR purge", self.host);
+            let key = self.pseudonym_key()?;
             return Ok(
                 match self
-                    .confirm_erasure(&by, &request, &fresh, None, now)
+                    .confirm_erasure(&by, &request, &fresh, &key, None, now)
                     .await?
                 {
                     ErasureConfirmation::Reserved(p) => {

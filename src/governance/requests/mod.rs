@@ -9,7 +9,7 @@
 use crate::ledger::holds::{Selector, describe};
 use crate::ledger::matching::Matched;
 use crate::ledger::{Ledger, LedgerError};
-use crate::recording::pseudonym::PseudonymKey;
+use crate::recording::pseudonym::{PseudonymKey, is_pseudonym};
 
 pub mod erase;
 pub mod eraser;
@@ -52,9 +52,22 @@ fn push_pseudonyms(selectors: &[Selector], key: &PseudonymKey, out: &mut Vec<Sel
 /// The selectors as the audit trail names them: numbers, leads and
 /// recordings by their pseudonyms, so the trail holds no one's number.
 pub fn for_audit(selectors: &[Selector], key: &PseudonymKey) -> String {
-    let shown: Vec<Selector> = selectors
+    describe(&pseudonymous(selectors, key))
+}
+
+/// `selectors` with every number, lead and recording name replaced by its
+/// pseudonym: what may be written down where an erased person must leave
+/// no readable trace (the audit trail, the fleet's database). A value that
+/// already is a pseudonym stays (doing it twice changes nothing).
+pub fn pseudonymous(selectors: &[Selector], key: &PseudonymKey) -> Vec<Selector> {
+    selectors
         .iter()
         .map(|s| match s {
+            Selector::Phone(v) | Selector::Lead(v) | Selector::Recording(v)
+                if is_pseudonym(v.as_bytes()) =>
+            {
+                s.clone()
+            }
             Selector::Phone(p) => Selector::Phone(key.phone(p)),
             Selector::Lead(l) => Selector::Lead(key.lead(l)),
             Selector::Recording(r) => {
@@ -62,8 +75,7 @@ pub fn for_audit(selectors: &[Selector], key: &PseudonymKey) -> String {
             }
             other => other.clone(),
         })
-        .collect();
-    describe(&shown)
+        .collect()
 }
 
 /// Visits every recording the request is about, erased ones included
@@ -96,6 +108,12 @@ mod tests {
         assert_eq!(wide.len(), 3);
         assert!(wide.contains(&Selector::Phone(key.phone("5551234567"))));
         assert_eq!(widen(&selectors, None), selectors);
+        let once = pseudonymous(&selectors, &key);
+        assert_eq!(
+            pseudonymous(&once, &key),
+            once,
+            "done twice, nothing changes"
+        );
         let shown = for_audit(&selectors, &key);
         assert!(
             !shown.contains("5551234567") && shown.contains("campaign=SALES"),

@@ -16,6 +16,7 @@ mod queue;
 mod reads;
 mod rules;
 mod silent;
+mod trace;
 
 use std::fs;
 use std::path::PathBuf;
