@@ -235,7 +235,7 @@ impl Fleet {
             .collect();
         let n = done.len() as u64;
         for e in &done {
-            tracing::info!(host = %e.host, recording = %e.name, key = e.object_key.as_deref().unwrap_or("-"), "deleted a forgotten or silent box's recording (fleet retention)");
+            tracing::debug!(host = %e.host, recording = %e.name, key = e.object_key.as_deref().unwrap_or("-"), "deleted a forgotten or silent box's recording (fleet retention)");
         }
         self.run("recording the leader's deletions", move |c| {
             Box::pin(async move {

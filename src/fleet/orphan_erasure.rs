@@ -61,7 +61,7 @@ impl Fleet {
             })
             .collect();
         for (request, e) in &done {
-            tracing::info!(host = %e.host, recording = e.id, request = %request, "erased a forgotten or silent box's stored object (fleet erasure)");
+            tracing::debug!(host = %e.host, recording = e.id, request = %request, "erased a forgotten or silent box's stored object (fleet erasure)");
         }
         let n = done.len() as u64;
         self.run("recording the leader's erasures", move |c| {
