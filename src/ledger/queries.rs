@@ -200,12 +200,13 @@ impl Ledger {
         Ok((n as u64, bytes as u64, first))
     }
 
-    /// Count and bytes per state.
+    /// Count and bytes per state, from the totals the ledger's triggers
+    /// keep (`recording_totals`): a few rows, whatever the ledger's size.
     pub fn totals(&self) -> Result<Vec<(State, StateTotals)>, LedgerError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT state, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
-             FROM recordings GROUP BY state",
+            "SELECT state, SUM(recordings), SUM(bytes), SUM(object_bytes) \
+             FROM recording_totals GROUP BY state HAVING SUM(recordings) > 0",
         )?;
         let rows = stmt.query_map([], totals_row)?;
         let mut out = Vec::new();
@@ -220,14 +221,14 @@ impl Ledger {
     }
 
     /// Count and bytes per codec of the objects in the store (or staged for
-    /// it): what each codec saves.
+    /// it): what each codec saves. From `recording_totals`, like `totals`.
     pub fn codec_totals(&self) -> Result<Vec<(String, StateTotals)>, LedgerError> {
         let conn = self.reader()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT codec, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
-             FROM recordings WHERE codec IS NOT NULL AND object_size IS NOT NULL \
+            "SELECT codec, SUM(recordings), SUM(bytes), SUM(object_bytes) \
+             FROM recording_totals WHERE codec != '' AND stored = 1 \
              AND state IN ('compressed', 'uploaded', 'verified', 'local_deleted') \
-             GROUP BY codec ORDER BY codec",
+             GROUP BY codec HAVING SUM(recordings) > 0 ORDER BY codec",
         )?;
         let rows = stmt.query_map([], totals_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
