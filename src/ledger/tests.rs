@@ -397,6 +397,7 @@ fn an_older_ledger_gets_its_totals_counted_on_upgrade() {
         l.execute_raw(
             "DROP TRIGGER recording_totals_insert; DROP TRIGGER recording_totals_update; \
              DROP TRIGGER recording_totals_delete; DROP TABLE recording_totals; \
+             DROP INDEX recordings_unmatched_name; \
              UPDATE recordings SET state = 'settled' WHERE path = CAST('/s/a.wav' AS BLOB); \
              PRAGMA user_version = 14;",
         )
