@@ -192,8 +192,8 @@ SELECT i, CAST('/var/spool/asterisk/monitorDONE/' || name || '-all.wav' AS BLOB)
     printf('%064x', i), 'host/' || name || '-all.flac', 400000, printf('%064x', i * 7),
     'c' || i, 'flac', t, t, t, t, 1, 'CAMP' || (i % 50), t, printf('555%07d', i % 1000000),
     'agent' || (i % 200), 'L' || i
-FROM (SELECT i, unixepoch() - 31536000 + i * (31536000 / $rows) AS t,
-        strftime('%Y%m%d-%H%M%S', unixepoch() - 31536000 + i * (31536000 / $rows), 'unixepoch')
+FROM (SELECT i, unixepoch() - 31536000 + i * 31536000 / $rows AS t,
+        strftime('%Y%m%d-%H%M%S', unixepoch() - 31536000 + i * 31536000 / $rows, 'unixepoch')
           || '_' || printf('555%07d', i % 1000000) AS name
       FROM n);
 INSERT INTO object_keys (recording_id, key, state, chosen_at)

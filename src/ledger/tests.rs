@@ -408,3 +408,40 @@ fn an_older_ledger_gets_its_totals_counted_on_upgrade() {
     let states: Vec<State> = l.totals().unwrap().into_iter().map(|(s, _)| s).collect();
     assert_eq!(states, [State::Settled, State::Uploaded]);
 }
+
+/// `ls`: every bound given and none other, each state or all, oldest
+/// first (the query is written per filter, so each form is tried).
+#[test]
+fn list_keeps_to_its_state_and_time_bounds_oldest_first() {
+    let (_dir, l) = ledger();
+    let none = Attribution::default();
+    let at = |path: &str, secs: i64, state: State| {
+        let file = spool_file(path, secs * 1_000_000_000);
+        l.insert(&file, &none, state, "test").unwrap()
+    };
+    let c = at("/s/c.wav", 300, State::Seen);
+    let a = at("/s/a.wav", 100, State::Seen);
+    let b = at("/s/b.wav", 200, State::Quarantined);
+    let d = at("/s/d.wav", 400, State::Settled);
+    let ids = |state: Option<State>, since: Option<i64>, until: Option<i64>| {
+        let mut got = Vec::new();
+        let filter = ListFilter {
+            state,
+            since,
+            until,
+        };
+        l.list::<LedgerError>(&filter, |r| {
+            got.push(r.id);
+            Ok(())
+        })
+        .unwrap();
+        got
+    };
+    assert_eq!(ids(None, None, None), [a, b, c, d]);
+    assert_eq!(ids(None, Some(200), None), [b, c, d]);
+    assert_eq!(ids(None, None, Some(300)), [a, b]);
+    assert_eq!(ids(None, Some(200), Some(400)), [b, c]);
+    assert_eq!(ids(Some(State::Seen), None, None), [a, c]);
+    assert_eq!(ids(Some(State::Seen), Some(150), Some(999)), [c]);
+    assert_eq!(ids(Some(State::Gone), None, None), Vec::<i64>::new());
+}
