@@ -68,3 +68,56 @@ pub(crate) fn insert_call(
         State::Settled,
     )
 }
+
+/// Asserts that the totals `status` reads (kept by triggers in
+/// `recording_totals`) are what counting every recording gives, per state
+/// and per codec.
+pub(crate) fn assert_totals_exact(ledger: &Ledger) {
+    let conn = ledger.reader().unwrap();
+    let count = |sql: &str| -> Vec<(String, u64, u64, u64)> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, i64>(3)? as u64,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let by_state = count(
+        "SELECT state, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
+         FROM recordings GROUP BY state ORDER BY state",
+    );
+    let by_codec = count(
+        "SELECT codec, COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(object_size), 0) \
+         FROM recordings WHERE codec IS NOT NULL AND object_size IS NOT NULL \
+         AND state IN ('compressed', 'uploaded', 'verified', 'local_deleted') \
+         GROUP BY codec ORDER BY codec",
+    );
+    drop(conn);
+    let flat = |v: Vec<(String, super::StateTotals)>| -> Vec<(String, u64, u64, u64)> {
+        v.into_iter()
+            .map(|(s, t)| (s, t.count, t.bytes, t.object_bytes))
+            .collect()
+    };
+    let mut kept = flat(
+        ledger
+            .totals()
+            .unwrap()
+            .into_iter()
+            .map(|(s, t)| (s.as_str().to_string(), t))
+            .collect(),
+    );
+    kept.sort();
+    assert_eq!(kept, by_state, "totals per state");
+    assert_eq!(
+        flat(ledger.codec_totals().unwrap()),
+        by_codec,
+        "totals per codec"
+    );
+}

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0012_fleet_outbox.sql"), None),
     (include_str!("migrations/0013_backlog.sql"), None),
     (include_str!("migrations/0014_console_exports.sql"), None),
+    (include_str!("migrations/0015_recording_totals.sql"), None),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {

@@ -314,3 +314,134 @@ fn recordings_verified_at_once_by_many_workers_are_each_committed_once() {
     assert_eq!(ledger.recording(not_uploaded).unwrap().state, State::Seen);
     assert_eq!(ledger.drained_since(before).unwrap().0, 200);
 }
+
+/// Issue 18: `status` reads its counts from totals the triggers keep, so
+/// they must stay exact through every transition a recording can make,
+/// every column they sum changing, and a row removed.
+#[test]
+fn the_kept_totals_stay_exact_through_every_transition() {
+    use super::fixtures::assert_totals_exact as exact;
+    let (_dir, l) = ledger();
+    let facts = |key: &str, size: u64, codec: &str| CompressedFacts {
+        sha256: "0".repeat(64),
+        object_key: key.to_string(),
+        object_size: size,
+        object_sha256: "1".repeat(64),
+        codec: codec.to_string(),
+    };
+    let a = insert_plain(&l, "/s/a.wav", State::Seen);
+    exact(&l);
+    l.settled(a).unwrap();
+    l.compressed(a, &facts("ka", 2, "flac")).unwrap();
+    exact(&l);
+    l.compress_again(a, "staged object gone").unwrap();
+    exact(&l);
+    l.compressed(a, &facts("ka2", 1, "zstd")).unwrap();
+    l.upload_again(a, Some("ka3"), "damaged").unwrap();
+    l.uploaded(a, "c").unwrap();
+    exact(&l);
+    l.verified(a).unwrap();
+    exact(&l);
+    let rec = l.recording(a).unwrap();
+    let actor = super::audit::Actor {
+        uid: 0,
+        user: "root".into(),
+    };
+    l.local_copy_removed(&rec, "archived", &actor).unwrap();
+    exact(&l);
+
+    let b = insert_plain(&l, "/s/b.wav", State::Seen);
+    l.settled(b).unwrap();
+    l.compressed(b, &facts("kb", 2, "flac")).unwrap();
+    let rec = l.recording(b).unwrap();
+    l.mark_failed(&rec, FailureKind::StoreOutage, "503", 0)
+        .unwrap();
+    exact(&l);
+    let rec = l.recording(b).unwrap();
+    l.resume_failed(&rec).unwrap();
+    exact(&l);
+    let mut changed = spool_file("/s/b.wav", 5).identity;
+    changed.size = 9;
+    l.reset_changed(b, changed, "changed").unwrap();
+    exact(&l);
+    l.gone(b, State::Seen, "removed").unwrap();
+    exact(&l);
+
+    let c = insert_plain(&l, "/s/c.wav", State::Quarantined);
+    let _verified = insert_plain(&l, "/s/d.wav", State::Uploaded);
+    exact(&l);
+    // Updates that leave the counted columns alone, one that changes only
+    // a size, and a row removed (as a hand edit or a future purge would).
+    l.note(c, "still unreadable").unwrap();
+    l.execute_raw(&format!(
+        "UPDATE recordings SET last_error = 'x', size = size + 40 WHERE id = {c}; \
+         UPDATE recordings SET object_size = 7 WHERE id = {a}; \
+         PRAGMA foreign_keys = OFF; DELETE FROM recordings WHERE id = {b}; \
+         PRAGMA foreign_keys = ON"
+    ))
+    .unwrap();
+    exact(&l);
+}
+
+/// A ledger written before the kept totals existed gets them counted once,
+/// when it is opened by this version.
+#[test]
+fn an_older_ledger_gets_its_totals_counted_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.sqlite3");
+    {
+        let l = Ledger::open(&path).unwrap();
+        insert_plain(&l, "/s/a.wav", State::Seen);
+        insert_plain(&l, "/s/b.wav", State::Uploaded);
+        // Back to the schema before migration 0015, with rows it never saw.
+        l.execute_raw(
+            "DROP TRIGGER recording_totals_insert; DROP TRIGGER recording_totals_update; \
+             DROP TRIGGER recording_totals_delete; DROP TABLE recording_totals; \
+             DROP INDEX recordings_unmatched_name; \
+             UPDATE recordings SET state = 'settled' WHERE path = CAST('/s/a.wav' AS BLOB); \
+             PRAGMA user_version = 14;",
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    super::fixtures::assert_totals_exact(&l);
+    let states: Vec<State> = l.totals().unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(states, [State::Settled, State::Uploaded]);
+}
+
+/// `ls`: every bound given and none other, each state or all, oldest
+/// first (the query is written per filter, so each form is tried).
+#[test]
+fn list_keeps_to_its_state_and_time_bounds_oldest_first() {
+    let (_dir, l) = ledger();
+    let none = Attribution::default();
+    let at = |path: &str, secs: i64, state: State| {
+        let file = spool_file(path, secs * 1_000_000_000);
+        l.insert(&file, &none, state, "test").unwrap()
+    };
+    let c = at("/s/c.wav", 300, State::Seen);
+    let a = at("/s/a.wav", 100, State::Seen);
+    let b = at("/s/b.wav", 200, State::Quarantined);
+    let d = at("/s/d.wav", 400, State::Settled);
+    let ids = |state: Option<State>, since: Option<i64>, until: Option<i64>| {
+        let mut got = Vec::new();
+        let filter = ListFilter {
+            state,
+            since,
+            until,
+        };
+        l.list::<LedgerError>(&filter, |r| {
+            got.push(r.id);
+            Ok(())
+        })
+        .unwrap();
+        got
+    };
+    assert_eq!(ids(None, None, None), [a, b, c, d]);
+    assert_eq!(ids(None, Some(200), None), [b, c, d]);
+    assert_eq!(ids(None, None, Some(300)), [a, b]);
+    assert_eq!(ids(None, Some(200), Some(400)), [b, c]);
+    assert_eq!(ids(Some(State::Seen), None, None), [a, c]);
+    assert_eq!(ids(Some(State::Seen), Some(150), Some(999)), [c]);
+    assert_eq!(ids(Some(State::Gone), None, None), Vec::<i64>::new());
+}

@@ -146,6 +146,8 @@ fn an_erased_caller_leaves_no_readable_number_and_the_trail_still_verifies() {
 
     let done = erase_all(&ledger, &key);
     assert_eq!((done.erased, done.waiting, done.failed), (2, 0, 0));
+    // `status` counts the erased as remote_deleted, the held one as before.
+    fixtures::assert_totals_exact(&ledger);
     assert!(
         done.redacted >= 3,
         "two local deletes and the released hold's entries: {done:?}"

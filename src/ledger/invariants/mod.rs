@@ -14,6 +14,7 @@ use rusqlite::Connection;
 use super::{Ledger, LedgerError};
 
 mod scan;
+mod totals;
 
 /// One broken invariant and the recordings that break it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +117,9 @@ impl Ledger {
                 orphans.add(row.get(1)?);
             }
         }
-        let mut tallies = scan::scan(&snapshot, orphans)?;
+        let mut counted = totals::Counted::default();
+        let mut tallies = scan::scan(&snapshot, orphans, &mut counted)?;
+        tallies.push(counted.compare(&snapshot)?);
         for (rule, sql) in GROUP_RULES {
             let mut tally = Tally::new(rule);
             tally.add_query(&snapshot, sql)?;

@@ -10,6 +10,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row};
 
 use super::Tally;
+use super::totals::Counted;
 use crate::ledger::LedgerError;
 
 /// The rule broken by a row naming a recording (or a hold, an audit entry)
@@ -52,7 +53,8 @@ const HISTORY_RULE: &str = "every recording has a history (at least one event)";
 
 const RECORDINGS: &str = "SELECT id, state, verified_at IS NOT NULL, object_key, sha256, \
     object_sha256, object_size IS NOT NULL, last_error IS NOT NULL, retry_at IS NOT NULL, \
-    resume_state IS NOT NULL, erased_at IS NOT NULL FROM recordings ORDER BY id";
+    resume_state IS NOT NULL, erased_at IS NOT NULL, CAST(COALESCE(codec, '') AS BLOB), size, \
+    COALESCE(object_size, 0) FROM recordings ORDER BY id";
 /// Each table naming recordings, read in recording order from an index.
 const EVENTS: &str =
     "SELECT recording_id, NULL FROM events GROUP BY recording_id ORDER BY recording_id";
@@ -72,6 +74,10 @@ struct Recording {
     retry_at: bool,
     resume_state: bool,
     erased: bool,
+    /// What `recording_totals` sums: codec ('' for none), size, object size.
+    codec: Vec<u8>,
+    size: i64,
+    object_bytes: i64,
 }
 
 impl Recording {
@@ -88,6 +94,9 @@ impl Recording {
             retry_at: r.get(8)?,
             resume_state: r.get(9)?,
             erased: r.get(10)?,
+            codec: r.get(11)?,
+            size: r.get(12)?,
+            object_bytes: r.get(13)?,
         })
     }
 
@@ -198,8 +207,13 @@ fn child(r: &Row<'_>) -> rusqlite::Result<(i64, Option<Vec<u8>>)> {
 
 /// Reads every recording once, with its events, object keys and location
 /// beside it; returns the tallies of [`RULES`], the history rule and
-/// `orphans` (which may already hold what other tables found).
-pub(super) fn scan(conn: &Connection, mut orphans: Tally) -> Result<Vec<Tally>, LedgerError> {
+/// `orphans` (which may already hold what other tables found); adds each
+/// recording to `counted`.
+pub(super) fn scan(
+    conn: &Connection,
+    mut orphans: Tally,
+    counted: &mut Counted,
+) -> Result<Vec<Tally>, LedgerError> {
     let mut tallies: Vec<Tally> = RULES.iter().map(|r| Tally::new(r)).collect();
     let mut history = Tally::new(HISTORY_RULE);
     let (mut recs, mut ev, mut ok, mut loc) = (
@@ -233,6 +247,11 @@ pub(super) fn scan(conn: &Connection, mut orphans: Tally) -> Result<Vec<Tally>, 
         if !has_event {
             history.add(rec.id);
         }
+        counted.add(
+            (rec.state, rec.codec, rec.object_size),
+            rec.size,
+            rec.object_bytes,
+        );
     }
     events.rest(&mut orphans)?;
     object_keys.rest(&mut orphans)?;

@@ -90,3 +90,34 @@ fn many_broken_rows_are_counted_with_the_first_ids_listed() {
     assert_eq!(problems[0].count, MAX_IDS + 5);
     assert_eq!(problems[0].ids, ids[..MAX_IDS].to_vec());
 }
+
+/// The totals `status` reads are kept by triggers; an edit made with them
+/// dropped (or a bug in them) leaves `status` wrong, and the check says so.
+#[test]
+fn totals_that_no_longer_match_the_recordings_are_found() {
+    let (_dir, ledger) = ledger();
+    let a = insert_plain(&ledger, "/s/a.wav", State::Seen);
+    let b = insert_plain(&ledger, "/s/b.wav", State::Settled);
+    // Changed with the triggers, the totals follow.
+    ledger
+        .execute_raw(&format!(
+            "UPDATE recordings SET state = 'gone', size = 9 WHERE id = {a}"
+        ))
+        .unwrap();
+    assert_eq!(ledger.check().unwrap(), vec![]);
+    ledger
+        .execute_raw(&format!(
+            "DROP TRIGGER recording_totals_update; \
+             UPDATE recordings SET state = 'seen' WHERE id = {b}; \
+             UPDATE recording_totals SET bytes = bytes + 1 WHERE state = 'gone'"
+        ))
+        .unwrap();
+    let problems = ledger.check().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].rule.contains("recording_totals"),
+        "{problems:?}"
+    );
+    // settled (kept, none left), seen (none kept), gone (a byte off).
+    assert_eq!(problems[0].count, 3);
+}
