@@ -179,17 +179,7 @@ impl Fleet {
                     .into_iter()
                     .filter(|e| due(&rules, e, now) && e.object_key.is_some())
                     .collect();
-                for e in &due {
-                    sqlx::query(
-                        "INSERT INTO recvault_deletions (host, id, what, reserved_at) VALUES (?, ?, 'leader', ?) \
-                         ON DUPLICATE KEY UPDATE what = 'leader', reserved_at = VALUES(reserved_at)",
-                    )
-                    .bind(&e.host)
-                    .bind(e.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                reserve(&mut tx, "leader", &due, now).await?;
                 tx.commit().await?;
                 Ok(due)
             })
@@ -256,6 +246,30 @@ impl Fleet {
         .await?;
         Ok(n)
     }
+}
+
+/// Reserves each of `entries` for the leader (`what`: `leader` for a
+/// retention deletion, `leader-erase` for an erasure) in `tx`, the gate's
+/// transaction, so no box reserves it too.
+pub(super) async fn reserve(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    what: &str,
+    entries: &[Entry],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO recvault_deletions (host, id, what, reserved_at) VALUES (?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE what = VALUES(what), reserved_at = VALUES(reserved_at)",
+        )
+        .bind(&e.host)
+        .bind(e.id)
+        .bind(what)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Catalog entries from rows whose first column is `entry`.

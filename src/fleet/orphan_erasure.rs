@@ -116,17 +116,9 @@ impl Fleet {
                     })?;
                     items.push((request, e));
                 }
-                for (_, e) in &items {
-                    sqlx::query(
-                        "INSERT INTO recvault_deletions (host, id, what, reserved_at) VALUES (?, ?, 'leader-erase', ?) \
-                         ON DUPLICATE KEY UPDATE what = 'leader-erase', reserved_at = VALUES(reserved_at)",
-                    )
-                    .bind(&e.host)
-                    .bind(e.id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                // At most a page of entries: a copy costs nothing next to the round trips.
+                let entries: Vec<Entry> = items.iter().map(|(_, e)| e.clone()).collect();
+                super::leader::reserve(&mut tx, "leader-erase", &entries, now).await?;
                 tx.commit().await?;
                 Ok(items)
             })
