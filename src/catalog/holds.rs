@@ -45,6 +45,22 @@ impl HoldInfo {
         }
     }
 
+    /// The ledger's hold this is, without where it came from or what it
+    /// covers (the inverse of [`HoldInfo::of`]).
+    pub fn into_hold(self) -> Hold {
+        Hold {
+            id: self.id,
+            case_id: self.case_id,
+            reason: self.reason,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            released_at: self.released_at,
+            released_by: self.released_by,
+            release_reason: self.release_reason,
+            selectors: self.selectors,
+        }
+    }
+
     /// The selectors as one line (`campaign=SALES phone=555…`).
     pub fn describe(&self) -> String {
         describe(&self.selectors)

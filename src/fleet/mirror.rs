@@ -15,7 +15,6 @@ use std::sync::Arc;
 use super::{Fleet, FleetGate, select};
 use crate::catalog::{Aftermath, HoldInfo};
 use crate::error::Error;
-use crate::ledger::holds::Hold;
 use crate::recovery::hold_copy;
 use crate::store::Store;
 use crate::units::now_secs;
@@ -82,21 +81,6 @@ impl Fleet {
     }
 }
 
-/// A fleet hold as the hold copies have it.
-fn as_hold(h: HoldInfo) -> Hold {
-    Hold {
-        id: h.id,
-        case_id: h.case_id,
-        reason: h.reason,
-        created_by: h.created_by,
-        created_at: h.created_at,
-        released_at: h.released_at,
-        released_by: h.released_by,
-        release_reason: h.release_reason,
-        selectors: h.selectors,
-    }
-}
-
 /// Copies every hold of the fleet to the store. Returns the key written.
 pub async fn copy_holds(
     fleet: &Fleet,
@@ -104,7 +88,12 @@ pub async fn copy_holds(
     store_prefix: &str,
     scratch: &std::path::Path,
 ) -> Result<String, Error> {
-    let holds = fleet.holds(None).await?.into_iter().map(as_hold).collect();
+    let holds = fleet
+        .holds(None)
+        .await?
+        .into_iter()
+        .map(HoldInfo::into_hold)
+        .collect();
     hold_copy::publish_holds(
         store,
         &hold_copy::fleet_prefix(store_prefix),
