@@ -121,13 +121,79 @@ pub fn encode(
     zstd: ZstdSettings,
     dest: &Path,
 ) -> Result<Encoded, EncodeError> {
+    let tmp = dest.with_extension("tmp");
+    let staging = Staging {
+        name: tmp.display().to_string(),
+        open: || open_staging(&tmp),
+        // No fsync: a staging copy damaged by power loss cannot pass the
+        // store's SHA-256 check on upload, and is then compressed again.
+        keep: |staged: File| {
+            drop(staged);
+            fs::rename(&tmp, dest)
+        },
+        discard: || {
+            let _ = fs::remove_file(&tmp);
+        },
+    };
+    encode_into(source, expected, codec, zstd, staging).map(|(encoded, ())| encoded)
+}
+
+/// Encodes `source` as [`encode`] does, into memory: the object's bytes
+/// are returned, and no staging file is written. For recordings small
+/// enough to be uploaded from memory (a crash loses nothing but the work:
+/// the recording is compressed again, into the same object).
+pub fn encode_to_memory(
+    source: &Path,
+    expected: FileIdentity,
+    codec: Codec,
+    zstd: ZstdSettings,
+) -> Result<(Encoded, Vec<u8>), EncodeError> {
+    // Room for the object of a recording that does not compress, and a
+    // FLAC or zstd frame's overhead.
+    let room = usize::try_from(expected.size)
+        .unwrap_or(0)
+        .saturating_add(4096);
+    let staging = Staging {
+        name: "memory".to_string(),
+        open: || Ok(io::Cursor::new(Vec::with_capacity(room))),
+        keep: |staged: io::Cursor<Vec<u8>>| Ok(staged.into_inner()),
+        discard: || {},
+    };
+    encode_into(source, expected, codec, zstd, staging)
+}
+
+/// Where [`encode_into`] puts the object: `open` makes it empty (again for
+/// a fallback), `keep` finishes it once the source proved unchanged,
+/// `discard` cleans up after a failure; `name` names it in errors.
+struct Staging<Open, Keep, Discard> {
+    name: String,
+    open: Open,
+    keep: Keep,
+    discard: Discard,
+}
+
+fn encode_into<S, T>(
+    source: &Path,
+    expected: FileIdentity,
+    codec: Codec,
+    zstd: ZstdSettings,
+    staging: Staging<impl FnMut() -> io::Result<S>, impl FnOnce(S) -> io::Result<T>, impl FnOnce()>,
+) -> Result<(Encoded, T), EncodeError>
+where
+    S: Read + Write + Seek,
+{
+    let Staging {
+        name,
+        open,
+        keep,
+        discard,
+    } = staging;
     let file = open_source(source)?;
     let check = |file: &File| still_settled(file, source, expected);
     check(&file)?;
 
-    let tmp = dest.with_extension("tmp");
     let staging_err = |e: io::Error| EncodeError::Staging {
-        path: tmp.display().to_string(),
+        path: name.clone(),
         source: e,
     };
     let job = Job {
@@ -137,7 +203,7 @@ pub fn encode(
         zstd,
     };
     let finished = job
-        .run(|| open_staging(&tmp))
+        .run(open)
         .map_err(|e| match e {
             Failure::Read(e) => read_error(source, e),
             Failure::Staging(e) => staging_err(e),
@@ -149,15 +215,12 @@ pub fn encode(
             if encoded.size != expected.size {
                 return Err(EncodeError::Changed(None));
             }
-            // No fsync: a staging copy damaged by power loss cannot pass the
-            // store's SHA-256 check on upload, and is then compressed again.
-            drop(staged);
-            fs::rename(&tmp, dest).map_err(staging_err)?;
-            Ok(encoded)
+            let kept = keep(staged).map_err(staging_err)?;
+            Ok((encoded, kept))
         });
     if finished.is_err() {
         // A failed read may be the file changing under us: say so if it did.
-        let _ = fs::remove_file(&tmp);
+        discard();
         check(&file)?;
     }
     finished

@@ -42,6 +42,15 @@ fn encode_bytes(bytes: &[u8], codec: Codec) -> (Encoded, Vec<u8>) {
         (sha256(&object), object.len() as u64)
     );
     assert!(!obj.with_extension("tmp").exists());
+    // Encoded into memory: the same object, the same facts.
+    let (in_memory, bytes_in_memory) =
+        encode_to_memory(&src, identity(&src), codec, ZstdSettings::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(in_memory, enc);
+    assert!(
+        bytes_in_memory == object,
+        "the object encoded in memory differs from the staged one"
+    );
     let mut back = Vec::new();
     let decoded = decode(enc.codec, Stream(&object), &mut back).unwrap();
     assert!(back == bytes, "decoded bytes differ from the original");
@@ -266,6 +275,8 @@ fn a_changed_file_is_not_encoded() {
         let err = encode(&src, id, codec, ZstdSettings::default(), &obj).unwrap_err();
         assert!(matches!(err, EncodeError::Changed(Some(_))), "{err}");
         assert!(!obj.exists() && !obj.with_extension("tmp").exists());
+        let err = encode_to_memory(&src, id, codec, ZstdSettings::default()).unwrap_err();
+        assert!(matches!(err, EncodeError::Changed(Some(_))), "{err}");
     }
 }
 

@@ -96,6 +96,9 @@ pub struct SpoolConfig {
     pub upload_after: Duration,
     /// Where compressed objects wait for upload.
     pub staging: PathBuf,
+    /// Recordings up to this size are compressed in memory and uploaded from
+    /// there: no staging file (0: every object is staged in a file).
+    pub stage_in_memory: u64,
     /// Safety-net full rescan interval (inotify can overflow or miss files).
     pub rescan: Duration,
     /// File-name globs (`*`, `?`) never treated as recordings.

@@ -46,6 +46,7 @@ pub(super) struct RawSpool {
     pub(super) settle: Option<String>,
     pub(super) upload_after: Option<String>,
     pub(super) staging: Option<PathBuf>,
+    pub(super) stage_in_memory: Option<String>,
     pub(super) rescan: Option<String>,
     pub(super) ignore: Option<Vec<String>>,
     pub(super) min_free: Option<String>,

@@ -175,6 +175,9 @@ fn ledger(v: &Validator<'_>, raw: RawLedger) -> Result<LedgerConfig, ConfigError
     })
 }
 
+/// The most `[spool] stage_in_memory` may be: with 64 workers, 1 GiB held.
+const MAX_STAGE_IN_MEMORY: u64 = 16 << 20;
+
 fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolConfig, ConfigError> {
     let mut dirs = Vec::new();
     for (i, dir) in raw.dirs.unwrap_or_default().into_iter().enumerate() {
@@ -194,6 +197,15 @@ fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolCo
             .unwrap_or(Path::new("/"))
             .join("staging"),
     };
+    // Each worker may hold one such object until it is verified.
+    let stage_in_memory = v.bytes(
+        "spool.stage_in_memory",
+        raw.stage_in_memory.as_deref(),
+        "1MiB",
+    )?;
+    if stage_in_memory > MAX_STAGE_IN_MEMORY {
+        return Err(v.invalid("spool.stage_in_memory", "must be at most 16MiB"));
+    }
     let rescan = v.duration("spool.rescan", raw.rescan.as_deref(), "5m")?;
     if rescan < Duration::from_secs(1) {
         return Err(v.invalid("spool.rescan", "must be at least 1s"));
@@ -215,6 +227,7 @@ fn spool(v: &Validator<'_>, raw: RawSpool, ledger_path: &Path) -> Result<SpoolCo
         settle: v.duration("spool.settle", raw.settle.as_deref(), "15s")?,
         upload_after: v.duration("spool.upload_after", raw.upload_after.as_deref(), "3d")?,
         staging,
+        stage_in_memory,
         rescan,
         ignore: raw
             .ignore

@@ -203,7 +203,7 @@ mod tests {
             .collect();
         let req = PutRequest {
             key,
-            source: &source,
+            source: crate::store::Body::File(&source),
             size: key.len() as u64,
             sha256: sha,
             metadata: &metadata,

@@ -86,6 +86,9 @@ impl Archiver {
     /// records its outcome and reads the recording back in one ledger call.
     pub async fn process(&self, id: i64) -> Result<Done, Error> {
         let mut rec = self.ledger.call(move |l| l.recording(id)).await?;
+        // The object, if this call compressed it into memory: kept until it
+        // is verified (an upload again under another key sends it again).
+        let mut object: Option<Vec<u8>> = None;
         loop {
             rec = match rec.state {
                 State::Failed => {
@@ -93,9 +96,13 @@ impl Archiver {
                     self.record(id, move |l| l.resume_failed(&failed).map(drop))
                         .await?
                 }
-                State::Settled => self.compress(&rec).await?,
-                State::Compressed => self.upload(&rec).await?,
-                State::Uploaded => self.verify(&rec).await?,
+                State::Settled => {
+                    let (next, compressed) = self.compress(&rec).await?;
+                    object = compressed;
+                    next
+                }
+                State::Compressed => self.upload(&rec, object.as_deref()).await?,
+                State::Uploaded => self.verify(&rec, object.is_none()).await?,
                 State::Verified => return self.delete_local(&rec).await,
                 other => return Ok(Done::Waiting(other)),
             };
@@ -118,7 +125,9 @@ impl Archiver {
             .await?)
     }
 
-    async fn compress(&self, rec: &Recording) -> Result<Recording, Error> {
+    /// Compresses `rec` and records it; returns the object too if it was
+    /// compressed into memory (else it is in its staging file).
+    async fn compress(&self, rec: &Recording) -> Result<(Recording, Option<Vec<u8>>), Error> {
         if !spool::in_spool(&self.config.spool.dirs, &rec.path) {
             return Err(Error::Local(format!(
                 "{} is not in a configured spool directory; left alone",
@@ -131,9 +140,9 @@ impl Archiver {
             .acquire()
             .await
             .map_err(|e| Error::Local(format!("compress slot: {e}")))?;
-        let encoded = match self.encode(rec).await? {
+        let (encoded, object) = match self.encode(rec).await? {
             Ok(e) => e,
-            Err(e) => return self.not_encoded(rec, e).await,
+            Err(e) => return Ok((self.not_encoded(rec, e).await?, None)),
         };
         let name = display_name(&rec.name);
         match &encoded.fallback {
@@ -145,11 +154,15 @@ impl Archiver {
             }
             None => {}
         }
-        self.record_compressed(rec, &encoded).await
+        Ok((self.record_compressed(rec, &encoded).await?, object))
     }
 
-    /// Encodes `rec` into its staging file (the caller holds a compress slot).
-    async fn encode(&self, rec: &Recording) -> Result<Result<Encoded, EncodeError>, Error> {
+    /// Encodes `rec` into memory if it is small (`[spool] stage_in_memory`),
+    /// else into its staging file; the caller holds a compress slot.
+    async fn encode(
+        &self,
+        rec: &Recording,
+    ) -> Result<Result<(Encoded, Option<Vec<u8>>), EncodeError>, Error> {
         let dest = self.staging_path(rec.id);
         let compress = &self.config.compress;
         // Compressed before (staging lost): the same codec again, so the key
@@ -159,9 +172,15 @@ impl Archiver {
             _ => compress.codec_for(rec.campaign.as_deref()),
         };
         let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
-        tokio::task::spawn_blocking(move || codec::encode(&path, identity, codec, zstd, &dest))
-            .await
-            .map_err(|e| Error::Local(format!("compress task failed: {e}")))
+        let limit = self.config.spool.stage_in_memory;
+        let in_memory = limit > 0 && identity.size <= limit;
+        tokio::task::spawn_blocking(move || match in_memory {
+            true => codec::encode_to_memory(&path, identity, codec, zstd)
+                .map(|(encoded, object)| (encoded, Some(object))),
+            false => codec::encode(&path, identity, codec, zstd, &dest).map(|e| (e, None)),
+        })
+        .await
+        .map_err(|e| Error::Local(format!("compress task failed: {e}")))
     }
 
     /// Records why `rec` was not encoded: changed (back to seen) or gone;
@@ -285,45 +304,27 @@ impl Archiver {
             bytes: rec.identity.size,
             object_bytes: rec.object_size.unwrap_or(0),
         };
-        let (id, name) = (rec.id, display_name(&rec.name));
-        // Reserved in the transaction that checks the holds: a hold placed
-        // before this point always keeps the local copy.
-        let reserved = self
+        let name = display_name(&rec.name);
+        let (record, actor, dirs) = (
+            rec.clone(),
+            self.actor.clone(),
+            self.config.spool.dirs.clone(),
+        );
+        // Reserve, remove, record: one trip to the ledger's blocking pool,
+        // not three (the removal is blocking work too).
+        let removal = self
             .ledger
-            .call(move |l| l.reserve_local_delete(id, now_secs()))
+            .call(move |l| local_removal(l, &record, &dirs, &actor))
             .await?;
-        match reserved {
-            None => return Ok(Done::Waiting(State::Verified)),
-            Some(cases) if !cases.is_empty() => {
+        let removed = match removal {
+            Removal::NotNow => return Ok(Done::Waiting(State::Verified)),
+            Removal::Held(cases) => {
                 tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
                 return Ok(done);
             }
-            Some(_) => {}
-        }
-        let (dirs, path, expected) = (
-            self.config.spool.dirs.clone(),
-            rec.path.clone(),
-            rec.identity,
-        );
-        let removed = tokio::task::spawn_blocking(move || {
-            spool::remove_archived_copy(&dirs, &path, expected)
-        })
-        .await
-        .map_err(|e| Error::Local(e.to_string()))
-        .and_then(|r| r.map_err(Error::Local));
-        let removed = match removed {
-            Ok(removed) => removed,
-            Err(e) => {
-                self.ledger
-                    .call(move |l| l.release_reservations(&[id]))
-                    .await?;
-                return Err(e);
-            }
+            Removal::Failed(e) => return Err(Error::Local(e)),
+            Removal::Removed(removed) => removed,
         };
-        let (record, actor) = (rec.clone(), self.actor.clone());
-        self.ledger
-            .call(move |l| l.local_copy_removed(&record, removed, &actor))
-            .await?;
         let key = rec.object_key.as_deref().unwrap_or("");
         if removed == "archived" {
             tracing::info!(recording = %name, key = %key, bytes = rec.identity.size, object_bytes = rec.object_size.unwrap_or(0), "archived");
@@ -332,4 +333,41 @@ impl Archiver {
         }
         Ok(done)
     }
+}
+
+/// What became of a verified recording's local copy.
+enum Removal {
+    /// Not reservable now (not verified, or reserved for another deletion).
+    NotNow,
+    /// Kept: these cases hold it.
+    Held(Vec<String>),
+    /// Removing it failed (the reservation was given up).
+    Failed(String),
+    /// Removed (or found gone), recorded as `local_deleted`: how.
+    Removed(&'static str),
+}
+
+/// Removes the local copy of verified recording `rec`, on the ledger's
+/// blocking pool: reserved in the transaction that checks the holds (a hold
+/// placed before that always keeps the copy), removed, then recorded.
+fn local_removal(
+    ledger: &Ledger,
+    rec: &Recording,
+    dirs: &[PathBuf],
+    actor: &Actor,
+) -> Result<Removal, Error> {
+    match ledger.reserve_local_delete(rec.id, now_secs())? {
+        None => return Ok(Removal::NotNow),
+        Some(cases) if !cases.is_empty() => return Ok(Removal::Held(cases)),
+        Some(_) => {}
+    }
+    let removed = match spool::remove_archived_copy(dirs, &rec.path, rec.identity) {
+        Ok(removed) => removed,
+        Err(e) => {
+            ledger.release_reservations(&[rec.id])?;
+            return Ok(Removal::Failed(e));
+        }
+    };
+    ledger.local_copy_removed(rec, removed, actor)?;
+    Ok(Removal::Removed(removed))
 }

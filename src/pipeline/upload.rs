@@ -11,10 +11,16 @@ use crate::digest;
 use crate::error::Error;
 use crate::metrics;
 use crate::recording::Recording;
-use crate::store::{ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
+use crate::store::{Body, ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
 
 impl Archiver {
-    pub(super) async fn upload(&self, rec: &Recording) -> Result<Recording, Error> {
+    /// Uploads `rec`'s object: `in_memory` if this call compressed it into
+    /// memory, else its staging file.
+    pub(super) async fn upload(
+        &self,
+        rec: &Recording,
+        in_memory: Option<&[u8]>,
+    ) -> Result<Recording, Error> {
         let id = rec.id;
         let staged = self.staging_path(id);
         let (Some(key), Some(size), Some(sha_hex)) =
@@ -26,9 +32,15 @@ impl Archiver {
                 })
                 .await;
         };
-        let staged_size = fs::metadata(&staged).map(|m| m.len()).ok();
+        let (source, source_size) = match in_memory {
+            Some(bytes) => (Body::Bytes(bytes), Some(bytes.len() as u64)),
+            None => (
+                Body::File(&staged),
+                fs::metadata(&staged).map(|m| m.len()).ok(),
+            ),
+        };
         let sha256 = digest::from_hex(sha_hex);
-        let (Some(sha256), true) = (sha256, staged_size == Some(size)) else {
+        let (Some(sha256), true) = (sha256, source_size == Some(size)) else {
             // Staging lost (crash, cleaned dir): compress again.
             return self
                 .record(id, move |l| {
@@ -39,7 +51,7 @@ impl Archiver {
         let metadata = self.object_metadata(rec);
         let request = PutRequest {
             key,
-            source: &staged,
+            source,
             size,
             sha256,
             metadata: &metadata,
@@ -47,8 +59,11 @@ impl Archiver {
         };
         let outcome = match self.store.put(&request).await {
             Err(StoreError::Permanent(msg)) if is_digest_rejection(&msg) => {
-                // The staged bytes are not what we hashed: make them again.
-                let _ = fs::remove_file(&staged);
+                // The staged bytes are not what we hashed: make them again
+                // (an object in memory goes with this call).
+                if in_memory.is_none() {
+                    let _ = fs::remove_file(&staged);
+                }
                 return Err(StoreError::Permanent(msg).into());
             }
             other => other?,
@@ -100,7 +115,13 @@ impl Archiver {
         .await
     }
 
-    pub(super) async fn verify(&self, rec: &Recording) -> Result<Recording, Error> {
+    /// Verifies `rec`'s stored object; `staged_in_file` if its object may be
+    /// in a staging file, removed once verified.
+    pub(super) async fn verify(
+        &self,
+        rec: &Recording,
+        staged_in_file: bool,
+    ) -> Result<Recording, Error> {
         let id = rec.id;
         let key = rec.object_key.clone().unwrap_or_default();
         let Some(info) = self.store.head(&key).await? else {
@@ -136,7 +157,9 @@ impl Archiver {
         let verified = self.record(id, move |l| l.verified(id)).await?;
         metrics::inc(&self.metrics.verifications);
         metrics::add(&self.metrics.bytes_in, rec.identity.size);
-        let _ = fs::remove_file(self.staging_path(id));
+        if staged_in_file {
+            let _ = fs::remove_file(self.staging_path(id));
+        }
         if self.store_config.object_lock_legal_hold
             && self.ledger.call(move |l| l.is_held(id)).await?
         {

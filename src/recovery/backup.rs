@@ -91,7 +91,7 @@ pub async fn backup(
         let outcome = store
             .put(&PutRequest {
                 key: &key,
-                source: &packed,
+                source: crate::store::Body::File(&packed),
                 size,
                 sha256,
                 metadata: &metadata,

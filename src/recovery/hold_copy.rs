@@ -77,7 +77,7 @@ pub async fn publish_holds(
     let put = store
         .put(&PutRequest {
             key: &key,
-            source: &file,
+            source: crate::store::Body::File(&file),
             size: text.len() as u64,
             sha256: sha,
             metadata: &metadata,

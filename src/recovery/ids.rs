@@ -90,7 +90,7 @@ pub async fn reserve_if_due(
     let put = store
         .put(&PutRequest {
             key: &key,
-            source: &file,
+            source: crate::store::Body::File(&file),
             size: text.len() as u64,
             sha256: sha,
             metadata: &metadata,

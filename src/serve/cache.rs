@@ -371,7 +371,7 @@ mod tests {
         let metadata = Default::default();
         let req = PutRequest {
             key,
-            source: &obj,
+            source: crate::store::Body::File(&obj),
             size: enc.object_size,
             sha256: enc.object_sha256,
             metadata: &metadata,

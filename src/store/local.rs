@@ -11,8 +11,8 @@ use async_trait::async_trait;
 
 use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, Versioning,
-    single_part_checksum,
+    Body, ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
+    Versioning, single_part_checksum,
 };
 use crate::digest::{self, HashingWriter};
 
@@ -22,9 +22,25 @@ pub struct LocalStore {
     root: PathBuf,
 }
 
+/// Where a put's bytes are, owned so the blocking task can have them.
+enum Source {
+    File(PathBuf),
+    /// A small object held in memory (copied: the put is a blocking task).
+    Bytes(Vec<u8>),
+}
+
+impl Source {
+    fn of(body: Body<'_>) -> Source {
+        match body {
+            Body::File(path) => Source::File(path.to_path_buf()),
+            Body::Bytes(bytes) => Source::Bytes(bytes.to_vec()),
+        }
+    }
+}
+
 /// What a put hands over besides the key.
 struct Sent<'a> {
-    source: &'a Path,
+    source: &'a Source,
     sha256: [u8; 32],
     metadata: BTreeMap<String, String>,
     content_type: String,
@@ -49,8 +65,13 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
 
 /// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
 /// the bytes written.
-fn copy_synced(source: &Path, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
-    let mut input = File::open(source).map_err(|e| local("cannot open", source, e))?;
+fn copy_synced(source: &Source, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
+    let mut input: Box<dyn io::Read> = match source {
+        Source::File(path) => {
+            Box::new(File::open(path).map_err(|e| local("cannot open", path, e))?)
+        }
+        Source::Bytes(bytes) => Box::new(&bytes[..]),
+    };
     let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
     let mut writer = HashingWriter::new(out);
     io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
@@ -77,7 +98,7 @@ impl LocalStore {
     fn put_blocking(
         &self,
         key: &str,
-        source: &Path,
+        source: &Source,
         sha256: [u8; 32],
         metadata: BTreeMap<String, String>,
         content_type: String,
@@ -262,7 +283,7 @@ impl Store for LocalStore {
         let this = self.clone();
         let (key, source, sha, meta, content_type) = (
             req.key.to_string(),
-            req.source.to_path_buf(),
+            Source::of(req.source),
             req.sha256,
             req.metadata.clone(),
             req.content_type.to_string(),

@@ -89,14 +89,54 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct PutRequest<'a> {
     pub key: &'a str,
-    /// The file holding exactly the object bytes.
-    pub source: &'a Path,
+    /// Exactly the object bytes: a file, or the bytes themselves.
+    pub source: Body<'a>,
     pub size: u64,
     pub sha256: [u8; 32],
     pub metadata: &'a BTreeMap<String, String>,
     /// The object's Content-Type (`audio/flac` lets a browser play a
     /// presigned URL); stores without such a header may keep it aside.
     pub content_type: &'a str,
+}
+
+/// Where the bytes of an object being put are. Every backend takes both.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// A file holding exactly the object bytes (a staged object, a backup).
+    File(&'a Path),
+    /// The object bytes themselves: a small recording compressed in memory,
+    /// for which no staging file was ever written.
+    Bytes(&'a [u8]),
+}
+
+impl<'a> Body<'a> {
+    /// The bytes from the start, read as they are needed.
+    pub fn reader(&self) -> std::io::Result<Box<dyn std::io::Read + Send + 'a>> {
+        Ok(match *self {
+            Body::File(path) => Box::new(std::fs::File::open(path)?),
+            Body::Bytes(bytes) => Box::new(bytes),
+        })
+    }
+
+    /// The same, for a task that must not block.
+    pub async fn async_reader(
+        &self,
+    ) -> std::io::Result<Box<dyn tokio::io::AsyncRead + Send + Unpin + 'a>> {
+        Ok(match *self {
+            Body::File(path) => Box::new(tokio::fs::File::open(path).await?),
+            Body::Bytes(bytes) => Box::new(bytes),
+        })
+    }
+}
+
+/// Names the body in errors: the file's path, or that it was in memory.
+impl std::fmt::Display for Body<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::File(path) => write!(f, "{}", path.display()),
+            Body::Bytes(bytes) => write!(f, "the object in memory ({} bytes)", bytes.len()),
+        }
+    }
 }
 
 /// The result of a put.

@@ -3,9 +3,7 @@
 //! the whole file, so a staged file damaged since it was hashed is refused
 //! as a single PUT's `x-amz-checksum-sha256` would be.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::Read;
 
 use sha2::{Digest, Sha256};
 
@@ -34,21 +32,24 @@ impl PartDigests {
     }
 }
 
-/// SHA-256 of each `part_size` slice of a file, and of its first `size` bytes.
-pub fn part_digests(path: &Path, size: u64, part_size: u64) -> std::io::Result<PartDigests> {
-    let mut file = File::open(path)?;
+/// SHA-256 of each `part_size` slice of the first `size` bytes of `body`
+/// (a file or bytes in memory, read front to back), and of all of them.
+pub fn part_digests(
+    mut body: impl Read,
+    size: u64,
+    part_size: u64,
+) -> std::io::Result<PartDigests> {
     let mut digests = Vec::new();
     let mut whole = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0;
     while offset < size {
         let len = part_size.min(size - offset);
-        file.seek(SeekFrom::Start(offset))?;
         let mut hasher = Sha256::new();
         let mut left = len;
         while left > 0 {
             let want = (left as usize).min(buf.len());
-            file.read_exact(&mut buf[..want])?;
+            body.read_exact(&mut buf[..want])?;
             hasher.update(&buf[..want]);
             whole.update(&buf[..want]);
             left -= want as u64;
@@ -91,21 +92,24 @@ mod tests {
         let metadata = BTreeMap::new();
         let mut req = PutRequest {
             key: "k",
-            source: &path,
+            source: crate::store::Body::File(&path),
             size: bytes.len() as u64,
             sha256: crate::digest::sha256(&bytes),
             metadata: &metadata,
             content_type: "audio/flac",
         };
-        let parts = part_digests(&path, req.size, part).unwrap();
+        let parts = part_digests(std::fs::File::open(&path).unwrap(), req.size, part).unwrap();
         let parts = parts.matching(&req).unwrap();
         let want: Vec<[u8; 32]> = bytes
             .chunks(part as usize)
             .map(crate::digest::sha256)
             .collect();
         assert_eq!(parts, want);
+        // The same bytes from memory: the same digests.
+        let from_memory = part_digests(&bytes[..], req.size, part).unwrap();
+        assert_eq!(from_memory.matching(&req).unwrap(), want);
         req.sha256[0] ^= 1;
-        let refused = part_digests(&path, req.size, part)
+        let refused = part_digests(&bytes[..], req.size, part)
             .unwrap()
             .matching(&req)
             .unwrap_err();

@@ -71,7 +71,7 @@ async fn steps(
     let metadata: BTreeMap<String, String> = [(meta::SHA256.to_string(), hex::encode(sha))].into();
     let request = PutRequest {
         key,
-        source,
+        source: super::Body::File(source),
         size: body.len() as u64,
         sha256: sha,
         metadata: &metadata,

@@ -23,8 +23,8 @@ use aws_sdk_s3::types::{
 };
 
 use super::{
-    DELETE_BATCH, ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest, Store,
-    StoreError, Versioning, single_part_checksum,
+    Body, DELETE_BATCH, ListedObject, ObjectInfo, ObjectReader, Purged, PutOutcome, PutRequest,
+    Store, StoreError, Versioning, single_part_checksum,
 };
 use crate::config::S3Config;
 use crate::digest::CHUNK;
@@ -131,8 +131,12 @@ impl S3Store {
         })
     }
 
-    /// `len` bytes of `path` from `offset` as a request body, paced if a rate limit is set.
-    async fn body(&self, path: &Path, offset: u64, len: u64) -> Result<ByteStream, StoreError> {
+    /// `len` bytes of `body` from `offset` as a request body, paced if a rate limit is set.
+    async fn body(&self, body: Body<'_>, offset: u64, len: u64) -> Result<ByteStream, StoreError> {
+        let path = match body {
+            Body::File(path) => path,
+            Body::Bytes(bytes) => return self.memory_body(bytes, offset, len).await,
+        };
         let local = |e: &dyn std::fmt::Display| {
             StoreError::Local(format!("cannot read {}: {e}", path.display()))
         };
@@ -155,6 +159,31 @@ impl S3Store {
                 Err(_) => SdkBody::taken(),
             },
         )))
+    }
+
+    /// `len` bytes of an object held in memory from `offset`, paced like a
+    /// file's (all at once: such objects are small).
+    async fn memory_body(
+        &self,
+        bytes: &[u8],
+        offset: u64,
+        len: u64,
+    ) -> Result<ByteStream, StoreError> {
+        let part = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(offset + len).ok())
+            .and_then(|(from, to)| bytes.get(from..to))
+            .ok_or_else(|| {
+                StoreError::Local(format!(
+                    "the object in memory has {} bytes, not {}",
+                    bytes.len(),
+                    offset + len
+                ))
+            })?;
+        if let Some(limiter) = &self.limiter {
+            tokio::time::sleep(limiter.reserve(len)).await;
+        }
+        Ok(ByteStream::from(part.to_vec()))
     }
 
     /// Probe objects go under `prefix` (the configured key prefix), where
@@ -247,15 +276,19 @@ impl S3Store {
 
     async fn put_multipart(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let part_size = self.part_size;
-        let source = req.source.to_path_buf();
         let size = req.size;
-        let part_digests =
-            tokio::task::spawn_blocking(move || part_digests(&source, size, part_size))
+        let part_digests = match req.source {
+            Body::File(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || {
+                    part_digests(std::fs::File::open(&path)?, size, part_size)
+                })
                 .await
                 .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
-                .map_err(|e| {
-                    StoreError::Local(format!("cannot read {}: {e}", req.source.display()))
-                })?;
+            }
+            Body::Bytes(bytes) => part_digests(bytes, size, part_size),
+        }
+        .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source)))?;
         let part_digests = part_digests.matching(req)?;
         let mut create = self
             .client

@@ -3,7 +3,9 @@
 //! between verify and local delete, at random) and restarted each time.
 //! Nothing may be lost: every local file is unchanged or has a verified
 //! object with its exact bytes, and in the end every recording is archived
-//! once and restores bit-exact.
+//! once and restores bit-exact. Run twice: with every object staged in a
+//! file, and with the small ones compressed into memory (no staging file;
+//! a kill loses them, and they are compressed again).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -113,6 +115,30 @@ fn check_nothing_lost(
 
 #[test]
 fn sigkill_at_many_moments_loses_nothing() {
+    crash_loop("crash", "\"0\"", &MOMENTS);
+}
+
+/// Objects up to 1 MiB (every recording but the 6 MiB ones) go from memory
+/// to the store: kills while they are compressed in memory, mid-upload
+/// (nothing but the ledger's `compressed` row on disk), uploaded and
+/// verified. Compressing is seen only for the big ones, in files: not aimed at.
+#[test]
+fn sigkill_with_objects_in_memory_loses_nothing() {
+    crash_loop(
+        "crash-memory",
+        "\"1MiB\"",
+        &[
+            Moment::Uploading,
+            Moment::Uploaded,
+            Moment::Verified,
+            Moment::Random,
+        ],
+    );
+}
+
+/// The crash loop on a site whose `[spool] stage_in_memory` is
+/// `stage_in_memory`, aiming at each of `moments` equally often.
+fn crash_loop(name: &str, stage_in_memory: &str, moments: &[Moment]) {
     let seed = std::env::var("RECVAULT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -131,10 +157,10 @@ fn sigkill_at_many_moments_loses_nothing() {
             Fault::Pass
         }
     });
-    let mut site = Site::new("crash");
+    let mut site = Site::new(name);
     site.configure(
         Target::Proxy(&g, proxy.port),
-        "settle = \"1s\"\nupload_after = \"0s\"",
+        &format!("settle = \"1s\"\nupload_after = \"0s\"\nstage_in_memory = {stage_in_memory}"),
     );
     site.set_option("store", "multipart_threshold", "\"5MiB\"");
     site.set_option("store", "part_size", "\"5MiB\"");
@@ -158,7 +184,7 @@ fn sigkill_at_many_moments_loses_nothing() {
     let per_cycle = (RECORDINGS - RECORDINGS / 4).div_ceil(KILLS - 4);
 
     // Every moment aimed at equally often, in a random order.
-    let mut schedule: Vec<Moment> = (0..KILLS).map(|i| MOMENTS[i % MOMENTS.len()]).collect();
+    let mut schedule: Vec<Moment> = (0..KILLS).map(|i| moments[i % moments.len()]).collect();
     rng.shuffle(&mut schedule);
     let mut hit: BTreeMap<Moment, usize> = BTreeMap::new();
     let mut missed = 0;
@@ -224,7 +250,7 @@ fn sigkill_at_many_moments_loses_nothing() {
     eprintln!("kills survived: {KILLS}, landed {hit:?}, {missed} aimed moments not reached");
     // A loop whose kills all missed their moments would prove nothing:
     // each step was interrupted at least twice, and few kills missed.
-    for moment in &MOMENTS[..4] {
+    for moment in moments.iter().filter(|m| **m != Moment::Random) {
         let n = hit.get(moment).copied().unwrap_or(0);
         assert!(n >= 2, "only {n} kills landed while {moment:?}: {hit:?}");
     }

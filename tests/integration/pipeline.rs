@@ -401,3 +401,52 @@ fn check_probes_the_store_and_names_bad_keys() {
         "{err}"
     );
 }
+
+/// Small recordings are compressed into memory and uploaded from there: no
+/// staging file is ever created for them. Each staging name they would
+/// use (`<id>.tmp`, ids 1..) is taken by a directory, where a staging file
+/// cannot be made; they are archived all the same and restore bit-exact.
+#[test]
+fn small_recordings_are_archived_without_a_staging_file() {
+    let mut site = Site::new("in-memory");
+    site.configure(Target::Local, DUE_NOW);
+    let count = 6;
+    let mut originals = BTreeMap::new();
+    for i in 0..count {
+        let name = format!("20260301-1015{i:02}_555123456{i}-all.wav");
+        // FLAC for the WAVs, and one zstd (not FLAC-able) among them.
+        let bytes = match i {
+            0 => b"not a wav at all, stored with zstd".repeat(50),
+            _ => wav(0.5 + i as f64 * 0.25, i as u64),
+        };
+        put_recording(&site.spool, name.as_bytes(), &bytes, HOUR);
+        originals.insert(name, bytes);
+    }
+    let staging = site.root.join("staging");
+    for id in 1..=count + 2 {
+        fs::create_dir_all(staging.join(format!("{id}.tmp"))).unwrap();
+    }
+
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 0);
+    assert_eq!(
+        site.states().get(&State::LocalDeleted),
+        Some(&(count as u64)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, bytes) in &originals {
+        assert_eq!(
+            sha256(&restore(&site, name.as_bytes())),
+            sha256(bytes),
+            "{name}"
+        );
+    }
+    let left: Vec<_> = fs::read_dir(&staging)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "files left in staging: {left:?}");
+}

@@ -232,7 +232,7 @@ fn verify_finds_missing_and_altered_objects() {
         store
             .put(&recvault::store::PutRequest {
                 key: &altered_key,
-                source: &fake,
+                source: recvault::store::Body::File(&fake),
                 size: bytes.len() as u64,
                 sha256: recvault::digest::sha256(&bytes),
                 metadata: &meta,

@@ -4,9 +4,7 @@
 //! condition itself is probed once per start (emulators may ignore it).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -17,7 +15,7 @@ use sha2::Sha256;
 
 use super::CloudStore;
 use crate::digest::CHUNK;
-use crate::store::{PutRequest, Store, StoreError, meta};
+use crate::store::{Body, PutRequest, Store, StoreError, meta};
 
 /// SHA-256 and MD5 of a file's bytes, and the bytes if `keep`.
 struct Hashed {
@@ -27,8 +25,7 @@ struct Hashed {
     bytes: Option<Bytes>,
 }
 
-fn hash_file(path: &Path, keep: bool) -> std::io::Result<Hashed> {
-    let mut file = File::open(path)?;
+fn hash_body(mut file: impl Read, keep: bool) -> std::io::Result<Hashed> {
     let mut sha = Sha256::new();
     let mut md5 = md5::Md5::new();
     let mut kept = Vec::new();
@@ -130,11 +127,17 @@ impl CloudStore {
     /// Reads and hashes the staged file; refuses it unless it hashes to the
     /// SHA-256 the caller computed (as S3 refuses a bad `x-amz-checksum-sha256`).
     async fn hashed(&self, req: &PutRequest<'_>, keep: bool) -> Result<Hashed, StoreError> {
-        let path = req.source.to_path_buf();
-        let hashed = tokio::task::spawn_blocking(move || hash_file(&path, keep))
-            .await
-            .map_err(|e| StoreError::Local(format!("hashing {}: {e}", req.source.display())))?
-            .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source.display())))?;
+        let hashed = match req.source {
+            Body::File(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || hash_body(std::fs::File::open(&path)?, keep))
+                    .await
+                    .map_err(|e| StoreError::Local(format!("hashing {}: {e}", req.source)))?
+            }
+            // Small: hashed here.
+            Body::Bytes(bytes) => hash_body(bytes, keep),
+        }
+        .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source)))?;
         if hashed.sha256 != req.sha256 || hashed.size != req.size {
             return Err(StoreError::Permanent(format!(
                 "checksum mismatch for `{}`: sent {} ({} bytes), staged bytes hash to {} ({} bytes)",
@@ -212,11 +215,11 @@ impl CloudStore {
             .map_err(classify)?;
         let local = |e: std::io::Error| {
             (
-                StoreError::Local(format!("cannot read {}: {e}", req.source.display())),
+                StoreError::Local(format!("cannot read {}: {e}", req.source)),
                 false,
             )
         };
-        let mut file = tokio::fs::File::open(req.source).await.map_err(local)?;
+        let mut file = req.source.async_reader().await.map_err(local)?;
         let mut left = req.size;
         let result = async {
             while left > 0 {

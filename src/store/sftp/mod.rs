@@ -28,8 +28,8 @@ use self::session::{Connection, broken, classify, not_found};
 use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
 use super::throttle::RateLimiter;
 use super::{
-    ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError, Versioning,
-    single_part_checksum,
+    Body, ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
+    Versioning, single_part_checksum,
 };
 use crate::config::SftpConfig;
 use crate::digest::CHUNK;
@@ -169,13 +169,12 @@ impl SftpStore {
     async fn send(
         &self,
         sftp: &SftpSession,
-        source: &Path,
+        source: Body<'_>,
         size: u64,
         remote: &str,
     ) -> Result<[u8; 32], StoreError> {
-        let local =
-            |e: std::io::Error| StoreError::Local(format!("cannot read {}: {e}", source.display()));
-        let mut input = tokio::fs::File::open(source).await.map_err(local)?;
+        let local = |e: std::io::Error| StoreError::Local(format!("cannot read {source}: {e}"));
+        let mut input = source.async_reader().await.map_err(local)?;
         let mut out = sftp
             .open_with_flags(
                 remote,
@@ -206,8 +205,7 @@ impl SftpStore {
         out.shutdown().await.map_err(io)?;
         if sent != size {
             return Err(StoreError::Local(format!(
-                "{} has {sent} bytes, {size} expected",
-                source.display()
+                "{source} has {sent} bytes, {size} expected"
             )));
         }
         Ok(sha.finalize().into())

@@ -186,7 +186,7 @@ async fn put(store: &dyn recvault::store::Store, key: &str, bytes: &[u8]) {
     std::fs::write(&file, bytes).unwrap();
     let req = recvault::store::PutRequest {
         key,
-        source: &file,
+        source: recvault::store::Body::File(&file),
         size: bytes.len() as u64,
         sha256: sha2::Sha256::digest(bytes).into(),
         metadata: &Default::default(),

@@ -152,7 +152,7 @@ fn leftovers_of_a_killed_put_neither_block_nor_show() {
         let meta: BTreeMap<String, String> = [("sha256".to_string(), hex::encode(sha))].into();
         let put = recvault::store::PutRequest {
             key: &key,
-            source: &source,
+            source: recvault::store::Body::File(&source),
             size: 10,
             sha256: sha,
             metadata: &meta,
