@@ -121,3 +121,55 @@ fn totals_that_no_longer_match_the_recordings_are_found() {
     // settled (kept, none left), seen (none kept), gone (a byte off).
     assert_eq!(problems[0].count, 3);
 }
+
+/// A damaged page is SQLite's structural check's to find (on its own
+/// thread, beside the invariants): one in an index the invariants never
+/// read is reported, and the invariants' findings come with it.
+#[test]
+fn a_damaged_page_is_reported_beside_the_invariants() {
+    use std::io::{Seek, SeekFrom, Write};
+    let (dir, ledger) = ledger();
+    let a = insert_plain(&ledger, "/s/a.wav", State::Seen);
+    ledger
+        .execute_raw(&format!(
+            "UPDATE recordings SET sha256 = 'ABC' WHERE id = {a}"
+        ))
+        .unwrap();
+    let path = ledger.path().to_path_buf();
+    drop(ledger); // the WAL folded into the file
+    let (root, page_size): (u64, u64) = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE name = 'recordings_name'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (
+            root,
+            conn.pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap(),
+        )
+    };
+    // The page's type byte: no b-tree page has type 0x07.
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start((root - 1) * page_size)).unwrap();
+    file.write_all(&[0x07]).unwrap();
+    drop(file);
+    let problems = crate::ledger::Ledger::open(&path).unwrap().check().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.rule.contains("quick_check") && p.count > 0),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.rule.contains("64 hex digits") && p.ids == vec![a]),
+        "{problems:?}"
+    );
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    drop(dir);
+}
