@@ -70,7 +70,7 @@ pub mod search;
 mod tests;
 mod transitions;
 
-pub use copy::backup_file;
+pub use copy::{backup_file, write_pages};
 pub use invariants::Problem;
 pub use queries::{Due, QueueOrder};
 pub use rows::{ArchivedObject, CompressedFacts, ListFilter, LocalRow, SpoolFile, StateTotals};
