@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, params};
 
 use super::rows::{LocalRow, SpoolFile, identity_at};
@@ -34,6 +35,8 @@ pub struct TakenIn {
     pub new: usize,
     /// Special files recorded as `quarantined`.
     pub quarantined: usize,
+    /// Of the new, those recorded `settled` (ripe when found).
+    pub settled: usize,
     /// Entries whose local row differs from the file (index into the batch,
     /// the row): left for the caller, one transaction each.
     pub differing: Vec<(usize, LocalRow)>,
@@ -73,13 +76,18 @@ impl Ledger {
     /// Brings a batch of directory entries into the ledger in one
     /// transaction: each is looked up by path among the local recordings;
     /// an unknown one is inserted (`seen`, or `quarantined` for a special
-    /// file), attributed from its name; one whose row matches it, or whose
-    /// recording a worker holds (`busy`), is left alone; any other is
-    /// returned for the caller to deal with, one at a time.
+    /// file), attributed from its name — or straight `settled` where
+    /// `ripe` says so (the caller found it settled: last written long
+    /// enough ago, nobody writing it), with both events, sparing the update
+    /// a settle would make; one whose row matches it, or whose recording a
+    /// worker holds (`busy`), is left alone; any other is returned for the
+    /// caller to deal with, one at a time. `ripe` is indexed like `batch`
+    /// (shorter: the rest are not ripe).
     pub fn take_in(
         &self,
         naming: &Naming,
         batch: &[Found],
+        ripe: &[bool],
         busy: &HashSet<i64>,
     ) -> Result<TakenIn, LedgerError> {
         let now = now_secs();
@@ -107,26 +115,68 @@ impl Ledger {
                     }
                     None => {
                         let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
-                        let (state, detail) = match special {
-                            None => (State::Seen, "found"),
-                            Some(kind) => (State::Quarantined, kind),
+                        let state = match special {
+                            None if ripe.get(i) == Some(&true) => State::Settled,
+                            None => State::Seen,
+                            Some(_) => State::Quarantined,
                         };
                         let id = insert_row(tx, None, file, state, Some(&call), now)?;
-                        if state == State::Quarantined {
-                            tx.execute(
-                                "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
-                                params![id, detail],
-                            )?;
-                            out.quarantined += 1;
-                        } else {
-                            out.new += 1;
+                        match special {
+                            Some(kind) => {
+                                tx.prepare_cached(
+                                    "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
+                                )?
+                                .execute(params![id, kind])?;
+                                insert_event(tx, id, None, state, kind, now)?;
+                                out.quarantined += 1;
+                            }
+                            None => {
+                                insert_event(tx, id, None, State::Seen, "found", now)?;
+                                if state == State::Settled {
+                                    let from = Some(State::Seen);
+                                    insert_event(tx, id, from, state, "settled", now)?;
+                                    out.settled += 1;
+                                }
+                                out.new += 1;
+                            }
                         }
-                        insert_event(tx, id, None, state, detail, now)?;
                     }
                 }
             }
             Ok(out)
         })
+    }
+
+    /// For each of `files` (path, inode) listed in a directory on device
+    /// `dev`: true if its local recording is `settled` and was taken in at
+    /// that device and inode. A rescan looks no further at those: the name
+    /// still names the file taken in (a replacement has another inode), and
+    /// a change of its content, or a replacement that got the freed inode
+    /// back, is caught before anything is encoded: the compress step
+    /// compares device, inode, size and mtime with the row and starts the
+    /// recording over if they differ (inotify, when running, sees it
+    /// sooner). The batch is looked up in one read transaction.
+    pub fn settled_at(&self, dev: u64, files: &[(PathBuf, u64)]) -> Result<Vec<bool>, LedgerError> {
+        let conn = self.reader()?;
+        let tx = conn.unchecked_transaction()?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT dev, ino, state FROM recordings WHERE path = ?1 AND {LOCAL}"
+        ))?;
+        let settled = State::Settled.as_str().as_bytes();
+        let mut out = Vec::with_capacity(files.len());
+        for (path, ino) in files {
+            let same = stmt
+                .query_row([path.as_os_str().as_bytes()], |r| {
+                    Ok(r.get::<_, i64>(0)? as u64 == dev
+                        && r.get::<_, i64>(1)? as u64 == *ino
+                        && matches!(r.get_ref(2)?, ValueRef::Text(s) if s == settled))
+                })
+                .optional()?;
+            out.push(same == Some(true));
+        }
+        drop(stmt);
+        tx.finish()?;
+        Ok(out)
     }
 
     /// The local recording at `path`, if any.
@@ -155,6 +205,23 @@ impl Ledger {
                 |r| r.get(0),
             )?;
         Ok(n as u64)
+    }
+
+    /// True if any local recording lies directly in `dir`.
+    pub fn any_local_in(&self, dir: &Path) -> Result<bool, LedgerError> {
+        let prefix = dir_prefix(dir);
+        let conn = self.reader()?;
+        let any = conn
+            .prepare_cached(&format!(
+                "SELECT 1 FROM recordings WHERE {LOCAL} AND path >= ?1 AND path < ?2 \
+                 AND instr(substr(path, ?3), x'2f') = 0 LIMIT 1"
+            ))?
+            .query_row(
+                params![prefix, prefix_end(&prefix), prefix.len() as i64 + 1],
+                |_| Ok(()),
+            )
+            .optional()?;
+        Ok(any.is_some())
     }
 
     /// A page of the local recordings directly in `dir`, in path order,
@@ -279,6 +346,9 @@ mod tests {
         ledger.gone(gone, State::Seen, "removed").unwrap();
         assert_eq!(ledger.local_count_in(Path::new("/s")).unwrap(), 2);
         assert_eq!(ledger.local_count_in(Path::new("/s/MP3")).unwrap(), 1);
+        assert!(ledger.any_local_in(Path::new("/s/MP3")).unwrap());
+        assert!(!ledger.any_local_in(Path::new("/s/MP")).unwrap());
+        assert!(!ledger.any_local_in(Path::new("/u")).unwrap());
         let first = ledger.local_rows_in(Path::new("/s"), None, 1).unwrap();
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].0, Path::new("/s/a.wav"));

@@ -9,9 +9,14 @@
 //! is compared with the number of entries found (each entry is exactly one
 //! local recording once taken in); only when they differ are that
 //! directory's recordings walked, a page at a time, and each looked at.
+//! A regular file whose recording is `settled` under that name and inode
+//! (the bulk of a waiting backlog) is not looked at at all: the directory's
+//! listing says enough ([`Ledger::settled_at`]).
 
 use std::collections::HashSet;
+use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,14 +52,18 @@ pub struct Rescan {
 }
 
 /// Lists every spool directory and brings the ledger up to date, a batch
-/// at a time. Recordings in `busy` are being worked on and left to their
-/// worker. `after_batch` runs after each batch is recorded, with the
-/// entries taken in so far (progress display; tests act there mid-rescan).
+/// at a time. With `settle`, a new file already settled (last written at
+/// least that long ago, nobody writing it) is recorded `settled` at once;
+/// without, every new file is `seen` and left to [`settle`]. Recordings in
+/// `busy` are being worked on and left to their worker. `after_batch` runs
+/// after each batch is recorded, with the entries listed so far (progress
+/// display; tests act there mid-rescan).
 pub fn rescan(
     ledger: &Ledger,
     naming: &Naming,
     dirs: &[PathBuf],
     ignore: &[String],
+    settle: Option<Duration>,
     busy: &HashSet<i64>,
     after_batch: &mut dyn FnMut(u64),
 ) -> Result<Rescan, LedgerError> {
@@ -62,9 +71,22 @@ pub fn rescan(
     let mut seen_so_far = 0;
     for dir in dirs {
         let report = &mut out.report;
-        let listing = spool::list_dir(dir, ignore, BATCH, |batch| {
-            take_in(ledger, naming, &batch, busy, report)?;
-            seen_so_far += batch.len() as u64;
+        // Entries of one directory are on its device (a mount point is a
+        // folder). A directory the ledger knows nothing in (a first
+        // intake) has no settled recording to look up.
+        let dev = match ledger.any_local_in(dir)? {
+            true => fs::metadata(dir).map(|m| m.dev()).ok(),
+            false => None,
+        };
+        let listing = spool::list_dir(dir, ignore, BATCH, |batch, listing| {
+            let listed = batch.len() as u64;
+            let changed = unless_settled_there(ledger, dev, batch, listing)?;
+            let found = spool::look_at(changed, listing);
+            if !found.is_empty() {
+                let ripe = ripe(&found, settle);
+                take_in(ledger, naming, &found, &ripe, busy, report)?;
+            }
+            seen_so_far += listed;
             after_batch(seen_so_far);
             Ok::<_, LedgerError>(())
         })?;
@@ -79,17 +101,74 @@ pub fn rescan(
     Ok(out)
 }
 
+/// Of a batch of entries, those to look at: all but the regular files
+/// whose recording is `settled` and was taken in under that name at that
+/// device and inode ([`Ledger::settled_at`] says why nothing is missed).
+/// Those are counted in `listing` unlooked-at, sparing a `statx` each on a
+/// rescan of a waiting backlog.
+fn unless_settled_there(
+    ledger: &Ledger,
+    dev: Option<u64>,
+    batch: Vec<spool::Entry>,
+    listing: &mut spool::Listing,
+) -> Result<Vec<spool::Entry>, LedgerError> {
+    let Some(dev) = dev else {
+        return Ok(batch);
+    };
+    let (files, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|e| e.listed_as_file());
+    let keys: Vec<(PathBuf, u64)> = files.iter().map(|e| (e.path(), e.ino())).collect();
+    let there = ledger.settled_at(dev, &keys)?;
+    let mut changed = others;
+    for (entry, there) in files.into_iter().zip(there) {
+        if there {
+            listing.entries += 1;
+        } else {
+            changed.push(entry);
+        }
+    }
+    Ok(changed)
+}
+
+/// For each of `found`: true if it is a regular file settled now, as
+/// [`settle`] decides for a `seen` one — last written at least `settle`
+/// ago, and nobody has it open for writing (asked of the kernel for the
+/// batch at once). All false without `settle`.
+fn ripe(found: &[Found], settle: Option<Duration>) -> Vec<bool> {
+    let mut ripe = vec![false; found.len()];
+    let Some(settle) = settle else {
+        return ripe;
+    };
+    let cutoff = now_ns().saturating_sub(nanos(settle));
+    let old: Vec<_> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match f {
+            Ok(file) if file.identity.mtime_ns <= cutoff => {
+                Some((i as i64, file.path.as_path(), file.identity))
+            }
+            _ => None,
+        })
+        .collect();
+    let writing = spool::being_written(&old);
+    for (i, _, _) in old {
+        ripe[i as usize] = !writing.contains(&i);
+    }
+    ripe
+}
+
 /// Records one batch of entries: the new ones in one transaction, each
 /// that differs from its recording on its own.
 fn take_in(
     ledger: &Ledger,
     naming: &Naming,
     batch: &[Found],
+    ripe: &[bool],
     busy: &HashSet<i64>,
     report: &mut IntakeReport,
 ) -> Result<(), LedgerError> {
-    let taken = ledger.take_in(naming, batch, busy)?;
+    let taken = ledger.take_in(naming, batch, ripe, busy)?;
     report.new += taken.new;
+    report.settled += taken.settled;
     report.quarantined += taken.quarantined;
     for (file, row) in taken.differing {
         let (file, special) = match &batch[file] {

@@ -102,6 +102,7 @@ impl Runner {
                     &config.naming,
                     &spool.dirs,
                     &spool.ignore,
+                    Some(spool.settle),
                     &busy,
                     &mut |n| progress.listed(n),
                 )

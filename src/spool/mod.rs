@@ -101,63 +101,106 @@ fn classify(path: PathBuf, meta: &fs::Metadata) -> Option<Found> {
     })
 }
 
-/// Lists one spool directory (not recursively) without holding it: what it
-/// holds is handed to `visit` in batches of at most `batch` entries, as the
-/// directory is read, so memory stays the same whatever its size. Each entry
-/// is looked at relative to the open directory, never following a link.
-/// An error from `visit` stops the listing and is returned.
+/// One directory entry as the directory itself lists it: its name, inode
+/// (`d_ino`) and type (`d_type`), known without looking at the file. Held
+/// with the open directory, so [`look_at`] stats it relative to that.
+pub struct Entry(fs::DirEntry);
+
+impl Entry {
+    /// The entry's path (the listed directory joined with its name).
+    pub fn path(&self) -> PathBuf {
+        self.0.path()
+    }
+
+    /// The inode the directory names for this entry.
+    pub fn ino(&self) -> u64 {
+        use std::os::unix::fs::DirEntryExt;
+        self.0.ino()
+    }
+
+    /// True if the directory lists a regular file here. Where the file
+    /// system gives no type (`DT_UNKNOWN`), std looks at the entry to tell.
+    pub fn listed_as_file(&self) -> bool {
+        self.0.file_type().is_ok_and(|t| t.is_file())
+    }
+}
+
+/// Lists one spool directory (not recursively) without holding it: its
+/// entries are handed to `visit` in batches of at most `batch`, as the
+/// directory is read, so memory stays the same whatever its size. Names
+/// ignored and entries the directory lists as folders are left out
+/// unlooked-at. `visit` counts what it takes in `Listing::entries` and
+/// marks the listing incomplete if an entry could not be looked at
+/// ([`look_at`] does both); an error from it stops the listing and is
+/// returned.
 pub fn list_dir<E>(
     dir: &Path,
     ignore: &[String],
     batch: usize,
-    mut visit: impl FnMut(Vec<Found>) -> Result<(), E>,
+    mut visit: impl FnMut(Vec<Entry>, &mut Listing) -> Result<(), E>,
 ) -> Result<Listing, E> {
-    let mut listing = Listing::default();
+    let mut listing = Listing {
+        complete: true,
+        ..Listing::default()
+    };
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
+            listing.complete = false;
             listing.error = Some(e);
             return Ok(listing);
         }
     };
-    let mut complete = true;
-    let mut found = Vec::with_capacity(batch);
+    let mut listed = Vec::with_capacity(batch);
     for entry in entries {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
                 listing.error = Some(e);
-                complete = false;
+                listing.complete = false;
                 break;
             }
         };
         if ignored(ignore, entry.file_name().as_bytes()) {
             continue;
         }
-        // fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW): no path walk per entry.
+        // d_type: a folder is left out without a stat (DT_UNKNOWN: look_at decides).
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        listed.push(Entry(entry));
+        if listed.len() >= batch {
+            visit(
+                std::mem::replace(&mut listed, Vec::with_capacity(batch)),
+                &mut listing,
+            )?;
+        }
+    }
+    if !listed.is_empty() {
+        visit(listed, &mut listing)?;
+    }
+    Ok(listing)
+}
+
+/// Looks at each of `entries` (fstatat relative to the open directory,
+/// never following a link) and returns what intake takes in: files and
+/// special files, each counted in `listing`. An entry that vanished since
+/// it was listed, or could not be looked at, leaves `listing` incomplete
+/// (the next scan sees it).
+pub fn look_at(entries: impl IntoIterator<Item = Entry>, listing: &mut Listing) -> Vec<Found> {
+    let mut found = Vec::new();
+    for Entry(entry) in entries {
         match entry.metadata() {
             Ok(meta) => {
                 if let Some(f) = classify(entry.path(), &meta) {
                     found.push(f);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Vanished between listing and stat: the next scan sees it.
-                complete = false;
-            }
-            Err(_) => complete = false,
-        }
-        if found.len() >= batch {
-            listing.entries += found.len() as u64;
-            visit(std::mem::replace(&mut found, Vec::with_capacity(batch)))?;
+            Err(_) => listing.complete = false,
         }
     }
-    if !found.is_empty() {
-        listing.entries += found.len() as u64;
-        visit(found)?;
-    }
-    listing.complete = complete;
-    Ok(listing)
+    listing.entries += found.len() as u64;
+    found
 }
 
 /// True if `path` lies directly in one of the configured directories: its
@@ -192,9 +235,9 @@ mod tests {
     /// Everything `list_dir` hands over, in one list.
     fn list_all(dir: &Path, ignore: &[String]) -> (Vec<Found>, Listing) {
         let mut all = Vec::new();
-        let listing = list_dir(dir, ignore, 2, |batch| {
+        let listing = list_dir(dir, ignore, 2, |batch, listing| {
             assert!(batch.len() <= 2);
-            all.extend(batch);
+            all.extend(look_at(batch, listing));
             Ok::<_, ()>(())
         })
         .unwrap();
