@@ -16,36 +16,43 @@ use crate::recovery::ids;
 use crate::recovery::scrub::{self, Selection};
 use crate::store::{self, Store};
 
-/// How long a run waits at start for the store to take an id reservation
-/// (an unreachable store must not hold intake up: the chore retries).
+/// How long the first id reservation of a run may take (an unreachable
+/// store must not hold `run --once` up: the daemon's chore retries).
 const FIRST_RESERVATION: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reserves recording ids in the store before intake hands any out (one
-/// bounded attempt), then — for the daemon (`keep`) — keeps the reservation
-/// ahead of the ids in a task of its own (`recovery::ids`).
-pub async fn reserve_ids(
+/// Reserves recording ids in the store (one bounded attempt), then — for
+/// the daemon (`keep`) — keeps the reservation ahead of the ids
+/// (`recovery::ids`), in a task of its own.
+///
+/// The task runs beside intake and archiving instead of before them: its
+/// requests (on a fresh ledger the store's `If-None-Match` probe, a put, a
+/// listing: eight round trips, most of a second with the store 100 ms away)
+/// would otherwise hold up the first upload. That changes nothing `ids`
+/// promises: the ids handed out before the mark is stored are a few
+/// thousand at most, well inside the [`ids::BLOCK`] a restore adds above
+/// the highest mark for ids handed out while the store could not be
+/// written — which is what a first attempt that failed left before.
+/// `run --once` waits for the first attempt before it returns.
+pub fn reserve_ids(
     config: &Config,
     store_config: &StoreConfig,
     ledger: &Arc<Ledger>,
     store: Arc<dyn Store>,
     keep: bool,
-) -> Option<JoinHandle<()>> {
+) -> JoinHandle<()> {
     let (prefix, host) = (store_config.prefix.clone(), config.daemon.host.clone());
     let scratch = config.spool.staging.clone();
-    let first = ids::reserve_if_due(ledger, &*store, &prefix, &host, &scratch);
-    match tokio::time::timeout(FIRST_RESERVATION, first).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!("cannot reserve recording ids in the store yet: {e}"),
-        Err(_) => tracing::warn!("cannot reserve recording ids in the store yet: no answer"),
-    }
-    keep.then(|| {
-        tokio::spawn(ids::keep_reserving(
-            ledger.clone(),
-            store,
-            prefix,
-            host,
-            scratch,
-        ))
+    let ledger = ledger.clone();
+    tokio::spawn(async move {
+        let first = ids::reserve_if_due(&ledger, &*store, &prefix, &host, &scratch);
+        match tokio::time::timeout(FIRST_RESERVATION, first).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot reserve recording ids in the store yet: {e}"),
+            Err(_) => tracing::warn!("cannot reserve recording ids in the store yet: no answer"),
+        }
+        if keep {
+            ids::keep_reserving(ledger, store, prefix, host, scratch).await;
+        }
     })
 }
 

@@ -134,17 +134,31 @@ pub async fn run_locked(
         progress: Arc::new(Progress::default()),
     };
     let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
-    if let (Some(archiver), Some(store_config)) = (&runner.archiver, &config.store) {
-        let store = archiver.store().clone();
-        let ledger = &runner.ledger;
-        chores.extend(
-            background::reserve_ids(&config, store_config, ledger, store, !options.once).await,
-        );
-    }
+    // Beside the work, not before it (see `reserve_ids`).
+    let reservation = match (&runner.archiver, &config.store) {
+        (Some(archiver), Some(store_config)) => {
+            let store = archiver.store().clone();
+            let ledger = &runner.ledger;
+            Some(background::reserve_ids(
+                &config,
+                store_config,
+                ledger,
+                store,
+                !options.once,
+            ))
+        }
+        _ => None,
+    };
     tokio::pin!(shutdown);
     let result = if options.once {
-        run_once(&mut runner, shutdown).await
+        let result = run_once(&mut runner, shutdown).await;
+        // One bounded attempt: the run ends once it has ended.
+        if let Some(first) = reservation {
+            let _ = first.await;
+        }
+        result
     } else {
+        chores.extend(reservation);
         run_daemon(&mut runner, shutdown, reload).await
     };
     if let Some(services) = services {

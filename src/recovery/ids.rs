@@ -87,23 +87,23 @@ pub async fn reserve_if_due(
     std::fs::write(&file, &text).map_err(Error::io(&file))?;
     let sha = digest::sha256(text.as_bytes());
     let metadata = [(meta::SHA256.to_string(), hex::encode(sha))].into();
-    let put = store
-        .put(&PutRequest {
-            key: &key,
-            source: crate::store::Body::File(&file),
-            size: text.len() as u64,
-            sha256: sha,
-            metadata: &metadata,
-            content_type: "text/plain",
-        })
-        .await;
+    let request = PutRequest {
+        key: &key,
+        source: crate::store::Body::File(&file),
+        size: text.len() as u64,
+        sha256: sha,
+        metadata: &metadata,
+        content_type: "text/plain",
+    };
+    // The older marks are listed while the new one is stored: one round
+    // trip fewer. Marks are only ever added by this host, so the listing
+    // misses nothing but the new mark, which is never deleted.
+    let (put, listed) = tokio::join!(store.put(&request), store.list(&dir));
     let _ = std::fs::remove_file(&file);
     // Already there (a run that died before recording it): as good.
     put?;
     ledger.call(move |l| l.ids_reserved(upto)).await?;
-    let mut old: Vec<String> = store
-        .list(&dir)
-        .await?
+    let mut old: Vec<String> = listed?
         .into_iter()
         .map(|o| o.key)
         .filter(|k| *k != key)
@@ -111,6 +111,10 @@ pub async fn reserve_if_due(
     old.sort();
     old.reverse();
     let old: Vec<String> = old.into_iter().skip(KEEP - 1).collect();
+    if old.is_empty() {
+        // (A purge of nothing would still ask whether the bucket keeps versions.)
+        return Ok(Some(upto));
+    }
     for (k, result) in store.delete_all_versions(&old).await? {
         if let Err(e) = result {
             tracing::debug!(key = %k, "an old id reservation stays: {e}");
@@ -184,5 +188,70 @@ mod tests {
         assert_eq!(highest_mark(&store, "p/", "h").await.unwrap(), next);
         assert_eq!(highest_mark(&store, "p/", "other").await.unwrap(), None);
         assert_eq!(ledger.id_marks().unwrap().reserved, next.unwrap());
+    }
+
+    /// A local store that counts the purges asked of it (each asks whether
+    /// the store keeps versions: a round trip on S3).
+    struct Counting(LocalStore, std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Store for Counting {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        async fn put(&self, r: &PutRequest<'_>) -> Result<crate::store::PutOutcome, StoreError> {
+            self.0.put(r).await
+        }
+        async fn head(&self, k: &str) -> Result<Option<crate::store::ObjectInfo>, StoreError> {
+            self.0.head(k).await
+        }
+        async fn get(&self, k: &str, d: &Path) -> Result<u64, StoreError> {
+            self.0.get(k, d).await
+        }
+        async fn open(&self, k: &str) -> Result<Option<crate::store::ObjectReader>, StoreError> {
+            self.0.open(k).await
+        }
+        async fn delete(&self, k: &str) -> Result<(), StoreError> {
+            self.0.delete(k).await
+        }
+        async fn list(&self, p: &str) -> Result<Vec<crate::store::ListedObject>, StoreError> {
+            self.0.list(p).await
+        }
+        async fn versioning(&self) -> Result<crate::store::Versioning, StoreError> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.versioning().await
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_marks_beyond_the_kept_ones_are_deleted_and_nothing_else_is_asked() {
+        let (dir, ledger) = ledger();
+        let ledger = Arc::new(ledger);
+        let store = Counting(LocalStore::new(dir.path().join("store")), 0.into());
+        let scratch = dir.path().join("scratch");
+        let purges = || store.1.load(std::sync::atomic::Ordering::Relaxed);
+        let mut marks = Vec::new();
+        for round in 0..KEEP as i64 + 1 {
+            ledger.raise_next_id(1 + round * BLOCK).unwrap();
+            let mark = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
+                .await
+                .unwrap();
+            marks.push(mark.unwrap());
+            // Up to KEEP marks nothing is deleted, and no purge is asked for.
+            let want = usize::from(marks.len() > KEEP);
+            assert_eq!(purges(), want, "after {} marks", marks.len());
+        }
+        let kept: Vec<String> = store
+            .list(&prefix("p/", "h"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let want: Vec<String> = marks[1..]
+            .iter()
+            .map(|m| format!("{}{m:019}", prefix("p/", "h")))
+            .collect();
+        assert_eq!(kept, want, "the oldest mark went, the newest {KEEP} stay");
     }
 }

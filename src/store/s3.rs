@@ -49,6 +49,9 @@ pub struct S3Store {
     /// Whether the store was seen to refuse an `If-None-Match: *` overwrite
     /// (probed once); only then may the check before each put be skipped.
     enforces_if_none_match: tokio::sync::OnceCell<bool>,
+    /// Held while that probe runs, so one caller probes and the others wait
+    /// for its answer, not for the probe object's removal.
+    probing: tokio::sync::Mutex<()>,
     /// Where that probe may write (inside the configured prefix).
     probe_prefix: String,
 }
@@ -127,6 +130,7 @@ impl S3Store {
             limiter: max_upload_rate.map(|r| Arc::new(RateLimiter::new(r))),
             conditional_writes: AtomicBool::new(true),
             enforces_if_none_match: tokio::sync::OnceCell::new(),
+            probing: tokio::sync::Mutex::new(()),
             probe_prefix: String::new(),
         })
     }
@@ -195,15 +199,33 @@ impl S3Store {
 
     /// True once a probe showed the store refuses to overwrite under
     /// `If-None-Match: *`. A failed probe is not remembered.
+    ///
+    /// The caller that probes removes the probe object after the others
+    /// have their answer: with the store 100 ms away, the removal's two
+    /// round trips would otherwise hold up every first upload of a run.
     async fn enforces_if_none_match(&self) -> bool {
-        let probe = self
-            .enforces_if_none_match
-            .get_or_try_init(|| self.probe_if_none_match())
-            .await;
-        probe.copied().unwrap_or(false)
+        if let Some(known) = self.enforces_if_none_match.get() {
+            return *known;
+        }
+        let probing = self.probing.lock().await;
+        if let Some(known) = self.enforces_if_none_match.get() {
+            return *known;
+        }
+        let (answer, key) = self.probe_if_none_match().await;
+        if let Ok(enforced) = answer {
+            let _ = self.enforces_if_none_match.set(enforced);
+        }
+        drop(probing);
+        if let Some(key) = key {
+            let _ = self.purge(std::slice::from_ref(&key)).await;
+        }
+        answer.unwrap_or(false)
     }
 
-    async fn probe_if_none_match(&self) -> Result<bool, StoreError> {
+    /// Puts a probe object twice, the second time under `If-None-Match: *`:
+    /// whether the store refused it, and the probe key to remove (if the
+    /// first put may have stored it).
+    async fn probe_if_none_match(&self) -> (Result<bool, StoreError>, Option<String>) {
         let key = format!(
             "{}.recvault-probe/if-none-match-{}",
             self.probe_prefix,
@@ -218,19 +240,17 @@ impl S3Store {
                 .if_none_match("*")
                 .send()
         };
-        put().await.map_err(|e| classify("probe put", &key, e))?;
+        if let Err(e) = put().await {
+            return (Err(classify("probe put", &key, e)), None);
+        }
         let enforced = match put().await {
-            Ok(_) => false,
-            Err(e) if status_of(&e) == Some(412) => true,
-            Err(e) if status_of(&e) == Some(501) => false,
-            Err(e) => {
-                let _ = self.purge(std::slice::from_ref(&key)).await;
-                return Err(classify("probe put", &key, e));
-            }
+            Ok(_) => Ok(false),
+            Err(e) if status_of(&e) == Some(412) => Ok(true),
+            Err(e) if status_of(&e) == Some(501) => Ok(false),
+            Err(e) => Err(classify("probe put", &key, e)),
         };
-        let _ = self.purge(std::slice::from_ref(&key)).await;
-        tracing::debug!(store = %self.describe(), enforced, "If-None-Match probe");
-        Ok(enforced)
+        tracing::debug!(store = %self.describe(), enforced = ?enforced.as_ref().ok(), "If-None-Match probe");
+        (enforced, Some(key))
     }
 
     async fn put_single(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {

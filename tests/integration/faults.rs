@@ -332,3 +332,38 @@ fn a_store_without_checksums_has_every_object_read_back() {
         assert_eq!(&restore(&site, name), bytes);
     }
 }
+
+/// The id reservation a run makes in the store (on a fresh ledger: the
+/// `If-None-Match` probe, a head, a put, a listing) runs beside the
+/// archiving, not before it: a store slow to take it holds no upload up
+/// (issue 18: eight round trips, most of a second with the store 100 ms
+/// away). Here the store never answers the reservation: the recordings are
+/// archived while it waits, and the run still ends once it gives up.
+#[test]
+fn a_stalled_id_reservation_holds_no_upload_up() {
+    let g = garage();
+    let (site, proxy) = proxied_site("idstall", &g);
+    site.set_option("daemon", "log_level", "\"info\"");
+    let originals = recordings(&site, 3, 41);
+    // The mark's key, and the listing of marks (its prefix URL-encoded).
+    proxy.set_rule(|s: &Seen| {
+        if s.target.contains(".recvault/ids/") || s.target.contains(".recvault%2Fids%2F") {
+            Fault::Stall
+        } else {
+            Fault::Pass
+        }
+    });
+    let out = site.recvault(&["run", "--once"]);
+    expect_code(&out, 0);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line_of = |what: &str| log.lines().position(|l| l.contains(what));
+    let gave_up = line_of("cannot reserve recording ids");
+    assert!(gave_up.is_some(), "the reservation was stalled: {log}");
+    let archived = log.lines().filter(|l| l.contains(" archived")).count();
+    assert_eq!(archived, 3, "{log}");
+    assert!(
+        line_of(" archived") < gave_up,
+        "recordings were archived while the reservation waited: {log}"
+    );
+    assert_all_archived(&site, &g, &originals);
+}
