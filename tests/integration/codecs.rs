@@ -334,6 +334,8 @@ fn a_damaged_staged_object_never_reaches_the_store(target: fn(&Garage) -> Target
         originals.insert(name, bytes);
     }
     site.configure(Target::Dead(g, dead_port()), DUE_NOW);
+    // Staged in files, however small (small objects otherwise wait in memory).
+    site.set_option("spool", "stage_in_memory", "\"0\"");
     expect_code(&site.recvault(&["run", "--once"]), 1);
     let staged: Vec<_> = fs::read_dir(site.root.join("staging"))
         .unwrap()
@@ -349,6 +351,7 @@ fn a_damaged_staged_object_never_reaches_the_store(target: fn(&Garage) -> Target
     }
     // Objects of 5 MiB and more go up in parts (the second recording's).
     site.configure(target(g), DUE_NOW);
+    site.set_option("spool", "stage_in_memory", "\"0\"");
     site.set_option("store", "multipart_threshold", "\"5MiB\"");
     site.set_option("store", "part_size", "\"5MiB\"");
     let first = site.recvault(&["run", "--once"]);
