@@ -114,32 +114,12 @@ impl Ledger {
                         }
                     }
                     None => {
-                        let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
                         let state = match special {
                             None if ripe.get(i) == Some(&true) => State::Settled,
                             None => State::Seen,
                             Some(_) => State::Quarantined,
                         };
-                        let id = insert_row(tx, None, file, state, Some(&call), now)?;
-                        match special {
-                            Some(kind) => {
-                                tx.prepare_cached(
-                                    "UPDATE recordings SET last_error = ?2 WHERE id = ?1",
-                                )?
-                                .execute(params![id, kind])?;
-                                insert_event(tx, id, None, state, kind, now)?;
-                                out.quarantined += 1;
-                            }
-                            None => {
-                                insert_event(tx, id, None, State::Seen, "found", now)?;
-                                if state == State::Settled {
-                                    let from = Some(State::Seen);
-                                    insert_event(tx, id, from, state, "settled", now)?;
-                                    out.settled += 1;
-                                }
-                                out.new += 1;
-                            }
-                        }
+                        record_new(tx, naming, file, state, special, now, &mut out)?;
                     }
                 }
             }
@@ -315,6 +295,38 @@ fn local_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LocalRow> {
         identity: identity_at(r, 1)?,
         state: state.parse().unwrap_or(State::Failed),
     })
+}
+
+/// Records a file seen for the first time as recording in `state`, with
+/// its events: `special` (a kind of special file) quarantines it.
+fn record_new(
+    tx: &rusqlite::Transaction<'_>,
+    naming: &Naming,
+    file: &SpoolFile,
+    state: State,
+    special: Option<&'static str>,
+    now: i64,
+    out: &mut TakenIn,
+) -> Result<(), LedgerError> {
+    let call = naming.attribute(&file.path, &file.name, file.identity.mtime_ns);
+    let id = insert_row(tx, None, file, state, Some(&call), now)?;
+    match special {
+        Some(kind) => {
+            tx.prepare_cached("UPDATE recordings SET last_error = ?2 WHERE id = ?1")?
+                .execute(params![id, kind])?;
+            insert_event(tx, id, None, state, kind, now)?;
+            out.quarantined += 1;
+        }
+        None => {
+            insert_event(tx, id, None, State::Seen, "found", now)?;
+            if state == State::Settled {
+                insert_event(tx, id, Some(State::Seen), state, "settled", now)?;
+                out.settled += 1;
+            }
+            out.new += 1;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

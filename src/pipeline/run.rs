@@ -135,27 +135,12 @@ pub async fn run_locked(
     };
     let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
     // Beside the work, not before it (see `reserve_ids`).
-    let reservation = match (&runner.archiver, &config.store) {
-        (Some(archiver), Some(store_config)) => {
-            let store = archiver.store().clone();
-            let ledger = &runner.ledger;
-            Some(background::reserve_ids(
-                &config,
-                store_config,
-                ledger,
-                store,
-                !options.once,
-            ))
-        }
-        _ => None,
-    };
+    let reservation = start_reserving_ids(&runner, !options.once);
     tokio::pin!(shutdown);
     let result = if options.once {
         let result = run_once(&mut runner, shutdown).await;
         // One bounded attempt: the run ends once it has ended.
-        if let Some(first) = reservation {
-            let _ = first.await;
-        }
+        let _ = futures_util::future::OptionFuture::from(reservation).await;
         result
     } else {
         chores.extend(reservation);
@@ -169,6 +154,19 @@ pub async fn run_locked(
     }
     result?;
     Ok(runner.summary)
+}
+
+/// The store's id reservation for `runner`'s run, started as a task of its
+/// own (`keep`: again whenever due, as a daemon does); none without a store.
+fn start_reserving_ids(runner: &Runner, keep: bool) -> Option<tokio::task::JoinHandle<()>> {
+    let (archiver, store_config) = (runner.archiver.as_ref()?, runner.config.store.as_ref()?);
+    Some(background::reserve_ids(
+        &runner.config,
+        store_config,
+        &runner.ledger,
+        archiver.store().clone(),
+        keep,
+    ))
 }
 
 /// Before any work: puts back files whose removal a crash cut short, cleans

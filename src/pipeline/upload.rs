@@ -3,6 +3,7 @@
 //! what was computed locally. Only a `verified` recording's local copy may go.
 
 use std::fs;
+use std::path::Path;
 
 use super::archive::Archiver;
 use crate::codec;
@@ -12,6 +13,18 @@ use crate::error::Error;
 use crate::metrics;
 use crate::recording::Recording;
 use crate::store::{Body, ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
+
+/// Where an object is read from for its upload, and its size (`None`: the
+/// staging file is gone).
+fn object_source<'a>(staged: &'a Path, in_memory: Option<&'a [u8]>) -> (Body<'a>, Option<u64>) {
+    match in_memory {
+        Some(bytes) => (Body::Bytes(bytes), Some(bytes.len() as u64)),
+        None => (
+            Body::File(staged),
+            fs::metadata(staged).map(|m| m.len()).ok(),
+        ),
+    }
+}
 
 impl Archiver {
     /// Uploads `rec`'s object: `in_memory` if this call compressed it into
@@ -32,13 +45,7 @@ impl Archiver {
                 })
                 .await;
         };
-        let (source, source_size) = match in_memory {
-            Some(bytes) => (Body::Bytes(bytes), Some(bytes.len() as u64)),
-            None => (
-                Body::File(&staged),
-                fs::metadata(&staged).map(|m| m.len()).ok(),
-            ),
-        };
+        let (source, source_size) = object_source(&staged, in_memory);
         let sha256 = digest::from_hex(sha_hex);
         let (Some(sha256), true) = (sha256, source_size == Some(size)) else {
             // Staging lost (crash, cleaned dir): compress again.

@@ -18,8 +18,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length, SdkBody};
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, Delete,
-    ObjectIdentifier, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectLockLegalHold,
+    ObjectLockLegalHoldStatus,
 };
 
 use super::{
@@ -31,6 +31,7 @@ use crate::digest::CHUNK;
 use crate::store::parts::{composite_checksum, part_digests};
 use crate::store::throttle::{PacedFile, RateLimiter};
 
+mod delete;
 mod read;
 mod versions;
 
@@ -400,77 +401,6 @@ impl S3Store {
             Err(e) if status_of(&e) == Some(412) => self.exists(req.key).await,
             Err(e) => Err(classify("complete multipart", req.key, e)),
         }
-    }
-}
-
-impl S3Store {
-    /// Sends one DeleteObjects request for `objects` (`quiet`: the store
-    /// reports only failures); `what` and `first` name it in errors.
-    async fn send_delete(
-        &self,
-        objects: impl Iterator<Item = aws_sdk_s3::types::builders::ObjectIdentifierBuilder>,
-        quiet: bool,
-        what: &str,
-        first: &str,
-    ) -> Result<aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput, StoreError> {
-        let bad = |e: aws_sdk_s3::error::BuildError| {
-            StoreError::Permanent(format!("{what} `{first}`…: {e}"))
-        };
-        let objects = objects
-            .map(|o| o.build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
-        let delete = Delete::builder()
-            .set_objects(Some(objects))
-            .quiet(quiet)
-            .build()
-            .map_err(bad)?;
-        // DeleteObjects requires a body checksum; the SDK sends CRC32 as a
-        // plain header (not a trailer), which S3, R2 and Garage accept.
-        self.client
-            .delete_objects()
-            .bucket(&self.bucket)
-            .delete(delete)
-            .send()
-            .await
-            .map_err(|e| classify(what, first, e))
-    }
-
-    /// One DeleteObjects request (quiet: the store reports only failures).
-    async fn delete_chunk(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(String, Result<(), StoreError>)>, StoreError> {
-        let first = keys.first().map(String::as_str).unwrap_or("");
-        let objects = keys.iter().map(|k| ObjectIdentifier::builder().key(k));
-        let out = self
-            .send_delete(objects, true, "delete objects", first)
-            .await?;
-        let mut failed: BTreeMap<&str, StoreError> = BTreeMap::new();
-        for err in out.errors() {
-            let key = err.key().unwrap_or("");
-            let code = err.code().unwrap_or("");
-            let message = format!(
-                "delete `{key}`: {code}: {}",
-                err.message().unwrap_or("refused")
-            );
-            let e = if matches!(code, "InternalError" | "SlowDown" | "ServiceUnavailable") {
-                StoreError::Transient(message)
-            } else {
-                StoreError::Permanent(message)
-            };
-            failed.insert(key, e);
-        }
-        Ok(keys
-            .iter()
-            .map(|k| {
-                let result = match failed.get(k.as_str()) {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(()),
-                };
-                (k.clone(), result)
-            })
-            .collect())
     }
 }
 
