@@ -9,7 +9,6 @@
 //! the holds: the mirror is never the only one.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Fleet, FleetGate, select};
@@ -86,7 +85,6 @@ pub async fn copy_holds(
     fleet: &Fleet,
     store: &dyn Store,
     store_prefix: &str,
-    scratch: &std::path::Path,
 ) -> Result<String, Error> {
     let holds = fleet
         .holds(None)
@@ -94,13 +92,7 @@ pub async fn copy_holds(
         .into_iter()
         .map(HoldInfo::into_hold)
         .collect();
-    hold_copy::publish_holds(
-        store,
-        &hold_copy::fleet_prefix(store_prefix),
-        holds,
-        scratch,
-    )
-    .await
+    hold_copy::publish_holds(store, &hold_copy::fleet_prefix(store_prefix), holds).await
 }
 
 /// After a hold change made on this box: the fleet's holds copied to the
@@ -122,12 +114,7 @@ pub async fn aftermath(
         }
         _ => return Aftermath::default(),
     };
-    let scratch = config
-        .ledger
-        .path
-        .parent()
-        .unwrap_or(std::path::Path::new("/tmp"));
-    let copied = copy_holds(fleet, store.0.as_ref(), &store.1, scratch).await;
+    let copied = copy_holds(fleet, store.0.as_ref(), &store.1).await;
     Aftermath {
         copied: Some(copied.map_err(|e| e.to_string())),
         mirror: None,
@@ -141,7 +128,7 @@ pub struct Mirror {
     /// `[store] object_lock_legal_hold`.
     pub object_lock: bool,
     /// With a prefix: the fleet's hold copy is written on each change.
-    pub copy_to: Option<(String, PathBuf)>,
+    pub copy_to: Option<String>,
     /// Keys whose legal hold this run set on.
     on: HashSet<String>,
     /// The holds version last mirrored (`None`: none yet this run).
@@ -168,8 +155,8 @@ impl Mirror {
         if self.seen == Some(version) && !again {
             return Ok(());
         }
-        if let (Some((prefix, scratch)), true) = (&self.copy_to, self.seen != Some(version)) {
-            match copy_holds(fleet, self.store.as_ref(), prefix, scratch).await {
+        if let (Some(prefix), true) = (&self.copy_to, self.seen != Some(version)) {
+            match copy_holds(fleet, self.store.as_ref(), prefix).await {
                 Ok(key) => tracing::info!(key = %key, "the fleet's holds copied to the store"),
                 // The holds stand in the database; copied again next change.
                 Err(e) => tracing::warn!("the fleet's holds not copied to the store: {e}"),

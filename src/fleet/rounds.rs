@@ -42,7 +42,7 @@ pub(super) async fn lead_loop(fleet: Arc<Fleet>, gate: Arc<FleetGate>, config: A
         Scope::Orphans,
         store_config.object_lock_legal_hold,
     );
-    orphans.copy_to = Some((store_config.prefix.clone(), scratch(&config)));
+    orphans.copy_to = Some(store_config.prefix.clone());
     let mut leadership = super::leader::Leadership::default();
     let (mut failing, mut n, mut busy) = (false, 0u32, false);
     loop {
@@ -90,15 +90,6 @@ async fn erase_once(fleet: &Fleet, store: &Arc<dyn Store>) -> u64 {
             0
         }
     }
-}
-
-/// Where temporary copies of the hold table are written: beside the ledger.
-fn scratch(config: &Config) -> std::path::PathBuf {
-    config
-        .ledger
-        .path
-        .parent()
-        .map_or_else(|| "/tmp".into(), |p| p.to_path_buf())
 }
 
 /// One leader's round of retention, its outcome logged once per change.

@@ -41,17 +41,16 @@ pub fn reserve_ids(
     keep: bool,
 ) -> JoinHandle<()> {
     let (prefix, host) = (store_config.prefix.clone(), config.daemon.host.clone());
-    let scratch = config.spool.staging.clone();
     let ledger = ledger.clone();
     tokio::spawn(async move {
-        let first = ids::reserve_if_due(&ledger, &*store, &prefix, &host, &scratch);
+        let first = ids::reserve_if_due(&ledger, &*store, &prefix, &host);
         match tokio::time::timeout(FIRST_RESERVATION, first).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!("cannot reserve recording ids in the store yet: {e}"),
             Err(_) => tracing::warn!("cannot reserve recording ids in the store yet: no answer"),
         }
         if keep {
-            ids::keep_reserving(ledger, store, prefix, host, scratch).await;
+            ids::keep_reserving(ledger, store, prefix, host).await;
         }
     })
 }

@@ -249,7 +249,7 @@ pub async fn reinstate_latest(
         let replaced_next = crate::ledger::ids::next_id_in(ledger_path);
         let restored = Ledger::open(&unpacked)?;
         let taken = taken_at(&prefix, &key);
-        let caught_up = catch_up(&restored, archive, taken, replaced_next, &dir).await?;
+        let caught_up = catch_up(&restored, archive, taken, replaced_next).await?;
         // Closed (its WAL folded into the file) before it is moved.
         drop(restored);
         let moved_aside = put_in_place(&unpacked, ledger_path)?;
@@ -381,7 +381,6 @@ pub async fn schedule(
                     &*store,
                     &holds.store_prefix,
                     &holds.host,
-                    &scratch,
                 )
                 .await
                 {

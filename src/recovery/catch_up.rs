@@ -14,7 +14,7 @@
 //!   here keeps its row under a new id;
 //! - ids: the next id starts above every id handed out before (`recovery::ids`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
@@ -73,7 +73,6 @@ pub async fn catch_up(
     archive: &HostArchive<'_>,
     backup_taken: Option<DateTime<Utc>>,
     replaced_next: Option<i64>,
-    scratch: &Path,
 ) -> Result<CaughtUp, Error> {
     let HostArchive {
         store,
@@ -82,8 +81,7 @@ pub async fn catch_up(
         ..
     } = *archive;
     let mut report = CaughtUp::default();
-    if let Some((key, written, holds)) =
-        super::hold_copy::newest(store, store_prefix, host, scratch).await?
+    if let Some((key, written, holds)) = super::hold_copy::newest(store, store_prefix, host).await?
     {
         // Same second: the scheduled backup writes its copy after the backup.
         let newer =

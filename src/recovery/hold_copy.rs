@@ -4,16 +4,13 @@
 //! The ledger stays the record; a copy is written after every hold change and
 //! with every scheduled ledger backup.
 
-use std::path::Path;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::digest;
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::ledger::holds::Hold;
-use crate::store::{PutOutcome, PutRequest, Store};
+use crate::store::{self, PutOutcome, Store};
 
 /// Copies kept per host; older ones are deleted after a new one is stored.
 const KEEP: usize = 5;
@@ -43,10 +40,9 @@ pub async fn publish(
     store: &dyn Store,
     store_prefix: &str,
     host: &str,
-    scratch: &Path,
 ) -> Result<String, Error> {
     let dir = prefix(store_prefix, host);
-    publish_holds(store, &dir, ledger.holds()?, scratch).await
+    publish_holds(store, &dir, ledger.holds()?).await
 }
 
 /// Stores a copy of `holds` under `dir` and prunes old copies there.
@@ -55,7 +51,6 @@ pub async fn publish_holds(
     store: &dyn Store,
     dir: &str,
     holds: Vec<Hold>,
-    scratch: &Path,
 ) -> Result<String, Error> {
     let text = toml::to_string(&Copy { hold: holds })
         .map_err(|e| Error::Local(format!("hold copy: {e}")))?;
@@ -66,25 +61,7 @@ pub async fn publish_holds(
         now.format("%Y%m%dT%H%M%SZ"),
         now.timestamp_subsec_nanos()
     );
-    let file = scratch.join(format!(
-        ".holds-{}-{}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::write(&file, &text).map_err(Error::io(&file))?;
-    let sha = digest::sha256(text.as_bytes());
-    let metadata = [(crate::store::meta::SHA256.to_string(), hex::encode(sha))].into();
-    let put = store
-        .put(&PutRequest {
-            key: &key,
-            source: crate::store::Body::File(&file),
-            size: text.len() as u64,
-            sha256: sha,
-            metadata: &metadata,
-            content_type: "application/toml",
-        })
-        .await;
-    let _ = std::fs::remove_file(&file);
+    let put = store::put_text(store, &key, &text, "application/toml").await;
     if let PutOutcome::Exists(_) = put? {
         return Err(Error::HoldCopy {
             key,
@@ -105,7 +82,6 @@ pub async fn newest(
     store: &dyn Store,
     store_prefix: &str,
     host: &str,
-    scratch: &Path,
 ) -> Result<Option<(String, Option<DateTime<Utc>>, Vec<Hold>)>, Error> {
     let dir = prefix(store_prefix, host);
     let mut copies = store.list(&dir).await?;
@@ -113,20 +89,16 @@ pub async fn newest(
     let Some(newest) = copies.first() else {
         return Ok(None);
     };
-    let file = scratch.join(format!(
-        ".holds-{}-{}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    store.get(&newest.key, &file).await?;
-    let text = std::fs::read_to_string(&file);
-    let _ = std::fs::remove_file(&file);
     let invalid = |message: String| Error::HoldCopy {
         key: newest.key.clone(),
         message,
     };
-    let copy: Copy = toml::from_str(&text.map_err(|e| invalid(e.to_string()))?)
-        .map_err(|e| invalid(e.to_string()))?;
+    // Listed a moment ago and gone since (pruned by a newer copy): an error,
+    // never "no holds".
+    let text = store::get_text(store, &newest.key)
+        .await?
+        .ok_or_else(|| invalid("gone while it was being read; try again".into()))?;
+    let copy: Copy = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     // `{dir}20260301T101500Z-000000000.toml`: the second it was written.
     let written = newest
         .key
@@ -144,9 +116,8 @@ pub async fn recover(
     store: &dyn Store,
     store_prefix: &str,
     host: &str,
-    scratch: &Path,
 ) -> Result<usize, Error> {
-    let Some((_, _, holds)) = newest(store, store_prefix, host, scratch).await? else {
+    let Some((_, _, holds)) = newest(store, store_prefix, host).await? else {
         return Ok(0);
     };
     ledger.restore_holds(&holds)?;

@@ -10,14 +10,12 @@
 //! of recordings were taken in during one store outage, and the disk then
 //! died before the store came back).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::digest;
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::store::{PutRequest, Store, StoreError, meta};
+use crate::store::{self, Store, StoreError};
 
 /// Ids reserved at a time; also the margin a restore adds.
 pub const BLOCK: i64 = 100_000;
@@ -71,7 +69,6 @@ pub async fn reserve_if_due(
     store: &dyn Store,
     store_prefix: &str,
     host: &str,
-    scratch: &Path,
 ) -> Result<Option<i64>, Error> {
     let marks = ledger.call(|l| l.id_marks()).await?;
     if marks.next + BLOCK / 2 <= marks.reserved {
@@ -82,24 +79,13 @@ pub async fn reserve_if_due(
     // Zero-padded, so the marks also sort as text.
     let key = format!("{dir}{upto:019}");
     let text = format!("recording ids below {upto} may have been handed out by {host}\n");
-    std::fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
-    let file = scratch.join(format!(".ids-{}-{upto}.tmp", std::process::id()));
-    std::fs::write(&file, &text).map_err(Error::io(&file))?;
-    let sha = digest::sha256(text.as_bytes());
-    let metadata = [(meta::SHA256.to_string(), hex::encode(sha))].into();
-    let request = PutRequest {
-        key: &key,
-        source: crate::store::Body::File(&file),
-        size: text.len() as u64,
-        sha256: sha,
-        metadata: &metadata,
-        content_type: "text/plain",
-    };
     // The older marks are listed while the new one is stored: one round
     // trip fewer. Marks are only ever added by this host, so the listing
     // misses nothing but the new mark, which is never deleted.
-    let (put, listed) = tokio::join!(store.put(&request), store.list(&dir));
-    let _ = std::fs::remove_file(&file);
+    let (put, listed) = tokio::join!(
+        store::put_text(store, &key, &text, "text/plain"),
+        store.list(&dir)
+    );
     // Already there (a run that died before recording it): as good.
     put?;
     ledger.call(move |l| l.ids_reserved(upto)).await?;
@@ -131,11 +117,10 @@ pub async fn keep_reserving(
     store: Arc<dyn Store>,
     store_prefix: String,
     host: String,
-    scratch: std::path::PathBuf,
 ) {
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        match reserve_if_due(&ledger, &*store, &store_prefix, &host, &scratch).await {
+        match reserve_if_due(&ledger, &*store, &store_prefix, &host).await {
             Ok(Some(upto)) => tracing::debug!(upto, "recording ids reserved in the store"),
             Ok(None) => {}
             Err(e) => {
@@ -157,6 +142,8 @@ pub async fn keep_reserving(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::ledger::fixtures::{insert_plain, ledger};
     use crate::recording::State;
@@ -167,23 +154,16 @@ mod tests {
         let (dir, ledger) = ledger();
         let ledger = Arc::new(ledger);
         let store = LocalStore::new(dir.path().join("store"));
-        let scratch = dir.path().join("scratch");
         assert_eq!(highest_mark(&store, "p/", "h").await.unwrap(), None);
-        let first = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
-            .await
-            .unwrap();
+        let first = reserve_if_due(&ledger, &store, "p/", "h").await.unwrap();
         assert_eq!(first, Some(1 + BLOCK));
         // Far from the mark: nothing to do.
         insert_plain(&ledger, "/s/a.wav", State::Seen);
-        let again = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
-            .await
-            .unwrap();
+        let again = reserve_if_due(&ledger, &store, "p/", "h").await.unwrap();
         assert_eq!(again, None);
         // Within half a block: the next one, before the ids get there.
         ledger.raise_next_id(BLOCK / 2 + 10).unwrap();
-        let next = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
-            .await
-            .unwrap();
+        let next = reserve_if_due(&ledger, &store, "p/", "h").await.unwrap();
         assert_eq!(next, Some(BLOCK / 2 + 10 + BLOCK));
         assert_eq!(highest_mark(&store, "p/", "h").await.unwrap(), next);
         assert_eq!(highest_mark(&store, "p/", "other").await.unwrap(), None);
@@ -199,7 +179,10 @@ mod tests {
         fn describe(&self) -> String {
             self.0.describe()
         }
-        async fn put(&self, r: &PutRequest<'_>) -> Result<crate::store::PutOutcome, StoreError> {
+        async fn put(
+            &self,
+            r: &crate::store::PutRequest<'_>,
+        ) -> Result<crate::store::PutOutcome, StoreError> {
             self.0.put(r).await
         }
         async fn head(&self, k: &str) -> Result<Option<crate::store::ObjectInfo>, StoreError> {
@@ -228,14 +211,11 @@ mod tests {
         let (dir, ledger) = ledger();
         let ledger = Arc::new(ledger);
         let store = Counting(LocalStore::new(dir.path().join("store")), 0.into());
-        let scratch = dir.path().join("scratch");
         let purges = || store.1.load(std::sync::atomic::Ordering::Relaxed);
         let mut marks = Vec::new();
         for round in 0..KEEP as i64 + 1 {
             ledger.raise_next_id(1 + round * BLOCK).unwrap();
-            let mark = reserve_if_due(&ledger, &store, "p/", "h", &scratch)
-                .await
-                .unwrap();
+            let mark = reserve_if_due(&ledger, &store, "p/", "h").await.unwrap();
             marks.push(mark.unwrap());
             // Up to KEEP marks nothing is deleted, and no purge is asked for.
             let want = usize::from(marks.len() > KEEP);

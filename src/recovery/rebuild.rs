@@ -91,8 +91,7 @@ pub async fn rebuild(
         insert(&ledger, &config.spool.dirs, found, &mut report)?;
     }
     // Legal holds come back too: their copy is kept beside the ledger backups.
-    let scratch = path.parent().unwrap_or(Path::new("/tmp"));
-    report.holds = crate::recovery::hold_copy::recover(&ledger, store, prefix, host, scratch)
+    report.holds = crate::recovery::hold_copy::recover(&ledger, store, prefix, host)
         .await
         .map_err(|e| Error::HoldsNotRecovered(Box::new(e)))?;
     report.next_id = ledger.id_marks()?.next;

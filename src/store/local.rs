@@ -36,6 +36,13 @@ impl Source {
             Body::Bytes(bytes) => Source::Bytes(bytes.to_vec()),
         }
     }
+
+    fn body(&self) -> Body<'_> {
+        match self {
+            Source::File(path) => Body::File(path),
+            Source::Bytes(bytes) => Body::Bytes(bytes),
+        }
+    }
 }
 
 /// What a put hands over besides the key.
@@ -66,12 +73,10 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
 /// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
 /// the bytes written.
 fn copy_synced(source: &Source, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
-    let mut input: Box<dyn io::Read> = match source {
-        Source::File(path) => {
-            Box::new(File::open(path).map_err(|e| local("cannot open", path, e))?)
-        }
-        Source::Bytes(bytes) => Box::new(&bytes[..]),
-    };
+    let body = source.body();
+    let mut input = body
+        .reader()
+        .map_err(|e| StoreError::Local(format!("cannot open {body}: {e}")))?;
     let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
     let mut writer = HashingWriter::new(out);
     io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;

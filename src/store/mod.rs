@@ -24,12 +24,14 @@ pub mod probe;
 mod s3;
 pub mod sftp;
 mod sidecar;
+mod text;
 pub mod throttle;
 
 pub use cloud::CloudStore;
 pub use local::LocalStore;
 pub use s3::S3Store;
 pub use sftp::SftpStore;
+pub use text::{get_text, put_text};
 
 /// Metadata keys recvault writes on every object (as `x-amz-meta-*` on S3).
 pub mod meta {
@@ -118,7 +120,26 @@ impl<'a> Body<'a> {
         })
     }
 
-    /// The same, for a task that must not block.
+    /// Runs `f` over the bytes from the start: a file's on the blocking
+    /// pool, bytes in memory right here (they are small). A failure to
+    /// read is [`StoreError::Local`], naming the body.
+    pub async fn read_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn std::io::Read) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let read = match *self {
+            Body::File(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || f(&mut std::fs::File::open(&path)?))
+                    .await
+                    .map_err(|e| StoreError::Local(format!("reading {self}: {e}")))?
+            }
+            Body::Bytes(mut bytes) => f(&mut bytes),
+        };
+        read.map_err(|e| StoreError::Local(format!("cannot read {self}: {e}")))
+    }
+
+    /// The same as [`Body::reader`], for a task that must not block.
     pub async fn async_reader(
         &self,
     ) -> std::io::Result<Box<dyn tokio::io::AsyncRead + Send + Unpin + 'a>> {

@@ -298,18 +298,10 @@ impl S3Store {
     async fn put_multipart(&self, req: &PutRequest<'_>) -> Result<PutOutcome, StoreError> {
         let part_size = self.part_size;
         let size = req.size;
-        let part_digests = match req.source {
-            Body::File(path) => {
-                let path = path.to_path_buf();
-                tokio::task::spawn_blocking(move || {
-                    part_digests(std::fs::File::open(&path)?, size, part_size)
-                })
-                .await
-                .map_err(|e| StoreError::Local(format!("hashing parts: {e}")))?
-            }
-            Body::Bytes(bytes) => part_digests(bytes, size, part_size),
-        }
-        .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source)))?;
+        let part_digests = req
+            .source
+            .read_with(move |body| part_digests(body, size, part_size))
+            .await?;
         let part_digests = part_digests.matching(req)?;
         let mut create = self
             .client

@@ -244,20 +244,9 @@ pub async fn hold_aftermath(
     let (Some(store_config), Some(store)) = (config.store.as_ref(), store) else {
         return Ok(Aftermath::default());
     };
-    let scratch = config
-        .ledger
-        .path
-        .parent()
-        .unwrap_or(std::path::Path::new("/tmp"));
-    let copied = hold_copy::publish(
-        ledger,
-        store,
-        &store_config.prefix,
-        &config.daemon.host,
-        scratch,
-    )
-    .await
-    .map_err(|e| e.to_string());
+    let copied = hold_copy::publish(ledger, store, &store_config.prefix, &config.daemon.host)
+        .await
+        .map_err(|e| e.to_string());
     let mirror = match store_config.object_lock_legal_hold {
         false => None,
         true => {

@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use super::CloudStore;
 use crate::digest::CHUNK;
-use crate::store::{Body, PutRequest, Store, StoreError, meta};
+use crate::store::{PutRequest, Store, StoreError, meta};
 
 /// SHA-256 and MD5 of a file's bytes, and the bytes if `keep`.
 struct Hashed {
@@ -127,17 +127,10 @@ impl CloudStore {
     /// Reads and hashes the staged file; refuses it unless it hashes to the
     /// SHA-256 the caller computed (as S3 refuses a bad `x-amz-checksum-sha256`).
     async fn hashed(&self, req: &PutRequest<'_>, keep: bool) -> Result<Hashed, StoreError> {
-        let hashed = match req.source {
-            Body::File(path) => {
-                let path = path.to_path_buf();
-                tokio::task::spawn_blocking(move || hash_body(std::fs::File::open(&path)?, keep))
-                    .await
-                    .map_err(|e| StoreError::Local(format!("hashing {}: {e}", req.source)))?
-            }
-            // Small: hashed here.
-            Body::Bytes(bytes) => hash_body(bytes, keep),
-        }
-        .map_err(|e| StoreError::Local(format!("cannot read {}: {e}", req.source)))?;
+        let hashed = req
+            .source
+            .read_with(move |body| hash_body(body, keep))
+            .await?;
         if hashed.sha256 != req.sha256 || hashed.size != req.size {
             return Err(StoreError::Permanent(format!(
                 "checksum mismatch for `{}`: sent {} ({} bytes), staged bytes hash to {} ({} bytes)",
