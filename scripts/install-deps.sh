@@ -94,6 +94,9 @@ if [[ $mode == test ]]; then
 	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 	# The fleet tests put each daemon in a network namespace of its own.
 	command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+	# A pipeline test watches the order of the ledger's log sync and the
+	# local delete with strace.
+	command -v strace >/dev/null 2>&1 || missing+=(strace)
 fi
 
 if ((${#missing[@]})); then

@@ -160,19 +160,14 @@ pub(super) fn append(
     at: i64,
     new: &NewEntry<'_>,
 ) -> Result<i64, LedgerError> {
+    // Cached statements: the archive pipeline appends one per local delete.
     let last: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let seq: Option<i64> = tx
-        .query_row(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'audit'",
-            [],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'audit'")?
+        .query_row([], |r| r.get(0))
         .optional()?;
     let (last_id, prev_hash) = last.unwrap_or((0, GENESIS.to_string()));
     let mut entry = Entry {
@@ -190,23 +185,23 @@ pub(super) fn append(
         recording_id: new.recording_id,
     };
     entry.hash = entry.compute_hash();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit (id, at, uid, user, action, case_id, subject, reason, prev_hash, hash, \
          recording_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        params![
-            entry.id,
-            entry.at,
-            entry.uid,
-            entry.user,
-            entry.action,
-            entry.case_id,
-            entry.subject,
-            entry.reason,
-            entry.prev_hash,
-            entry.hash,
-            entry.recording_id
-        ],
-    )?;
+    )?
+    .execute(params![
+        entry.id,
+        entry.at,
+        entry.uid,
+        entry.user,
+        entry.action,
+        entry.case_id,
+        entry.subject,
+        entry.reason,
+        entry.prev_hash,
+        entry.hash,
+        entry.recording_id
+    ])?;
     Ok(entry.id)
 }
 

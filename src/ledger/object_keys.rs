@@ -24,12 +24,12 @@ pub struct TrackedKey {
 
 /// Records that recording `id` chose `key` (inside the caller's transaction).
 pub(super) fn track(tx: &Transaction<'_>, id: i64, key: &str, now: i64) -> Result<(), LedgerError> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO object_keys (recording_id, key, state, chosen_at) VALUES (?1, ?2, 'chosen', ?3) \
          ON CONFLICT (recording_id, key) DO UPDATE SET \
            state = CASE WHEN state = 'deleted' THEN 'chosen' ELSE state END, deleted_at = NULL",
-        params![id, key, now],
-    )?;
+    )?
+    .execute(params![id, key, now])?;
     Ok(())
 }
 
@@ -51,11 +51,11 @@ pub(super) fn track_written(
 
 /// Records that the store took recording `id`'s object under its current key.
 pub(super) fn current_written(tx: &Transaction<'_>, id: i64) -> Result<(), LedgerError> {
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE object_keys SET state = 'written' WHERE recording_id = ?1 \
          AND key = (SELECT object_key FROM recordings WHERE id = ?1)",
-        [id],
-    )?;
+    )?
+    .execute([id])?;
     Ok(())
 }
 

@@ -81,27 +81,7 @@ impl Ledger {
         id: i64,
         now: i64,
     ) -> Result<Option<Vec<String>>, LedgerError> {
-        self.write(|tx| {
-            let (state, what): (String, Option<String>) = tx.query_row(
-                "SELECT state, deleting_what FROM recordings WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            match what.as_deref() {
-                Some("local") => return Ok(Some(Vec::new())),
-                Some(_) => return Ok(None),
-                None if state != "verified" => return Ok(None),
-                None => {}
-            }
-            let cases = super::holds::cases_holding_in(tx, id)?;
-            if cases.is_empty() {
-                tx.execute(
-                    "UPDATE recordings SET deleting_at = ?2, deleting_what = 'local' WHERE id = ?1",
-                    (id, now),
-                )?;
-            }
-            Ok(Some(cases))
-        })
+        self.write(|tx| reserve_local_in(tx, id, now))
     }
 
     /// Gives up reservations (a deletion that could not be done this time).
@@ -130,4 +110,30 @@ impl Ledger {
         let rows = stmt.query_map([what.as_str()], from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// [`Ledger::reserve_local_delete`] inside the caller's transaction (the
+/// durable `verified` commit reserves there too: `ledger::verify`).
+pub(super) fn reserve_local_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    now: i64,
+) -> Result<Option<Vec<String>>, LedgerError> {
+    let (state, what): (String, Option<String>) = tx
+        .prepare_cached("SELECT state, deleting_what FROM recordings WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    match what.as_deref() {
+        Some("local") => return Ok(Some(Vec::new())),
+        Some(_) => return Ok(None),
+        None if state != "verified" => return Ok(None),
+        None => {}
+    }
+    let cases = super::holds::cases_holding_in(tx, id)?;
+    if cases.is_empty() {
+        tx.prepare_cached(
+            "UPDATE recordings SET deleting_at = ?2, deleting_what = 'local' WHERE id = ?1",
+        )?
+        .execute((id, now))?;
+    }
+    Ok(Some(cases))
 }

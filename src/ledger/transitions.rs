@@ -3,7 +3,6 @@
 //! else in recvault changes a recording's state.
 
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, ToSql, params};
@@ -158,74 +157,6 @@ impl Ledger {
             )?;
             object_keys::current_written(tx, id)
         }))
-    }
-
-    /// `uploaded` → `verified`: the store reported our size and SHA-256.
-    /// This commit allows the local delete, so it is durable (`FULL`), and
-    /// it returns only once it is. The recording is counted in its minute's
-    /// drain (`recvault status`).
-    ///
-    /// A group commit: the fsync of a `FULL` commit holds the write lock
-    /// for milliseconds, so recordings verified meanwhile by other workers
-    /// queue up, and whoever takes the lock next commits every one queued,
-    /// in one durable transaction (each recording's transition checked on
-    /// its own; one that cannot move gets its own error).
-    pub fn verified(&self, id: i64) -> Result<(), LedgerError> {
-        let outcome = Arc::new(Mutex::new(None));
-        queue(&self.verifying).push((id, outcome.clone()));
-        let mut conn = self.writer();
-        if let Some(done) = take(&outcome) {
-            return done; // committed by the worker that held the lock before
-        }
-        let batch = std::mem::take(&mut *queue(&self.verifying));
-        let now = now_secs();
-        let committed = super::commit_on(&mut conn, true, |tx| {
-            let mut each = Vec::with_capacity(batch.len());
-            for (id, _) in &batch {
-                let sets: [(&str, &dyn ToSql); 1] = [("verified_at", &now)];
-                match apply(
-                    tx,
-                    *id,
-                    &[State::Uploaded],
-                    State::Verified,
-                    &sets,
-                    "verified",
-                    now,
-                ) {
-                    Ok(_) => {
-                        count_drained(tx, *id, now)?;
-                        each.push(Ok(()));
-                    }
-                    // Checked before anything was written: the others go on.
-                    Err(
-                        e @ (LedgerError::StateConflict { .. } | LedgerError::NoSuchRecording(_)),
-                    ) => each.push(Err(e)),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(each)
-        });
-        match committed {
-            Ok(each) => {
-                for ((_, to), result) in batch.iter().zip(each) {
-                    *queue(to) = Some(result);
-                }
-            }
-            Err(e) => {
-                let why = e.to_string();
-                for (_, to) in &batch {
-                    *queue(to) = Some(Err(LedgerError::Call(format!(
-                        "the commit recording `verified` failed: {why}"
-                    ))));
-                }
-            }
-        }
-        drop(conn);
-        take(&outcome).unwrap_or_else(|| {
-            Err(LedgerError::Call(
-                "the commit recording `verified` left no outcome".to_string(),
-            ))
-        })
     }
 
     /// `verified` → `local_deleted` after recvault removed the local copy
@@ -522,32 +453,6 @@ pub(super) fn insert_row(
             call.and_then(|c| c.name_time),
         ])?;
     Ok(tx.last_insert_rowid())
-}
-
-/// Locks the queue of recordings waiting to be verified, or one's outcome
-/// (a panic while either was held leaves nothing half-written in it).
-fn queue<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Takes the outcome out of a slot, if one was put there.
-fn take<T>(m: &Mutex<Option<T>>) -> Option<T> {
-    queue(m).take()
-}
-
-/// Adds recording `id` (verified at `now`) to its minute's drain, and drops
-/// minutes older than a day.
-fn count_drained(tx: &rusqlite::Transaction<'_>, id: i64, now: i64) -> Result<(), LedgerError> {
-    tx.prepare_cached(
-        "INSERT INTO drain_minutes (minute, recordings, bytes) \
-         SELECT ?2 / 60, 1, size FROM recordings WHERE id = ?1 \
-         ON CONFLICT (minute) DO UPDATE SET recordings = recordings + 1, \
-           bytes = bytes + excluded.bytes",
-    )?
-    .execute(params![id, now])?;
-    tx.prepare_cached("DELETE FROM drain_minutes WHERE minute < ?1 / 60 - 1440")?
-        .execute([now])?;
-    Ok(())
 }
 
 /// Names the key in a [`LedgerError::KeyTaken`] from [`apply`].

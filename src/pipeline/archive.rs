@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 
+use super::upload::Upload;
 use crate::codec::{self, Codec, EncodeError, Encoded, Fallback};
 use crate::config::{Config, StoreConfig};
 use crate::error::Error;
 use crate::ledger::audit::Actor;
+use crate::ledger::verify::Reserved;
 use crate::ledger::{CompressedFacts, Ledger, LedgerError};
 use crate::metrics::Metrics;
 use crate::recording::key::{KeyInputs, display_name, encode_name};
@@ -89,6 +91,8 @@ impl Archiver {
         // The object, if this call compressed it into memory: kept until it
         // is verified (an upload again under another key sends it again).
         let mut object: Option<Vec<u8>> = None;
+        // What the `verified` commit found when it reserved the local delete.
+        let mut reserved: Option<Reserved> = None;
         loop {
             rec = match rec.state {
                 State::Failed => {
@@ -101,9 +105,26 @@ impl Archiver {
                     object = compressed;
                     next
                 }
-                State::Compressed => self.upload(&rec, object.as_deref()).await?,
-                State::Uploaded => self.verify(&rec, object.is_none()).await?,
-                State::Verified => return self.delete_local(&rec).await,
+                State::Compressed => match self.upload(&rec, object.as_deref()).await? {
+                    Upload::Recorded(next) => *next,
+                    // Recorded with the verification, in its durable commit.
+                    Upload::Stored(checksum) => {
+                        let stored = Recording {
+                            store_checksum: Some(checksum.clone()),
+                            ..rec
+                        };
+                        let verified = self.verify(&stored, Some(checksum), object.is_none());
+                        let verified = verified.await?;
+                        reserved = verified.reserved;
+                        verified.rec
+                    }
+                },
+                State::Uploaded => {
+                    let verified = self.verify(&rec, None, object.is_none()).await?;
+                    reserved = verified.reserved;
+                    verified.rec
+                }
+                State::Verified => return self.delete_local(&rec, reserved.take()).await,
                 other => return Ok(Done::Waiting(other)),
             };
         }
@@ -299,7 +320,14 @@ impl Archiver {
         .collect()
     }
 
-    async fn delete_local(&self, rec: &Recording) -> Result<Done, Error> {
+    /// Removes verified `rec`'s local copy; `reserved`: what reserving it in
+    /// the `verified` commit found, if that was this call's (else it is
+    /// reserved here).
+    async fn delete_local(
+        &self,
+        rec: &Recording,
+        reserved: Option<Reserved>,
+    ) -> Result<Done, Error> {
         let done = Done::Archived {
             bytes: rec.identity.size,
             object_bytes: rec.object_size.unwrap_or(0),
@@ -314,7 +342,7 @@ impl Archiver {
         // not three (the removal is blocking work too).
         let removal = self
             .ledger
-            .call(move |l| local_removal(l, &record, &dirs, &actor))
+            .call(move |l| local_removal(l, &record, reserved, &dirs, &actor))
             .await?;
         let removed = match removal {
             Removal::NotNow => return Ok(Done::Waiting(State::Verified)),
@@ -349,14 +377,26 @@ enum Removal {
 
 /// Removes the local copy of verified recording `rec`, on the ledger's
 /// blocking pool: reserved in the transaction that checks the holds (a hold
-/// placed before that always keeps the copy), removed, then recorded.
+/// placed before that always keeps the copy; `reserved` if that was the
+/// `verified` commit), removed, then recorded.
 fn local_removal(
     ledger: &Ledger,
     rec: &Recording,
+    reserved: Option<Reserved>,
     dirs: &[PathBuf],
     actor: &Actor,
 ) -> Result<Removal, Error> {
-    match ledger.reserve_local_delete(rec.id, now_secs())? {
+    let reserved = match reserved {
+        Some(reserved) => reserved,
+        None => {
+            let reserved = ledger.reserve_local_delete(rec.id, now_secs())?;
+            // Verified by an earlier call or run: its commit may never have
+            // been synced (killed before it was); on disk before the delete.
+            ledger.make_durable()?;
+            reserved
+        }
+    };
+    match reserved {
         None => return Ok(Removal::NotNow),
         Some(cases) if !cases.is_empty() => return Ok(Removal::Held(cases)),
         Some(_) => {}

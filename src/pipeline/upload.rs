@@ -10,6 +10,7 @@ use crate::codec;
 use crate::config::VerifyMode;
 use crate::digest;
 use crate::error::Error;
+use crate::ledger::verify::{Reserved, Verification};
 use crate::metrics;
 use crate::recording::Recording;
 use crate::store::{Body, ObjectInfo, PutOutcome, PutRequest, StoreError, meta};
@@ -26,6 +27,25 @@ fn object_source<'a>(staged: &'a Path, in_memory: Option<&'a [u8]>) -> (Body<'a>
     }
 }
 
+/// What an upload step did.
+pub(super) enum Upload {
+    /// The store took the object (or holds ours already) and will report
+    /// this checksum: recorded with the verification, in its durable commit.
+    Stored(String),
+    /// It recorded something else (compress again, upload again under
+    /// another key): the recording as it now is.
+    Recorded(Box<Recording>),
+}
+
+/// What a verification step did.
+pub(super) struct Verified {
+    /// The recording as it now is.
+    pub rec: Recording,
+    /// If it was verified: what reserving its local delete in the same
+    /// commit found (`ledger::verify::Reserved`).
+    pub reserved: Option<Reserved>,
+}
+
 impl Archiver {
     /// Uploads `rec`'s object: `in_memory` if this call compressed it into
     /// memory, else its staging file.
@@ -33,26 +53,20 @@ impl Archiver {
         &self,
         rec: &Recording,
         in_memory: Option<&[u8]>,
-    ) -> Result<Recording, Error> {
+    ) -> Result<Upload, Error> {
         let id = rec.id;
         let staged = self.staging_path(id);
         let (Some(key), Some(size), Some(sha_hex)) =
             (&rec.object_key, rec.object_size, &rec.object_sha256)
         else {
-            return self
-                .record(id, move |l| {
-                    l.compress_again(id, "incomplete compress record")
-                })
-                .await;
+            return self.compress_again(id, "incomplete compress record").await;
         };
         let (source, source_size) = object_source(&staged, in_memory);
         let sha256 = digest::from_hex(sha_hex);
         let (Some(sha256), true) = (sha256, source_size == Some(size)) else {
             // Staging lost (crash, cleaned dir): compress again.
             return self
-                .record(id, move |l| {
-                    l.compress_again(id, "staging copy missing; compressing again")
-                })
+                .compress_again(id, "staging copy missing; compressing again")
                 .await;
         };
         let metadata = self.object_metadata(rec);
@@ -82,12 +96,23 @@ impl Archiver {
                 info.checksum
                     .unwrap_or_else(|| crate::store::single_part_checksum(&sha256))
             }
-            PutOutcome::Exists(info) => return self.key_taken(rec, key, &info).await,
+            PutOutcome::Exists(info) => {
+                return self
+                    .key_taken(rec, key, &info)
+                    .await
+                    .map(|rec| Upload::Recorded(Box::new(rec)));
+            }
         };
-        let uploaded = self.record(id, move |l| l.uploaded(id, &checksum)).await?;
         metrics::inc(&self.metrics.uploads);
         metrics::add(&self.metrics.bytes_out, size);
-        Ok(uploaded)
+        Ok(Upload::Stored(checksum))
+    }
+
+    /// Records that `id` is to be compressed again (`why`): its staged
+    /// object is gone or its record incomplete.
+    async fn compress_again(&self, id: i64, why: &'static str) -> Result<Upload, Error> {
+        let rec = self.record(id, move |l| l.compress_again(id, why)).await?;
+        Ok(Upload::Recorded(Box::new(rec)))
     }
 
     /// Another object has `key` in the store: never overwritten, the
@@ -122,22 +147,30 @@ impl Archiver {
         .await
     }
 
-    /// Verifies `rec`'s stored object; `staged_in_file` if its object may be
+    /// Verifies `rec`'s stored object and reserves its local delete in the
+    /// same durable commit. `upload`: the checksum of an upload this call
+    /// made and has not recorded (`rec` is still `compressed`; its
+    /// `store_checksum` is that one); `staged_in_file` if its object may be
     /// in a staging file, removed once verified.
     pub(super) async fn verify(
         &self,
         rec: &Recording,
+        upload: Option<String>,
         staged_in_file: bool,
-    ) -> Result<Recording, Error> {
+    ) -> Result<Verified, Error> {
         let id = rec.id;
         let key = rec.object_key.clone().unwrap_or_default();
         let Some(info) = self.store.head(&key).await? else {
             tracing::warn!(key = %key, "object missing on read-back; uploading again");
-            return self
+            let rec = self
                 .record(id, move |l| {
                     l.upload_again(id, None, "object missing on read-back")
                 })
-                .await;
+                .await?;
+            return Ok(Verified {
+                rec,
+                reserved: None,
+            });
         };
         let mut problem = match check_object(rec, &info) {
             // Our own metadata read back proves nothing about the bytes: a
@@ -161,22 +194,54 @@ impl Archiver {
             }
             return Err(Error::Verification(problem));
         }
-        let verified = self.record(id, move |l| l.verified(id)).await?;
+        self.record_verified(rec, &key, upload, staged_in_file)
+            .await
+    }
+
+    /// Records `rec`'s object at `key` verified (with `upload`, its upload
+    /// not recorded yet) and its local delete reserved, in one durable
+    /// commit; then the staging file goes and a hold placed before the
+    /// object existed is mirrored on it.
+    async fn record_verified(
+        &self,
+        rec: &Recording,
+        key: &str,
+        upload: Option<String>,
+        staged_in_file: bool,
+    ) -> Result<Verified, Error> {
+        let id = rec.id;
+        let what = Verification {
+            upload,
+            reserve_local: true,
+        };
+        let (reserved, rec_now) = self
+            .ledger
+            .call(move |l| Ok::<_, Error>((l.verified_with(id, what)?, l.recording(id)?)))
+            .await?;
         metrics::inc(&self.metrics.verifications);
         metrics::add(&self.metrics.bytes_in, rec.identity.size);
         if staged_in_file {
             let _ = fs::remove_file(self.staging_path(id));
         }
-        if self.store_config.object_lock_legal_hold
-            && self.ledger.call(move |l| l.is_held(id)).await?
-        {
-            // A hold placed before the object existed: mirror it now. The
-            // ledger's hold protects it either way.
-            if let Err(e) = self.store.set_legal_hold(&key, true).await {
+        if self.store_config.object_lock_legal_hold && self.held(id, &reserved).await? {
+            // The ledger's hold protects it either way.
+            if let Err(e) = self.store.set_legal_hold(key, true).await {
                 tracing::warn!(key = %key, "cannot set the object's legal hold (the ledger's hold still applies): {e}");
             }
         }
-        Ok(verified)
+        Ok(Verified {
+            rec: rec_now,
+            reserved: Some(reserved),
+        })
+    }
+
+    /// True if a hold covers recording `id`: the reservation made in its
+    /// `verified` commit says so, else the ledger is asked.
+    async fn held(&self, id: i64, reserved: &Reserved) -> Result<bool, Error> {
+        Ok(match reserved {
+            Some(cases) => !cases.is_empty(),
+            None => self.ledger.call(move |l| l.is_held(id)).await?,
+        })
     }
 
     /// Downloads the object and hashes it; `Some(problem)` if it is not ours.

@@ -28,6 +28,9 @@ const KILLS: usize = 24;
 enum Moment {
     Compressing,
     Uploading,
+    /// Put, and not yet recorded: the store took the object and its
+    /// read-back has started (the upload is recorded with the verification,
+    /// in one durable commit).
     Uploaded,
     Verified,
     Random,
@@ -48,6 +51,16 @@ fn count_in(conn: &rusqlite::Connection, state: &str) -> i64 {
         |r| r.get(0),
     )
     .unwrap_or(0)
+}
+
+/// Read-backs of recordings' objects the proxy has seen (not recvault's own
+/// `.recvault/` objects).
+fn read_backs(proxy: &Proxy) -> usize {
+    proxy
+        .log()
+        .iter()
+        .filter(|s| s.method == "HEAD" && !s.target.contains(".recvault"))
+        .count()
 }
 
 fn compressing(site: &Site) -> bool {
@@ -209,13 +222,14 @@ fn crash_loop(name: &str, stage_in_memory: &str, moments: &[Moment]) {
             std::thread::sleep(Duration::from_millis(5));
         };
         let random_at = Instant::now() + Duration::from_millis(rng.u64(50..1500));
+        let read_back_before = read_backs(&proxy);
         let give_up = Instant::now() + Duration::from_secs(4);
         let landed = loop {
             let now = Instant::now();
             let at = match aim {
                 Moment::Compressing => compressing(&site),
                 Moment::Uploading => proxy.writes_in_flight() > 0,
-                Moment::Uploaded => count_in(&conn, "uploaded") > 0,
+                Moment::Uploaded => read_backs(&proxy) > read_back_before,
                 Moment::Verified => count_in(&conn, "verified") > 0,
                 Moment::Random => now >= random_at,
             };

@@ -6,6 +6,7 @@ mod common;
 mod console;
 mod crash;
 mod deleting_dirs;
+mod durability;
 mod faults;
 mod fleet;
 mod hold_races;

@@ -1,0 +1,102 @@
+//! A local copy goes only once the ledger commit that allows it is on disk
+//! (issue 18 moved that commit's fsync out of the write lock: `ledger::wal`).
+//! Watched with strace: the real binary, a real file, a local store.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+use recvault::recording::State;
+
+use crate::common::*;
+
+/// One system call as strace printed it once it returned: its name and text
+/// (an interrupted call's two halves joined).
+struct Call {
+    name: String,
+    text: String,
+}
+
+/// The calls of `strace -f` output, in the order they returned.
+fn calls(trace: &str) -> Vec<Call> {
+    let mut pending: HashMap<&str, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for line in trace.lines() {
+        let Some((pid, rest)) = line.split_once(' ') else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if let Some(start) = rest.strip_suffix(" <unfinished ...>") {
+            pending.insert(pid, start);
+            continue;
+        }
+        let text = match rest.strip_prefix("<... ") {
+            Some(resumed) => format!("{}{resumed}", pending.remove(pid).unwrap_or("")),
+            None => rest.to_string(),
+        };
+        let name = text.split('(').next().unwrap_or("").to_string();
+        out.push(Call { name, text });
+    }
+    out
+}
+
+/// Issue 18: the `verified` commit is an ordinary commit whose log is synced
+/// after the write lock is given back. Whatever the order of threads,
+/// nothing written to the log before the recording's local copy is removed
+/// is left unsynced then. (In this one-recording run the `verified` commit
+/// is the last write before the removal; left unsynced, the log's last sync
+/// is the one at start-up.)
+#[test]
+fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
+    let mut site = Site::new("durable-verify");
+    site.configure(Target::Local, "settle = \"1s\"\nupload_after = \"0s\"");
+    let name = "20260301-101500_5551234567-all.wav";
+    put_recording(
+        &site.spool,
+        name.as_bytes(),
+        &wav(1.0, 7),
+        Duration::from_secs(3600),
+    );
+    let trace = site.root.join("strace.txt");
+    let run = site.command(&["run", "--once"]);
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-y", "-qq", "-o"]).arg(&trace).args([
+        "-e",
+        "trace=pwrite64,fsync,fdatasync,unlink,unlinkat,rename,renameat,renameat2",
+    ]);
+    cmd.arg(run.get_program()).args(run.get_args());
+    for (key, value) in run.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = cmd
+        .output()
+        .expect("strace is needed (scripts/install-deps.sh test installs it)");
+    expect_code(&out, 0);
+    assert_eq!(site.states().get(&State::LocalDeleted), Some(&1));
+
+    let calls = calls(&std::fs::read_to_string(&trace).unwrap());
+    let wal = |c: &Call| c.text.contains("ledger.sqlite3-wal>");
+    let quoted = format!("\"{name}\"");
+    let removal = calls
+        .iter()
+        .position(|c| {
+            (c.name.starts_with("unlink") || c.name.starts_with("rename"))
+                && c.text.contains(&quoted)
+        })
+        .expect("the local copy's removal is in the trace");
+    // Every page written to the log before the removal was synced before it.
+    let written = calls[..removal]
+        .iter()
+        .rposition(|c| c.name == "pwrite64" && wal(c))
+        .expect("the archive wrote to the ledger's log");
+    let synced = calls[written..removal]
+        .iter()
+        .any(|c| (c.name == "fsync" || c.name == "fdatasync") && wal(c));
+    assert!(
+        synced,
+        "the ledger's log was written and not synced before the local copy was removed"
+    );
+}
