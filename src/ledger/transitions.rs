@@ -144,19 +144,7 @@ impl Ledger {
     /// `store_checksum` for it.
     pub fn uploaded(&self, id: i64, store_checksum: &str) -> Result<(), LedgerError> {
         let (now, checksum) = (now_secs(), store_checksum.to_string());
-        self.write_grouped(Box::new(move |tx| {
-            let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", &checksum)];
-            apply(
-                tx,
-                id,
-                &[State::Compressed],
-                State::Uploaded,
-                &sets,
-                "uploaded",
-                now,
-            )?;
-            object_keys::current_written(tx, id)
-        }))
+        self.write_grouped(Box::new(move |tx| record_upload(tx, id, &checksum, now)))
     }
 
     /// `verified` → `local_deleted` after recvault removed the local copy
@@ -415,6 +403,27 @@ pub(super) fn apply(
     }
     insert_event(tx, id, Some(current), to, detail, now)?;
     Ok(current)
+}
+
+/// `compressed` → `uploaded` inside the caller's transaction (alone, or
+/// in the `verified` commit: `ledger::verify`), the key recorded written.
+pub(super) fn record_upload(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    store_checksum: &str,
+    now: i64,
+) -> Result<(), LedgerError> {
+    let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", &store_checksum)];
+    apply(
+        tx,
+        id,
+        &[State::Compressed],
+        State::Uploaded,
+        &sets,
+        "uploaded",
+        now,
+    )?;
+    object_keys::current_written(tx, id)
 }
 
 /// Inserts a recording's row for `file` in `state` (with `id` if given,

@@ -17,8 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rusqlite::{ToSql, Transaction, params};
 
-use super::transitions::apply;
-use super::{Ledger, LedgerError, object_keys};
+use super::transitions::{apply, record_upload};
+use super::{Ledger, LedgerError};
 use crate::recording::State;
 use crate::units::now_secs;
 
@@ -149,17 +149,7 @@ fn verify_one(
     now: i64,
 ) -> Result<Reserved, LedgerError> {
     if let Some(checksum) = &what.upload {
-        let sets: [(&str, &dyn ToSql); 1] = [("store_checksum", checksum)];
-        apply(
-            tx,
-            id,
-            &[State::Compressed],
-            State::Uploaded,
-            &sets,
-            "uploaded",
-            now,
-        )?;
-        object_keys::current_written(tx, id)?;
+        record_upload(tx, id, checksum, now)?;
     }
     let sets: [(&str, &dyn ToSql); 1] = [("verified_at", &now)];
     apply(
