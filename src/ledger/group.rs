@@ -21,8 +21,30 @@ pub(super) type Slot = Arc<Mutex<Option<Result<(), LedgerError>>>>;
 
 /// A queue or a slot, locked (a panic while one was held leaves nothing
 /// half-written in it).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs `each` on every one of `items` inside `tx`, each in a savepoint of
+/// its own: one that fails is rolled back alone and gets its own error,
+/// the others stay. `Err` only if a savepoint itself fails.
+pub(super) fn in_savepoints<I, T>(
+    tx: &Transaction<'_>,
+    items: impl IntoIterator<Item = I>,
+    mut each: impl FnMut(&Transaction<'_>, I) -> Result<T, LedgerError>,
+) -> Result<Vec<Result<T, LedgerError>>, LedgerError> {
+    let mut out = Vec::new();
+    for item in items {
+        tx.execute_batch("SAVEPOINT grouped")?;
+        let result = each(tx, item);
+        let end = match &result {
+            Ok(_) => "RELEASE grouped",
+            Err(_) => "ROLLBACK TO grouped; RELEASE grouped",
+        };
+        tx.execute_batch(end)?;
+        out.push(result);
+    }
+    Ok(out)
 }
 
 impl Ledger {
@@ -40,19 +62,7 @@ impl Ledger {
             .into_iter()
             .unzip();
         let committed = super::commit_on(&mut conn, false, |tx| {
-            let mut each = Vec::with_capacity(changes.len());
-            for change in changes {
-                tx.execute_batch("SAVEPOINT grouped")
-                    .map_err(LedgerError::from)?;
-                let result = change(tx);
-                let end = match result {
-                    Ok(()) => "RELEASE grouped",
-                    Err(_) => "ROLLBACK TO grouped; RELEASE grouped",
-                };
-                tx.execute_batch(end).map_err(LedgerError::from)?;
-                each.push(result);
-            }
-            Ok::<_, LedgerError>(each)
+            in_savepoints(tx, changes, |tx, change| change(tx))
         });
         match committed {
             Ok(each) => {

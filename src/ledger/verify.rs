@@ -13,10 +13,11 @@
 //! (`wal`); no outcome is returned before that.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 
 use rusqlite::{ToSql, Transaction, params};
 
+use super::group::{in_savepoints, lock};
 use super::transitions::{apply, record_upload};
 use super::{Ledger, LedgerError};
 use crate::recording::State;
@@ -66,12 +67,6 @@ impl Slot {
 /// One recording waiting for the next durable commit.
 pub(super) type Queued = (i64, Verification, Arc<Slot>);
 
-/// Locks the queue or an outcome (a panic while either was held leaves
-/// nothing half-written in it).
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Ledger {
     /// `uploaded` → `verified`: the store reported our size and SHA-256.
     /// This commit allows the local delete, so it returns only once it is
@@ -97,18 +92,9 @@ impl Ledger {
         }
         let now = now_secs();
         let committed = super::commit_on(&mut conn, false, |tx| {
-            let mut each = Vec::with_capacity(batch.len());
-            for (id, what, _) in &batch {
-                tx.execute_batch("SAVEPOINT verified")?;
-                let result = verify_one(tx, *id, what, now);
-                let end = match &result {
-                    Ok(_) => "RELEASE verified",
-                    Err(_) => "ROLLBACK TO verified; RELEASE verified",
-                };
-                tx.execute_batch(end)?;
-                each.push(result);
-            }
-            Ok::<_, LedgerError>(each)
+            in_savepoints(tx, &batch, |tx, (id, what, _)| {
+                verify_one(tx, *id, what, now)
+            })
         });
         let written = self.wal.written();
         drop(conn);
