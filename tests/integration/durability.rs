@@ -46,10 +46,18 @@ fn calls(trace: &str) -> Vec<Call> {
 /// is left unsynced then. (In this one-recording run the `verified` commit
 /// is the last write before the removal; left unsynced, the log's last sync
 /// is the one at start-up.)
+///
+/// A first run, over an empty spool, reserves the store's recording ids:
+/// that reservation is recorded in the ledger by a task of its own, beside
+/// the work, and in the traced run it could land between the `verified`
+/// commit's sync and the removal (a commit that allows no delete, and
+/// rightly not synced; CI saw it once). Reserved already, it is not due
+/// again in the traced run.
 #[test]
 fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
     let mut site = Site::new("durable-verify");
     site.configure(Target::Local, "settle = \"1s\"\nupload_after = \"0s\"");
+    expect_code(&site.recvault(&["run", "--once"]), 0);
     let name = "20260301-101500_5551234567-all.wav";
     put_recording(
         &site.spool,
