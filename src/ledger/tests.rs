@@ -30,7 +30,9 @@ fn one_local_recording_per_path_but_paths_may_return() {
         .insert(&again, &none, State::Seen, "found again")
         .unwrap();
     assert_eq!(
-        ledger.local_count_in(std::path::Path::new("/s")).unwrap(),
+        ledger
+            .local_count_in(std::path::Path::new("/s"), None)
+            .unwrap(),
         1
     );
 }

@@ -78,9 +78,9 @@ pub fn rescan(
             true => fs::metadata(dir).map(|m| m.dev()).ok(),
             false => None,
         };
-        let listing = spool::list_dir(dir, ignore, BATCH, |batch, listing| {
+        let mut listing = spool::list_dir(dir, ignore, BATCH, |batch, listing| {
             let listed = batch.len() as u64;
-            let changed = unless_settled_there(ledger, dev, batch, listing)?;
+            let changed = unless_settled_there(ledger, dev, dir, batch, listing)?;
             let found = spool::look_at(changed, listing);
             if !found.is_empty() {
                 let ripe = ripe(&found, settle);
@@ -90,11 +90,11 @@ pub fn rescan(
             after_batch(seen_so_far);
             Ok::<_, LedgerError>(())
         })?;
-        if let Some(e) = listing.error {
+        if let Some(e) = listing.error.take() {
             out.unreadable.push((dir.clone(), e));
         }
         if listing.complete {
-            vanished_in(ledger, dir, ignore, listing.entries, busy, &mut out.report)?;
+            vanished_in(ledger, dir, ignore, &listing, busy, &mut out.report)?;
             out.listed.push(dir.clone());
         }
     }
@@ -109,6 +109,7 @@ pub fn rescan(
 fn unless_settled_there(
     ledger: &Ledger,
     dev: Option<u64>,
+    dir: &Path,
     batch: Vec<spool::Entry>,
     listing: &mut spool::Listing,
 ) -> Result<Vec<spool::Entry>, LedgerError> {
@@ -116,8 +117,8 @@ fn unless_settled_there(
         return Ok(batch);
     };
     let (files, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|e| e.listed_as_file());
-    let keys: Vec<(PathBuf, u64)> = files.iter().map(|e| (e.path(), e.ino())).collect();
-    let there = ledger.settled_at(dev, &keys)?;
+    let keys: Vec<_> = files.iter().map(|e| (e.name(), e.ino())).collect();
+    let there = ledger.settled_at(dev, dir, &keys)?;
     let mut changed = others;
     for (entry, there) in files.into_iter().zip(there) {
         if there {
@@ -186,11 +187,11 @@ fn vanished_in(
     ledger: &Ledger,
     dir: &Path,
     ignore: &[String],
-    entries: u64,
+    listing: &spool::Listing,
     busy: &HashSet<i64>,
     report: &mut IntakeReport,
 ) -> Result<(), LedgerError> {
-    if ledger.local_count_in(dir)? == entries {
+    if ledger.local_count_in(dir, listing.folders.as_deref())? == listing.entries {
         return Ok(());
     }
     let mut after: Option<PathBuf> = None;

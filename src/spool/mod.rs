@@ -5,6 +5,7 @@
 //! and never leaves the configured directories. Used by the pipeline
 //! (intake, the local delete) and by retention.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -34,7 +35,15 @@ pub struct Listing {
     pub complete: bool,
     /// Why the directory could not be listed, or the listing broke off.
     pub error: Option<io::Error>,
+    /// The names of the folders listed (not ignored), or `None` past
+    /// [`FOLDERS_NAMED`] of them: what [`crate::ledger::Ledger::local_count_in`]
+    /// takes off its count of the directory.
+    pub folders: Option<Vec<OsString>>,
 }
+
+/// At most this many folder names are kept per listing (a VICIdial spool
+/// has three: `MP3`, `GSM`, `ORIG`), so memory stays bounded.
+pub const FOLDERS_NAMED: usize = 64;
 
 /// A file-name pattern with `*` and `?`, matched against raw name bytes.
 pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
@@ -112,6 +121,11 @@ impl Entry {
         self.0.path()
     }
 
+    /// The entry's name in its directory.
+    pub fn name(&self) -> std::ffi::OsString {
+        self.0.file_name()
+    }
+
     /// The inode the directory names for this entry.
     pub fn ino(&self) -> u64 {
         use std::os::unix::fs::DirEntryExt;
@@ -141,6 +155,7 @@ pub fn list_dir<E>(
 ) -> Result<Listing, E> {
     let mut listing = Listing {
         complete: true,
+        folders: Some(Vec::new()),
         ..Listing::default()
     };
     let entries = match fs::read_dir(dir) {
@@ -166,6 +181,14 @@ pub fn list_dir<E>(
         }
         // d_type: a folder is left out without a stat (DT_UNKNOWN: look_at decides).
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            listing.folders = listing
+                .folders
+                .take()
+                .filter(|f| f.len() < FOLDERS_NAMED)
+                .map(|mut f| {
+                    f.push(entry.file_name());
+                    f
+                });
             continue;
         }
         listed.push(Entry(entry));
@@ -272,6 +295,21 @@ mod tests {
         assert!(kinds[1].1.starts_with("FIFO"));
         assert!(listing.complete && listing.error.is_none());
         assert_eq!(listing.entries, 3);
+        assert_eq!(listing.folders, Some(vec![std::ffi::OsString::from("MP3")]));
+    }
+
+    /// Folder names are kept up to [`FOLDERS_NAMED`]; past that, none.
+    #[test]
+    fn folder_names_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..FOLDERS_NAMED {
+            fs::create_dir(dir.path().join(format!("f{i}"))).unwrap();
+        }
+        let (_, listing) = list_all(dir.path(), &[]);
+        assert_eq!(listing.folders.map(|f| f.len()), Some(FOLDERS_NAMED));
+        fs::create_dir(dir.path().join("one-more")).unwrap();
+        let (_, listing) = list_all(dir.path(), &[]);
+        assert_eq!(listing.folders, None);
     }
 
     #[test]
