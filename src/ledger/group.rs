@@ -19,8 +19,9 @@ pub(super) type Change = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), LedgerEr
 /// Where a queued change's outcome goes.
 pub(super) type Slot = Arc<Mutex<Option<Result<(), LedgerError>>>>;
 
-/// A queue or a slot, locked (a panic while one was held leaves nothing
-/// half-written in it).
+/// One of the ledger's mutexes, locked whether or not a panic poisoned it:
+/// a queue or a slot is changed in one step, and SQLite rolls back a
+/// connection's open transaction, so nothing is left half-written.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -386,9 +386,9 @@ mod tests {
         assert_eq!(prefix_end(&[b'a', 0xff]), b"b");
     }
 
-    /// Issue 18: a rescan's lookup by inode answers for the name in that
-    /// directory only, at that device, and only for `settled` rows (every
-    /// fixture row has device 1 and inode 2, as hard links would).
+    /// Issue 18: a rescan's lookup answers for the name in that directory
+    /// only, at that device and inode, and only for `settled` rows (every
+    /// fixture row has device 1 and inode 2).
     #[test]
     fn settled_at_answers_for_that_name_device_and_inode_only() {
         let (_dir, ledger) = ledger();

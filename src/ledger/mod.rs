@@ -230,7 +230,7 @@ impl Ledger {
 
     /// A reader connection, back to the pool when dropped.
     fn reader(&self) -> Result<Reader<'_>, LedgerError> {
-        let pooled = self.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let pooled = group::lock(&self.readers).pop();
         let conn = match pooled {
             Some(conn) => conn,
             None => schema::connect_reader(&self.path)?,
@@ -243,7 +243,7 @@ impl Ledger {
 
     fn writer(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite consistent (transactions roll back).
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+        group::lock(&self.writer)
     }
 
     /// Gives back the memory the connections' page caches hold (SQLite's
@@ -252,12 +252,7 @@ impl Ledger {
     /// it needs, not what the last pass over a big spool touched.
     pub fn release_memory(&self) {
         let _ = self.writer().execute_batch("PRAGMA shrink_memory");
-        for conn in self
-            .readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
+        for conn in group::lock(&self.readers).iter() {
             let _ = conn.execute_batch("PRAGMA shrink_memory");
         }
         // SAFETY: malloc_trim only returns free heap pages to the system.
@@ -317,7 +312,7 @@ impl std::ops::Deref for Reader<'_> {
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = group::lock(self.pool);
         if let Some(conn) = self.conn.take()
             && pool.len() < READERS
         {

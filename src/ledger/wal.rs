@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::LedgerError;
+use super::group::lock;
 
 /// The ledger's write-ahead log, synced on demand.
 pub(super) struct WalSync {
@@ -62,7 +63,7 @@ impl WalSync {
 
     /// Returns once commit `n` and every one before it are on disk.
     pub(super) fn sync_through(&self, n: u64) -> Result<(), LedgerError> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.state);
         if let Some(why) = &state.failed {
             return Err(LedgerError::NotDurable(why.clone()));
         }

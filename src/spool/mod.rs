@@ -116,11 +116,6 @@ fn classify(path: PathBuf, meta: &fs::Metadata) -> Option<Found> {
 pub struct Entry(fs::DirEntry);
 
 impl Entry {
-    /// The entry's path (the listed directory joined with its name).
-    pub fn path(&self) -> PathBuf {
-        self.0.path()
-    }
-
     /// The entry's name in its directory.
     pub fn name(&self) -> std::ffi::OsString {
         self.0.file_name()
@@ -181,14 +176,10 @@ pub fn list_dir<E>(
         }
         // d_type: a folder is left out without a stat (DT_UNKNOWN: look_at decides).
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            listing.folders = listing
-                .folders
-                .take()
-                .filter(|f| f.len() < FOLDERS_NAMED)
-                .map(|mut f| {
-                    f.push(entry.file_name());
-                    f
-                });
+            match &mut listing.folders {
+                Some(folders) if folders.len() < FOLDERS_NAMED => folders.push(entry.file_name()),
+                _ => listing.folders = None,
+            }
             continue;
         }
         listed.push(Entry(entry));
