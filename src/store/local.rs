@@ -376,4 +376,56 @@ mod tests {
         let e = io::Error::from_raw_os_error(libc::EIO);
         assert!(unavailable("cannot stat", Path::new("/x"), e).is_transient());
     }
+
+    /// Every temp name left under `dir`.
+    fn temp_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(temp_files(&path));
+            } else if path.to_string_lossy().contains(".tmp-") {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    /// A put leaves the object, a sidecar that reports it, and no temp
+    /// file; a second put of the key finds it and writes nothing.
+    #[test]
+    fn a_put_leaves_its_object_and_sidecar_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let bytes = b"fLaC and more".to_vec();
+        let sha = digest::sha256(&bytes);
+        let meta = BTreeMap::from([("sha256".to_string(), hex::encode(sha))]);
+        let source = Source::Bytes(bytes.clone());
+        let put = store.put_blocking("h/a.flac", &source, sha, meta.clone(), "audio/flac".into());
+        let checksum = single_part_checksum(&sha);
+        assert!(
+            matches!(&put, Ok(PutOutcome::Created { checksum: c }) if *c == checksum),
+            "{put:?}"
+        );
+        assert_eq!(fs::read(dir.path().join("store/h/a.flac")).unwrap(), bytes);
+        let info = store.head_blocking("h/a.flac").unwrap().unwrap();
+        assert_eq!(
+            (info.size, info.checksum, info.metadata),
+            (13, Some(checksum), meta)
+        );
+        assert_eq!(temp_files(dir.path()), Vec::<PathBuf>::new());
+        let other = Source::Bytes(b"other".to_vec());
+        let again = store.put_blocking(
+            "h/a.flac",
+            &other,
+            digest::sha256(b"other"),
+            BTreeMap::new(),
+            "audio/flac".into(),
+        );
+        assert!(
+            matches!(again, Ok(PutOutcome::Exists(ref i)) if i.size == 13),
+            "{again:?}"
+        );
+        assert_eq!(fs::read(dir.path().join("store/h/a.flac")).unwrap(), bytes);
+    }
 }

@@ -40,25 +40,18 @@ fn calls(trace: &str) -> Vec<Call> {
     out
 }
 
-/// Issue 18: the `verified` commit is an ordinary commit whose log is synced
-/// after the write lock is given back. Whatever the order of threads,
-/// nothing written to the log before the recording's local copy is removed
-/// is left unsynced then. (In this one-recording run the `verified` commit
-/// is the last write before the removal; left unsynced, the log's last sync
-/// is the one at start-up.)
+/// Archives one recording, with a first run (over an empty spool) to reserve
+/// the store's recording ids, under `strace -f -y`: its system calls.
 ///
-/// A first run, over an empty spool, reserves the store's recording ids:
-/// that reservation is recorded in the ledger by a task of its own, beside
+/// That reservation is recorded in the ledger by a task of its own, beside
 /// the work, and in the traced run it could land between the `verified`
 /// commit's sync and the removal (a commit that allows no delete, and
 /// rightly not synced; CI saw it once). Reserved already, it is not due
 /// again in the traced run.
-#[test]
-fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
-    let mut site = Site::new("durable-verify");
+fn archive_one_traced(test: &str, name: &str) -> Vec<Call> {
+    let mut site = Site::new(test);
     site.configure(Target::Local, "settle = \"1s\"\nupload_after = \"0s\"");
     expect_code(&site.recvault(&["run", "--once"]), 0);
-    let name = "20260301-101500_5551234567-all.wav";
     put_recording(
         &site.spool,
         name.as_bytes(),
@@ -70,7 +63,7 @@ fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-y", "-qq", "-o"]).arg(&trace).args([
         "-e",
-        "trace=pwrite64,fsync,fdatasync,unlink,unlinkat,rename,renameat,renameat2",
+        "trace=write,pwrite64,openat,linkat,fsync,fdatasync,syncfs,unlink,unlinkat,rename,renameat,renameat2",
     ]);
     cmd.arg(run.get_program()).args(run.get_args());
     for (key, value) in run.get_envs() {
@@ -84,17 +77,33 @@ fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
         .expect("strace is needed (scripts/install-deps.sh test installs it)");
     expect_code(&out, 0);
     assert_eq!(site.states().get(&State::LocalDeleted), Some(&1));
+    calls(&std::fs::read_to_string(&trace).unwrap())
+}
 
-    let calls = calls(&std::fs::read_to_string(&trace).unwrap());
-    let wal = |c: &Call| c.text.contains("ledger.sqlite3-wal>");
+/// Where the local copy named `name` is removed (renamed away or unlinked).
+fn removal_of(calls: &[Call], name: &str) -> usize {
     let quoted = format!("\"{name}\"");
-    let removal = calls
+    calls
         .iter()
         .position(|c| {
             (c.name.starts_with("unlink") || c.name.starts_with("rename"))
                 && c.text.contains(&quoted)
         })
-        .expect("the local copy's removal is in the trace");
+        .expect("the local copy's removal is in the trace")
+}
+
+/// Issue 18: the `verified` commit is an ordinary commit whose log is synced
+/// after the write lock is given back. Whatever the order of threads,
+/// nothing written to the log before the recording's local copy is removed
+/// is left unsynced then. (In this one-recording run the `verified` commit
+/// is the last write before the removal; left unsynced, the log's last sync
+/// is the one at start-up.)
+#[test]
+fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
+    let name = "20260301-101500_5551234567-all.wav";
+    let calls = archive_one_traced("durable-verify", name);
+    let wal = |c: &Call| c.text.contains("ledger.sqlite3-wal>");
+    let removal = removal_of(&calls, name);
     // Every page written to the log before the removal was synced before it.
     let written = calls[..removal]
         .iter()
@@ -106,5 +115,44 @@ fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
     assert!(
         synced,
         "the ledger's log was written and not synced before the local copy was removed"
+    );
+}
+
+/// Issue 18: a local store syncs once for every put waiting (`syncfs`) or
+/// each file itself; either way an object's bytes are on disk before its
+/// key names them (a crash never leaves a key over unwritten bytes), and
+/// its key is on disk before the local copy goes.
+#[test]
+fn a_local_store_object_is_on_disk_before_its_key_and_its_key_before_the_removal() {
+    let name = "20260301-101600_5551234568-all.wav";
+    let calls = archive_one_traced("durable-store", name);
+    let removal = removal_of(&calls, name);
+    let stem = name.trim_end_matches(".wav");
+    let link = calls[..removal]
+        .iter()
+        .position(|c| c.name == "linkat" && c.text.contains(stem))
+        .expect("the object was linked under its key before the removal");
+    // The temp file the object was written to: `openat(…) = fd</…/.name….tmp-…>`.
+    let temp = calls[link]
+        .text
+        .split('"')
+        .nth(1)
+        .expect("linkat names its source")
+        .to_string();
+    let written = calls[..link]
+        .iter()
+        .rposition(|c| c.name == "write" && c.text.contains(&format!("{temp}>")))
+        .expect("the object's bytes were written before the link");
+    let sync_of = |c: &Call, path: &str| {
+        c.name == "syncfs" || (c.name == "fsync" && c.text.contains(&format!("{path}>")))
+    };
+    assert!(
+        calls[written..link].iter().any(|c| sync_of(c, &temp)),
+        "the object was linked under its key before its bytes were synced"
+    );
+    let dir = temp.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+    assert!(
+        calls[link..removal].iter().any(|c| sync_of(c, &dir)),
+        "the local copy was removed before the object's key was synced"
     );
 }
