@@ -146,12 +146,13 @@ kill -TERM $daemon && wait $daemon || true
 # --- archive ----------------------------------------------------------------------
 site archive 0s
 cfg=$work/archive/recvault.toml
-sleep $((cleared + 65 > SECONDS ? cleared + 65 - SECONDS : 0))
 if [[ ${STRACE:-0} == 1 ]]; then
     strace -c -f -o "$work/strace-archive.txt" "$recvault" --config "$cfg" run --once >/dev/null 2>&1 || true
     site archive 0s
-    sync && sleep 65
+    sync
+    cleared=$SECONDS
 fi
+sleep $((cleared + 65 > SECONDS ? cleared + 65 - SECONDS : 0))
 timed archive "$recvault" --config "$cfg" run --once
 archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
 left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)

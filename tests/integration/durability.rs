@@ -63,7 +63,7 @@ fn archive_one_traced(test: &str, name: &str) -> Vec<Call> {
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-y", "-qq", "-o"]).arg(&trace).args([
         "-e",
-        "trace=write,pwrite64,openat,linkat,fsync,fdatasync,syncfs,unlink,unlinkat,rename,renameat,renameat2",
+        "trace=write,pwrite64,linkat,fsync,fdatasync,syncfs,unlink,unlinkat,rename,renameat,renameat2",
     ]);
     cmd.arg(run.get_program()).args(run.get_args());
     for (key, value) in run.get_envs() {
@@ -118,10 +118,10 @@ fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
     );
 }
 
-/// Issue 18: a local store syncs once for every put waiting (`syncfs`) or
-/// each file itself; either way an object's bytes are on disk before its
-/// key names them (a crash never leaves a key over unwritten bytes), and
-/// its key is on disk before the local copy goes.
+/// Issue 18: a local store's object bytes are on disk before its key names
+/// them (a crash never leaves a key over unwritten bytes), and its key is on
+/// disk before the local copy goes. Synced by an fsync of the file and of
+/// its folder; a `syncfs` of the store's filesystem would do as well.
 #[test]
 fn a_local_store_object_is_on_disk_before_its_key_and_its_key_before_the_removal() {
     let name = "20260301-101600_5551234568-all.wav";
@@ -132,7 +132,8 @@ fn a_local_store_object_is_on_disk_before_its_key_and_its_key_before_the_removal
         .iter()
         .position(|c| c.name == "linkat" && c.text.contains(stem))
         .expect("the object was linked under its key before the removal");
-    // The temp file the object was written to: `openat(…) = fd</…/.name….tmp-…>`.
+    // The temp file the object was written to: the link's source,
+    // `linkat(AT_FDCWD, "/…/.name….tmp-…", AT_FDCWD, "/…/name…", 0)`.
     let temp = calls[link]
         .text
         .split('"')
