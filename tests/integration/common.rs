@@ -401,6 +401,44 @@ pub fn kill_when(
     kill_command_when(site, &["run"], limit, in_progress)
 }
 
+/// Runs `cmd` to its end, its output kept in files beside `scratch` (a
+/// daemon's log can outgrow a pipe), as `Command::output` would; a command
+/// still running after `limit` is killed and the test fails with what it
+/// printed, instead of waiting for ever (a daemon that was expected to
+/// refuse to start and did not).
+pub fn output_within(cmd: &mut Command, scratch: &Path, limit: Duration) -> Output {
+    let (out, err) = (
+        scratch.with_extension("stdout"),
+        scratch.with_extension("stderr"),
+    );
+    let mut child = cmd
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            child.wait().unwrap();
+            panic!(
+                "{cmd:?} still ran after {limit:?}; it printed:\n{}{}",
+                fs::read_to_string(&out).unwrap_or_default(),
+                fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: fs::read(&out).unwrap(),
+        stderr: fs::read(&err).unwrap(),
+    }
+}
+
 /// [`kill_when`] for any recvault command (`args`); also stops looking
 /// once the command has ended by itself.
 pub fn kill_command_when(

@@ -66,10 +66,17 @@ async fn a_hold_placed_on_one_box_protects_every_boxs_recordings_through_their_s
     for file in ["s3-key.toml", "fleet.dsn"] {
         std::fs::copy(c.node("A").site.root.join(file), twin.root.join(file)).unwrap();
     }
-    let run = std::process::Command::new(recvault_bin())
-        .args(["--config", twin_config.to_str().unwrap(), "run"])
-        .output()
-        .unwrap();
+    // Refused at once; were it to join (A's heartbeat older than the 5 s
+    // host_timeout, on a machine stalled that long), it would run for ever.
+    let run = output_within(
+        std::process::Command::new(recvault_bin()).args([
+            "--config",
+            twin_config.to_str().unwrap(),
+            "run",
+        ]),
+        &twin.root.join("run"),
+        std::time::Duration::from_secs(60),
+    );
     assert_ne!(run.status.code(), Some(0), "{}", text(&run));
     assert!(
         text(&run).contains("already used by another live box"),
