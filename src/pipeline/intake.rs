@@ -1,10 +1,11 @@
 //! Intake: bringing what the spool holds into the ledger — new files, changed
 //! files, vanished files, special files — and settling finished ones.
 //!
-//! A rescan streams: each directory is read in batches of [`BATCH`]
-//! entries, each batch looked up and its new files inserted in one ledger
-//! transaction, so neither the directory nor the ledger is ever held in
-//! memory. What vanished is found without a list of every path: once a
+//! A rescan streams: each directory is read [`spool::SORTED`] entries at a
+//! time, sorted by name (the ledger's indexes are then met in order, not at
+//! a random page per entry), and handed over in batches of [`BATCH`], each
+//! batch looked up and its new files inserted in one ledger transaction, so
+//! neither the directory nor the ledger is ever held in memory. What vanished is found without a list of every path: once a
 //! directory is fully listed, the ledger's count of local recordings in it
 //! is compared with the number of entries found (each entry is exactly one
 //! local recording once taken in); only when they differ are that
@@ -81,7 +82,7 @@ pub fn rescan(
         let mut listing = spool::list_dir(dir, ignore, BATCH, |batch, listing| {
             let listed = batch.len() as u64;
             let changed = unless_settled_there(ledger, dev, dir, batch, listing)?;
-            let found = spool::look_at(changed, listing);
+            let found = spool::look_at(dir, changed, listing);
             if !found.is_empty() {
                 let ripe = ripe(&found, settle);
                 take_in(ledger, naming, &found, &ripe, busy, report)?;

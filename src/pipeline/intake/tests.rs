@@ -231,26 +231,32 @@ fn settled_recordings_replaced_removed_or_turned_into_links_are_found_by_a_resca
         2_500
     );
     let names: Vec<PathBuf> = on_disk(dir).into_keys().collect();
+    // Spread over the name order the rescan merges with the ledger's path
+    // index in: its middle, its first and its last name.
     // Replaced by another file (renamed over it: another inode).
-    let replaced = &names[0];
+    let replaced = &names[1_250];
     let tmp = dir.join(".replacement");
     fs::write(&tmp, b"another recording under the same name").unwrap();
     fs::rename(&tmp, replaced).unwrap();
     // Turned into a link, and removed.
-    fs::remove_file(&names[1]).unwrap();
-    std::os::unix::fs::symlink("/etc/passwd", &names[1]).unwrap();
-    fs::remove_file(&names[2]).unwrap();
+    fs::remove_file(&names[0]).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &names[0]).unwrap();
+    fs::remove_file(&names[2_499]).unwrap();
+    // A new name between two settled ones.
+    let mut between = names[1_700].clone().into_os_string();
+    between.push("-second-leg.wav");
+    fs::write(&between, b"new").unwrap();
     let scan = rescan_all(&ledger, dir, &mut |_| {});
     assert_eq!(
         (scan.report.changed, scan.report.vanished, scan.report.new),
-        (2, 1, 0),
+        (2, 1, 1),
         "{:?}",
         scan.report
     );
     assert_eq!(local(&ledger, dir), on_disk(dir));
     let row = ledger.local_row_at(replaced).unwrap().unwrap();
     assert_eq!(row.state, State::Seen, "the replacement starts over");
-    let link = ledger.local_row_at(&names[1]).unwrap().unwrap();
+    let link = ledger.local_row_at(&names[0]).unwrap().unwrap();
     assert_eq!(link.state, State::Quarantined);
     // The others, still settled and unchanged, were left as they were.
     let again = rescan_all(&ledger, dir, &mut |_| {});
