@@ -23,6 +23,7 @@
 #   STRACE=1 bench/backlog.sh        (adds `strace -c -f` of the archive run)
 #   RECVAULT=path/to/recvault ROWS=0 bench/backlog.sh   (another build; no big ledger)
 #   E2E=0 bench/backlog.sh           (no comparison with rclone)
+#   N=1000000 ARCHIVE=0 ROWS=0 E2E=0 bench/backlog.sh   (a million: intake, rescan, idle)
 #
 #  - end to end against `rclone move`: CALLS (30) real-sized calls
 #    (scripts/sample-spool.py --hard) moved to the same Garage bucket by
@@ -144,19 +145,22 @@ idle_hwm=$(awk '/VmHWM/ { print $2 }' /proc/$daemon/status)
 kill -TERM $daemon && wait $daemon || true
 
 # --- archive ----------------------------------------------------------------------
-site archive 0s
-cfg=$work/archive/recvault.toml
-if [[ ${STRACE:-0} == 1 ]]; then
-    strace -c -f -o "$work/strace-archive.txt" "$recvault" --config "$cfg" run --once >/dev/null 2>&1 || true
+archive=${ARCHIVE:-1}
+if ((archive)); then
     site archive 0s
-    sync
-    cleared=$SECONDS
+    cfg=$work/archive/recvault.toml
+    if [[ ${STRACE:-0} == 1 ]]; then
+        strace -c -f -o "$work/strace-archive.txt" "$recvault" --config "$cfg" run --once >/dev/null 2>&1 || true
+        site archive 0s
+        sync
+        cleared=$SECONDS
+    fi
+    sleep $((cleared + 65 > SECONDS ? cleared + 65 - SECONDS : 0))
+    timed archive "$recvault" --config "$cfg" run --once
+    archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
+    left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)
+    ledger_bytes=$(du -cb "$work/archive"/ledger.sqlite3* | tail -1 | cut -f1)
 fi
-sleep $((cleared + 65 > SECONDS ? cleared + 65 - SECONDS : 0))
-timed archive "$recvault" --config "$cfg" run --once
-archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
-left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)
-ledger_bytes=$(du -cb "$work/archive"/ledger.sqlite3* | tail -1 | cut -f1)
 
 # --- a big ledger (cached) ---------------------------------------------------------
 big=$work/ledger-$rows
@@ -342,12 +346,12 @@ row "intake, first sight of $n files (run --once, nothing due)" \
 row "intake, peak RSS" "$(mb "$intake_rss")" "≤ 64 MB"
 row "rescan of $n waiting files (run --once again, start-up included)" "$rescan_cpu CPU-s" "≤ 0.2 CPU-s per 100 k"
 row "daemon with $n recordings waiting, RSS after its first rescan" "$(mb "$idle_rss") (peak $(mb "$idle_hwm"))" "≤ 30 MB"
-row "archive rate (run --once, local store, FLAC)" \
+((archive)) && row "archive rate (run --once, local store, FLAC)" \
     "$(awk -v n="$n" -v w="$archive_wall" 'BEGIN { printf "%.0f recordings/s", n / w }') ($archive_wall s, $left left)" "≥ 2,000/s"
-row "archive CPU per recording (codec included)" \
+((archive)) && row "archive CPU per recording (codec included)" \
     "$(awk -v n="$n" -v c="$archive_cpu" 'BEGIN { printf "%.2f ms", c * 1000 / n }')" "≤ 0.5 ms beyond codec and store"
-row "archive, peak RSS" "$(mb "$archive_rss")" "≤ 64 MB"
-row "ledger bytes per recording (after archiving)" "$((ledger_bytes / n)) B" "(measured)"
+((archive)) && row "archive, peak RSS" "$(mb "$archive_rss")" "≤ 64 MB"
+((archive)) && row "ledger bytes per recording (after archiving)" "$((ledger_bytes / n)) B" "(measured)"
 ((rows > 0)) && for cmd in status "ls --since $(date -d yesterday +%F)" "find --phone 5550004242" \
     "retention plan --totals" "ledger check" "ledger backup"; do
     row "\`$cmd\` on $rows rows" "${big_wall[$cmd]} s, $(mb "${big_rss[$cmd]}")" "seconds, bounded memory"
