@@ -25,8 +25,9 @@ use crate::units::now_secs;
 const LOCAL: &str = "state NOT IN ('local_deleted', 'remote_deleted', 'gone')";
 
 /// How many index rows [`Ledger::settled_at`] steps over, looking for the
-/// next name's, before it seeks it instead: a step reads one row (about a
-/// quarter of what a seek with its own statement costs).
+/// next name's, before it seeks it instead, while stepping pays ([`Steps`]):
+/// a step reads one row (about a quarter of what a seek with its own
+/// statement costs, where the row's pages are cached).
 const GALLOP: usize = 4;
 
 /// A directory entry as intake found it: a regular file, or a special file
@@ -166,11 +167,20 @@ impl Ledger {
         let end = prefix_end(&prefix);
         let mut path = prefix.clone();
         let mut out = Vec::with_capacity(files.len());
+        let mut steps = Steps::default();
         while out.len() < files.len() {
             path.truncate(prefix.len());
             path.extend_from_slice(files[out.len()].0.as_bytes());
             let mut rows = stmt.query(params![&path, &end])?;
-            merge(&mut rows, dev, &mut path, prefix.len(), files, &mut out)?;
+            merge(
+                &mut rows,
+                dev,
+                &mut path,
+                prefix.len(),
+                files,
+                &mut out,
+                &mut steps,
+            )?;
         }
         drop(stmt);
         tx.finish()?;
@@ -335,11 +345,35 @@ impl Ledger {
     }
 }
 
+/// Whether stepping over rows pays in one [`Ledger::settled_at`]: each row
+/// stepped over is read from the table too (the statement reads every
+/// column it returns), so where the names asked about are sparse among
+/// the rows (a million-file directory, 65,536 names a chunk) stepping
+/// costs more than the seeks it saves, and stops.
+#[derive(Default)]
+struct Steps {
+    /// Names answered from a row stepped to, without a seek.
+    saved: u32,
+    /// Rows stepped over.
+    wasted: u32,
+}
+
+impl Steps {
+    /// How many rows to step over before seeking instead.
+    fn limit(&self) -> usize {
+        if self.wasted > 2 * self.saved + 16 {
+            0
+        } else {
+            GALLOP
+        }
+    }
+}
+
 /// Answers [`Ledger::settled_at`] for `files` from `out.len()` on, stepping
 /// through `rows` (`path, dev, ino, state` in path order, from the first of
-/// them on), until a name needs the index sought again: one more than
-/// [`GALLOP`] rows on, or out of order. `path` is a buffer holding the
-/// directory's prefix (`dir_len` bytes).
+/// them on), until a name needs the index sought again: more than
+/// [`Steps::limit`] rows on, or out of order. `path` is a buffer holding
+/// the directory's prefix (`dir_len` bytes).
 fn merge(
     rows: &mut rusqlite::Rows<'_>,
     dev: u64,
@@ -347,6 +381,7 @@ fn merge(
     dir_len: usize,
     files: &[(&OsStr, u64)],
     out: &mut Vec<bool>,
+    steps: &mut Steps,
 ) -> Result<(), LedgerError> {
     let settled = State::Settled.as_str().as_bytes();
     let (first, mut stepped) = (out.len(), 0);
@@ -365,10 +400,13 @@ fn merge(
             ValueRef::Blob(at) | ValueRef::Text(at) => at,
             _ => &[],
         };
+        if out.len() > first && at >= path.as_slice() {
+            steps.saved += 1;
+        }
         match at.cmp(path.as_slice()) {
-            std::cmp::Ordering::Less if stepped >= GALLOP => return Ok(()),
+            std::cmp::Ordering::Less if stepped >= steps.limit() => return Ok(()),
             std::cmp::Ordering::Less => {
-                stepped += 1;
+                (stepped, steps.wasted) = (stepped + 1, steps.wasted + 1);
                 row = rows.next()?;
             }
             std::cmp::Ordering::Equal => {
