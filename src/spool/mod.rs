@@ -174,7 +174,7 @@ impl Entry {
 }
 
 /// Entries read and sorted by name together before they are handed over in
-/// batches: about 4 MB for 65,536 VICIdial names (32 bytes of key, inode
+/// batches: about 5 MB for 65,536 VICIdial names (40 bytes of key, inode
 /// and place each, the names side by side). In name order the
 /// ledger's path index — and the indexes that follow a VICIdial name's
 /// time — are read and written a page after the next, not a random page per
