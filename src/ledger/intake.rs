@@ -145,12 +145,12 @@ impl Ledger {
     ///
     /// `files` in name order (as the spool's listing hands them) are
     /// merged with the path index: one range read of the index steps from
-    /// one name's row to the next, and is sought again only where more than
-    /// [`GALLOP`] rows lie between them (a statement per lookup was half a
-    /// rescan's CPU). A name out of order (or asked again) is answered too,
-    /// sought again. (An index of the settled rows by inode halved the lookups' CPU
-    /// but cost intake 5 CPU-s per 100 k files, its entries inserted in
-    /// random order: not worth it.)
+    /// one name's row to the next, and is sought again where more than
+    /// [`Steps::limit`] rows lie between them (a statement per lookup was
+    /// half a rescan's CPU). A name out of order (or asked again) is
+    /// answered too, sought again. (An index of the settled rows by inode
+    /// halved the lookups' CPU but cost intake 5 CPU-s per 100 k files, its
+    /// entries inserted in random order: not worth it.)
     pub fn settled_at(
         &self,
         dev: u64,
@@ -349,7 +349,9 @@ impl Ledger {
 /// stepped over is read from the table too (the statement reads every
 /// column it returns), so where the names asked about are sparse among
 /// the rows (a million-file directory, 65,536 names a chunk) stepping
-/// costs more than the seeks it saves, and stops.
+/// costs more than the seeks it saves. It stops once the rows stepped over
+/// outnumber twice the names answered without a seek, 16 rows of slack
+/// aside.
 #[derive(Default)]
 struct Steps {
     /// Names answered from a row stepped to, without a seek.
@@ -400,10 +402,11 @@ fn merge(
             ValueRef::Blob(at) | ValueRef::Text(at) => at,
             _ => &[],
         };
-        if out.len() > first && at >= path.as_slice() {
+        let order = at.cmp(path.as_slice());
+        if out.len() > first && order.is_ge() {
             steps.saved += 1;
         }
-        match at.cmp(path.as_slice()) {
+        match order {
             std::cmp::Ordering::Less if stepped >= steps.limit() => return Ok(()),
             std::cmp::Ordering::Less => {
                 (stepped, steps.wasted) = (stepped + 1, steps.wasted + 1);

@@ -5,11 +5,12 @@
 //! time, sorted by name (the ledger's indexes are then met in order, not at
 //! a random page per entry), and handed over in batches of [`BATCH`], each
 //! batch looked up and its new files inserted in one ledger transaction, so
-//! neither the directory nor the ledger is ever held in memory. What vanished is found without a list of every path: once a
-//! directory is fully listed, the ledger's count of local recordings in it
-//! is compared with the number of entries found (each entry is exactly one
-//! local recording once taken in); only when they differ are that
-//! directory's recordings walked, a page at a time, and each looked at.
+//! neither the directory nor the ledger is ever held in memory. What
+//! vanished is found without a list of every path: once a directory is
+//! fully listed, the ledger's count of local recordings in it is compared
+//! with the number of entries found (each entry is exactly one local
+//! recording once taken in); only when they differ are that directory's
+//! recordings walked, a page at a time, and each looked at.
 //! A regular file whose recording is `settled` under that name and inode
 //! (the bulk of a waiting backlog) is not looked at at all: the directory's
 //! listing says enough ([`Ledger::settled_at`]).

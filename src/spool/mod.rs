@@ -151,8 +151,8 @@ fn sort_key(name: &[u8]) -> [u64; 2] {
     let mut head = [0u8; 16];
     let n = name.len().min(16);
     head[..n].copy_from_slice(&name[..n]);
-    let (hi, lo) = head.split_at(8);
-    [hi, lo].map(|half| u64::from_be_bytes(half.try_into().unwrap_or_default()))
+    let key = u128::from_be_bytes(head);
+    [(key >> 64) as u64, key as u64]
 }
 
 impl Entry {
