@@ -28,14 +28,6 @@ fn main() -> ExitCode {
     // SAFETY: called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
-        // Fixed thresholds: a block of 1 MiB or more is its own mapping,
-        // given back when freed, and more than 2 MiB free at the heap's top
-        // goes back too. glibc otherwise raises both each time a mapped
-        // block is freed (up to 32 and 64 MiB), and the heap then keeps
-        // what it freed: `run --once` over 100 k recordings peaked 5-6 MB
-        // higher (63 MB against 58 MB, the archive's readers as today).
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 << 20);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(16)

@@ -235,6 +235,15 @@ async fn run_once(
 ) -> Result<(), Error> {
     let _line = ProgressLine::start(&runner.progress);
     runner.full_intake().await?;
+    // The intake of a big spool filled the page caches and the heap: give
+    // that back before the archive, as the daemon does after a rescan.
+    runner
+        .ledger
+        .call(|l| {
+            l.release_memory();
+            Ok::<_, crate::ledger::LedgerError>(())
+        })
+        .await?;
     let mut pass = runner.start_pass().await?;
     let mut stopping = false;
     loop {
