@@ -70,6 +70,22 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
     }
 }
 
+/// Creates `path`, and its folders first if they are missing: looked for
+/// only then, so a put into a folder that exists (nearly every put) spares
+/// a `mkdir` failing with EEXIST and a `stat` for its object and again for
+/// its sidecar.
+fn create(path: &Path) -> io::Result<File> {
+    match File::create(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            File::create(path)
+        }
+        other => other,
+    }
+}
+
 /// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
 /// the bytes written.
 fn copy_synced(source: &Source, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
@@ -77,7 +93,7 @@ fn copy_synced(source: &Source, tmp: &Path) -> Result<([u8; 32], u64), StoreErro
     let mut input = body
         .reader()
         .map_err(|e| StoreError::Local(format!("cannot open {body}: {e}")))?;
-    let out = File::create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
+    let out = create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
     let mut writer = HashingWriter::new(out);
     io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
     let (out, written_sha, size) = writer.finish();
@@ -113,7 +129,6 @@ impl LocalStore {
             return Ok(PutOutcome::Exists(info));
         }
         let parent = target.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| unavailable("cannot create", &parent, e))?;
         let tmp = parent.join(temp_name(
             target
                 .file_name()
@@ -184,12 +199,10 @@ impl LocalStore {
     /// Writes `key`'s sidecar (to a temp name, synced, renamed into place).
     fn write_sidecar(&self, key: &str, sidecar: &Sidecar) -> Result<(), StoreError> {
         let side = self.sidecar_path(key);
-        let side_dir = side.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&side_dir).map_err(|e| unavailable("cannot create", &side_dir, e))?;
         let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
         let text = sidecar.to_text()?;
         let write_side = || -> io::Result<()> {
-            let mut f = File::create(&side_tmp)?;
+            let mut f = create(&side_tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
             fs::rename(&side_tmp, &side)
@@ -389,6 +402,46 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Folders are made when a put finds them missing, whenever that is:
+    /// the first put, and one after the store's folders were removed.
+    #[test]
+    fn a_put_makes_the_folders_it_finds_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = LocalStore::new(root.clone());
+        let put = |key: &str| {
+            let bytes = key.as_bytes().to_vec();
+            let sha = digest::sha256(&bytes);
+            let source = Source::Bytes(bytes);
+            store.put_blocking(key, &source, sha, BTreeMap::new(), "audio/flac".into())
+        };
+        assert!(matches!(
+            put("h/2026/a.flac"),
+            Ok(PutOutcome::Created { .. })
+        ));
+        fs::remove_dir_all(&root).unwrap();
+        assert!(matches!(
+            put("h/2026/b.flac"),
+            Ok(PutOutcome::Created { .. })
+        ));
+        assert!(matches!(
+            put("h/2026/c.flac"),
+            Ok(PutOutcome::Created { .. })
+        ));
+        for name in ["b", "c"] {
+            let key = format!("h/2026/{name}.flac");
+            assert_eq!(fs::read(root.join(&key)).unwrap(), key.as_bytes());
+            assert!(
+                store
+                    .head_blocking(&key)
+                    .unwrap()
+                    .unwrap()
+                    .checksum
+                    .is_some()
+            );
+        }
     }
 
     /// A put leaves the object, a sidecar that reports it, and no temp
