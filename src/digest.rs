@@ -1,6 +1,6 @@
 //! SHA-256 while streaming: readers and writers that hash what passes through.
 
-use std::fs::File;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
@@ -112,6 +112,20 @@ pub fn from_hex(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
+}
+
+/// Opens `path` with `options`, making its folders first if they are
+/// missing: looked for only then, so opening in a folder that exists (nearly
+/// always) costs no `mkdir` and no `stat`, and a folder removed while
+/// running (staging, a store's date folder) is made again.
+pub fn open_making_folders(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    match options.open(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+            options.open(path)
+        }
+        other => other,
+    }
 }
 
 /// Makes a new file's directory entry durable (after create, rename or unlink).

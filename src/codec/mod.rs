@@ -258,24 +258,12 @@ fn still_settled(file: &File, source: &Path, expected: FileIdentity) -> Result<(
     Ok(())
 }
 
-/// Opens the staging file `tmp` empty, read+write.
+/// Opens the staging file `tmp` empty, read+write (the staging directory
+/// made again if it was removed while running).
 fn open_staging(tmp: &Path) -> io::Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)
-    };
-    match open() {
-        // The staging directory was removed while running: make it again.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(tmp.parent().unwrap_or(Path::new(".")))?;
-            open()
-        }
-        other => other,
-    }
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(true);
+    crate::digest::open_making_folders(&options, tmp)
 }
 
 /// Why [`Job::run`] failed, before it is given paths.

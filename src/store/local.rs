@@ -70,20 +70,11 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
     }
 }
 
-/// Creates `path`, and its folders first if they are missing: looked for
-/// only then, so a put into a folder that exists (nearly every put) spares
-/// a `mkdir` failing with EEXIST and a `stat` for its object and again for
-/// its sidecar.
+/// Creates `path` (as `File::create`), its folders made only if missing.
 fn create(path: &Path) -> io::Result<File> {
-    match File::create(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
-            }
-            File::create(path)
-        }
-        other => other,
-    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    digest::open_making_folders(&options, path)
 }
 
 /// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
