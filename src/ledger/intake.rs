@@ -20,6 +20,9 @@ use crate::recording::name::Naming;
 use crate::recording::{FileIdentity, State};
 use crate::units::now_secs;
 
+mod settled;
+pub use settled::{MOST, SettledNames};
+
 /// The states whose local file is still the ledger's concern: the predicate
 /// of the partial index `recordings_local_path`, word for word, so it is used.
 const LOCAL: &str = "state NOT IN ('local_deleted', 'remote_deleted', 'gone')";

@@ -99,6 +99,65 @@ fn settled_at_answers_as_one_lookup_per_name_would() {
     }
 }
 
+/// Issue 18: the settled names read at once for a rescan answer as the
+/// lookup does, for every name in and out of the directory, and are not
+/// read at all above the most asked for.
+#[test]
+fn settled_names_answer_as_the_lookup_does_and_stop_at_the_most() {
+    let (_dir, ledger) = ledger();
+    let mut settled = 0;
+    for i in 0..300 {
+        let state = match i % 5 {
+            0 => State::Seen,
+            1 => State::Quarantined,
+            _ => State::Settled,
+        };
+        let id = insert_plain(&ledger, &format!("/s/n{i:03}.wav"), state);
+        if i % 7 == 0 && state == State::Settled {
+            ledger.gone(id, state, "removed").unwrap();
+        } else if state == State::Settled {
+            settled += 1;
+        }
+    }
+    insert_plain(&ledger, "/s/MP3/n001.wav", State::Settled);
+    insert_plain(&ledger, "/s2/n002.wav", State::Settled);
+    insert_plain(&ledger, "/t/n003.wav", State::Settled);
+    let names = ledger
+        .settled_names_in(1, Path::new("/s"), settled)
+        .unwrap()
+        .expect("as many as the most");
+    assert_eq!(names.len(), settled);
+    let mut asked: Vec<(String, u64)> = Vec::new();
+    for i in 0..310 {
+        asked.push((format!("n{i:03}.wav"), 2));
+        asked.push((format!("n{i:03}.wav"), 3));
+    }
+    // A folder's name, and the empty one (no entry is named with a '/').
+    asked.extend([("MP3".into(), 2), ("".into(), 2)]);
+    let files: Vec<_> = asked.iter().map(|(n, i)| (OsStr::new(n), *i)).collect();
+    let looked_up = ledger.settled_at(1, Path::new("/s"), &files).unwrap();
+    let held: Vec<bool> = files.iter().map(|(n, i)| names.contains(n, *i)).collect();
+    assert_eq!(held, looked_up);
+    assert_eq!(held.iter().filter(|t| **t).count(), settled);
+    let elsewhere = ledger
+        .settled_names_in(9, Path::new("/s"), 1000)
+        .unwrap()
+        .unwrap();
+    assert!(elsewhere.is_empty(), "another device");
+    assert!(
+        ledger
+            .settled_names_in(1, Path::new("/s"), settled - 1)
+            .unwrap()
+            .is_none()
+    );
+    let few = ledger
+        .settled_names_in(1, Path::new("/s2/"), 1)
+        .unwrap()
+        .unwrap();
+    assert!(few.contains(OsStr::new("n002.wav"), 2));
+    assert!(!few.contains(OsStr::new("n002.wav"), 3));
+}
+
 #[test]
 fn local_rows_of_a_directory_leave_out_folders_below_and_beside_it() {
     let (_dir, ledger) = ledger();

@@ -328,3 +328,55 @@ fn a_new_file_already_settled_is_recorded_settled_with_both_events() {
     drop(writer);
     assert_eq!(settle(&ledger, settle_time, &HashSet::new()).unwrap(), 1);
 }
+
+/// Issue 18: the settled names read before a listing and the lookup a
+/// batch at a time (a directory with more than [`MOST`]) leave the same
+/// entries to look at: the replaced, the linked, the new and the
+/// unsettled ones, whatever else the directory holds.
+#[test]
+fn settled_names_held_and_looked_up_leave_the_same_entries_to_look_at() {
+    let (_l, ledger) = ledger();
+    let spool = tempfile::tempdir().unwrap();
+    let dir = spool.path();
+    fill(dir, 2_500);
+    rescan_all(&ledger, dir, &mut |_| {});
+    let names: Vec<PathBuf> = on_disk(dir).into_keys().collect();
+    let settle_ids: Vec<i64> = names
+        .iter()
+        .step_by(2)
+        .map(|p| ledger.local_row_at(p).unwrap().unwrap().id)
+        .collect();
+    assert_eq!(ledger.settled_all(&settle_ids).unwrap(), 1_250);
+    let tmp = dir.join(".replacement");
+    fs::write(&tmp, b"another recording under the same name").unwrap();
+    fs::rename(&tmp, &names[1_250]).unwrap();
+    fs::remove_file(&names[0]).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &names[0]).unwrap();
+    fs::write(dir.join("20260301-120000_5559990000-all.wav"), b"new").unwrap();
+    fs::create_dir(dir.join("MP3")).unwrap();
+
+    let dev = fs::metadata(dir).unwrap().dev();
+    let to_look_at = |settled: &Settled| {
+        let mut left = Vec::new();
+        let listing = spool::list_dir(dir, &ignore(), BATCH, |batch, listing| {
+            let changed = unless_settled_there(&ledger, Some(settled), dir, batch, listing)?;
+            left.extend(changed.iter().map(|e| e.name().to_os_string()));
+            Ok::<_, LedgerError>(())
+        })
+        .unwrap();
+        left.sort();
+        (left, listing.entries)
+    };
+    let held = Settled::read(&ledger, dev, dir, MOST).unwrap();
+    assert!(matches!(held, Settled::Read(_)));
+    let looked_up = Settled::read(&ledger, dev, dir, 1_000).unwrap();
+    assert!(matches!(looked_up, Settled::LookUp(_)));
+    let (left, unlooked) = to_look_at(&held);
+    assert_eq!((left.clone(), unlooked), to_look_at(&looked_up));
+    // The 1,250 unsettled, the new file, and of the settled the replaced
+    // one and the link (where a settled recording was) are looked at.
+    assert_eq!(left.len(), 1_250 + 1 + 1 + 1, "{}", left.len());
+    assert_eq!(unlooked, 2_500 - 1_250 - 2);
+    assert!(left.contains(&names[1_250].file_name().unwrap().to_os_string()));
+    assert!(left.contains(&names[0].file_name().unwrap().to_os_string()));
+}
