@@ -20,6 +20,7 @@ use crate::recording::name::Naming;
 use crate::recording::{FileIdentity, State};
 use crate::units::now_secs;
 
+mod mapped;
 mod settled;
 pub use settled::{MOST, SettledNames};
 

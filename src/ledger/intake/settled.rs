@@ -11,6 +11,7 @@ use std::path::Path;
 use rusqlite::params;
 use rusqlite::types::ValueRef;
 
+use super::mapped::Mapped;
 use super::{LOCAL, dir_prefix, prefix_end};
 use crate::ledger::{Ledger, LedgerError};
 
@@ -28,10 +29,10 @@ pub const MOST: usize = 1 << 21;
 /// taken in by the next rescan, or by inotify).
 pub struct SettledNames {
     key: RandomState,
-    sorted: Vec<u64>,
+    sorted: Mapped<u64>,
     /// `starts[b]`: the index in `sorted` of the first fingerprint whose
     /// leading `bits` bits are at least `b`.
-    starts: Vec<u32>,
+    starts: Mapped<u32>,
     bits: u32,
 }
 
@@ -45,57 +46,61 @@ impl SettledNames {
     pub fn contains(&self, name: &OsStr, ino: u64) -> bool {
         let print = Self::print(&self.key, name.as_bytes(), ino);
         let bucket = self.bucket(print);
-        let (from, to) = (self.starts[bucket], self.starts[bucket + 1]);
-        self.sorted[from as usize..to as usize].contains(&print)
+        let starts = self.starts.as_slice();
+        let (from, to) = (starts[bucket], starts[bucket + 1]);
+        self.sorted.as_slice()[from as usize..to as usize].contains(&print)
     }
 
     /// How many settled recordings the set holds.
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.sorted.as_slice().len()
     }
 
     /// True if the set holds none.
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.len() == 0
     }
 
     fn bucket(&self, print: u64) -> usize {
-        // `checked_shr`: with no leading bits used (a set of up to 4) every
-        // fingerprint is in bucket 0.
-        print.checked_shr(64 - self.bits).unwrap_or(0) as usize
+        bucket(print, self.bits)
     }
 
-    fn new(key: RandomState, mut sorted: Vec<u64>) -> Self {
-        sorted.sort_unstable();
-        sorted.shrink_to_fit();
+    fn new(key: RandomState, mut sorted: Mapped<u64>) -> std::io::Result<Self> {
+        sorted.as_mut_slice().sort_unstable();
         // About four fingerprints per run of leading bits: a lookup reads
         // one or two cache lines, not the twenty a binary search would.
-        let bits = (sorted.len().max(1).ilog2()).saturating_sub(2);
-        let mut set = Self {
-            key,
-            sorted,
-            starts: Vec::new(),
-            bits,
-        };
+        let prints = sorted.as_slice();
+        let bits = prints.len().max(1).ilog2().saturating_sub(2);
         let buckets = 1usize << bits;
-        let mut starts = Vec::with_capacity(buckets + 1);
+        let mut starts = Mapped::with_capacity(buckets + 1)?;
         let mut at = 0;
         for b in 0..buckets {
-            while at < set.sorted.len() && set.bucket(set.sorted[at]) < b {
+            while at < prints.len() && bucket(prints[at], bits) < b {
                 at += 1;
             }
             starts.push(at as u32);
         }
-        starts.push(set.sorted.len() as u32);
-        set.starts = starts;
-        set
+        starts.push(prints.len() as u32);
+        Ok(Self {
+            key,
+            sorted,
+            starts,
+            bits,
+        })
     }
+}
+
+/// The run of leading `bits` bits `print` is in (with no bits used, a set
+/// of up to 7, every fingerprint is in run 0).
+fn bucket(print: u64, bits: u32) -> usize {
+    print.checked_shr(64 - bits).unwrap_or(0) as usize
 }
 
 impl Ledger {
     /// The settled recordings directly in `dir` on device `dev`, in one
     /// read of the path index's range for `dir`, or `None` if there are
-    /// more than `most` (the caller then asks [`Ledger::settled_at`]).
+    /// more than `most`, or no memory to map for them (the caller then
+    /// asks [`Ledger::settled_at`]).
     /// Rows in folders below `dir` are left out.
     pub fn settled_names_in(
         &self,
@@ -110,8 +115,21 @@ impl Ledger {
              WHERE path >= ?1 AND path < ?2 AND {LOCAL} AND state = 'settled' AND dev = ?3"
         ))?;
         let mut rows = stmt.query(params![&prefix, prefix_end(&prefix), dev as i64])?;
+        // Room for every settled recording the ledger holds (its totals are
+        // kept by triggers: at least this directory's), in a mapping whose
+        // pages are only resident once written ([`Mapped`] says why not
+        // from the allocator).
+        let total: i64 = conn
+            .prepare_cached(
+                "SELECT COALESCE(SUM(recordings), 0) FROM recording_totals WHERE state = 'settled'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        let room = usize::try_from(total).unwrap_or(0).min(most);
+        // Without the memory, a lookup a batch at a time needs none.
+        let Ok(mut prints) = Mapped::with_capacity(room) else {
+            return Ok(None);
+        };
         let key = RandomState::new();
-        let mut prints = Vec::new();
         while let Some(row) = rows.next()? {
             let name = match row.get_ref(0)? {
                 ValueRef::Blob(p) | ValueRef::Text(p) => p.get(prefix.len()..).unwrap_or(&[]),
@@ -120,12 +138,11 @@ impl Ledger {
             if name.contains(&b'/') {
                 continue; // in a folder below
             }
-            if prints.len() == most {
-                return Ok(None);
-            }
             let ino = row.get::<_, i64>(1)? as u64;
-            prints.push(SettledNames::print(&key, name, ino));
+            if !prints.push(SettledNames::print(&key, name, ino)) {
+                return Ok(None); // more than `most` (or than the totals said)
+            }
         }
-        Ok(Some(SettledNames::new(key, prints)))
+        Ok(SettledNames::new(key, prints).ok())
     }
 }
