@@ -45,9 +45,9 @@ impl SettledNames {
     /// recording when the set was read.
     pub fn contains(&self, name: &OsStr, ino: u64) -> bool {
         let print = Self::print(&self.key, name.as_bytes(), ino);
-        let bucket = self.bucket(print);
+        let run = bucket(print, self.bits);
         let starts = self.starts.as_slice();
-        let (from, to) = (starts[bucket], starts[bucket + 1]);
+        let (from, to) = (starts[run], starts[run + 1]);
         self.sorted.as_slice()[from as usize..to as usize].contains(&print)
     }
 
@@ -61,10 +61,7 @@ impl SettledNames {
         self.len() == 0
     }
 
-    fn bucket(&self, print: u64) -> usize {
-        bucket(print, self.bits)
-    }
-
+    /// The set of the fingerprints made under `key`, `sorted` here.
     fn new(key: RandomState, mut sorted: Mapped<u64>) -> std::io::Result<Self> {
         sorted.as_mut_slice().sort_unstable();
         // About four fingerprints per run of leading bits: a lookup reads
@@ -110,20 +107,21 @@ impl Ledger {
     ) -> Result<Option<SettledNames>, LedgerError> {
         let prefix = dir_prefix(dir);
         let conn = self.reader()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT path, ino FROM recordings \
-             WHERE path >= ?1 AND path < ?2 AND {LOCAL} AND state = 'settled' AND dev = ?3"
-        ))?;
-        let mut rows = stmt.query(params![&prefix, prefix_end(&prefix), dev as i64])?;
         // Room for every settled recording the ledger holds (its totals are
-        // kept by triggers: at least this directory's), in a mapping whose
-        // pages are only resident once written ([`Mapped`] says why not
-        // from the allocator).
+        // kept by triggers: at least this directory's, unless more settle
+        // before the range is read; the array then fills up and the caller
+        // looks up instead), in a mapping whose pages are only resident once
+        // written ([`Mapped`] says why not from the allocator).
         let total: i64 = conn
             .prepare_cached(
                 "SELECT COALESCE(SUM(recordings), 0) FROM recording_totals WHERE state = 'settled'",
             )?
             .query_row([], |r| r.get(0))?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT path, ino FROM recordings \
+             WHERE path >= ?1 AND path < ?2 AND {LOCAL} AND state = 'settled' AND dev = ?3"
+        ))?;
+        let mut rows = stmt.query(params![&prefix, prefix_end(&prefix), dev as i64])?;
         let room = usize::try_from(total).unwrap_or(0).min(most);
         // Without the memory, a lookup a batch at a time needs none.
         let Ok(mut prints) = Mapped::with_capacity(room) else {
