@@ -11,7 +11,9 @@
 #    is done;
 #  - archive: `run --once` over N due recordings into a local-directory store
 #    (FLAC with its round-trip check, SHA-256, a FULL ledger commit before each
-#    delete): recordings/s, CPU per recording, peak RSS; ledger bytes per
+#    delete): recordings/s, CPU per recording, and what is left of it once
+#    the codec alone and the local store alone (bench/codec.rs,
+#    bench/store_floor.rs) are taken off, peak RSS; ledger bytes per
 #    recording after it;
 #  - a ledger of ROWS recordings (generated directly into SQLite: archived
 #    recordings of 50 campaigns, 1 M callers, a year of calls): wall time and
@@ -53,7 +55,7 @@ rm -f "$work/strace-archive.txt"
 for tool in /usr/bin/time sqlite3 python3; do
     command -v "$tool" >/dev/null || { echo "bench/backlog.sh needs $tool (scripts/install-deps.sh test)" >&2; exit 1; }
 done
-[[ -n ${RECVAULT:-} ]] || cargo build --release --quiet --bin recvault --example delay_proxy
+[[ -n ${RECVAULT:-} ]] || cargo build --release --quiet --bin recvault --example delay_proxy --example codec --example store_floor
 e2e=${E2E:-1}
 if ((e2e)) && { [[ -z ${RECVAULT_TEST_S3_ENDPOINT:-} ]] || ! command -v rclone >/dev/null; }; then
     echo "bench/backlog.sh: no Garage env (RECVAULT_TEST_S3_*) or no rclone: skipping the comparison with rclone" >&2
@@ -160,6 +162,14 @@ if ((archive)); then
     archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
     left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)
     ledger_bytes=$(du -cb "$work/archive"/ledger.sqlite3* | tail -1 | cut -f1)
+    # The floor under it: the codec alone over the same files, and the
+    # local store alone putting and reading back as many objects of the
+    # mean object size, 16 at a time (bench/codec.rs, bench/store_floor.rs).
+    object_bytes=$(du -sb --exclude=.recvault-meta "$work/archive/store" | cut -f1)
+    codec_cpu=$(find "$src/spool" -type f -print0 | xargs -0 "$target/release/examples/codec" flac 3 0 |
+        awk '{ c += $4 } END { printf "%.2f", c }')
+    rm -rf "$work/store-floor"
+    store_cpu=$("$target/release/examples/store_floor" "$work/store-floor" "$n" $((object_bytes / n)) 16 | cut -d' ' -f2)
 fi
 
 # --- a big ledger (cached) ---------------------------------------------------------
@@ -348,8 +358,10 @@ row "rescan of $n waiting files (run --once again, start-up included)" "$rescan_
 row "daemon with $n recordings waiting, RSS after its first rescan" "$(mb "$idle_rss") (peak $(mb "$idle_hwm"))" "≤ 30 MB"
 ((archive)) && row "archive rate (run --once, local store, FLAC)" \
     "$(awk -v n="$n" -v w="$archive_wall" 'BEGIN { printf "%.0f recordings/s", n / w }') ($archive_wall s, $left left)" "≥ 2,000/s"
-((archive)) && row "archive CPU per recording (codec included)" \
-    "$(awk -v n="$n" -v c="$archive_cpu" 'BEGIN { printf "%.2f ms", c * 1000 / n }')" "≤ 0.5 ms beyond codec and store"
+((archive)) && row "archive CPU per recording (codec and store included)" \
+    "$(awk -v n="$n" -v c="$archive_cpu" 'BEGIN { printf "%.2f ms", c * 1000 / n }')" "(measured)"
+((archive)) && row "archive CPU per recording beyond codec and store" \
+    "$(awk -v n="$n" -v c="$archive_cpu" -v k="$codec_cpu" -v s="$store_cpu" 'BEGIN { printf "%.2f ms (codec %.2f, store %.2f)", (c - k - s) * 1000 / n, k * 1000 / n, s * 1000 / n }')" "≤ 0.5 ms"
 ((archive)) && row "archive, peak RSS" "$(mb "$archive_rss")" "≤ 64 MB"
 ((archive)) && row "ledger bytes per recording (after archiving)" "$((ledger_bytes / n)) B" "(measured)"
 ((rows > 0)) && for cmd in status "ls --since $(date -d yesterday +%F)" "find --phone 5550004242" \

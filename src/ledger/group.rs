@@ -53,39 +53,67 @@ impl Ledger {
     /// workers queued meanwhile; returns once it is committed, with its own
     /// outcome.
     pub(super) fn write_grouped(&self, change: Change) -> Result<(), LedgerError> {
-        let slot: Slot = Arc::new(Mutex::new(None));
-        lock(&self.grouped).push((change, slot.clone()));
-        let mut conn = self.writer();
-        if let Some(done) = lock(&slot).take() {
-            return done; // committed by the worker that held the lock before
-        }
-        let (changes, slots): (Vec<Change>, Vec<Slot>) = std::mem::take(&mut *lock(&self.grouped))
-            .into_iter()
-            .unzip();
-        let committed = super::commit_on(&mut conn, false, |tx| {
-            in_savepoints(tx, changes, |tx, change| change(tx))
-        });
-        match committed {
-            Ok(each) => {
-                for (to, result) in slots.iter().zip(each) {
-                    *lock(to) = Some(result);
-                }
-            }
-            Err(e) => {
-                let why = e.to_string();
-                for to in &slots {
-                    *lock(to) = Some(Err(LedgerError::Call(format!(
-                        "the grouped commit failed: {why}"
-                    ))));
-                }
-            }
-        }
-        drop(conn);
-        lock(&slot).take().unwrap_or_else(|| {
+        let mut each = self.write_grouped_many(vec![change]);
+        each.pop().unwrap_or_else(|| {
             Err(LedgerError::Call(
                 "the grouped commit left no outcome".to_string(),
             ))
         })
+    }
+
+    /// `write_grouped` for several changes at once (a batch of small
+    /// recordings): queued together, so one commit takes them all; each
+    /// gets its own outcome, in order.
+    pub(super) fn write_grouped_many(&self, changes: Vec<Change>) -> Vec<Result<(), LedgerError>> {
+        let slots: Vec<Slot> = changes.iter().map(|_| Slot::default()).collect();
+        lock(&self.grouped).extend(changes.into_iter().zip(slots.iter().cloned()));
+        let conn = self.writer();
+        // Queued under one lock: a commit takes all of them or none (and
+        // then filled their slots before giving the write lock back).
+        if slots.first().is_some_and(|s| lock(s).is_none()) {
+            let (changes, to): (Vec<Change>, Vec<Slot>) = std::mem::take(&mut *lock(&self.grouped))
+                .into_iter()
+                .unzip();
+            commit_queued(conn, changes, &to);
+        } else {
+            drop(conn);
+        }
+        slots
+            .iter()
+            .map(|s| {
+                lock(s).take().unwrap_or_else(|| {
+                    Err(LedgerError::Call(
+                        "the grouped commit left no outcome".to_string(),
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Commits the queued `changes` on the writer `conn`, each outcome to its slot.
+fn commit_queued(
+    mut conn: MutexGuard<'_, rusqlite::Connection>,
+    changes: Vec<Change>,
+    slots: &[Slot],
+) {
+    let committed = super::commit_on(&mut conn, false, |tx| {
+        in_savepoints(tx, changes, |tx, change| change(tx))
+    });
+    match committed {
+        Ok(each) => {
+            for (to, result) in slots.iter().zip(each) {
+                *lock(to) = Some(result);
+            }
+        }
+        Err(e) => {
+            let why = e.to_string();
+            for to in slots {
+                *lock(to) = Some(Err(LedgerError::Call(format!(
+                    "the grouped commit failed: {why}"
+                ))));
+            }
+        }
     }
 }
 
@@ -140,5 +168,67 @@ mod tests {
                 assert_eq!(state, State::Settled);
             }
         }
+    }
+
+    /// A batch's changes are committed together, each with its own outcome:
+    /// the ones that cannot move fail alone, in every batched transition.
+    #[test]
+    fn a_batch_commits_together_and_each_fails_alone() {
+        use crate::ledger::CompressedFacts;
+        use crate::ledger::verify::Verification;
+
+        let (_dir, ledger) = ledger();
+        let ids: Vec<i64> = (0..4)
+            .map(|i| insert_plain(&ledger, &format!("/s/{i}.wav"), State::Settled))
+            .collect();
+        // The last one is not `settled`: it cannot be recorded compressed.
+        ledger
+            .execute_raw(&format!(
+                "UPDATE recordings SET state = 'seen' WHERE id = {}",
+                ids[3]
+            ))
+            .unwrap();
+        let facts = |i: i64| CompressedFacts {
+            sha256: "aa".repeat(32),
+            object_key: format!("k/{i}"),
+            object_size: 10,
+            object_sha256: "bb".repeat(32),
+            codec: "zstd".to_string(),
+        };
+        let each = ledger.compressed_many(ids.iter().map(|&id| (id, facts(id))).collect());
+        assert_eq!(each.len(), 4);
+        assert!(each[..3].iter().all(|r| r.is_ok()), "{each:?}");
+        assert!(
+            matches!(each[3], Err(LedgerError::StateConflict { .. })),
+            "{each:?}"
+        );
+
+        // Verified with the upload and the reservation, in one durable
+        // commit; the one never compressed fails alone.
+        let what = Verification {
+            upload: Some("c2hh".to_string()),
+            reserve_local: true,
+        };
+        let each = ledger.verified_many(ids.iter().map(|&id| (id, what.clone())).collect());
+        assert!(
+            each[..3]
+                .iter()
+                .all(|r| matches!(r, Ok(Some(cases)) if cases.is_empty())),
+            "{each:?}"
+        );
+        assert!(each[3].is_err(), "{each:?}");
+        let states: Vec<State> = ids
+            .iter()
+            .map(|&id| ledger.recording(id).unwrap().state)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                State::Verified,
+                State::Verified,
+                State::Verified,
+                State::Seen
+            ]
+        );
     }
 }

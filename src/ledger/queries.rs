@@ -37,6 +37,13 @@ impl Ledger {
         recording_in(&*self.reader()?, id)?.ok_or(LedgerError::NoSuchRecording(id))
     }
 
+    /// The recordings with these ids, in order, on one reader (`None`
+    /// where there is none).
+    pub fn recordings(&self, ids: &[i64]) -> Result<Vec<Option<Recording>>, LedgerError> {
+        let conn = self.reader()?;
+        ids.iter().map(|&id| recording_in(&conn, id)).collect()
+    }
+
     /// Recordings with a step to do now (none whose erasure is under way),
     /// oldest first, at most `limit`: [`Ledger::work_page`] from the start.
     pub fn work_queue(

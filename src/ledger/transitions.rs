@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{OptionalExtension, ToSql, params};
 
 use super::audit::{self, Action, Actor, NewEntry};
+use super::group::Change;
 use super::rows::{ArchivedObject, CompressedFacts, SpoolFile};
 use super::{Ledger, LedgerError, object_keys};
 use crate::recording::name::Attribution;
@@ -89,27 +90,21 @@ impl Ledger {
     /// known. [`LedgerError::KeyTaken`] if another recording has the key.
     /// The key is recorded among the recording's keys before any put.
     pub fn compressed(&self, id: i64, facts: &CompressedFacts) -> Result<(), LedgerError> {
-        let (now, facts) = (now_secs(), facts.clone());
-        self.write_grouped(Box::new(move |tx| {
-            let sets: [(&str, &dyn ToSql); 5] = [
-                ("sha256", &facts.sha256),
-                ("object_key", &facts.object_key),
-                ("object_size", &(facts.object_size as i64)),
-                ("object_sha256", &facts.object_sha256),
-                ("codec", &facts.codec),
-            ];
-            apply(
-                tx,
-                id,
-                &[State::Settled],
-                State::Compressed,
-                &sets,
-                "compressed",
-                now,
-            )
-            .map_err(|e| with_key(e, &facts.object_key))?;
-            object_keys::track(tx, id, &facts.object_key, now)
-        }))
+        self.write_grouped(compressed_change(id, facts.clone(), now_secs()))
+    }
+
+    /// `compressed` for several recordings in one commit (a batch of small
+    /// ones); each gets its own outcome, in order.
+    pub fn compressed_many(
+        &self,
+        items: Vec<(i64, CompressedFacts)>,
+    ) -> Vec<Result<(), LedgerError>> {
+        let now = now_secs();
+        let changes = items
+            .into_iter()
+            .map(|(id, facts)| compressed_change(id, facts, now))
+            .collect();
+        self.write_grouped_many(changes)
     }
 
     /// `compressed` → `settled`: the staged object is gone or incomplete, so
@@ -155,26 +150,27 @@ impl Ledger {
         how: &str,
         actor: &Actor,
     ) -> Result<(), LedgerError> {
-        let (now, rec, actor, how) = (now_secs(), rec.clone(), actor.clone(), how.to_string());
-        self.write_grouped(Box::new(move |tx| {
-            apply(
-                tx,
-                rec.id,
-                &[State::Verified],
-                State::LocalDeleted,
-                &[("local_deleted_at", &now)],
-                &how,
-                now,
-            )?;
-            let entry = NewEntry {
-                action: Action::LocalDelete,
-                case_id: None,
-                subject: &audit::subject(&rec),
-                reason: &format!("object verified in the store; {how}"),
-                recording_id: Some(rec.id),
-            };
-            audit::append(tx, &actor, now, &entry).map(|_| ())
-        }))
+        self.write_grouped(removed_change(
+            rec.clone(),
+            how.to_string(),
+            actor.clone(),
+            now_secs(),
+        ))
+    }
+
+    /// `local_copy_removed` for several recordings in one commit (a batch
+    /// of small ones), each with how; each gets its own outcome, in order.
+    pub fn local_copies_removed(
+        &self,
+        removed: &[(Recording, &str)],
+        actor: &Actor,
+    ) -> Vec<Result<(), LedgerError>> {
+        let now = now_secs();
+        let changes = removed
+            .iter()
+            .map(|(rec, how)| removed_change(rec.clone(), how.to_string(), actor.clone(), now))
+            .collect();
+        self.write_grouped_many(changes)
     }
 
     /// `verified` → `local_deleted` because someone else removed or replaced
@@ -486,4 +482,51 @@ pub(super) fn insert_event(
     )?
     .execute(params![id, now, from.map(|s| s.as_str()), to.as_str(), detail])?;
     Ok(())
+}
+
+/// `settled` → `compressed` of recording `id` with `facts`, its key tracked.
+fn compressed_change(id: i64, facts: CompressedFacts, now: i64) -> Change {
+    Box::new(move |tx| {
+        let sets: [(&str, &dyn ToSql); 5] = [
+            ("sha256", &facts.sha256),
+            ("object_key", &facts.object_key),
+            ("object_size", &(facts.object_size as i64)),
+            ("object_sha256", &facts.object_sha256),
+            ("codec", &facts.codec),
+        ];
+        apply(
+            tx,
+            id,
+            &[State::Settled],
+            State::Compressed,
+            &sets,
+            "compressed",
+            now,
+        )
+        .map_err(|e| with_key(e, &facts.object_key))?;
+        object_keys::track(tx, id, &facts.object_key, now)
+    })
+}
+
+/// `verified` → `local_deleted` of `rec` (removed `how`), in the audit trail.
+fn removed_change(rec: Recording, how: String, actor: Actor, now: i64) -> Change {
+    Box::new(move |tx| {
+        apply(
+            tx,
+            rec.id,
+            &[State::Verified],
+            State::LocalDeleted,
+            &[("local_deleted_at", &now)],
+            &how,
+            now,
+        )?;
+        let entry = NewEntry {
+            action: Action::LocalDelete,
+            case_id: None,
+            subject: &audit::subject(&rec),
+            reason: &format!("object verified in the store; {how}"),
+            recording_id: Some(rec.id),
+        };
+        audit::append(tx, &actor, now, &entry).map(|_| ())
+    })
 }

@@ -79,12 +79,33 @@ impl Ledger {
     /// `verified` with what `what` adds (the upload, the reservation), in
     /// one group commit, on disk before it returns.
     pub fn verified_with(&self, id: i64, what: Verification) -> Result<Reserved, LedgerError> {
-        let slot = Arc::new(Slot::default());
-        lock(&self.verifying).push((id, what, slot.clone()));
+        let mut each = self.verified_many(vec![(id, what)]);
+        each.pop().unwrap_or_else(|| {
+            Err(LedgerError::Call(
+                "the `verified` commit left no outcome".to_string(),
+            ))
+        })
+    }
+
+    /// `verified_with` for several recordings at once (a batch of small
+    /// ones): queued together, so they are committed in one durable commit,
+    /// each in its own savepoint; each gets its own outcome, in order.
+    pub fn verified_many(
+        &self,
+        items: Vec<(i64, Verification)>,
+    ) -> Vec<Result<Reserved, LedgerError>> {
+        let slots: Vec<Arc<Slot>> = items.iter().map(|_| Arc::default()).collect();
+        lock(&self.verifying).extend(
+            items
+                .into_iter()
+                .zip(&slots)
+                .map(|((id, what), slot)| (id, what, slot.clone())),
+        );
         let mut conn = self.writer();
-        if slot.taken.load(Ordering::SeqCst) {
+        // Queued under one lock: a commit takes all of them or none.
+        if slots.first().is_none_or(|s| s.taken.load(Ordering::SeqCst)) {
             drop(conn);
-            return slot.wait(); // in the commit of the worker before
+            return slots.iter().map(|s| s.wait()).collect(); // in the commit before
         }
         let batch = std::mem::take(&mut *lock(&self.verifying));
         for (_, _, queued) in &batch {
@@ -116,7 +137,7 @@ impl Ledger {
                 }
             }
         }
-        slot.wait()
+        slots.iter().map(|s| s.wait()).collect()
     }
 
     /// Syncs the ledger's log to disk now: a `verified` state read from the

@@ -40,12 +40,26 @@ pub struct Archiver {
     pub(super) ledger: Arc<Ledger>,
     pub(super) store: Arc<dyn Store>,
     /// Who the audit trail names for local deletes.
-    actor: Actor,
+    pub(super) actor: Actor,
     pub(super) metrics: Arc<Metrics>,
     /// Compressing is CPU work: at most one recording per core at once, so
     /// the other recordings in flight wait on the store meanwhile (the next
     /// one is compressed while this one uploads).
-    compress_slots: tokio::sync::Semaphore,
+    pub(super) compress_slots: tokio::sync::Semaphore,
+}
+
+/// Logs why `rec` was stored with another codec than asked, if it was.
+pub(super) fn log_fallback(rec: &Recording, encoded: &Encoded) {
+    let name = display_name(&rec.name);
+    match &encoded.fallback {
+        Some(why @ Fallback::RoundTrip(_)) => {
+            tracing::error!(recording = %name, codec = encoded.codec.as_str(), "{why}; the FLAC object was discarded");
+        }
+        Some(why) => {
+            tracing::debug!(recording = %name, codec = encoded.codec.as_str(), "{why}");
+        }
+        None => {}
+    }
 }
 
 /// A value as object metadata may carry it (HTTP header text).
@@ -165,17 +179,18 @@ impl Archiver {
             Ok(e) => e,
             Err(e) => return Ok((self.not_encoded(rec, e).await?, None)),
         };
-        let name = display_name(&rec.name);
-        match &encoded.fallback {
-            Some(why @ Fallback::RoundTrip(_)) => {
-                tracing::error!(recording = %name, codec = encoded.codec.as_str(), "{why}; the FLAC object was discarded");
-            }
-            Some(why) => {
-                tracing::debug!(recording = %name, codec = encoded.codec.as_str(), "{why}");
-            }
-            None => {}
-        }
+        log_fallback(rec, &encoded);
         Ok((self.record_compressed(rec, &encoded).await?, object))
+    }
+
+    /// The codec `rec` is compressed with: the one it was compressed with
+    /// before if its staging was lost (so the key and the object an
+    /// interrupted upload may have stored stay the same), else its campaign's.
+    pub(super) fn codec_of(&self, rec: &Recording) -> Codec {
+        match (&rec.object_key, rec.codec.as_deref().and_then(Codec::parse)) {
+            (Some(_), Some(before)) => before,
+            _ => self.config.compress.codec_for(rec.campaign.as_deref()),
+        }
     }
 
     /// Encodes `rec` into memory if it is small (`[spool] stage_in_memory`),
@@ -185,14 +200,8 @@ impl Archiver {
         rec: &Recording,
     ) -> Result<Result<(Encoded, Option<Vec<u8>>), EncodeError>, Error> {
         let dest = self.staging_path(rec.id);
-        let compress = &self.config.compress;
-        // Compressed before (staging lost): the same codec again, so the key
-        // and the object an interrupted upload may have stored stay the same.
-        let codec = match (&rec.object_key, rec.codec.as_deref().and_then(Codec::parse)) {
-            (Some(_), Some(before)) => before,
-            _ => compress.codec_for(rec.campaign.as_deref()),
-        };
-        let (path, identity, zstd) = (rec.path.clone(), rec.identity, compress.zstd);
+        let codec = self.codec_of(rec);
+        let (path, identity, zstd) = (rec.path.clone(), rec.identity, self.config.compress.zstd);
         let limit = self.config.spool.stage_in_memory;
         let in_memory = limit > 0 && identity.size <= limit;
         tokio::task::spawn_blocking(move || match in_memory {
@@ -240,19 +249,7 @@ impl Archiver {
         encoded: &Encoded,
     ) -> Result<Recording, Error> {
         let (id, used) = (rec.id, encoded.codec);
-        // A key rendered for another codec (the config changed since) names
-        // the wrong format: render it again.
-        let key = match &rec.object_key {
-            Some(k) if rec.codec.as_deref() == Some(used.as_str()) => k.clone(),
-            _ => self.render_key(rec, used, false),
-        };
-        let mut facts = CompressedFacts {
-            sha256: hex::encode(encoded.sha256),
-            object_key: key,
-            object_size: encoded.object_size,
-            object_sha256: hex::encode(encoded.object_sha256),
-            codec: used.as_str().to_string(),
-        };
+        let mut facts = self.compressed_facts(rec, encoded);
         let first = facts.clone();
         match self.record(id, move |l| l.compressed(id, &first)).await {
             // Another recording has that key (VICIdial names repeat): a unique one.
@@ -261,6 +258,24 @@ impl Archiver {
                 self.record(id, move |l| l.compressed(id, &facts)).await
             }
             other => other,
+        }
+    }
+
+    /// What compressing `rec` into `encoded` found, under its key (the
+    /// plain one; a key rendered for another codec, the config changed
+    /// since, names the wrong format and is rendered again).
+    pub(super) fn compressed_facts(&self, rec: &Recording, encoded: &Encoded) -> CompressedFacts {
+        let used = encoded.codec;
+        let key = match &rec.object_key {
+            Some(k) if rec.codec.as_deref() == Some(used.as_str()) => k.clone(),
+            _ => self.render_key(rec, used, false),
+        };
+        CompressedFacts {
+            sha256: hex::encode(encoded.sha256),
+            object_key: key,
+            object_size: encoded.object_size,
+            object_sha256: hex::encode(encoded.object_sha256),
+            codec: used.as_str().to_string(),
         }
     }
 
@@ -328,11 +343,6 @@ impl Archiver {
         rec: &Recording,
         reserved: Option<Reserved>,
     ) -> Result<Done, Error> {
-        let done = Done::Archived {
-            bytes: rec.identity.size,
-            object_bytes: rec.object_size.unwrap_or(0),
-        };
-        let name = display_name(&rec.name);
         let (record, actor, dirs) = (
             rec.clone(),
             self.actor.clone(),
@@ -344,27 +354,37 @@ impl Archiver {
             .ledger
             .call(move |l| local_removal(l, &record, reserved, &dirs, &actor))
             .await?;
-        let removed = match removal {
-            Removal::NotNow => return Ok(Done::Waiting(State::Verified)),
-            Removal::Held(cases) => {
-                tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
-                return Ok(done);
-            }
-            Removal::Failed(e) => return Err(Error::Local(e)),
-            Removal::Removed(removed) => removed,
-        };
-        let key = rec.object_key.as_deref().unwrap_or("");
-        if removed == "archived" {
-            tracing::info!(recording = %name, key = %key, bytes = rec.identity.size, object_bytes = rec.object_size.unwrap_or(0), "archived");
-        } else {
-            tracing::warn!(recording = %name, key = %key, "{removed}");
-        }
-        Ok(done)
+        removal_done(rec, removal)
     }
 }
 
+/// What removing verified `rec`'s local copy came to, logged.
+pub(super) fn removal_done(rec: &Recording, removal: Removal) -> Result<Done, Error> {
+    let done = Done::Archived {
+        bytes: rec.identity.size,
+        object_bytes: rec.object_size.unwrap_or(0),
+    };
+    let name = display_name(&rec.name);
+    let removed = match removal {
+        Removal::NotNow => return Ok(Done::Waiting(State::Verified)),
+        Removal::Held(cases) => {
+            tracing::info!(recording = %name, cases = %cases.join(","), "archived; local copy kept under legal hold");
+            return Ok(done);
+        }
+        Removal::Failed(e) => return Err(Error::Local(e)),
+        Removal::Removed(removed) => removed,
+    };
+    let key = rec.object_key.as_deref().unwrap_or("");
+    if removed == "archived" {
+        tracing::info!(recording = %name, key = %key, bytes = rec.identity.size, object_bytes = rec.object_size.unwrap_or(0), "archived");
+    } else {
+        tracing::warn!(recording = %name, key = %key, "{removed}");
+    }
+    Ok(done)
+}
+
 /// What became of a verified recording's local copy.
-enum Removal {
+pub(super) enum Removal {
     /// Not reservable now (not verified, or reserved for another deletion).
     NotNow,
     /// Kept: these cases hold it.
@@ -386,6 +406,52 @@ fn local_removal(
     dirs: &[PathBuf],
     actor: &Actor,
 ) -> Result<Removal, Error> {
+    let mut each = local_removals(ledger, vec![(rec.clone(), reserved)], dirs, actor);
+    each.pop()
+        .unwrap_or_else(|| Err(Error::Local("no removal outcome".to_string())))
+}
+
+/// `local_removal` of several verified recordings (a batch of small ones):
+/// each reserved (unless its `verified` commit did), removed, and every
+/// removal recorded in one commit. Each gets its own outcome, in order.
+pub(super) fn local_removals(
+    ledger: &Ledger,
+    recs: Vec<(Recording, Option<Reserved>)>,
+    dirs: &[PathBuf],
+    actor: &Actor,
+) -> Vec<Result<Removal, Error>> {
+    let mut out = Vec::with_capacity(recs.len());
+    let mut removed: Vec<(usize, Recording, &'static str)> = Vec::new();
+    for (i, (rec, reserved)) in recs.into_iter().enumerate() {
+        match remove_one(ledger, &rec, reserved, dirs) {
+            Ok(Removal::Removed(how)) => {
+                removed.push((i, rec, how));
+                out.push(Ok(Removal::Removed(how)));
+            }
+            other => out.push(other),
+        }
+    }
+    let recorded: Vec<(Recording, &str)> = removed
+        .iter()
+        .map(|(_, rec, how)| (rec.clone(), *how))
+        .collect();
+    let outcomes = ledger.local_copies_removed(&recorded, actor);
+    for ((i, _, _), outcome) in removed.iter().zip(outcomes) {
+        if let Err(e) = outcome {
+            out[*i] = Err(e.into());
+        }
+    }
+    out
+}
+
+/// Reserves (unless `reserved` says how the `verified` commit did) and
+/// removes `rec`'s local copy; the removal is not recorded yet.
+fn remove_one(
+    ledger: &Ledger,
+    rec: &Recording,
+    reserved: Option<Reserved>,
+    dirs: &[PathBuf],
+) -> Result<Removal, Error> {
     let reserved = match reserved {
         Some(reserved) => reserved,
         None => {
@@ -401,13 +467,11 @@ fn local_removal(
         Some(cases) if !cases.is_empty() => return Ok(Removal::Held(cases)),
         Some(_) => {}
     }
-    let removed = match spool::remove_archived_copy(dirs, &rec.path, rec.identity) {
-        Ok(removed) => removed,
+    match spool::remove_archived_copy(dirs, &rec.path, rec.identity) {
+        Ok(removed) => Ok(Removal::Removed(removed)),
         Err(e) => {
             ledger.release_reservations(&[rec.id])?;
-            return Ok(Removal::Failed(e));
+            Ok(Removal::Failed(e))
         }
-    };
-    ledger.local_copy_removed(rec, removed, actor)?;
-    Ok(Removal::Removed(removed))
+    }
 }

@@ -20,11 +20,13 @@
 pub mod archive;
 mod attribution;
 mod background;
+mod batch;
 mod erasure;
 pub mod intake;
 pub(crate) mod location;
 mod move_mix;
 mod outage;
+mod pass;
 pub mod pressure;
 pub mod progress;
 pub mod purges;

@@ -241,8 +241,9 @@ async fn run_once(
     loop {
         let outage = runner.outage.ongoing();
         while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
-            match runner.next_in_pass(&mut pass).await? {
-                Some(id) => runner.spawn(id),
+            let room = runner.config.daemon.workers - runner.busy.len();
+            match runner.next_task_in_pass(&mut pass, room).await? {
+                Some(task) => runner.spawn(task),
                 None => break,
             }
         }

@@ -37,6 +37,14 @@ pub(super) enum Upload {
     Recorded(Box<Recording>),
 }
 
+/// What checking the store's answer found, when it was no error.
+pub(super) enum Proven {
+    /// The object at this key is ours: it may be recorded `verified`.
+    Yes(String),
+    /// It is missing: recorded to be uploaded again; the recording as it now is.
+    Recorded(Box<Recording>),
+}
+
 /// What a verification step did.
 pub(super) struct Verified {
     /// The recording as it now is.
@@ -158,6 +166,23 @@ impl Archiver {
         upload: Option<String>,
         staged_in_file: bool,
     ) -> Result<Verified, Error> {
+        match self.prove(rec).await? {
+            Proven::Yes(key) => {
+                self.record_verified(rec, &key, upload, staged_in_file)
+                    .await
+            }
+            Proven::Recorded(rec) => Ok(Verified {
+                rec: *rec,
+                reserved: None,
+            }),
+        }
+    }
+
+    /// Checks the store's answer about `rec`'s object against the ledger
+    /// (reading the object back where that answer proves nothing). An
+    /// object missing is recorded to be uploaded again; a wrong one under a
+    /// fresh key, and is an error. Nothing is recorded when it is proven.
+    pub(super) async fn prove(&self, rec: &Recording) -> Result<Proven, Error> {
         let id = rec.id;
         let key = rec.object_key.clone().unwrap_or_default();
         let Some(info) = self.store.head(&key).await? else {
@@ -167,10 +192,7 @@ impl Archiver {
                     l.upload_again(id, None, "object missing on read-back")
                 })
                 .await?;
-            return Ok(Verified {
-                rec,
-                reserved: None,
-            });
+            return Ok(Proven::Recorded(Box::new(rec)));
         };
         let mut problem = match check_object(rec, &info) {
             // Our own metadata read back proves nothing about the bytes: a
@@ -194,8 +216,7 @@ impl Archiver {
             }
             return Err(Error::Verification(problem));
         }
-        self.record_verified(rec, &key, upload, staged_in_file)
-            .await
+        Ok(Proven::Yes(key))
     }
 
     /// Records `rec`'s object at `key` verified (with `upload`, its upload
@@ -223,16 +244,30 @@ impl Archiver {
         if staged_in_file {
             let _ = fs::remove_file(self.staging_path(id));
         }
-        if self.store_config.object_lock_legal_hold && self.held(id, &reserved).await? {
-            // The ledger's hold protects it either way.
-            if let Err(e) = self.store.set_legal_hold(key, true).await {
-                tracing::warn!(key = %key, "cannot set the object's legal hold (the ledger's hold still applies): {e}");
-            }
-        }
+        self.mirror_hold(id, key, &reserved).await?;
         Ok(Verified {
             rec: rec_now,
             reserved: Some(reserved),
         })
+    }
+
+    /// Sets the object's legal hold in the store (`object_lock_legal_hold`)
+    /// if a hold covers verified recording `id`: one placed before the
+    /// object existed is mirrored on it. The ledger's hold protects it
+    /// either way.
+    pub(super) async fn mirror_hold(
+        &self,
+        id: i64,
+        key: &str,
+        reserved: &Reserved,
+    ) -> Result<(), Error> {
+        if self.store_config.object_lock_legal_hold
+            && self.held(id, reserved).await?
+            && let Err(e) = self.store.set_legal_hold(key, true).await
+        {
+            tracing::warn!(key = %key, "cannot set the object's legal hold (the ledger's hold still applies): {e}");
+        }
+        Ok(())
     }
 
     /// True if a hold covers recording `id`: the reservation made in its
