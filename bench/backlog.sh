@@ -37,7 +37,9 @@
 # The generated spool is cached in .work/bench/backlog/src-N-BYTES, the calls
 # in .work/bench/backlog/calls-CALLS and the big ledger in
 # .work/bench/backlog/ledger-ROWS; every site is a copy made of hard links.
-# Other builds load a shared machine: the table ends with `uptime`.
+# Other builds load a shared machine: the table ends with `uptime`. The last
+# run's sites are removed when a run ends; a run begun within minutes of that
+# is slowed by it (ext4's recently_deleted, below).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,20 +73,29 @@ if [[ ! -f $src/.complete ]]; then
     touch "$src/.complete"
 fi
 
-# The last run's sites go first, and the archive waits until they have been
-# gone a minute: ext4 without a journal (this machine's) checks every inode
-# freed in the last 60 s (recently_deleted) for each file it creates. Right
-# after 40 k files were removed a create took 480 us of kernel time, not 25,
-# and a 20 k archive spent 20 % of its CPU there (perf): the bench's own
-# clean-up, not recvault's work.
-rm -rf "$work/waiting" "$work/archive"
-sync
-cleared=$SECONDS
+# The last run's sites are moved aside now and removed when this run ends,
+# after every measurement: ext4 without a journal (this machine's) checks
+# inodes freed recently (recently_deleted) for each file it creates. Right
+# after 40 k files were removed a create took 480 us of kernel time, not 25;
+# a 100 k archive begun 65 s after the last run's 200 k objects were removed
+# took 87 s and 1.26 ms per recording, against 62 s and 0.83 ms with nothing
+# removed (perf, 2026-12-07): the bench's own clean-up, not recvault's work.
+trash=$work/trash
+mkdir -p "$trash"
+aside() { # path: moved into the trash, removed when the run ends
+    if [[ -e $1 ]]; then mv "$1" "$trash/$(basename "$1")-$RANDOM$RANDOM"; fi
+}
+aside "$work/waiting"
+aside "$work/archive"
+aside "$work/store-floor"
 
 site() { # name upload_after: a fresh site whose spool is hard links to the backlog
     local d=$work/$1
-    rm -rf "$d" && mkdir -p "$d/store"
+    aside "$d" && mkdir -p "$d/store"
     cp -al "$src/spool" "$d/spool"
+    # The links' writeback (a link count on every inode) is done before a
+    # measurement, not during it: unsynced, a 100 k archive took 87-90 s.
+    sync
     cat >"$d/recvault.toml" <<TOML
 [spool]
 dirs = ["$d/spool"]
@@ -154,10 +165,7 @@ if ((archive)); then
     if [[ ${STRACE:-0} == 1 ]]; then
         strace -c -f -o "$work/strace-archive.txt" "$recvault" --config "$cfg" run --once >/dev/null 2>&1 || true
         site archive 0s
-        sync
-        cleared=$SECONDS
     fi
-    sleep $((cleared + 65 > SECONDS ? cleared + 65 - SECONDS : 0))
     timed archive "$recvault" --config "$cfg" run --once
     archive_wall=$wall archive_cpu=$cpu archive_rss=$rss
     left=$(find "$work/archive/spool" -maxdepth 1 -type f | wc -l)
@@ -168,7 +176,7 @@ if ((archive)); then
     object_bytes=$(du -sb --exclude=.recvault-meta "$work/archive/store" | cut -f1)
     codec_cpu=$(find "$src/spool" -type f -print0 | xargs -0 "$target/release/examples/codec" flac 3 0 |
         awk '{ c += $4 } END { printf "%.2f", c }')
-    rm -rf "$work/store-floor"
+    aside "$work/store-floor"
     store_cpu=$("$target/release/examples/store_floor" "$work/store-floor" "$n" $((object_bytes / n)) 16 | cut -d' ' -f2)
 fi
 
@@ -387,3 +395,5 @@ if [[ -f $work/strace-archive.txt ]]; then
     head -25 "$work/strace-archive.txt" | tee -a "$out"
 fi
 echo "saved: $out" >&2
+echo "removing the last run's sites (moved aside at the start) ..." >&2
+rm -rf "$trash"
