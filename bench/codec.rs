@@ -5,7 +5,11 @@
 //!
 //!   codec flac|zstd|none LEVEL LONG(0|1) FILE...
 //!
-//! Used by bench/archive.sh for the codec table.
+//! Used by bench/archive.sh for the codec table, and by bench/backlog.sh for
+//! the floor under the archive.
+
+#[path = "cpu.rs"]
+mod cpu;
 
 use std::path::Path;
 
@@ -23,7 +27,7 @@ fn main() {
     let dest = scratch.join("object");
     let (mut files, mut input, mut output) = (0u64, 0u64, 0u64);
     let mut used = [0u64; 3];
-    let started = cpu_seconds();
+    let started = cpu::cpu_seconds();
     for path in &args[3..] {
         let path = Path::new(path);
         let meta = std::fs::metadata(path).expect("stat");
@@ -34,7 +38,7 @@ fn main() {
         output += encoded.object_size;
         used[encoded.codec as usize] += 1;
     }
-    let cpu = cpu_seconds() - started;
+    let cpu = cpu::cpu_seconds() - started;
     let _ = std::fs::remove_dir_all(&scratch);
     println!(
         "{files} {input} {output} {cpu:.3} flac={} zstd={} none={}",
@@ -48,16 +52,4 @@ fn tempfile_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("recvault-codec-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
-}
-
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -8,6 +8,9 @@
 //! bench/backlog.sh subtracts this and the codec's CPU from the archive's to
 //! show what recvault spends per recording beyond codec and store.
 
+#[path = "cpu.rs"]
+mod cpu;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ async fn main() {
     let size: usize = args.get(2).and_then(|v| v.parse().ok()).expect(usage);
     let workers: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(16);
     let store = Arc::new(LocalStore::new(dir));
-    let started = cpu_seconds();
+    let started = cpu::cpu_seconds();
     futures_util::stream::iter(0..n)
         .map(|i| {
             let store = store.clone();
@@ -34,7 +37,7 @@ async fn main() {
         .buffer_unordered(workers)
         .collect::<Vec<()>>()
         .await;
-    println!("{n} {:.3}", cpu_seconds() - started);
+    println!("{n} {:.3}", cpu::cpu_seconds() - started);
 }
 
 /// Puts object `i` as the archive would (its key under a day's folder, the
@@ -74,16 +77,4 @@ async fn put_and_head(store: &LocalStore, i: usize, size: usize) {
     store.put(&request).await.expect("put");
     let info = store.head(&key).await.expect("head").expect("stored");
     assert_eq!(info.size, size as u64);
-}
-
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -12,6 +12,7 @@
 //! store that answers otherwise, a failed step) leaves that recording to
 //! the one-recording steps, which resume from whatever was recorded.
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
@@ -167,23 +168,16 @@ impl Archiver {
         outcomes: &mut Outcomes,
         alone: &mut Vec<i64>,
     ) -> Vec<(InFlight, String)> {
-        let uploads = futures_util::stream::iter(flights)
-            .map(|flight| async move {
-                let upload = self.upload(&flight.rec, Some(&flight.object)).await;
-                (flight, upload)
-            })
-            .buffer_unordered(self.config.daemon.workers)
-            .collect::<Vec<_>>()
-            .await;
-        let mut stored = Vec::new();
-        for (flight, upload) in uploads {
-            match upload {
-                Ok(Upload::Stored(checksum)) => stored.push((flight, checksum)),
-                Ok(Upload::Recorded(_)) => alone.push(flight.rec.id),
-                Err(e) => outcomes.push((flight.rec.id, Err(e))),
-            }
-        }
-        stored
+        let upload = |flight: InFlight| async move {
+            let id = flight.rec.id;
+            let upload = self.upload(&flight.rec, Some(&flight.object)).await;
+            let next = upload.map(|u| match u {
+                Upload::Stored(checksum) => Some((flight, checksum)),
+                Upload::Recorded(_) => None,
+            });
+            (id, next)
+        };
+        self.side_by_side(flights, upload, outcomes, alone).await
     }
 
     /// Checks the store's answer about each stored object, `workers` at a
@@ -194,24 +188,46 @@ impl Archiver {
         outcomes: &mut Outcomes,
         alone: &mut Vec<i64>,
     ) -> Vec<(InFlight, String)> {
-        let proofs = futures_util::stream::iter(stored)
-            .map(|(mut flight, checksum)| async move {
-                flight.rec.store_checksum = Some(checksum.clone());
-                let proof = self.prove(&flight.rec).await;
-                (flight, checksum, proof)
-            })
+        let prove = |(mut flight, checksum): (InFlight, String)| async move {
+            flight.rec.store_checksum = Some(checksum.clone());
+            let id = flight.rec.id;
+            let next = self.prove(&flight.rec).await.map(|p| match p {
+                Proven::Yes(_) => Some((flight, checksum)),
+                Proven::Recorded(_) => None,
+            });
+            (id, next)
+        };
+        self.side_by_side(stored, prove, outcomes, alone).await
+    }
+
+    /// Runs `step` on each of `items`, `workers` at a time, and sorts what
+    /// each recording's step came to: `Some` goes on to the next step,
+    /// `None` (it recorded something else) to `alone`, an error is its
+    /// outcome.
+    async fn side_by_side<T, N, F>(
+        &self,
+        items: Vec<T>,
+        step: impl Fn(T) -> F,
+        outcomes: &mut Outcomes,
+        alone: &mut Vec<i64>,
+    ) -> Vec<N>
+    where
+        F: Future<Output = (i64, Result<Option<N>, Error>)>,
+    {
+        let ended = futures_util::stream::iter(items)
+            .map(step)
             .buffer_unordered(self.config.daemon.workers)
             .collect::<Vec<_>>()
             .await;
-        let mut proven = Vec::new();
-        for (flight, checksum, proof) in proofs {
-            match proof {
-                Ok(Proven::Yes(_)) => proven.push((flight, checksum)),
-                Ok(Proven::Recorded(_)) => alone.push(flight.rec.id),
-                Err(e) => outcomes.push((flight.rec.id, Err(e))),
+        let mut next = Vec::new();
+        for (id, result) in ended {
+            match result {
+                Ok(Some(n)) => next.push(n),
+                Ok(None) => alone.push(id),
+                Err(e) => outcomes.push((id, Err(e))),
             }
         }
-        proven
+        next
     }
 
     /// Records every proven upload `verified`, its local delete reserved,
