@@ -21,8 +21,8 @@ use super::archive::{Archiver, Done, local_removals, log_fallback, removal_done}
 use super::upload::{Proven, Upload};
 use crate::codec;
 use crate::error::Error;
-use crate::ledger::CompressedFacts;
 use crate::ledger::verify::{Reserved, Verification};
+use crate::ledger::{CompressedFacts, Ledger};
 use crate::metrics;
 use crate::recording::{Recording, State};
 use crate::spool;
@@ -113,12 +113,7 @@ impl Archiver {
     ) -> Vec<InFlight> {
         let ids: Vec<i64> = done.iter().map(|f| f.rec.id).collect();
         let recorded = self
-            .ledger
-            .call(move |l| {
-                let each = l.compressed_many(facts);
-                let now = l.recordings(&ids)?;
-                Ok::<_, Error>((each, now))
-            })
+            .commit_then_read(ids, move |l| l.compressed_many(facts))
             .await;
         let (each, now) = match recorded {
             Ok(r) => r,
@@ -250,12 +245,7 @@ impl Archiver {
             })
             .collect();
         let recorded = self
-            .ledger
-            .call(move |l| {
-                let each = l.verified_many(items);
-                let now = l.recordings(&ids)?;
-                Ok::<_, Error>((each, now))
-            })
+            .commit_then_read(ids, move |l| l.verified_many(items))
             .await;
         let (each, now) = match recorded {
             Ok(r) => r,
@@ -290,6 +280,21 @@ impl Archiver {
             }
         }
         verified
+    }
+
+    /// Runs a batched `commit` and reads recordings `ids` back as they now
+    /// are, in one trip to the ledger: each one's outcome, and each one.
+    async fn commit_then_read<T: Send + 'static>(
+        &self,
+        ids: Vec<i64>,
+        commit: impl FnOnce(&Ledger) -> Vec<T> + Send + 'static,
+    ) -> Result<(Vec<T>, Vec<Option<Recording>>), Error> {
+        self.ledger
+            .call(move |l| {
+                let each = commit(l);
+                Ok::<_, Error>((each, l.recordings(&ids)?))
+            })
+            .await
     }
 
     /// Removes the verified recordings' local copies (their deletes were
