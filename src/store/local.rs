@@ -1,6 +1,6 @@
 //! A store in a local directory (a NAS mount, or the demo's default).
-//! Objects are written to a temp name, checked against the caller's SHA-256,
-//! then hard-linked into place so an existing object is never overwritten.
+//! Objects are staged (`staged.rs`), checked against the caller's SHA-256,
+//! then linked into place so an existing object is never overwritten.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key, temp_name};
+use super::sidecar::{META_DIR, Sidecar, check_key, is_temp_name, sidecar_key};
+use super::staged::StagedFile;
 use super::{
     Body, ListedObject, ObjectInfo, ObjectReader, PutOutcome, PutRequest, Store, StoreError,
     Versioning, single_part_checksum,
@@ -70,26 +71,22 @@ fn unavailable(context: &str, path: &Path, e: io::Error) -> StoreError {
     }
 }
 
-/// Creates `path` (as `File::create`), its folders made only if missing.
-fn create(path: &Path) -> io::Result<File> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    digest::open_making_folders(&options, path)
-}
-
-/// Copies `source` into a new file `tmp`, synced: the SHA-256 and size of
-/// the bytes written.
-fn copy_synced(source: &Source, tmp: &Path) -> Result<([u8; 32], u64), StoreError> {
+/// Copies `source` into the staged file `out` (for `target`), synced: the
+/// SHA-256 and size of the bytes written.
+fn copy_synced(
+    source: &Source,
+    out: &mut StagedFile,
+    target: &Path,
+) -> Result<([u8; 32], u64), StoreError> {
     let body = source.body();
     let mut input = body
         .reader()
         .map_err(|e| StoreError::Local(format!("cannot open {body}: {e}")))?;
-    let out = create(tmp).map_err(|e| unavailable("cannot create", tmp, e))?;
-    let mut writer = HashingWriter::new(out);
-    io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", tmp, e))?;
+    let mut writer = HashingWriter::new(out.file());
+    io::copy(&mut input, &mut writer).map_err(|e| unavailable("cannot write", target, e))?;
     let (out, written_sha, size) = writer.finish();
     out.sync_all()
-        .map_err(|e| unavailable("cannot sync", tmp, e))?;
+        .map_err(|e| unavailable("cannot sync", target, e))?;
     Ok((written_sha, size))
 }
 
@@ -119,27 +116,17 @@ impl LocalStore {
         if let Some(info) = self.head_blocking(key)? {
             return Ok(PutOutcome::Exists(info));
         }
-        let parent = target.parent().unwrap_or(&self.root).to_path_buf();
-        let tmp = parent.join(temp_name(
-            target
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("object"),
-        ));
         let sent = Sent {
             source,
             sha256,
             metadata,
             content_type,
         };
-        let result = self.write_new(&tmp, &target, key, sent);
-        let _ = fs::remove_file(&tmp);
-        result
+        self.write_new(&target, key, sent)
     }
 
     fn write_new(
         &self,
-        tmp: &Path,
         target: &Path,
         key: &str,
         sent: Sent<'_>,
@@ -150,7 +137,9 @@ impl LocalStore {
             metadata,
             content_type,
         } = sent;
-        let (written_sha, size) = copy_synced(source, tmp)?;
+        let mut staged =
+            StagedFile::create(target).map_err(|e| unavailable("cannot create", target, e))?;
+        let (written_sha, size) = copy_synced(source, &mut staged, target)?;
         if written_sha != sha256 {
             // Like S3's BadDigest: the bytes are not the bytes the caller hashed.
             return Err(StoreError::Permanent(format!(
@@ -170,7 +159,7 @@ impl LocalStore {
             },
         )?;
         // link() fails if the target exists: never overwrite.
-        match fs::hard_link(tmp, target) {
+        match staged.link(target) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return match self.head_blocking(key)? {
@@ -187,16 +176,23 @@ impl LocalStore {
         Ok(PutOutcome::Created { checksum })
     }
 
-    /// Writes `key`'s sidecar (to a temp name, synced, renamed into place).
+    /// Writes `key`'s sidecar (staged, synced, then linked into place).
+    /// Called only for a key with no object, so a sidecar found there was
+    /// left by a put that never linked its object, and is replaced.
     fn write_sidecar(&self, key: &str, sidecar: &Sidecar) -> Result<(), StoreError> {
         let side = self.sidecar_path(key);
-        let side_tmp = side.with_extension(format!("toml.tmp-{}", fastrand::u64(..)));
         let text = sidecar.to_text()?;
         let write_side = || -> io::Result<()> {
-            let mut f = create(&side_tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&side_tmp, &side)
+            let mut staged = StagedFile::create(&side)?;
+            staged.file().write_all(text.as_bytes())?;
+            staged.file().sync_all()?;
+            match staged.link(&side) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    fs::remove_file(&side)?;
+                    staged.link(&side)
+                }
+                other => other,
+            }
         };
         write_side().map_err(|e| unavailable("cannot write", &side, e))
     }
@@ -471,5 +467,33 @@ mod tests {
             "{again:?}"
         );
         assert_eq!(fs::read(dir.path().join("store/h/a.flac")).unwrap(), bytes);
+    }
+
+    /// A sidecar left by a put that never linked its object (a crash
+    /// between the two) is replaced by the next put of that key.
+    #[test]
+    fn a_put_replaces_the_sidecar_an_unfinished_put_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("store"));
+        let side = store.sidecar_path("h/a.flac");
+        fs::create_dir_all(side.parent().unwrap()).unwrap();
+        fs::write(&side, "size = 5\nchecksum = \"stale\"\n[metadata]\n").unwrap();
+        let bytes = b"fLaC again".to_vec();
+        let sha = digest::sha256(&bytes);
+        let source = Source::Bytes(bytes.clone());
+        let put = store.put_blocking(
+            "h/a.flac",
+            &source,
+            sha,
+            BTreeMap::new(),
+            "audio/flac".into(),
+        );
+        assert!(matches!(put, Ok(PutOutcome::Created { .. })), "{put:?}");
+        let info = store.head_blocking("h/a.flac").unwrap().unwrap();
+        assert_eq!(
+            (info.size, info.checksum),
+            (10, Some(single_part_checksum(&sha)))
+        );
+        assert_eq!(temp_files(dir.path()), Vec::<PathBuf>::new());
     }
 }

@@ -24,6 +24,7 @@ pub mod probe;
 mod s3;
 pub mod sftp;
 mod sidecar;
+mod staged;
 mod text;
 pub mod throttle;
 

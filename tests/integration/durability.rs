@@ -118,6 +118,9 @@ fn the_ledger_log_is_synced_before_a_local_copy_is_removed() {
     );
 }
 
+/// Where a local store keeps its sidecars (linked into place before their object).
+const META: &str = "/.recvault-meta/";
+
 /// Issue 18: a local store's object bytes are on disk before its key names
 /// them (a crash never leaves a key over unwritten bytes), and its key is on
 /// disk before the local copy goes. Synced by an fsync of the file and of
@@ -130,30 +133,36 @@ fn a_local_store_object_is_on_disk_before_its_key_and_its_key_before_the_removal
     let stem = name.trim_end_matches(".wav");
     let link = calls[..removal]
         .iter()
-        .position(|c| c.name == "linkat" && c.text.contains(stem))
+        .position(|c| c.name == "linkat" && c.text.contains(stem) && !c.text.contains(META))
         .expect("the object was linked under its key before the removal");
-    // The temp file the object was written to: the link's source,
-    // `linkat(AT_FDCWD, "/…/.name….tmp-…", AT_FDCWD, "/…/name…", 0)`.
-    let temp = calls[link]
-        .text
-        .split('"')
-        .nth(1)
-        .expect("linkat names its source")
-        .to_string();
+    // The link's source: the file the object was written to, unnamed
+    // (`linkat(AT_FDCWD, "/proc/self/fd/12", AT_FDCWD, "/…/name…", …)`, its
+    // calls `write(12<…>, …)`) or under a temp name (`"/…/.name….tmp-…"`,
+    // its calls `write(12</…/.name….tmp-…>, …)`).
+    let quoted: Vec<&str> = calls[link].text.split('"').collect();
+    let (source, target) = (quoted[1], quoted[3]);
+    let file = match source.strip_prefix("/proc/self/fd/") {
+        Some(fd) => format!("({fd}<"),
+        None => format!("{source}>"),
+    };
     let written = calls[..link]
         .iter()
-        .rposition(|c| c.name == "write" && c.text.contains(&format!("{temp}>")))
+        .rposition(|c| c.name == "write" && c.text.contains(&file))
         .expect("the object's bytes were written before the link");
-    let sync_of = |c: &Call, path: &str| {
-        c.name == "syncfs" || (c.name == "fsync" && c.text.contains(&format!("{path}>")))
-    };
+    let synced =
+        |c: &Call, token: &str| c.name == "syncfs" || (c.name == "fsync" && c.text.contains(token));
     assert!(
-        calls[written..link].iter().any(|c| sync_of(c, &temp)),
+        calls[written..link].iter().any(|c| synced(c, &file)),
         "the object was linked under its key before its bytes were synced"
     );
-    let dir = temp.rsplit_once('/').map_or("", |(dir, _)| dir).to_string();
+    let dir = target
+        .rsplit_once('/')
+        .map_or("", |(dir, _)| dir)
+        .to_string();
     assert!(
-        calls[link..removal].iter().any(|c| sync_of(c, &dir)),
+        calls[link..removal]
+            .iter()
+            .any(|c| synced(c, &format!("{dir}>"))),
         "the local copy was removed before the object's key was synced"
     );
 }
