@@ -9,7 +9,9 @@
 //! - `run`: the daemon's loop and `--once`; `runner`: the steps of that loop —
 //!   intake, dispatching, backing off (`outage`), sweeping; `watch`: inotify;
 //!   `background`: ledger backups and scrubs on their schedules; `workers`:
-//!   the archive tasks in flight, each handing its recording back however it ends;
+//!   the archive tasks in flight, each handing its recording back however it
+//!   ends; `capacity`: how many may be in flight and how recordings are cut
+//!   into them;
 //! - `services`: what runs beside the loop — `attribution` from VICIdial's
 //!   database, listen links written into it (`location`), VICIdial's GDPR
 //!   purge queue carried out (`purges`), VICIdial's recording legs mixed
@@ -21,6 +23,7 @@ pub mod archive;
 mod attribution;
 mod background;
 mod batch;
+mod capacity;
 mod erasure;
 pub mod intake;
 pub(crate) mod location;

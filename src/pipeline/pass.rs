@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::runner::{Runner, batch_size};
+use super::runner::Runner;
 use crate::error::Error;
 use crate::ledger::{Due, QueueOrder};
 use crate::recording::Recording;
@@ -97,19 +97,13 @@ impl Runner {
             return Ok(None);
         };
         let mut task = vec![first];
-        let most = room.min(batch_size(self.config.daemon.workers));
-        while task.len() < most
-            && self.batchable(&task[0])
-            && pass.window.front().is_some_and(|r| self.batchable(r))
+        while pass
+            .window
+            .front()
+            .is_some_and(|r| self.joins(&task, r, room))
         {
             task.extend(pass.window.pop_front());
         }
         Ok(Some(task))
-    }
-
-    /// True if `rec` may be archived in a batch now (never while the store
-    /// is out: one recording at a time probes it).
-    pub(super) fn batchable(&self, rec: &Recording) -> bool {
-        !self.outage.ongoing() && self.archiver.as_ref().is_some_and(|a| a.batchable(rec))
     }
 }

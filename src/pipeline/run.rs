@@ -240,8 +240,8 @@ async fn run_once(
     let mut stopping = false;
     loop {
         let outage = runner.outage.ongoing();
-        while !stopping && !outage && runner.busy.len() < runner.config.daemon.workers {
-            let room = runner.config.daemon.workers - runner.busy.len();
+        while !stopping && !outage && runner.room() > 0 {
+            let room = runner.room();
             match runner.next_task_in_pass(&mut pass, room).await? {
                 Some(task) => runner.spawn(task),
                 None => break,

@@ -37,14 +37,6 @@ use crate::units::{human_bytes, nanos, now_secs};
 /// how it ended without them (a panic, an abort at shutdown).
 pub(super) type TaskResult = (Vec<i64>, Result<Outcomes, tokio::task::JoinError>);
 
-/// The most small recordings archived together in one task (`batch.rs`):
-/// half the workers, so two batches are in flight (one compressing while
-/// the other waits on the store and the ledger), at most 32. On a 2 KB
-/// backlog, 8 at a time cut the CPU per recording by 40 % (bench/backlog.sh).
-pub(super) fn batch_size(workers: usize) -> usize {
-    (workers / 2).clamp(1, 32)
-}
-
 pub(super) struct Runner {
     pub(super) config: Arc<Config>,
     pub(super) ledger: Arc<Ledger>,
@@ -275,24 +267,6 @@ impl Runner {
         }
     }
 
-    /// Splits due `recs` into tasks (`next_task_in_pass` for a page) and starts them.
-    fn spawn_due(&mut self, recs: Vec<Recording>) {
-        let most = batch_size(self.config.daemon.workers);
-        let mut task: Vec<Recording> = Vec::new();
-        for rec in recs {
-            let joins = task.len() < most
-                && task.first().is_some_and(|first| self.batchable(first))
-                && self.batchable(&rec);
-            if !joins && !task.is_empty() {
-                self.spawn(std::mem::take(&mut task));
-            }
-            task.push(rec);
-        }
-        if !task.is_empty() {
-            self.spawn(task);
-        }
-    }
-
     pub(super) async fn finish(&mut self, (ids, ended): TaskResult) {
         for id in &ids {
             self.busy.remove(id);
@@ -385,13 +359,12 @@ impl Runner {
         if self.archiver.is_none() || self.outage.paused() {
             return Ok(());
         }
-        let limit = self.outage.max_in_flight(self.config.daemon.workers);
-        if self.busy.len() >= limit {
+        let room = self.room();
+        if room == 0 {
             return Ok(());
         }
-        let free = limit - self.busy.len();
-        let due = self.due(free + self.busy.len()).await?;
-        self.spawn_due(due.into_iter().take(free).collect());
+        let due = self.due(room + self.busy.len()).await?;
+        self.spawn_due(due.into_iter().take(room).collect());
         Ok(())
     }
 
