@@ -58,16 +58,21 @@ async fn a_hold_placed_on_one_box_protects_every_boxs_recordings_through_their_s
     let a_root = c.node("A").site.root.display().to_string();
     let config = std::fs::read_to_string(&c.node("A").site.config).unwrap();
     let twin_config = twin.root.join("recvault.toml");
+    assert!(config.contains("host_timeout = \"5s\""), "{config}");
+    // The twin judges A alive by its own host_timeout: a long one, so a
+    // machine stalled past the fleet's 5 s (a loaded CI box) cannot make
+    // A look gone and let the twin join (it would then run for ever).
     std::fs::write(
         &twin_config,
-        config.replace(&a_root, &twin.root.display().to_string()),
+        config
+            .replace(&a_root, &twin.root.display().to_string())
+            .replace("host_timeout = \"5s\"", "host_timeout = \"10m\""),
     )
     .unwrap();
     for file in ["s3-key.toml", "fleet.dsn"] {
         std::fs::copy(c.node("A").site.root.join(file), twin.root.join(file)).unwrap();
     }
-    // Refused at once; were it to join (A's heartbeat older than the 5 s
-    // host_timeout, on a machine stalled that long), it would run for ever.
+    // Refused at once.
     let run = output_within(
         std::process::Command::new(recvault_bin()).args([
             "--config",
