@@ -78,12 +78,7 @@ impl Runner {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-    use std::path::PathBuf;
     use std::sync::Arc;
-    use std::time::Instant;
-
-    use tokio::sync::Notify;
 
     use super::*;
     use crate::config::Config;
@@ -91,10 +86,6 @@ mod tests {
     use crate::ledger::audit::Actor;
     use crate::metrics::Metrics;
     use crate::pipeline::archive::Archiver;
-    use crate::pipeline::outage::Outage;
-    use crate::pipeline::progress::Progress;
-    use crate::pipeline::run::RunSummary;
-    use crate::pipeline::workers::Workers;
     use crate::recording::{FileIdentity, State};
     use crate::store::{LocalStore, Store};
 
@@ -121,63 +112,29 @@ mod tests {
             store,
             metrics.clone(),
         );
-        Runner {
+        let archiver = Some(Arc::new(archiver));
+        Runner::new(
             config,
             ledger,
-            archiver: Some(Arc::new(archiver)),
-            store_name: "local".into(),
-            tasks: Workers::new(),
-            busy: HashSet::new(),
-            outage: Outage::default(),
-            summary: RunSummary::default(),
-            unreadable_logged: HashSet::new(),
-            under_pressure: false,
-            window_closed: false,
-            next_sweep: Instant::now(),
-            next_erasure: Instant::now(),
-            actor: Actor::current(),
+            (archiver, "local".into()),
+            Actor::current(),
             metrics,
-            new_recordings: Arc::new(Notify::new()),
-            gate: None,
-            progress: Arc::new(Progress::default()),
-        }
+            None,
+        )
     }
 
     fn settled(id: i64, size: u64, attempts: u32) -> Recording {
         let name = format!("20260301-1015{id:02}_555000000{id}-all.wav");
+        let example = Recording::example(id, &name);
         Recording {
-            id,
-            path: PathBuf::from(format!("/spool/{name}")),
-            name: name.into_bytes(),
             identity: FileIdentity {
-                dev: 1,
                 ino: id as u64,
                 size,
-                mtime_ns: 1_700_000_000_000_000_000,
+                ..example.identity
             },
             state: State::Settled,
-            resume_state: None,
-            sha256: None,
-            object_key: None,
-            object_size: None,
-            object_sha256: None,
-            store_checksum: None,
-            codec: None,
             attempts,
-            last_error: None,
-            retry_at: None,
-            first_seen: 0,
-            updated_at: 0,
-            campaign: None,
-            call_time: None,
-            phone: None,
-            agent: None,
-            lead_id: None,
-            deleted_at: None,
-            deleted_by: None,
-            call_length: None,
-            vicidial_recording_id: None,
-            erasure: None,
+            ..example
         }
     }
 

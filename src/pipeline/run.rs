@@ -10,16 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::archive::Archiver;
-use super::outage::Outage;
-use super::progress::{Progress, ProgressLine};
+use super::progress::ProgressLine;
 use super::runner::Runner;
 use super::services::Services;
 use super::watch::{Seen, SpoolWatch};
-use super::workers::Workers;
 use super::{background, staging, systemd};
 use crate::config::Config;
 use crate::error::Error;
@@ -113,26 +111,14 @@ pub async fn run_locked(
     let (archiver, store_name) = build_archiver(&config, &ledger, &metrics).await?;
     let actor = Actor::current();
     recover_interrupted(&ledger, &config, &actor, archiver.is_some()).await?;
-    let mut runner = Runner {
-        config: config.clone(),
+    let mut runner = Runner::new(
+        config.clone(),
         ledger,
-        archiver,
-        store_name,
-        tasks: Workers::new(),
-        busy: HashSet::new(),
-        outage: Outage::default(),
-        summary: RunSummary::default(),
-        unreadable_logged: HashSet::new(),
-        under_pressure: false,
-        window_closed: false,
-        next_sweep: Instant::now(),
-        next_erasure: Instant::now(),
+        (archiver, store_name),
         actor,
         metrics,
-        new_recordings: Arc::new(Notify::new()),
         gate,
-        progress: Arc::new(Progress::default()),
-    };
+    );
     let (mut chores, services) = start_background(&config, options, &runner, mount).await?;
     // Beside the work, not before it (see `reserve_ids`).
     let reservation = start_reserving_ids(&runner, !options.once);

@@ -68,6 +68,38 @@ pub(super) struct Runner {
 }
 
 impl Runner {
+    /// A runner with nothing in flight, `archiver` archiving into the store
+    /// named `store_name` (none: the daemon only waits).
+    pub(super) fn new(
+        config: Arc<Config>,
+        ledger: Arc<Ledger>,
+        (archiver, store_name): (Option<Arc<Archiver>>, String),
+        actor: Actor,
+        metrics: Arc<Metrics>,
+        gate: Option<Arc<dyn DeletionGate>>,
+    ) -> Runner {
+        Runner {
+            config,
+            ledger,
+            archiver,
+            store_name,
+            tasks: Workers::new(),
+            busy: HashSet::new(),
+            outage: Outage::default(),
+            summary: RunSummary::default(),
+            unreadable_logged: HashSet::new(),
+            under_pressure: false,
+            window_closed: false,
+            next_sweep: Instant::now(),
+            next_erasure: Instant::now(),
+            actor,
+            metrics,
+            new_recordings: Arc::new(Notify::new()),
+            gate,
+            progress: Arc::new(Progress::default()),
+        }
+    }
+
     /// Lists every spool directory and brings the ledger up to date, a
     /// batch at a time (nothing held but a batch, whatever the spool's size).
     pub(super) async fn full_intake(&mut self) -> Result<(), Error> {

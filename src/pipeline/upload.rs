@@ -364,50 +364,24 @@ fn is_digest_rejection(message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::recording::{FileIdentity, State};
+    use crate::recording::State;
     use crate::store::single_part_checksum;
+    use std::collections::BTreeMap;
 
     const SHA: [u8; 32] = [7; 32];
 
     /// An uploaded recording whose object is 100 bytes hashing to `SHA`.
     fn uploaded() -> Recording {
         Recording {
-            id: 1,
-            path: PathBuf::from("/spool/a.wav"),
-            name: b"a.wav".to_vec(),
-            identity: FileIdentity {
-                dev: 1,
-                ino: 2,
-                size: 300,
-                mtime_ns: 0,
-            },
             state: State::Uploaded,
-            resume_state: None,
             sha256: Some(hex::encode([9; 32])),
             object_key: Some("k".into()),
             object_size: Some(100),
             object_sha256: Some(hex::encode(SHA)),
             store_checksum: Some(single_part_checksum(&SHA)),
             codec: Some("zstd".into()),
-            attempts: 0,
-            last_error: None,
-            retry_at: None,
-            first_seen: 0,
-            updated_at: 0,
-            campaign: None,
-            call_time: None,
-            phone: None,
-            agent: None,
-            lead_id: None,
-            deleted_at: None,
-            deleted_by: None,
-            call_length: None,
-            vicidial_recording_id: None,
-            erasure: None,
+            ..Recording::example(1, "a.wav")
         }
     }
 

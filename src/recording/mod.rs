@@ -259,3 +259,45 @@ impl Recording {
             .unwrap_or_else(|| self.identity.mtime_ns.div_euclid(1_000_000_000))
     }
 }
+
+#[cfg(test)]
+impl Recording {
+    /// A recording for unit tests: `name` in `/spool`, 300 bytes, just seen,
+    /// nothing else known. Tests set what they need with `..`.
+    pub fn example(id: i64, name: &str) -> Recording {
+        Recording {
+            id,
+            path: std::path::PathBuf::from(format!("/spool/{name}")),
+            name: name.as_bytes().to_vec(),
+            identity: FileIdentity {
+                dev: 1,
+                ino: 2,
+                size: 300,
+                mtime_ns: 0,
+            },
+            state: State::Seen,
+            resume_state: None,
+            sha256: None,
+            object_key: None,
+            object_size: None,
+            object_sha256: None,
+            store_checksum: None,
+            codec: None,
+            attempts: 0,
+            last_error: None,
+            retry_at: None,
+            first_seen: 0,
+            updated_at: 0,
+            campaign: None,
+            call_time: None,
+            phone: None,
+            agent: None,
+            lead_id: None,
+            deleted_at: None,
+            deleted_by: None,
+            call_length: None,
+            vicidial_recording_id: None,
+            erasure: None,
+        }
+    }
+}

@@ -1,44 +1,18 @@
 //! Links: signing, identity, parsing.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::recording::{FileIdentity, State};
 
 fn recording(id: i64, name: &str, sha: Option<u8>) -> Recording {
+    let example = Recording::example(id, name);
     Recording {
-        id,
-        path: PathBuf::from(format!("/spool/{name}")),
-        name: name.as_bytes().to_vec(),
         identity: FileIdentity {
-            dev: 1,
-            ino: 2,
-            size: 300,
             mtime_ns: 1_700_000_000_000_000_000,
+            ..example.identity
         },
         state: State::LocalDeleted,
-        resume_state: None,
         sha256: sha.map(|b| hex::encode([b; 32])),
-        object_key: None,
-        object_size: None,
-        object_sha256: None,
-        store_checksum: None,
-        codec: None,
-        attempts: 0,
-        last_error: None,
-        retry_at: None,
-        first_seen: 0,
-        updated_at: 0,
-        campaign: None,
-        call_time: None,
-        phone: None,
-        agent: None,
-        lead_id: None,
-        deleted_at: None,
-        deleted_by: None,
-        call_length: None,
-        vicidial_recording_id: None,
-        erasure: None,
+        ..example
     }
 }
 
