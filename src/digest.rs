@@ -119,9 +119,15 @@ pub fn from_hex(text: &str) -> Option<[u8; 32]> {
 /// always) costs no `mkdir` and no `stat`, and a folder removed while
 /// running (staging, a store's date folder) is made again.
 pub fn open_making_folders(options: &OpenOptions, path: &Path) -> io::Result<File> {
+    open_making(options, path, path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Like [`open_making_folders`], making `folder` (the one `path` needs):
+/// for an open of a folder itself (`O_TMPFILE`).
+pub fn open_making(options: &OpenOptions, path: &Path, folder: &Path) -> io::Result<File> {
     match options.open(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+            fs::create_dir_all(folder)?;
             options.open(path)
         }
         other => other,

@@ -364,10 +364,11 @@ fn is_digest_rejection(message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::recording::State;
     use crate::store::single_part_checksum;
-    use std::collections::BTreeMap;
 
     const SHA: [u8; 32] = [7; 32];
 

@@ -83,13 +83,7 @@ fn unnamed_in(dir: &Path) -> io::Result<File> {
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .mode(0o666);
-    match options.open(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir)?;
-            options.open(dir)
-        }
-        other => other,
-    }
+    digest::open_making(&options, dir, dir)
 }
 
 /// True for the ways a filesystem or kernel says it has no `O_TMPFILE`.
