@@ -170,10 +170,11 @@ impl NameTemplate {
     /// Matches a whole file name: the template, then optionally a leg suffix
     /// (`-all`, `-in`, `-out`) and extensions (`.wav`, `.mp3`, `.wav.zst`).
     pub fn matches(&self, name: &[u8]) -> Option<NameFields> {
-        let mut values = Vec::with_capacity(self.parts.len());
-        if !match_parts(&self.parts, name, &mut values) {
+        let mut search = Search::new(&self.parts, name);
+        if !search.from(0, 0) {
             return None;
         }
+        let values = search.values;
         let mut fields = NameFields::default();
         let (mut full, mut tiny, mut epoch) = (None, None, None);
         for (var, value) in values {
@@ -197,23 +198,64 @@ impl NameTemplate {
     }
 }
 
-/// Backtracking match; shortest variable values first.
-fn match_parts<'n>(parts: &[Part], name: &'n [u8], out: &mut Vec<(Variable, &'n [u8])>) -> bool {
-    match parts.split_first() {
-        None => is_tail(name),
-        Some((Part::Text(t), rest)) => {
-            name.starts_with(t) && match_parts(rest, &name[t.len()..], out)
+/// A backtracking match (shortest variable values first) that remembers
+/// where it failed: each (part, offset) is tried at most once, so a
+/// template of many variables and separators against an odd file name takes
+/// parts × length² steps, not exponential time.
+struct Search<'t, 'n> {
+    parts: &'t [Part],
+    name: &'n [u8],
+    /// `failed[part * (name.len() + 1) + at]`: the parts from `part` on
+    /// cannot match the name from `at` on.
+    failed: Vec<bool>,
+    values: Vec<(Variable, &'n [u8])>,
+    /// Calls to [`Search::from`], for the test of the bound.
+    #[cfg(test)]
+    calls: usize,
+}
+
+impl<'t, 'n> Search<'t, 'n> {
+    fn new(parts: &'t [Part], name: &'n [u8]) -> Self {
+        Search {
+            parts,
+            name,
+            failed: vec![false; (parts.len() + 1) * (name.len() + 1)],
+            values: Vec::with_capacity(parts.len()),
+            #[cfg(test)]
+            calls: 0,
         }
-        Some((Part::Var(v), rest)) => {
-            for len in v.candidates(name) {
-                out.push((*v, &name[..len]));
-                if match_parts(rest, &name[len..], out) {
-                    return true;
-                }
-                out.pop();
+    }
+
+    /// Whether the parts from `part` on match the name from `at` on (the
+    /// values found pushed onto `values`).
+    fn from(&mut self, part: usize, at: usize) -> bool {
+        let memo = part * (self.name.len() + 1) + at;
+        if self.failed[memo] {
+            return false;
+        }
+        #[cfg(test)]
+        {
+            self.calls += 1;
+        }
+        let name = self.name;
+        let rest = &name[at..];
+        let found = match self.parts.get(part) {
+            None => is_tail(rest),
+            Some(Part::Text(t)) => rest.starts_with(t) && self.from(part + 1, at + t.len()),
+            Some(Part::Var(v)) => {
+                let v = *v;
+                v.candidates(rest).into_iter().any(|len| {
+                    self.values.push((v, &rest[..len]));
+                    let found = self.from(part + 1, at + len);
+                    if !found {
+                        self.values.pop();
+                    }
+                    found
+                })
             }
-            false
-        }
+        };
+        self.failed[memo] = !found;
+        found
     }
 }
 
@@ -441,6 +483,45 @@ mod tests {
         assert!(NameTemplate::parse("recording").is_err());
         assert!(NameTemplate::parse("CAMPAIGNAGENT").is_err());
         assert!(NameTemplate::parse("FULLDATECUSTPHONE").is_ok());
+    }
+
+    /// Found by the fuzzer: many word variables between the same letters,
+    /// against a name of those letters that ends wrong, took exponential
+    /// time (minutes of one core, the whole intake stalled on one file).
+    /// Each (part, offset) is now tried once, whatever the name.
+    #[test]
+    fn an_odd_name_against_a_template_of_many_variables_takes_bounded_steps() {
+        let template = t("CALLIDbbbbbbbbbbbCALLIDbINGROUPbbbbCALLIDbbbbbbbbbbCALLIDbbCAMPAIGNbbbb");
+        let fuzzed = [
+            &b"b".repeat(94)[..],
+            b"CALLID",
+            &b"b".repeat(8),
+            b"\0",
+            &b"b".repeat(29),
+            b"CAMPA",
+        ]
+        .concat();
+        for name in [
+            fuzzed,
+            [&b"b".repeat(130)[..], b"CALLID", &b"b".repeat(20), b"!"].concat(),
+            [&b"b".repeat(254)[..], b"!"].concat(),
+            [&b"b".repeat(60)[..], b"!"].concat(),
+        ] {
+            let name = &name[..];
+            let mut search = Search::new(&template.parts, name);
+            assert!(!search.from(0, 0), "{}", String::from_utf8_lossy(name));
+            let bound = (template.parts.len() + 1) * (name.len() + 1) * (name.len() + 2);
+            assert!(
+                search.calls <= bound,
+                "{} calls, bound {bound}",
+                search.calls
+            );
+            assert!(template.matches(name).is_none());
+        }
+        // Memory of failures does not change which match is found first.
+        let f = fields("CALLID_CALLID_CAMPAIGN", b"a_b_c_d-all.wav");
+        assert_eq!(f.call_id.as_deref(), Some("b"));
+        assert_eq!(f.campaign.as_deref(), Some("c_d"));
     }
 
     #[test]
