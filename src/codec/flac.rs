@@ -12,7 +12,8 @@
 //! Object layout: `fLaC`, STREAMINFO, `riff` blocks (RIFF header, chunks
 //! before the samples, the 8-byte data chunk header, chunks after the
 //! samples), then the frames. Encoding reads the recording once, front to
-//! back, hashing it as it goes; decoding reads the object once, front to
+//! back, hashing it as it goes, then once more beside the object as the
+//! round-trip check rebuilds it; decoding reads the object once, front to
 //! back (the chunks after the samples, at most [`MAX_TAIL`] bytes, wait in
 //! memory until the samples are out); memory stays bounded whatever the
 //! file size.
@@ -27,6 +28,8 @@ use crate::digest::{CHUNK, HashingReader};
 mod decoder;
 mod encoder;
 mod unpack;
+
+use unpack::Matched;
 
 pub use unpack::decode_from;
 
@@ -64,12 +67,13 @@ pub enum EncodeError {
 }
 
 /// Encodes the WAV `source` into a FLAC object written to `dest`, then
-/// decodes `dest` back and checks that it rebuilds the original's SHA-256
-/// and size: an `Ok` object is verified, and its SHA-256 is that of the bytes
-/// the check read (the object's [`Encoded`] says [`Codec::Flac`]).
+/// decodes `dest` back and checks that it rebuilds the original byte for
+/// byte: an `Ok` object is verified (the object's [`Encoded`] says
+/// [`Codec::Flac`]; its SHA-256 is that of the bytes the check read).
 ///
-/// `source` is read once, front to back (after `wav::inspect` walked its
-/// chunk headers); the caller keeps its identity checks around this call.
+/// `source` is read twice, front to back (after `wav::inspect` walked its
+/// chunk headers): to encode and hash it, then beside the rebuilt bytes; the
+/// caller keeps its identity checks around this call.
 /// `dest` must be empty and open for reading and writing (a fresh staging
 /// file: `OpenOptions::new().read(true).write(true).create_new(true)`); it is
 /// written from its start, with seeks (the blocks of chunks after the samples
@@ -93,7 +97,7 @@ pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
         }));
     }
     source.seek(SeekFrom::Start(0)).map_err(EncodeError::Read)?;
-    let mut original = HashingReader::new(BufReader::with_capacity(CHUNK, source));
+    let mut original = HashingReader::new(BufReader::with_capacity(CHUNK, &mut source));
     dest.seek(SeekFrom::Start(0)).map_err(EncodeError::Write)?;
     let mut object = BufWriter::with_capacity(CHUNK, &mut dest);
     write_object(&layout, &mut original, &mut object)?;
@@ -101,24 +105,28 @@ pub fn encode<R: Read + Seek, W: Read + Write + Seek>(
     drop(object);
     let (sha256, size) = original.finish();
 
+    // The object must rebuild the original byte for byte, as read again:
+    // stronger than libFLAC's MD5 check, or than comparing SHA-256s. (Should
+    // the file change between the two reads, it no longer matches: the
+    // caller falls back to zstd and its identity checks see the change.)
     dest.seek(SeekFrom::Start(0)).map_err(EncodeError::Write)?;
-    // The SHA-256 comparison below is stronger than libFLAC's MD5 check.
-    let back = unpack::rebuild(&mut dest, io::sink(), false).map_err(|e| match e.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => {
-            EncodeError::RoundTrip(e.to_string())
-        }
-        _ => EncodeError::Write(e),
-    })?;
-    if (back.sha256, back.size) != (sha256, size) {
-        return Err(EncodeError::RoundTrip(mismatch(&back, &sha256, size)));
-    }
+    source.seek(SeekFrom::Start(0)).map_err(EncodeError::Read)?;
+    let (object_sha256, object_size) = match unpack::rebuild_matching(&mut dest, &mut source) {
+        Matched::Same {
+            object_sha256,
+            object_size,
+        } => (object_sha256, object_size),
+        Matched::Differs(why) => return Err(EncodeError::RoundTrip(why)),
+        Matched::ObjectUnreadable(e) => return Err(EncodeError::Write(e)),
+        Matched::OriginalUnreadable(e) => return Err(EncodeError::Read(e)),
+    };
     Ok(Encoded {
         codec: Codec::Flac,
         fallback: None,
         sha256,
         size,
-        object_sha256: back.object_sha256,
-        object_size: back.object_size,
+        object_sha256,
+        object_size,
     })
 }
 

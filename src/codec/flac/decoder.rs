@@ -38,7 +38,8 @@ impl Drop for RawDecoder {
 /// `streaminfo`), writing PCM to `out` as each frame is decoded. Returns the
 /// number of samples per channel. `check_md5`: also check STREAMINFO's MD5
 /// of the samples (13 % of decoding time; redundant where the caller
-/// compares the rebuilt file's SHA-256, as the round-trip check does).
+/// compares the rebuilt file with the original byte for byte, as the
+/// round-trip check does).
 pub fn decode_frames(
     streaminfo: &[u8; 34],
     input: &mut dyn Read,

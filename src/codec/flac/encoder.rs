@@ -100,13 +100,21 @@ impl<'w> FrameEncoder<'w> {
     /// Encodes interleaved samples (a whole number of frames).
     pub fn write(&mut self, interleaved: &[i32], channels: u32) -> io::Result<()> {
         let frames = (interleaved.len() / channels as usize) as u32;
-        // SAFETY: the buffer holds `frames * channels` samples.
+        // SAFETY: the buffer holds `frames * channels` samples; one channel's
+        // interleaved samples are its plane. libFLAC's planar entry point
+        // checks and copies a plane at once where the interleaved one goes
+        // sample by sample, channel by channel.
         let ok = unsafe {
-            sys::FLAC__stream_encoder_process_interleaved(
-                self.raw.as_ptr(),
-                interleaved.as_ptr(),
-                frames,
-            )
+            if channels == 1 {
+                let planes = [interleaved.as_ptr()];
+                sys::FLAC__stream_encoder_process(self.raw.as_ptr(), planes.as_ptr(), frames)
+            } else {
+                sys::FLAC__stream_encoder_process_interleaved(
+                    self.raw.as_ptr(),
+                    interleaved.as_ptr(),
+                    frames,
+                )
+            }
         };
         self.check(ok)
     }

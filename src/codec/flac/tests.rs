@@ -445,3 +445,47 @@ fn decoding_writes_as_it_reads() {
         object.len()
     );
 }
+
+/// The round-trip check takes exactly the original: one byte changed, added
+/// or missing anywhere (header, samples, end) is a difference it names, and
+/// an original that cannot be read is told apart from a damaged object.
+#[test]
+fn the_round_trip_check_takes_the_original_byte_for_byte_and_nothing_else() {
+    let wav = with_extra_chunks(WavFile::asterisk(5000)).bytes();
+    let (_, object) = round_trip(&wav);
+    let check = |original: &[u8]| unpack::rebuild_matching(Cursor::new(&object), original);
+    match check(&wav) {
+        Matched::Same {
+            object_sha256,
+            object_size,
+        } => assert_eq!(
+            (object_sha256, object_size),
+            (sha256(&object), object.len() as u64)
+        ),
+        _ => panic!("the original does not match its own object"),
+    }
+    let data_at = wav.windows(4).position(|w| w == b"data").unwrap();
+    for (at, what) in [(20, "a header byte"), (data_at + 4000, "a sample byte")] {
+        let mut other = wav.clone();
+        other[at] ^= 0x10;
+        let Matched::Differs(why) = check(&other) else {
+            panic!("{what} changed went unseen")
+        };
+        assert!(why.ends_with(&format!("at {at}")), "{what}: {why}");
+    }
+    let longer = [&wav[..], &[0]].concat();
+    assert!(matches!(check(&longer), Matched::Differs(why) if why.contains("longer")));
+    let shorter = &wav[..wav.len() - 1];
+    assert!(matches!(check(shorter), Matched::Differs(why) if why.contains("more bytes")));
+
+    struct Unreadable;
+    impl Read for Unreadable {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("disk on fire"))
+        }
+    }
+    let unreadable = unpack::rebuild_matching(Cursor::new(&object), Unreadable);
+    assert!(matches!(unreadable, Matched::OriginalUnreadable(e) if e.to_string().contains("fire")));
+    let damaged = unpack::rebuild_matching(Cursor::new(&object[..object.len() / 2]), &wav[..]);
+    assert!(matches!(damaged, Matched::Differs(_)));
+}

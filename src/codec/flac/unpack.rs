@@ -5,7 +5,7 @@
 //! [`MAX_BUFFERED_TAIL`] bytes) until the samples are out. So an object can
 //! be decoded straight from a network stream, with bounded memory.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::{APPLICATION, RIFF_ID, STREAMINFO, decoder, invalid, parse_streaminfo};
 use crate::codec::Decoded;
@@ -22,16 +22,77 @@ pub const MAX_BUFFERED_TAIL: u64 = 16 << 20;
 /// foreign object is an `InvalidData` error (after writing whatever came
 /// before the damage).
 pub fn decode_from(object: impl Read, out: impl Write) -> io::Result<Decoded> {
-    rebuild(object, out, true)
+    let mut wav = HashingWriter::new(out);
+    let (object_sha256, object_size) = rebuild_into(object, &mut wav, true)?;
+    let (_, sha256, size) = wav.finish();
+    Ok(Decoded {
+        sha256,
+        size,
+        object_sha256,
+        object_size,
+    })
 }
 
-/// [`decode_from`]; `check_md5` as for [`decoder::decode_frames`].
-pub(super) fn rebuild(object: impl Read, out: impl Write, check_md5: bool) -> io::Result<Decoded> {
+/// The round-trip check: rebuilds the original from `object`, checking every
+/// rebuilt byte against `original`, read front to back. A byte that differs,
+/// or an original longer or shorter than what the object rebuilds, is
+/// [`Matched::Differs`]. Byte for byte is stronger than comparing SHA-256s
+/// (or than STREAMINFO's MD5, left unchecked), and reading the original
+/// again from the page cache costs a third of hashing what was rebuilt.
+pub(super) fn rebuild_matching(object: impl Read, original: impl Read) -> Matched {
+    let mut wav = Matching {
+        original: BufReader::with_capacity(CHUNK, original),
+        at: 0,
+        failed: None,
+    };
+    let rebuilt = rebuild_into(object, &mut wav, false).and_then(|digest| {
+        wav.at_end()?;
+        Ok(digest)
+    });
+    match (rebuilt, wav.failed) {
+        (_, Some(e)) => Matched::OriginalUnreadable(e),
+        (Ok((object_sha256, object_size)), None) => Matched::Same {
+            object_sha256,
+            object_size,
+        },
+        (Err(e), None) if is_damage(&e) => Matched::Differs(e.to_string()),
+        (Err(e), None) => Matched::ObjectUnreadable(e),
+    }
+}
+
+/// What [`rebuild_matching`] found.
+pub(super) enum Matched {
+    /// The object rebuilds the original exactly.
+    Same {
+        object_sha256: [u8; 32],
+        object_size: u64,
+    },
+    /// It rebuilds something else, or is damaged: why.
+    Differs(String),
+    /// Reading the object failed.
+    ObjectUnreadable(io::Error),
+    /// Reading the original failed.
+    OriginalUnreadable(io::Error),
+}
+
+fn is_damage(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// Rebuilds the original from `object` into `wav`; returns the object's
+/// SHA-256 and size.
+fn rebuild_into(
+    object: impl Read,
+    wav: &mut impl Write,
+    check_md5: bool,
+) -> io::Result<([u8; 32], u64)> {
     let mut input = HashingReader::new(BufReader::with_capacity(CHUNK, object));
-    let mut wav = HashingWriter::new(out);
-    let meta = read_metadata(&mut input, &mut wav)?;
+    let meta = read_metadata(&mut input, wav)?;
     let streaminfo = meta.streaminfo.ok_or_else(|| invalid("no STREAMINFO"))?;
-    let samples = decoder::decode_frames(&streaminfo, &mut input, &mut wav, check_md5)?;
+    let samples = decoder::decode_frames(&streaminfo, &mut input, wav, check_md5)?;
     let (params, total) = parse_streaminfo(&streaminfo);
     let frame_bytes = u64::from(params.channels * params.bits_per_sample / 8);
     if samples != total || samples * frame_bytes != meta.data_size {
@@ -45,14 +106,79 @@ pub(super) fn rebuild(object: impl Read, out: impl Write, check_md5: bool) -> io
     }
     wav.write_all(&meta.tail)?;
     wav.flush()?;
-    let (object_sha256, object_size) = input.finish();
-    let (_, sha256, size) = wav.finish();
-    Ok(Decoded {
-        sha256,
-        size,
-        object_sha256,
-        object_size,
-    })
+    Ok(input.finish())
+}
+
+/// A writer that takes only the bytes `original` holds next, in order.
+struct Matching<R> {
+    original: BufReader<R>,
+    /// Bytes matched so far.
+    at: u64,
+    /// Reading the original failed (kept: the decoder reports its own error).
+    failed: Option<io::Error>,
+}
+
+impl<R: Read> Matching<R> {
+    /// Reads up to `want` of the original's next bytes, hands them to `f`,
+    /// consumes them; `None` at the original's end.
+    fn next_bytes<T>(&mut self, want: usize, f: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
+        let next = match self.original.fill_buf() {
+            Ok(next) => next,
+            Err(e) => {
+                self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+                return Err(e);
+            }
+        };
+        if next.is_empty() {
+            return Ok(None);
+        }
+        let n = next.len().min(want);
+        let out = f(&next[..n]);
+        self.original.consume(n);
+        Ok(Some(out))
+    }
+
+    /// The original must end where the rebuilt bytes did.
+    fn at_end(&mut self) -> io::Result<()> {
+        match self.next_bytes(1, |_| ())? {
+            None => Ok(()),
+            Some(()) => Err(invalid(format!(
+                "object rebuilds {} bytes, the original is longer",
+                self.at
+            ))),
+        }
+    }
+}
+
+impl<R: Read> Write for Matching<R> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let at = self.at;
+        let Some((n, differs)) = self.next_bytes(buf.len(), |next| {
+            let same = next == &buf[..next.len()];
+            let differs = (!same).then(|| next.iter().zip(buf).take_while(|(a, b)| a == b).count());
+            (next.len(), differs)
+        })?
+        else {
+            return Err(invalid(format!(
+                "object rebuilds more bytes than the original's {at}"
+            )));
+        };
+        if let Some(i) = differs {
+            return Err(invalid(format!(
+                "object rebuilds another byte than the original's at {}",
+                at + i as u64
+            )));
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The metadata section as it is walked: STREAMINFO, where the next `riff`
