@@ -219,7 +219,11 @@ fn interleave<'a>(
 ) {
     pcm.clear();
     if p.channels == 1 && p.bits_per_sample == 16 {
-        pcm.extend(plane(0).iter().flat_map(|&v| (v as i16).to_le_bytes()));
+        let samples = plane(0);
+        pcm.resize(samples.len() * 2, 0);
+        for (out, &v) in pcm.chunks_exact_mut(2).zip(samples) {
+            out.copy_from_slice(&(v as i16).to_le_bytes());
+        }
         return;
     }
     let width = (p.bits_per_sample / 8) as usize;

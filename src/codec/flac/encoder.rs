@@ -29,6 +29,9 @@ fn block_size(sample_rate: u32) -> u32 {
     }
 }
 
+/// Highest LPC order tried (see [`FrameEncoder::new`]).
+const MAX_LPC_ORDER: u32 = 11;
+
 /// libFLAC's encoder set up for speech, writing frames to `out`.
 pub struct FrameEncoder<'w> {
     raw: NonNull<sys::FLAC__StreamEncoder>,
@@ -42,12 +45,18 @@ struct EncoderSink<'w> {
 }
 
 impl<'w> FrameEncoder<'w> {
-    /// Level 5 with 12th-order LPC and short blocks (subset-compliant, so
-    /// any player can stream it), without STREAMINFO's MD5 of the samples:
-    /// it took 15-20 % of the encoding CPU, and the round-trip check
-    /// compares the original's SHA-256 (kept in the object's metadata),
-    /// which is stronger. `flac -t`/`flac -d` still check every frame's CRC
-    /// and say the MD5 is unset.
+    /// Level 5 with LPC up to order 11 and short blocks (subset-compliant,
+    /// so any player can stream it), without STREAMINFO's MD5 of the
+    /// samples: it took 15-20 % of the encoding CPU, and the round-trip
+    /// check compares the rebuilt bytes with the original, which is
+    /// stronger. `flac -t`/`flac -d` still check every frame's CRC and say
+    /// the MD5 is unset.
+    ///
+    /// Order 11, not 12: on CPUs with FMA, libFLAC computes the
+    /// autocorrelation for orders up to 11 with its 12-lag routine and for
+    /// 12 with its 16-lag one.
+    /// On 30 calls, order 11 took 43 % less autocorrelation CPU (4.4 % of
+    /// the codec's) for 0.016 % more bytes.
     pub fn new(
         params: StreamParams,
         total_samples: u64,
@@ -73,7 +82,7 @@ impl<'w> FrameEncoder<'w> {
                 && sys::FLAC__stream_encoder_set_sample_rate(e, params.sample_rate) != 0
                 && sys::FLAC__stream_encoder_set_compression_level(e, 5) != 0
                 && sys::FLAC__stream_encoder_set_blocksize(e, block_size(params.sample_rate)) != 0
-                && sys::FLAC__stream_encoder_set_max_lpc_order(e, 12) != 0
+                && sys::FLAC__stream_encoder_set_max_lpc_order(e, MAX_LPC_ORDER) != 0
                 && sys::FLAC__stream_encoder_set_total_samples_estimate(e, total_samples) != 0
                 && FLAC__stream_encoder_set_do_md5(e, 0) != 0;
             if !ok {
