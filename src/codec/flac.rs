@@ -25,6 +25,8 @@ use super::wav::{self, Chunk, InspectError, NotFlacable, WavLayout, read_full};
 use super::{Codec, Decoded, Encoded};
 use crate::digest::{CHUNK, HashingReader};
 
+#[cfg(target_os = "linux")]
+mod cpu;
 mod decoder;
 mod encoder;
 mod unpack;
