@@ -4,7 +4,7 @@
 //! `cpuid` six times to pick its SIMD routines. In a virtual machine each
 //! `cpuid` traps to the hypervisor: archiving 20,000 2 KB recordings (one
 //! encoder and one round-trip decoder each), it was 6.1 % of recvault's CPU,
-//! about 46 µs per recording (perf, AMD EPYC VM, 2026-12-07).
+//! about 48 µs per recording (perf, AMD EPYC VM, 2026-12-07).
 //!
 //! The link flag `--wrap=FLAC__cpu_info` (build.rs) sends libFLAC's calls
 //! here. The first call asks libFLAC's own function (`__real_…`) and keeps
@@ -57,14 +57,15 @@ unsafe extern "C" fn __wrap_FLAC__cpu_info(info: *mut u8) {
 /// struct it wrote is [`CPU_INFO_LEN`] bytes long.
 fn ask_libflac() -> Option<[u8; CPU_INFO_LEN]> {
     let written = probe();
-    if written.len() != CPU_INFO_LEN {
+    let bytes = written.len();
+    let kept = written.try_into().ok();
+    if kept.is_none() {
         tracing::debug!(
-            bytes = written.len(),
+            bytes,
             "libFLAC's CPU check is not the size known; asking it at every start"
         );
-        return None;
     }
-    written.try_into().ok()
+    kept
 }
 
 /// The bytes libFLAC's `FLAC__cpu_info` writes (see the module's notes).
