@@ -25,8 +25,10 @@ mod settled;
 pub use settled::{MOST, SettledNames};
 
 /// The states whose local file is still the ledger's concern: the predicate
-/// of the partial index `recordings_local_path`, word for word, so it is used.
-const LOCAL: &str = "state NOT IN ('local_deleted', 'remote_deleted', 'gone')";
+/// of the partial index `recordings_local`, word for word, so it is used
+/// (comparisons, not `NOT IN`: migration 0016 says why).
+pub(super) const LOCAL: &str =
+    "state <> 'local_deleted' AND state <> 'remote_deleted' AND state <> 'gone'";
 
 /// How many index rows [`Ledger::settled_at`] steps over, looking for the
 /// next name's, before it seeks it instead, while stepping pays ([`Steps`]):

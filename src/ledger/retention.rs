@@ -19,6 +19,12 @@ use crate::units::local_time;
 /// How many recordings one page (and one DeleteObjects request) holds.
 pub const PAGE: usize = 1000;
 
+/// The states retention looks at: the predicate of the partial indexes
+/// `recordings_retained_by_campaign` and `recordings_retained_by_time`, word for
+/// word, so they are used (comparisons, not `NOT IN`: migration 0016 says why).
+pub(super) const RETAINED: &str = "r.state <> 'seen' AND r.state <> 'remote_deleted' AND r.state <> 'gone' \
+     AND r.state <> 'quarantined'";
+
 /// A recording retention would delete (or would, but for a hold).
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -137,8 +143,7 @@ fn page_of<T>(
     };
     let sql = format!(
         "SELECT {cols}, r.retain_from, {held}, r.verified_at IS NOT NULL, r.id FROM recordings r \
-         WHERE r.state NOT IN ('seen', 'remote_deleted', 'gone', 'quarantined') \
-           AND {filter} {waiting} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
+         WHERE {RETAINED} AND {filter} {waiting} AND r.retain_from <= ? AND (r.retain_from, r.id) > (?, ?) \
          ORDER BY r.retain_from, r.id LIMIT ?",
         held = *HELD,
         filter = group.filter,

@@ -38,6 +38,18 @@ const MIGRATIONS: &[(&str, Option<Step>)] = &[
     (include_str!("migrations/0013_backlog.sql"), None),
     (include_str!("migrations/0014_console_exports.sql"), None),
     (include_str!("migrations/0015_recording_totals.sql"), None),
+    (
+        include_str!("migrations/0016_local_paths_compared.sql"),
+        None,
+    ),
+    (
+        include_str!("migrations/0017_retained_by_campaign_compared.sql"),
+        None,
+    ),
+    (
+        include_str!("migrations/0018_retained_by_time_compared.sql"),
+        None,
+    ),
 ];
 
 fn open_err(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
@@ -131,29 +143,45 @@ pub(super) fn connect_reader(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
-/// Applies the migrations the ledger at `path` has not had yet.
+/// Applies the migrations the ledger at `path` has not had yet, each in a
+/// transaction of its own (with its `user_version`): a big index build
+/// after another in one transaction failed (migration 0016 says how).
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), LedgerError> {
-    // IMMEDIATE takes the write lock before reading the version, so two
-    // processes opening a new ledger at once cannot both migrate it.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(LedgerError::TooNew {
-            path: path.to_path_buf(),
-            found: version,
-            known,
-        });
-    }
-    for (i, (sql, step)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    let mut announced = false;
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two
+        // processes opening a ledger at once cannot both apply a migration.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > known {
+            return Err(LedgerError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        let Some((sql, step)) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        if version > 0 && !announced {
+            // Some migrations rebuild indexes or read every row: on a big
+            // ledger the first start after an upgrade takes longer.
+            tracing::info!(
+                ledger = %path.display(),
+                from = version,
+                to = known,
+                "upgrading the ledger's schema; on a big ledger this reads every recording and may take minutes"
+            );
+            announced = true;
+        }
         tx.execute_batch(sql)?;
         if let Some(step) = step {
             step(&tx)?;
         }
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
     }
-    tx.commit()?;
-    Ok(())
 }
 
 /// Puts the phone numbers recorded before `recording::phone` existed (and
@@ -197,6 +225,120 @@ fn normalize_phones(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The opcodes, or the plan's details, SQLite gives for `sql` on `conn`.
+    fn explain(conn: &Connection, sql: &str, column: usize) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(column)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_state_change_builds_no_temporary_btree_and_the_partial_indexes_still_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut conn = connect(&path).unwrap();
+        migrate(&mut conn, &path).unwrap();
+        // Every insert and state change evaluates the partial indexes'
+        // predicates: with `NOT IN` lists each run built temporary b-trees.
+        let writes = [
+            "EXPLAIN INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, first_seen, \
+               updated_at) VALUES (x'2f61', x'61', 1, 1, 1, 1, 'seen', 1, 1)",
+            "EXPLAIN UPDATE recordings SET state = 'verified', updated_at = 2 WHERE id = 1",
+        ];
+        for sql in writes {
+            let ops = explain(&conn, sql, 1);
+            assert!(!ops.is_empty());
+            assert!(
+                !ops.iter().any(|op| op == "OpenEphemeral"),
+                "{sql}: {ops:?}"
+            );
+        }
+        // The queries that repeat the predicates may still use the indexes
+        // (SQLite refuses INDEXED BY a partial index they do not imply).
+        let reads = [
+            (
+                format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM recordings INDEXED BY recordings_local \
+                     WHERE path = x'2f61' AND {}",
+                    super::super::intake::LOCAL
+                ),
+                "recordings_local",
+            ),
+            (
+                format!(
+                    "EXPLAIN QUERY PLAN SELECT r.id FROM recordings r INDEXED BY recordings_retained_by_time \
+                     WHERE {} AND r.retain_from <= 5 ORDER BY r.retain_from, r.id LIMIT 10",
+                    super::super::retention::RETAINED
+                ),
+                "recordings_retained_by_time",
+            ),
+        ];
+        for (sql, index) in reads {
+            let plan = explain(&conn, &sql, 3);
+            assert!(plan.iter().any(|p| p.contains(index)), "{sql}: {plan:?}");
+        }
+    }
+
+    #[test]
+    fn the_rebuilt_partial_indexes_hold_what_the_old_ones_held() {
+        // 0016-0018 rebuild the indexes; the rows are long enough that each
+        // build's statement journal outgrows the 4 MiB kept in memory (in
+        // one transaction, the second build failed: "database or disk is full").
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite3");
+        let mut conn = connect(&path).unwrap();
+        {
+            // A ledger as the release before migration 0016 left it.
+            let tx = conn.transaction().unwrap();
+            for (sql, _) in &MIGRATIONS[..15] {
+                tx.execute_batch(sql).unwrap();
+            }
+            tx.pragma_update(None, "user_version", 15).unwrap();
+            tx.execute_batch(
+                "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at) VALUES \
+                   (1, x'2f61', x'61', 1, 1, 1, 1, 'settled', 1, 1), \
+                   (2, x'2f61', x'61', 1, 2, 1, 1, 'local_deleted', 1, 1), \
+                   (3, x'2f62', x'62', 1, 3, 1, 1, 'seen', 1, 1), \
+                   (4, x'2f63', x'63', 1, 4, 1, 1, 'gone', 1, 1); \
+                 WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 200099) \
+                 INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, \
+                   updated_at, campaign) \
+                 SELECT i, CAST(i AS BLOB), CAST(i AS BLOB), 1, i, 1, i, 'local_deleted', 1, 1, \
+                   printf('%0200d', i) FROM n;",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        migrate(&mut conn, &path).unwrap();
+        let (local, retained) = (
+            super::super::intake::LOCAL,
+            super::super::retention::RETAINED,
+        );
+        let count = |index: &str, predicate: &str| -> i64 {
+            let sql =
+                format!("SELECT COUNT(*) FROM recordings r INDEXED BY {index} WHERE {predicate}");
+            conn.query_row(&sql, [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count("recordings_local", local), 2, "settled and seen");
+        let kept = count("recordings_retained_by_time", retained);
+        assert_eq!(kept, 200_002, "settled and local_deleted");
+        assert_eq!(count("recordings_retained_by_campaign", retained), 200_002);
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        // Still unique among local files, and only among them.
+        let twin = "INSERT INTO recordings (path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at) \
+                    VALUES (x'2f61', x'61', 1, 9, 1, 1, 'seen', 1, 1)";
+        assert!(conn.execute(twin, []).is_err());
+        conn.execute(
+            "UPDATE recordings SET state = 'local_deleted' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+        conn.execute(twin, []).unwrap();
+    }
 
     #[test]
     fn phones_stored_before_normalisation_are_rewritten_once() {

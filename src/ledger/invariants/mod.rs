@@ -89,9 +89,10 @@ const GROUP_RULES: &[(&str, &str)] = &[
     ),
     (
         "no two recordings still local share a path",
-        "SELECT id FROM recordings WHERE state NOT IN ('local_deleted', 'remote_deleted', 'gone') \
+        "SELECT id FROM recordings \
+         WHERE state <> 'local_deleted' AND state <> 'remote_deleted' AND state <> 'gone' \
          AND path IN (SELECT path FROM recordings \
-          WHERE state NOT IN ('local_deleted', 'remote_deleted', 'gone') \
+          WHERE state <> 'local_deleted' AND state <> 'remote_deleted' AND state <> 'gone' \
           GROUP BY path HAVING COUNT(*) > 1)",
     ),
 ];
