@@ -226,6 +226,19 @@ fn normalize_phones(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
+    /// Brings `conn`'s new ledger to schema `version` only, as that
+    /// release left it, with `rows` (SQL) written into it.
+    fn ledger_at(conn: &mut Connection, version: usize, rows: &str) {
+        let tx = conn.transaction().unwrap();
+        for (sql, _) in &MIGRATIONS[..version] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", version as i64)
+            .unwrap();
+        tx.execute_batch(rows).unwrap();
+        tx.commit().unwrap();
+    }
+
     /// The opcodes, or the plan's details, SQLite gives for `sql` on `conn`.
     fn explain(conn: &Connection, sql: &str, column: usize) -> Vec<String> {
         let mut stmt = conn.prepare(sql).unwrap();
@@ -288,15 +301,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite3");
         let mut conn = connect(&path).unwrap();
-        {
-            // A ledger as the release before migration 0016 left it.
-            let tx = conn.transaction().unwrap();
-            for (sql, _) in &MIGRATIONS[..15] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 15).unwrap();
-            tx.execute_batch(
-                "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at) VALUES \
+        // A ledger as the release before migration 0016 left it.
+        ledger_at(
+            &mut conn,
+            15,
+            "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at) VALUES \
                    (1, x'2f61', x'61', 1, 1, 1, 1, 'settled', 1, 1), \
                    (2, x'2f61', x'61', 1, 2, 1, 1, 'local_deleted', 1, 1), \
                    (3, x'2f62', x'62', 1, 3, 1, 1, 'seen', 1, 1), \
@@ -306,10 +315,7 @@ mod tests {
                    updated_at, campaign) \
                  SELECT i, CAST(i AS BLOB), CAST(i AS BLOB), 1, i, 1, i, 'local_deleted', 1, 1, \
                    printf('%0200d', i) FROM n;",
-            )
-            .unwrap();
-            tx.commit().unwrap();
-        }
+        );
         migrate(&mut conn, &path).unwrap();
         let (local, retained) = (
             super::super::intake::LOCAL,
@@ -344,26 +350,18 @@ mod tests {
     fn phones_stored_before_normalisation_are_rewritten_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("l.sqlite3");
-        {
-            // A ledger as the release before `recording::phone` left it.
-            let mut conn = connect(&path).unwrap();
-            let tx = conn.transaction().unwrap();
-            for (sql, _) in &MIGRATIONS[..3] {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 3).unwrap();
-            tx.execute_batch(
-                "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, phone) VALUES \
+        // A ledger as the release before `recording::phone` left it.
+        ledger_at(
+            &mut connect(&path).unwrap(),
+            3,
+            "INSERT INTO recordings (id, path, name, dev, ino, size, mtime_ns, state, first_seen, updated_at, phone) VALUES \
                    (1, x'2f61', x'61', 1, 1, 1, 1, 'seen', 1, 1, '15551234567'), \
                    (2, x'2f62', x'62', 1, 2, 1, 1, 'seen', 1, 1, '5551234567'), \
                    (3, x'2f63', x'63', 1, 3, 1, 1, 'seen', 1, 1, '442079460958'), \
                    (4, x'2f64', x'64', 1, 4, 1, 1, 'seen', 1, 1, NULL); \
                  INSERT INTO holds (id, case_id, reason, created_by, created_at) VALUES (1, 'C', 'r', 'u', 1), (2, 'D', 'r', 'u', 1); \
                  INSERT INTO hold_selectors (hold_id, kind, value) VALUES (1, 'phone', '15551234567'), (2, 'agent', '15551234567');",
-            )
-            .unwrap();
-            tx.commit().unwrap();
-        }
+        );
         let ledger = crate::ledger::Ledger::open(&path).unwrap();
         let phones: Vec<Option<String>> = (1..=4)
             .map(|id| ledger.recording(id).unwrap().phone)
